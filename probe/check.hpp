@@ -1,0 +1,90 @@
+// The three interfaces that carry the probe (after Cloudprober): a Check runs once when asked,
+// the Scheduler decides when and enforces deadlines, Sinks receive results without blocking.
+//
+// A check kind lives in probe/checks/<kind>/ with its config parsing and validation; it registers
+// one factory line in probe/checks/registry.cpp. The core never switches on the kind.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/observation.hpp"
+#include "common/time.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace vantage {
+class IdGenerator;
+class Clock;
+}  // namespace vantage
+
+namespace vantage::probe {
+
+namespace net {
+class CurlMulti;
+}
+class ResolverPool;
+
+// Shared network services, owned by the probe and valid for every run.
+struct Services {
+  boost::asio::io_context& io;
+  net::CurlMulti& curl;
+  ResolverPool& resolvers;
+  IdGenerator& ids;
+  const Clock& clock;
+};
+
+// Settings every check has, whatever its kind (probe/config.hpp fills the defaults).
+struct CheckCommon {
+  std::string id;    // unique within the probe; [A-Za-z0-9_.-]+
+  std::string kind;  // registry name
+  std::chrono::nanoseconds interval{std::chrono::seconds(30)};
+  std::chrono::nanoseconds timeout{std::chrono::seconds(10)};  // per attempt, < interval
+  int retries = 0;                                          // extra attempts after a failure
+  std::chrono::nanoseconds retry_backoff{std::chrono::seconds(1)};
+};
+
+// One run's inputs.
+struct RunContext {
+  Services& services;
+  SteadyTime deadline;  // the attempt must finish by then (start + timeout)
+  UtcTime started;      // UTC start of the attempt
+  std::string trace_id; // W3C trace-id for every request of this run
+  std::string check_id;
+
+  // Milliseconds left until the deadline (at least 1).
+  std::chrono::milliseconds remaining() const;
+};
+
+class Check {
+ public:
+  explicit Check(CheckCommon common) : common_(std::move(common)) {}
+  virtual ~Check() = default;
+  Check(const Check&) = delete;
+  Check& operator=(const Check&) = delete;
+
+  const CheckCommon& common() const noexcept { return common_; }
+  const std::string& id() const noexcept { return common_.id; }
+
+  // Runs the check once and returns its results: usually one, several when a check observes
+  // several targets in one run (every resolved address, every resolver). Each result carries
+  // target, outcome, phases and the kind's facts; the scheduler fills id, time and vantage.
+  // Network failures are results, never exceptions; the coroutine is cancelled (and may throw
+  // operation_aborted) only at shutdown.
+  virtual boost::asio::awaitable<std::vector<CheckResult>> run(RunContext& ctx) = 0;
+
+  // A short description for logs and --list ("GET https://example.com/").
+  virtual std::string describe() const = 0;
+
+ private:
+  CheckCommon common_;
+};
+
+using CheckPtr = std::unique_ptr<Check>;
+
+}  // namespace vantage::probe

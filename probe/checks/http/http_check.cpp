@@ -1,0 +1,304 @@
+#include "probe/checks/http/http_check.hpp"
+
+#include <algorithm>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/config_node.hpp"
+#include "common/ids.hpp"
+#include "probe/async_util.hpp"
+#include "probe/checks/common_config.hpp"
+#include "probe/net/url.hpp"
+
+namespace vantage::probe::checks::http {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+namespace {
+
+bool valid_header_name(const std::string& name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    // RFC 9110 §5.6.2 token characters.
+    if (!(std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                                 std::string_view::npos)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+HttpConfig parse_http_config(const ConfigNode& node) {
+  expect_check_keys(node, {"url", "method", "headers", "body", "follow_redirects", "max_redirects",
+                           "ip_family", "every_address", "resolvers", "http_version", "tls",
+                           "max_body_bytes", "expect"});
+  HttpConfig c;
+  const ConfigNode url = node.require("url");
+  c.url = url.as_nonempty_string();
+  std::string error;
+  if (!net::parse_http_url(c.url, error)) url.fail(error);
+  if (auto v = node.get("method")) {
+    c.method = v->as_enum({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"});
+  }
+  if (auto v = node.get("headers")) {
+    for (auto& [name, value] : v->entries()) {
+      if (!valid_header_name(name)) value.fail("invalid header name");
+      const std::string text = value.as_string();
+      if (text.find_first_of("\r\n") != std::string::npos) value.fail("header values cannot contain line breaks");
+      c.headers.emplace_back(name, text);
+    }
+  }
+  if (auto v = node.get("body")) c.body = v->as_string();
+  if (auto v = node.get("follow_redirects")) c.follow_redirects = v->as_bool();
+  if (auto v = node.get("max_redirects")) c.max_redirects = static_cast<int>(v->as_int(0, 50));
+  if (auto v = node.get("ip_family")) c.ip_family = parse_ip_family(*v);
+  if (auto v = node.get("every_address")) c.every_address = v->as_bool();
+  if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v);
+  if (auto v = node.get("http_version")) c.http_version = v->as_enum({"1.1", "2"});
+  if (auto v = node.get("tls")) c.tls = parse_tls_options(*v);
+  if (auto v = node.get("max_body_bytes")) {
+    c.max_body_bytes = static_cast<std::size_t>(v->as_int(0, 64LL << 20));
+  }
+  if (c.method == "HEAD" && c.body) node.require("body").fail("a HEAD request cannot have a body");
+
+  if (auto expect = node.get("expect")) {
+    expect->expect_keys({"status", "body_matches", "body_not_matches", "json", "headers",
+                         "cert_expires_after", "max_duration"});
+    if (auto v = expect->get("status")) c.status = StatusSet::parse(*v);
+    if (auto v = expect->get("body_matches")) {
+      if (v->is_sequence()) {
+        for (const auto& item : v->items()) c.body_matches.push_back(Pattern::parse(item));
+      } else {
+        c.body_matches.push_back(Pattern::parse(*v));
+      }
+    }
+    if (auto v = expect->get("body_not_matches")) {
+      if (v->is_sequence()) {
+        for (const auto& item : v->items()) c.body_not_matches.push_back(Pattern::parse(item));
+      } else {
+        c.body_not_matches.push_back(Pattern::parse(*v));
+      }
+    }
+    if (auto v = expect->get("json")) {
+      for (auto& [location, value] : v->entries()) {
+        std::string err;
+        auto ptr = parse_json_location(location, err);
+        if (!ptr) value.fail(err);
+        c.json.push_back({location, *ptr, ValueMatcher::parse(value)});
+      }
+    }
+    if (auto v = expect->get("headers")) {
+      for (auto& [name, value] : v->entries()) {
+        if (!valid_header_name(name)) value.fail("invalid header name");
+        std::string lower = name;
+        std::transform(lower.begin(), lower.end(), lower.begin(),
+                       [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+        c.headers_expect.push_back({lower, ValueMatcher::parse(value)});
+      }
+    }
+    if (auto v = expect->get("cert_expires_after")) {
+      c.cert_expires_after = v->as_duration(std::chrono::nanoseconds(0), std::chrono::hours(24 * 3650));
+    }
+    if (auto v = expect->get("max_duration")) {
+      c.max_duration = v->as_duration(std::chrono::milliseconds(1), std::chrono::hours(1));
+    }
+  }
+  if (c.cert_expires_after && c.url.rfind("https", 0) != 0) {
+    node.require("expect").require("cert_expires_after").fail("needs an https:// URL");
+  }
+  return c;
+}
+
+HttpCheck::HttpCheck(CheckCommon common, HttpConfig config)
+    : Check(std::move(common)), config_(std::move(config)) {
+  std::string error;
+  const auto parts = net::parse_http_url(config_.url, error);
+  if (parts) {
+    host_ = parts->host;
+    port_ = parts->port;
+  }
+}
+
+std::string HttpCheck::describe() const { return config_.method + " " + net::strip_query_and_fragment(config_.url); }
+
+CheckPtr make_http_check(CheckCommon common, const ConfigNode& node) {
+  return std::make_unique<HttpCheck>(std::move(common), parse_http_config(node));
+}
+
+void record_exchange(const net::HttpExchange& ex, double dns_ms, CheckResult& r) {
+  std::string error;
+  const std::string url = ex.effective_url.empty() ? r.target.url : ex.effective_url;
+  if (auto parts = net::parse_http_url(url, error)) {
+    r.target.host = parts->host;
+    r.target.port = parts->port;
+  }
+  r.target.server_ip = ex.primary_ip;
+
+  const auto& p = ex.progress;
+  auto ms = [](std::int64_t us) { return static_cast<double>(us) / 1000.0; };
+  r.phases.dns = dns_ms;
+  const std::int64_t start_us = ex.namelookup_us;
+  if (p.connect_us > 0) r.phases.connect = ms(p.connect_us - start_us);
+  if (p.https && p.appconnect_us > 0 && p.connect_us > 0) r.phases.tls = ms(p.appconnect_us - p.connect_us);
+  if (p.starttransfer_us > 0 && p.pretransfer_us > 0) r.phases.ttfb = ms(p.starttransfer_us - p.pretransfer_us);
+  if (ex.completed() && p.starttransfer_us > 0) r.phases.transfer = ms(ex.total_us - p.starttransfer_us);
+
+  if (ex.status > 0) {
+    HttpFacts h;
+    h.status_code = static_cast<int>(ex.status);
+    h.http_version = ex.http_version;
+    h.redirects = ex.redirects;
+    h.content_length = ex.content_length;
+    h.body_bytes = ex.body_bytes;
+    h.final_url = net::strip_query_and_fragment(ex.effective_url);
+    r.http = std::move(h);
+  }
+  if (ex.tls.handshake_done || ex.tls.chain_seen) r.tls = ex.tls.facts;
+
+  if (!ex.completed()) {
+    const net::MappedFailure f = ex.failure();
+    r.outcome.type = f.type;
+    r.outcome.failed_at = f.phase;
+    r.outcome.detail = f.detail;
+    if (ex.status > 0) r.outcome.status_code = static_cast<int>(ex.status);
+    // The phase that failed gets the time spent in it, so a tcp.timed_out shows how long we waited.
+    const std::int64_t spent_from = f.phase == Phase::connect ? start_us
+                                    : f.phase == Phase::tls   ? p.connect_us
+                                    : f.phase == Phase::ttfb  ? std::max(p.pretransfer_us, p.appconnect_us)
+                                                              : p.starttransfer_us;
+    const double spent = ms(std::max<std::int64_t>(0, ex.total_us - spent_from));
+    switch (f.phase) {
+      case Phase::connect: r.phases.connect = spent; break;
+      case Phase::tls: r.phases.tls = spent; break;
+      case Phase::ttfb: r.phases.ttfb = spent; break;
+      case Phase::transfer: r.phases.transfer = spent; break;
+      default: break;
+    }
+  }
+}
+
+asio::awaitable<std::vector<CheckResult>> HttpCheck::run(RunContext& ctx) {
+  const auto start = std::chrono::steady_clock::now();
+  Resolution res = co_await ctx.services.resolvers.resolve(host_, config_.ip_family,
+                                                           config_.resolvers, ctx.deadline);
+  if (res.failure) {
+    CheckResult r;
+    r.target.url = net::strip_query_and_fragment(config_.url);
+    r.target.host = host_;
+    r.target.port = port_;
+    r.target.resolver = res.resolver;
+    r.outcome.type = res.failure->type;
+    r.outcome.failed_at = res.failure->phase;
+    r.outcome.detail = res.failure->detail;
+    r.phases.dns = res.dns_ms;
+    r.phases.total = to_ms(std::chrono::steady_clock::now() - start);
+    r.trace_id = ctx.trace_id;
+    co_return std::vector<CheckResult>{std::move(r)};
+  }
+  if (!config_.every_address || res.addresses.size() <= 1) {
+    std::vector<CheckResult> out;  // not vector{co_await …}: GCC 12 coroutine bug
+    out.push_back(co_await run_one(ctx, res, res.addresses));
+    co_return out;
+  }
+  std::vector<asio::awaitable<CheckResult>> tasks;
+  for (const auto& a : res.addresses) tasks.push_back(run_one(ctx, res, {a}));
+  co_return co_await gather(std::move(tasks));
+}
+
+asio::awaitable<CheckResult> HttpCheck::run_one(RunContext& ctx, const Resolution& res,
+                                                std::vector<std::string> addresses) {
+  const auto t0 = std::chrono::steady_clock::now();
+  net::HttpRequest req;
+  req.method = config_.method;
+  req.url = config_.url;
+  req.headers = config_.headers;
+  req.headers.emplace_back("traceparent", make_traceparent(ctx.trace_id, ctx.services.ids.span_id()));
+  req.headers.emplace_back("tracestate", "vantage=" + ctx.check_id);
+  req.body = config_.body;
+  req.follow_redirects = config_.follow_redirects;
+  req.max_redirects = config_.max_redirects;
+  req.pinned_addresses = std::move(addresses);
+  req.timeout = ctx.remaining();
+  req.connect_timeout = req.timeout;
+  req.tls = config_.tls;
+  req.max_body_bytes = config_.max_body_bytes;
+  req.http_version = config_.http_version;
+
+  const net::HttpExchange ex = co_await net::http_exchange(ctx.services.curl, req);
+
+  CheckResult r;
+  r.trace_id = ctx.trace_id;
+  r.target.url = net::strip_query_and_fragment(config_.url);
+  r.target.resolver = res.resolver;
+  record_exchange(ex, res.dns_ms, r);
+
+  if (ex.completed()) {
+    auto add = [&](std::string name, bool passed, std::string expected, std::string actual) {
+      r.assertions.push_back({std::move(name), passed, std::move(expected), std::move(actual)});
+      if (!passed && r.outcome.ok()) {
+        r.outcome.type = FailureType::assertion_failed;
+        r.outcome.failed_at = Phase::assertion;
+        r.outcome.assertion = r.assertions.back().name;
+        r.outcome.detail = r.assertions.back().name + ": expected " + r.assertions.back().expected +
+                           ", got " + r.assertions.back().actual;
+      }
+    };
+    const bool status_ok = config_.status.contains(ex.status);
+    if (!status_ok && ex.status >= 400) {
+      r.outcome.type = FailureType::http_error;
+      r.outcome.failed_at = Phase::assertion;
+      r.outcome.status_code = static_cast<int>(ex.status);
+      r.outcome.detail = "status " + std::to_string(ex.status) + " is not in " + config_.status.text();
+    }
+    add("status", status_ok, config_.status.text(), std::to_string(ex.status));
+    if (ex.status > 0) r.outcome.status_code = static_cast<int>(ex.status);
+
+    const std::string size = std::to_string(ex.body.size()) + " bytes";
+    for (const auto& p : config_.body_matches) {
+      const bool ok = p.search(ex.body);
+      add("body_matches", ok, p.source(), ok ? "matched" : "no match in " + size);
+    }
+    for (const auto& p : config_.body_not_matches) {
+      const bool ok = !p.search(ex.body);
+      add("body_not_matches", ok, "no match for " + p.source(), ok ? "no match" : "matched");
+    }
+    if (!config_.json.empty()) {
+      const json doc = json::parse(ex.body, nullptr, false);
+      for (const auto& a : config_.json) {
+        std::string actual;
+        bool ok = false;
+        if (doc.is_discarded()) {
+          actual = "the body is not JSON";
+        } else {
+          const json* v = doc.contains(a.pointer) ? &doc.at(a.pointer) : nullptr;
+          ok = a.matcher.check(v, actual);
+        }
+        add("json:" + a.location, ok, a.matcher.expected_text(), actual);
+      }
+    }
+    for (const auto& h : config_.headers_expect) {
+      std::string actual;
+      const bool ok = h.matcher.check_text(ex.header(h.name), actual);
+      add("header:" + h.name, ok, h.matcher.expected_text(), actual);
+    }
+    if (config_.cert_expires_after) {
+      const auto& facts = ex.tls.facts;
+      const UtcTime now = ctx.services.clock.utc_now();
+      const bool ok = facts.earliest_expiry && *facts.earliest_expiry - now >= *config_.cert_expires_after;
+      add("cert_expires_after", ok, "later than " + format_duration(*config_.cert_expires_after) + " from now",
+          facts.earliest_expiry ? format_rfc3339(*facts.earliest_expiry) : "no certificate");
+    }
+    if (config_.max_duration) {
+      const double took_ms = res.dns_ms + to_ms(std::chrono::steady_clock::now() - t0);
+      const bool ok = took_ms <= to_ms(*config_.max_duration);
+      add("max_duration", ok, format_duration(*config_.max_duration),
+          std::to_string(static_cast<long long>(took_ms)) + "ms");
+    }
+  }
+  r.phases.total = res.dns_ms + to_ms(std::chrono::steady_clock::now() - t0);
+  co_return r;
+}
+
+}  // namespace vantage::probe::checks::http

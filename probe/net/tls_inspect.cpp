@@ -1,0 +1,142 @@
+#include "probe/net/tls_inspect.hpp"
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace vantage::probe::net {
+namespace {
+
+int observation_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+TlsObservation* observation_of(const SSL* ssl) {
+  if (!ssl) return nullptr;
+  return static_cast<TlsObservation*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), observation_index()));
+}
+
+std::string name_text(const X509_NAME* name) {
+  if (!name) return {};
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return {};
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<std::size_t>(std::max(0L, len)));
+  BIO_free(bio);
+  return out;
+}
+
+std::optional<UtcTime> asn1_time(const ASN1_TIME* t) {
+  if (!t) return std::nullopt;
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
+  const std::time_t secs = timegm(&tm);
+  return UtcTime{std::chrono::seconds(secs)};
+}
+
+std::vector<std::string> dns_names(X509* cert) {
+  std::vector<std::string> out;
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (!names) return out;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names) && out.size() < 64; ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type == GEN_DNS) {
+      const auto* s = n->d.dNSName;
+      out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                       static_cast<std::size_t>(ASN1_STRING_length(s)));
+    } else if (n->type == GEN_IPADD) {
+      const auto* s = n->d.iPAddress;
+      char buf[64] = {};
+      const unsigned char* p = ASN1_STRING_get0_data(s);
+      if (ASN1_STRING_length(s) == 4) {
+        std::snprintf(buf, sizeof buf, "IP:%u.%u.%u.%u", p[0], p[1], p[2], p[3]);
+        out.emplace_back(buf);
+      }
+    }
+  }
+  GENERAL_NAMES_free(names);
+  return out;
+}
+
+// Records chain facts from the certificates the peer presented, leaf first.
+void record_chain(TlsObservation& obs, STACK_OF(X509) * chain) {
+  if (!chain || sk_X509_num(chain) == 0) return;
+  obs.chain_seen = true;
+  obs.facts.chain_length = sk_X509_num(chain);
+  X509* leaf = sk_X509_value(chain, 0);
+  obs.facts.subject = name_text(X509_get_subject_name(leaf));
+  obs.facts.issuer = name_text(X509_get_issuer_name(leaf));
+  obs.facts.dns_names = dns_names(leaf);
+  obs.facts.last_chain_expiry = asn1_time(X509_get0_notAfter(leaf));
+  obs.facts.earliest_expiry.reset();
+  for (int i = 0; i < sk_X509_num(chain); ++i) {
+    auto t = asn1_time(X509_get0_notAfter(sk_X509_value(chain, i)));
+    if (t && (!obs.facts.earliest_expiry || *t < *obs.facts.earliest_expiry)) {
+      obs.facts.earliest_expiry = t;
+    }
+  }
+}
+
+int verify_callback(int preverify_ok, X509_STORE_CTX* store) {
+  // Runs inside OpenSSL inside libcurl: record only, never change the verdict, never throw.
+  auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  TlsObservation* obs = observation_of(ssl);
+  if (!obs) return preverify_ok;
+  if (!obs->chain_seen) record_chain(*obs, X509_STORE_CTX_get0_untrusted(store));
+  if (!preverify_ok && obs->verify_error == 0) {
+    obs->verify_error = X509_STORE_CTX_get_error(store);
+    obs->verify_error_depth = X509_STORE_CTX_get_error_depth(store);
+    obs->facts.verify_error = x509_error_text(obs->verify_error);
+  }
+  return preverify_ok;
+}
+
+void info_callback(const SSL* ssl, int where, int ret) {
+  TlsObservation* obs = observation_of(ssl);
+  if (!obs) return;
+  if (where & SSL_CB_ALERT) {
+    const int desc = ret & 0xff;
+    if (where & SSL_CB_READ) obs->alert_received = desc;
+    else obs->alert_sent = desc;
+  }
+  if (where & SSL_CB_HANDSHAKE_DONE) {
+    obs->handshake_done = true;
+    obs->facts.version = SSL_get_version(ssl);
+    if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) obs->facts.cipher = SSL_CIPHER_get_name(c);
+    record_chain(*obs, SSL_get_peer_cert_chain(ssl));
+  }
+}
+
+}  // namespace
+
+CURLcode tls_ctx_callback(CURL*, void* ssl_ctx, void* observation) {
+  auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
+  auto* obs = static_cast<TlsObservation*>(observation);
+  if (!ctx || !obs) return CURLE_OK;
+  // A new connection (first or after a redirect to another host) starts a fresh observation of
+  // the handshake, but keeps an earlier failure's reason if this one has none.
+  obs->handshake_done = false;
+  obs->chain_seen = false;
+  SSL_CTX_set_ex_data(ctx, observation_index(), obs);
+  // libcurl 7.88 sets its mode with a NULL callback before calling us; keep the mode.
+  SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), &verify_callback);
+  SSL_CTX_set_info_callback(ctx, &info_callback);
+  return CURLE_OK;
+}
+
+std::string x509_error_text(int code) { return X509_verify_cert_error_string(code); }
+
+std::string tls_alert_name(int alert) {
+  const char* s = SSL_alert_desc_string_long(alert);
+  return s ? s : "unknown";
+}
+
+}  // namespace vantage::probe::net

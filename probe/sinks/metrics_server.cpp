@@ -1,0 +1,111 @@
+#include "probe/sinks/metrics_server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/log.hpp"
+
+namespace vantage::probe::sinks {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+
+struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
+  asio::io_context& io;
+  tcp::acceptor acceptor;
+  RenderFn render;
+  bool stopped = false;
+
+  Impl(asio::io_context& i, RenderFn r) : io(i), acceptor(i), render(std::move(r)) {}
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    while (!stopped) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopped) break;
+        log::warn("metrics.accept_failed", {{"error", ec.message()}});
+        continue;
+      }
+      asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> serve(tcp::socket socket) {
+    auto self = shared_from_this();
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::empty_body> parser;
+      parser.header_limit(16 * 1024);
+      stream.expires_after(std::chrono::seconds(10));
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      if (ec) break;
+      const auto& req = parser.get();
+      http::response<http::string_body> res;
+      res.version(req.version());
+      res.set(http::field::server, "vantage-probe");
+      const auto target = req.target();
+      const auto path = target.substr(0, target.find('?'));
+      if (req.method() != http::verb::get && req.method() != http::verb::head) {
+        res.result(http::status::method_not_allowed);
+        res.set(http::field::allow, "GET, HEAD");
+        res.body() = "method not allowed\n";
+      } else if (path == "/metrics") {
+        res.result(http::status::ok);
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.body() = render();
+      } else if (path == "/healthz") {
+        res.result(http::status::ok);
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.body() = "ok\n";
+      } else {
+        res.result(http::status::not_found);
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.body() = "not found: try /metrics\n";
+      }
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      if (req.method() == http::verb::head) res.body().clear();
+      auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+      if (wec || !res.keep_alive()) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+};
+
+MetricsServer::MetricsServer(asio::io_context& io, const std::string& address, std::uint16_t port,
+                             RenderFn render)
+    : impl_(std::make_shared<Impl>(io, std::move(render))) {
+  const tcp::endpoint ep(asio::ip::make_address(address), port);
+  impl_->acceptor.open(ep.protocol());
+  impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
+  impl_->acceptor.bind(ep);
+  impl_->acceptor.listen();
+  asio::co_spawn(io, impl_->accept_loop(), asio::detached);
+}
+
+MetricsServer::~MetricsServer() { stop(); }
+
+std::uint16_t MetricsServer::port() const noexcept {
+  beast::error_code ec;
+  return impl_->acceptor.local_endpoint(ec).port();
+}
+
+void MetricsServer::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  beast::error_code ignored;
+  impl_->acceptor.cancel(ignored);
+  impl_->acceptor.close(ignored);
+}
+
+}  // namespace vantage::probe::sinks

@@ -1,0 +1,223 @@
+#include "probe/sinks/metrics_sink.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace vantage::probe::sinks {
+
+std::string escape_label_value(const std::string& v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+namespace {
+
+std::string number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+void label(std::string& out, const char* name, const std::string& value) {
+  if (value.empty()) return;
+  if (!out.empty()) out += ',';
+  out += name;
+  out += "=\"";
+  out += escape_label_value(value);
+  out += '"';
+}
+
+double seconds_since_epoch(UtcTime t) {
+  return static_cast<double>(to_unix_nanos(t)) / 1e9;
+}
+
+// Builds the exposition family by family.
+class Writer {
+ public:
+  void family(const std::string& name, const std::string& help, const char* type) {
+    out_ << "# HELP " << name << ' ' << help << '\n' << "# TYPE " << name << ' ' << type << '\n';
+  }
+  void sample(const std::string& name, const std::string& labels, double value) {
+    out_ << name;
+    if (!labels.empty()) out_ << '{' << labels << '}';
+    out_ << ' ' << number(value) << '\n';
+  }
+  std::string str() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+};
+
+std::string with(const std::string& labels, const char* name, const std::string& value) {
+  std::string out = labels;
+  label(out, name, value);
+  return out;
+}
+
+}  // namespace
+
+MetricsSink::MetricsSink(Vantage vantage) : vantage_(std::move(vantage)) {}
+
+void MetricsSink::publish(const CheckResult& r, const PublishInfo& info) {
+  std::string target;
+  if (r.check_kind == "dns") target = r.target.resolver;
+  else if (info.multi_target) target = r.target.server_ip;
+  std::string labels;
+  label(labels, "check", r.check_id);
+  label(labels, "kind", r.check_kind);
+  label(labels, "vantage_point", vantage_.probe_id);
+  label(labels, "region", vantage_.region);
+  if (vantage_.asn) label(labels, "asn", std::to_string(vantage_.asn));
+  std::string counter_labels = labels;
+  label(labels, "target", target);
+  auto& s = series_[r.check_id + '\0' + target];
+  s.labels = labels;
+  s.last = r;
+  results_total_[counter_labels][std::string(to_string(r.outcome.type))] += 1;
+  if (r.flaky) flaky_total_[counter_labels] += 1;
+}
+
+void MetricsSink::add_gauge(std::string name, std::string help, std::function<double()> value) {
+  provided_.push_back({std::move(name), std::move(help), "gauge", {}, std::move(value), {}});
+}
+
+void MetricsSink::add_counter(std::string name, std::string help, std::function<double()> value) {
+  provided_.push_back({std::move(name), std::move(help), "counter", {}, std::move(value), {}});
+}
+
+void MetricsSink::add_labelled_counter(std::string name, std::string help, std::string label_name,
+                                       std::function<std::map<std::string, double>()> values) {
+  provided_.push_back({std::move(name), std::move(help), "counter", std::move(label_name), {},
+                       std::move(values)});
+}
+
+std::string MetricsSink::render() const {
+  Writer w;
+  // Gauge families over the last result of each series, blackbox_exporter names first.
+  struct Gauge {
+    const char* name;
+    const char* help;
+    std::function<void(Writer&, const std::string& name, const Series&)> emit;
+  };
+  const std::vector<Gauge> gauges = {
+      {"probe_success", "Displays whether or not the probe was a success",
+       [](Writer& wr, const std::string& n, const Series& s) { wr.sample(n, s.labels, s.last.ok() ? 1 : 0); }},
+      {"probe_duration_seconds", "Returns how long the probe took to complete in seconds",
+       [](Writer& wr, const std::string& n, const Series& s) { wr.sample(n, s.labels, s.last.phases.total / 1000.0); }},
+      {"probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.phases.dns) wr.sample(n, s.labels, *s.last.phases.dns / 1000.0);
+       }},
+      {"probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         const auto& ip = s.last.target.server_ip;
+         if (!ip.empty() && s.last.check_kind != "dns") wr.sample(n, s.labels, ip.find(':') == std::string::npos ? 4 : 6);
+       }},
+      {"probe_http_duration_seconds", "Duration of http request by phase, summed over all redirects",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.check_kind != "http") return;
+         const auto& p = s.last.phases;
+         const std::pair<const char*, std::optional<double>> phases[] = {
+             {"resolve", p.dns}, {"connect", p.connect}, {"tls", p.tls},
+             {"processing", p.ttfb}, {"transfer", p.transfer}};
+         for (const auto& [phase, v] : phases) wr.sample(n, with(s.labels, "phase", phase), v.value_or(0) / 1000.0);
+       }},
+      {"probe_http_status_code", "Response HTTP status code",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.check_kind == "http") wr.sample(n, s.labels, s.last.http ? s.last.http->status_code : 0);
+       }},
+      {"probe_http_content_length", "Length of http content response",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.http) wr.sample(n, s.labels, static_cast<double>(s.last.http->content_length));
+       }},
+      {"probe_http_uncompressed_body_length", "Length of uncompressed response body",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.http) wr.sample(n, s.labels, static_cast<double>(s.last.http->body_bytes));
+       }},
+      {"probe_http_redirects", "The number of redirects",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.http) wr.sample(n, s.labels, s.last.http->redirects);
+       }},
+      {"probe_http_ssl", "Indicates if SSL was used for the final redirect",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.http) wr.sample(n, s.labels, s.last.http->final_url.rfind("https://", 0) == 0 ? 1 : 0);
+       }},
+      {"probe_http_version", "Returns the version of HTTP of the probe response",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.http && !s.last.http->http_version.empty()) {
+           wr.sample(n, s.labels, std::stod(s.last.http->http_version));
+         }
+       }},
+      {"probe_failed_due_to_regex", "Indicates if probe failed due to regex",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.check_kind != "http" && s.last.check_kind != "tcp") return;
+         const auto& a = s.last.outcome.assertion;
+         const bool regex = a == "body_matches" || a == "body_not_matches" || a.rfind("expect[", 0) == 0;
+         wr.sample(n, s.labels, regex ? 1 : 0);
+       }},
+      {"probe_ssl_earliest_cert_expiry", "Returns earliest SSL cert expiry in unixtime",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.tls && s.last.tls->earliest_expiry) wr.sample(n, s.labels, seconds_since_epoch(*s.last.tls->earliest_expiry));
+       }},
+      {"probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp seconds",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.tls && s.last.tls->last_chain_expiry) wr.sample(n, s.labels, seconds_since_epoch(*s.last.tls->last_chain_expiry));
+       }},
+      {"probe_tls_version_info", "Contains the TLS version used",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.tls && !s.last.tls->version.empty()) wr.sample(n, with(s.labels, "version", s.last.tls->version), 1);
+       }},
+      {"probe_dns_answer_rrs", "Returns number of entries in the answer resource record list",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.dns) wr.sample(n, s.labels, static_cast<double>(s.last.dns->answers.size()));
+       }},
+      {"probe_dns_authority_rrs", "Returns number of entries in the authority resource record list",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.dns) wr.sample(n, s.labels, s.last.dns->authority_rrs);
+       }},
+      {"probe_dns_additional_rrs", "Returns number of entries in the additional resource record list",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.dns) wr.sample(n, s.labels, s.last.dns->additional_rrs);
+       }},
+      {"vantage_check_last_run_timestamp_seconds", "Unix time at which the last run of the check started",
+       [](Writer& wr, const std::string& n, const Series& s) { wr.sample(n, s.labels, seconds_since_epoch(s.last.time)); }},
+      {"vantage_check_failure_info", "The failure type and failing phase of the last run (1 while it is failing)",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         if (s.last.ok()) return;
+         std::string l = with(s.labels, "type", std::string(to_string(s.last.outcome.type)));
+         if (s.last.outcome.failed_at) l = with(l, "failed_at", std::string(to_string(*s.last.outcome.failed_at)));
+         wr.sample(n, l, 1);
+       }},
+  };
+  for (const auto& g : gauges) {
+    w.family(g.name, g.help, "gauge");
+    for (const auto& [key, s] : series_) g.emit(w, g.name, s);
+  }
+  w.family("vantage_check_results_total", "Check results by outcome type (ok or a NEL failure type)", "counter");
+  for (const auto& [labels, by_type] : results_total_) {
+    for (const auto& [type, n] : by_type) w.sample("vantage_check_results_total", with(labels, "type", type), n);
+  }
+  w.family("vantage_check_flaky_results_total", "Results that passed only after a retry", "counter");
+  for (const auto& [labels, n] : flaky_total_) w.sample("vantage_check_flaky_results_total", labels, n);
+  for (const auto& p : provided_) {
+    w.family(p.name, p.help, p.type.c_str());
+    if (p.value) {
+      w.sample(p.name, "", p.value());
+    } else {
+      for (const auto& [value, n] : p.values()) w.sample(p.name, with("", p.label.c_str(), value), n);
+    }
+  }
+  return w.str();
+}
+
+}  // namespace vantage::probe::sinks

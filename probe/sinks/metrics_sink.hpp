@@ -1,0 +1,58 @@
+// Prometheus metrics for the probe, in the text exposition format 0.0.4
+// (https://prometheus.io/docs/instrumenting/exposition_formats/). Per-check gauges use
+// blackbox_exporter's names (probe_success, probe_duration_seconds,
+// probe_http_duration_seconds{phase}, probe_ssl_earliest_cert_expiry, …) with the labels
+// check, kind, vantage_point, region, asn (and target when a run has several results).
+// Rendering runs on the probe's event loop, like publish(): no locking.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "probe/sinks/sink.hpp"
+
+namespace vantage::probe::sinks {
+
+class MetricsSink final : public Sink {
+ public:
+  explicit MetricsSink(Vantage vantage);
+
+  std::string name() const override { return "metrics"; }
+  void publish(const CheckResult& result, const PublishInfo& info) override;
+  boost::asio::awaitable<void> close(std::chrono::milliseconds) override { co_return; }
+
+  // Health of the probe itself, read at scrape time. `name` must be a valid metric name;
+  // counters must end in _total.
+  void add_gauge(std::string name, std::string help, std::function<double()> value);
+  void add_counter(std::string name, std::string help, std::function<double()> value);
+  // A counter family with one label, e.g. dropped results by reason.
+  void add_labelled_counter(std::string name, std::string help, std::string label,
+                            std::function<std::map<std::string, double>()> values);
+
+  // The whole exposition (Content-Type: text/plain; version=0.0.4; charset=utf-8).
+  std::string render() const;
+
+ private:
+  struct Series {
+    std::string labels;  // rendered label pairs without braces: check="x",kind="http",…
+    CheckResult last;
+  };
+  struct Provided {
+    std::string name, help, type, label;
+    std::function<double()> value;
+    std::function<std::map<std::string, double>()> values;
+  };
+
+  Vantage vantage_;
+  std::map<std::string, Series> series_;                 // key: check + '\0' + target
+  std::map<std::string, std::map<std::string, double>> results_total_;  // labels -> type -> n
+  std::map<std::string, double> flaky_total_;            // labels -> n
+  std::vector<Provided> provided_;
+};
+
+// Escapes a label value (\\, \", \n) for the exposition format.
+std::string escape_label_value(const std::string& value);
+
+}  // namespace vantage::probe::sinks
