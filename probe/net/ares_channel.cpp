@@ -56,12 +56,18 @@ const char* ares_status_name(int status) noexcept {
 
 // One in-flight operation. c-ares holds a `new std::shared_ptr<Op>` as its callback argument;
 // the cancellation handler holds a weak_ptr, so whichever comes second finds the op done.
+// (Handlers are only move-constructed: Boost 1.81's any_completion_handler move-assignment
+// recurses forever.)
 struct AresChannel::ResolveOp {
+  ResolveOp(AresChannel* o, asio::any_completion_handler<ResolveSignature> h)
+      : owner(o), handler(std::move(h)) {}
   AresChannel* owner = nullptr;
   asio::any_completion_handler<ResolveSignature> handler;
   bool done = false;
 };
 struct AresChannel::QueryOp {
+  QueryOp(AresChannel* o, asio::any_completion_handler<QuerySignature> h)
+      : owner(o), handler(std::move(h)) {}
   AresChannel* owner = nullptr;
   asio::any_completion_handler<QuerySignature> handler;
   bool done = false;
@@ -154,9 +160,7 @@ void AresChannel::reschedule_timer() {
 
 void AresChannel::start_resolve(std::string host, int family,
                                 asio::any_completion_handler<ResolveSignature> handler) {
-  auto op = std::make_shared<ResolveOp>();
-  op->owner = this;
-  op->handler = std::move(handler);
+  auto op = std::make_shared<ResolveOp>(this, std::move(handler));
   auto slot = asio::get_associated_cancellation_slot(op->handler);
   if (slot.is_connected()) {
     slot.assign([this, weak = std::weak_ptr<ResolveOp>(op)](asio::cancellation_type) {
@@ -220,9 +224,7 @@ void AresChannel::resolve_callback(void* arg, int status, int, ::ares_addrinfo* 
 
 void AresChannel::start_query(std::string name, int dns_class, int dns_type,
                               asio::any_completion_handler<QuerySignature> handler) {
-  auto op = std::make_shared<QueryOp>();
-  op->owner = this;
-  op->handler = std::move(handler);
+  auto op = std::make_shared<QueryOp>(this, std::move(handler));
   unsigned char* buf = nullptr;
   int len = 0;
   const int rc = ares_create_query(name.c_str(), dns_class, dns_type, 0, /*rd=*/1, &buf, &len, 0);

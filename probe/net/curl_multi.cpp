@@ -15,7 +15,10 @@ namespace vantage::probe::net {
 
 namespace asio = boost::asio;
 
+// Boost 1.81's any_completion_handler move-assignment wraps the handler in itself and recurses
+// forever (fixed in Asio 1.27): only ever move-construct handlers.
 struct CurlMulti::Transfer {
+  explicit Transfer(asio::any_completion_handler<Signature> h) : handler(std::move(h)) {}
   asio::any_completion_handler<Signature> handler;
   std::uint64_t serial = 0;  // tells a late cancellation apart from a later transfer on `easy`
 };
@@ -51,8 +54,7 @@ CurlMulti::~CurlMulti() {
 
 void CurlMulti::start(CURL* easy, asio::any_completion_handler<Signature> handler) {
   auto slot = asio::get_associated_cancellation_slot(handler);
-  auto transfer = std::make_unique<Transfer>();
-  transfer->handler = std::move(handler);
+  auto transfer = std::make_unique<Transfer>(std::move(handler));
   transfer->serial = ++next_serial_;
   const std::uint64_t serial = transfer->serial;
   const CURLMcode rc = curl_multi_add_handle(multi_, easy);

@@ -218,14 +218,19 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
   boost::system::error_code ec;
   co_await multi.async_perform(e, asio::redirect_error(asio::use_awaitable, ec));
 
+  // CurlMulti completes with a boost::system::error_code wrapping a std::error_code: compare
+  // categories on the std side, where the wrapped category is preserved.
+  const std::error_code std_ec = ec;
   if (ec == asio::error::operation_aborted) {
     out.cancelled = true;
-  } else if (ec && ec.category() == curl_category()) {
-    out.curl_code = ec.value();
+  } else if (std_ec && std_ec.category() == curl_category()) {
+    out.curl_code = std_ec.value();
   } else if (ec) {
     out.curl_code = CURLE_FAILED_INIT;
+    out.error_text = ec.message();
   }
-  out.error_text = errbuf[0] ? errbuf : (out.curl_code ? curl_easy_strerror(static_cast<CURLcode>(out.curl_code)) : "");
+  if (errbuf[0]) out.error_text = errbuf;
+  else if (out.curl_code && out.error_text.empty()) out.error_text = curl_easy_strerror(static_cast<CURLcode>(out.curl_code));
 
   long status = 0, version = 0, redirects = 0, os_errno = 0, port = 0;
   curl_off_t t = 0, cl = -1;
