@@ -117,7 +117,10 @@ asio::awaitable<Resolution> ResolverPool::resolve(std::string host, IpFamily fam
   }
   auto& [ec, addrs] = std::get<0>(result);
   if (ec) {
-    out.failure = net::map_ares_failure(ec.value(), out.resolver);
+    // The boost::system::error_code wraps the adapter's std::error_code: read the c-ares status
+    // back on the std side.
+    const std::error_code status = ec;
+    out.failure = net::map_ares_failure(status.value(), out.resolver);
     co_return out;
   }
   out.ttl = addrs.min_ttl;

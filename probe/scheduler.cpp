@@ -110,6 +110,12 @@ asio::awaitable<void> Scheduler::run() {
                      if (e) {
                        try {
                          std::rethrow_exception(e);
+                       } catch (const boost::system::system_error& ex) {
+                         if (ex.code() == asio::error::operation_aborted) {
+                           log::debug("scheduler.run_cancelled", {{"check", checks_[i]->id()}});
+                         } else {
+                           log::error("scheduler.loop_failed", {{"check", checks_[i]->id()}, {"error", ex.what()}});
+                         }
                        } catch (const std::exception& ex) {
                          log::error("scheduler.loop_failed", {{"check", checks_[i]->id()}, {"error", ex.what()}});
                        }

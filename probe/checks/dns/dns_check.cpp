@@ -162,7 +162,8 @@ asio::awaitable<CheckResult> DnsCheck::query(RunContext& ctx, std::string resolv
   }
   auto& [ec, response] = std::get<0>(outcome);
   if (ec) {
-    const auto mapped = net::map_ares_failure(ec.value(), resolver);
+    const std::error_code status = ec;  // the adapter's c-ares status, unwrapped
+    const auto mapped = net::map_ares_failure(status.value(), resolver);
     fail(mapped.type, mapped.detail);
     co_return r;
   }

@@ -219,6 +219,7 @@ asio::awaitable<CheckResult> HttpCheck::run_one(RunContext& ctx, const Resolutio
   req.body = config_.body;
   req.follow_redirects = config_.follow_redirects;
   req.max_redirects = config_.max_redirects;
+  const std::string single_address = addresses.size() == 1 ? addresses.front() : std::string();
   req.pinned_addresses = std::move(addresses);
   req.timeout = ctx.remaining();
   req.connect_timeout = req.timeout;
@@ -233,6 +234,8 @@ asio::awaitable<CheckResult> HttpCheck::run_one(RunContext& ctx, const Resolutio
   r.target.url = net::strip_query_and_fragment(config_.url);
   r.target.resolver = res.resolver;
   record_exchange(ex, res.dns_ms, r);
+  // libcurl reports no primary IP when it never connected; we know which address we pinned.
+  if (r.target.server_ip.empty()) r.target.server_ip = single_address;
 
   if (ex.completed()) {
     auto add = [&](std::string name, bool passed, std::string expected, std::string actual) {

@@ -1,0 +1,113 @@
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/observation.hpp"
+
+using namespace vantage;
+using nlohmann::json;
+
+namespace {
+
+CheckResult sample() {
+  CheckResult r;
+  r.id = "018bd011-d8fb-7000-8000-000000000001";
+  r.check_id = "shop-home";
+  r.check_kind = "http";
+  r.time = from_unix_nanos(1'700'000'000'000'000'000LL);
+  r.vantage = {Source::probe, "eu-west-dtag-1", "eu-west", "DE", "", 3320, "Deutsche Telekom", ""};
+  r.target.url = "https://shop.example.com/";
+  r.target.host = "shop.example.com";
+  r.target.port = 443;
+  r.target.server_ip = "192.0.2.10";
+  r.target.resolver = "192.0.2.53:53";
+  r.outcome.type = FailureType::http_error;
+  r.outcome.failed_at = Phase::assertion;
+  r.outcome.status_code = 503;
+  r.outcome.detail = "status 503 is not in 2xx";
+  r.phases.dns = 1.5;
+  r.phases.connect = 0.25;
+  r.phases.tls = 3.0;
+  r.phases.ttfb = 12.0;
+  r.phases.transfer = 0.5;
+  r.phases.total = 17.25;
+  r.assertions.push_back({"status", false, "2xx", "503"});
+  r.http = HttpFacts{503, "2", 0, 120, 120, "https://shop.example.com/"};
+  TlsFacts tls;
+  tls.version = "TLSv1.3";
+  tls.cipher = "TLS_AES_256_GCM_SHA384";
+  tls.subject = "CN=shop.example.com";
+  tls.issuer = "CN=Test CA";
+  tls.dns_names = {"shop.example.com"};
+  tls.earliest_expiry = from_unix_nanos(1'800'000'000'000'000'000LL);
+  tls.last_chain_expiry = tls.earliest_expiry;
+  tls.chain_length = 2;
+  r.tls = tls;
+  r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  r.attempts = 2;
+  Outcome first;
+  first.type = FailureType::tcp_reset;
+  first.failed_at = Phase::tls;
+  r.failed_attempts.push_back(first);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a check result survives a JSON round trip unchanged", "[common][model]") {
+  const CheckResult r = sample();
+  std::string error;
+  const auto back = parse_check_result_line(to_ndjson_line(r), error);
+  INFO(error);
+  REQUIRE(back);
+  CHECK(*back == r);
+}
+
+TEST_CASE("a DNS result round-trips its answers", "[common][model]") {
+  CheckResult r;
+  r.id = "x";
+  r.check_id = "dns";
+  r.check_kind = "dns";
+  r.dns = DnsFacts{"NOERROR", "shop.example.com", "A", {{"shop.example.com.", "A", 300, "192.0.2.1"}}, 1, 0, false, false};
+  std::string error;
+  const auto back = parse_check_result_line(to_ndjson_line(r), error);
+  REQUIRE(back);
+  CHECK(*back == r);
+}
+
+TEST_CASE("the wire form names the NEL phase and the failing phase", "[common][model]") {
+  const json j = to_json(sample());
+  CHECK(j["kind"] == "check_result");
+  CHECK(j["outcome"]["type"] == "http.error");
+  CHECK(j["outcome"]["phase"] == "application");
+  CHECK(j["outcome"]["failed_at"] == "assertion");
+  CHECK(j["phases_ms"]["ttfb"] == 12.0);
+  CHECK(j["time"] == "2023-11-14T22:13:20.000000000Z");
+}
+
+TEST_CASE("parsing names the offending field", "[common][model]") {
+  std::string error;
+  json j = to_json(sample());
+  j["outcome"]["type"] = "tcp.oops";
+  CHECK_FALSE(check_result_from_json(j, error));
+  CHECK(error == "outcome.type: unknown failure type \"tcp.oops\"");
+
+  j = to_json(sample());
+  j.erase("id");
+  CHECK_FALSE(check_result_from_json(j, error));
+  CHECK(error == "id: missing");
+
+  j = to_json(sample());
+  j["target"]["port"] = 70000;
+  CHECK_FALSE(check_result_from_json(j, error));
+  CHECK(error == "target.port: out of range");
+
+  j = to_json(sample());
+  j["time"] = "yesterday";
+  CHECK_FALSE(check_result_from_json(j, error));
+  CHECK(error == "time: expected an RFC 3339 date-time");
+
+  CHECK_FALSE(parse_check_result_line("{not json", error));
+  CHECK(error == "not valid JSON");
+  CHECK_FALSE(parse_check_result_line("[]", error));
+  CHECK(error == "expected a JSON object");
+}
