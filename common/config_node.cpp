@@ -129,7 +129,7 @@ void ConfigNode::expect_keys(const std::vector<std::string_view>& allowed) const
   expect_map();
   std::set<std::string> seen;
   for (auto it = node_->begin(); it != node_->end(); ++it) {
-    const YAML::Node& key = it->first;
+    const YAML::Node key = it->first;  // a copy: `it->first` lives in a temporary proxy
     const std::string name = key.IsScalar() ? key.Scalar() : std::string();
     const std::string key_path = path_.empty() ? name : path_ + "." + name;
     if (!key.IsScalar()) {
@@ -292,7 +292,7 @@ std::vector<std::pair<std::string, ConfigNode>> ConfigNode::entries() const {
   std::vector<std::pair<std::string, ConfigNode>> out;
   std::set<std::string> seen;
   for (auto it = node_->begin(); it != node_->end(); ++it) {
-    const YAML::Node& key = it->first;
+    const YAML::Node key = it->first;  // a copy: `it->first` lives in a temporary proxy
     if (!key.IsScalar()) child(key, path_).fail("a key must be a plain string");
     const std::string name = key.Scalar();
     const std::string key_path = path_.empty() ? name : path_ + "." + name;

@@ -261,6 +261,19 @@ void Spool::ack(const SpoolBatch& batch) {
   cursor_ = batch.end;
   pending_results_ -= std::min<std::uint64_t>(pending_results_, batch.count);
   drop_consumed_segments();
+  if (segments_.size() == 1 && cursor_.segment == segments_.back() && cursor_.offset >= active_size_ &&
+      active_size_ > 0) {
+    // Everything written was delivered: start an empty segment so no delivered data stays on disk.
+    const std::uint64_t old = segments_.back();
+    ::close(active_fd_);
+    active_fd_ = -1;
+    segments_.clear();
+    std::error_code ec;
+    fs::remove(segment_path(old), ec);
+    total_bytes_ = 0;
+    open_active(old + 1);
+    cursor_ = {old + 1, 0};
+  }
   write_cursor();
 }
 

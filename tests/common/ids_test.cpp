@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-#include <regex>
 #include <set>
 
 #include "common/ids.hpp"
@@ -10,7 +9,17 @@ TEST_CASE("UUIDv7 ids carry the version, variant and millisecond time", "[common
   IdGenerator ids(42);
   const UtcTime t = from_unix_nanos(1'700'000'000'123'000'000LL);
   const std::string id = ids.uuid_v7(t);
-  CHECK(std::regex_match(id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
+  // 8-4-4-4-12 lower-case hex, version nibble 7, variant bits 10.
+  REQUIRE(id.size() == 36);
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      CHECK(id[i] == '-');
+    } else {
+      CHECK(std::string("0123456789abcdef").find(id[i]) != std::string::npos);
+    }
+  }
+  CHECK(id[14] == '7');
+  CHECK(std::string("89ab").find(id[19]) != std::string::npos);
   // 1700000000123 ms = 0x018bcfe5687b
   CHECK(id.substr(0, 13) == "018bcfe5-687b");
 }

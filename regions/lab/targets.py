@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Starts (and stops) the real servers the integration tests probe, once per test run.
+"""The local target network: real servers a probe can check on one machine (127.0.0.1 only).
+Used by the integration tests (started once per test run) and by scripts/demo.
 
-    servers.py start STATE_DIR   -> writes STATE_DIR/env.json with every port and path
-    servers.py stop STATE_DIR
+    targets.py start STATE_DIR   -> writes STATE_DIR/env.json with every port and path
+    targets.py stop STATE_DIR
 
 Everything listens on 127.0.0.1 with ports picked by the kernel:
   * nginx (Debian) serving HTTP and four HTTPS endpoints with certificates from a throw-away CA:
@@ -11,7 +12,7 @@ Everything listens on 127.0.0.1 with ports picked by the kernel:
   * unbound (Debian) as the recursive resolver, with a local zone (shop.test, *.shop.test,
     NXDOMAIN names), a name whose upstream answers after 1.5 s (slow.test), a name whose
     upstream answers SERVFAIL (servfail.test) and one whose upstream never answers (dead.test);
-  * the upstream DNS fixture (tests/integration/fixtures.py dns) behind unbound;
+  * the upstream DNS fixture (regions/lab/fixtures.py dns) behind unbound;
   * a TCP listener whose accept queue is full (connects time out) and a port nothing listens on.
 """
 import json
@@ -212,7 +213,7 @@ def wait_tcp(port, timeout=10):
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def wait_dns(port, name="shop.test", timeout=10):
+def wait_dns(port, name="shop.test", timeout=10, attempt_timeout=0.5):
     """Waits until the DNS server at `port` answers a query for `name` (any rcode)."""
     query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
     for label in name.split("."):
@@ -221,7 +222,7 @@ def wait_dns(port, name="shop.test", timeout=10):
     end = time.time() + timeout
     while time.time() < end:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(min(timeout, 10))
+        s.settimeout(attempt_timeout)
         try:
             s.sendto(query, ("127.0.0.1", port))
             s.recvfrom(512)
@@ -260,7 +261,7 @@ def start(state):
     # unbound learns the slow upstream's round-trip time on the first queries (its first answer
     # can take several retransmissions); afterwards slow.test answers in about 1.5 s.
     for _ in range(2):
-        wait_dns(ports["dns"], "slow.test", timeout=30)
+        wait_dns(ports["dns"], "slow.test", timeout=30, attempt_timeout=8)
     env = {
         "state": state,
         "ports": ports,
@@ -294,5 +295,5 @@ def stop(state):
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop"):
-        sys.exit("usage: servers.py start|stop STATE_DIR")
+        sys.exit("usage: targets.py start|stop STATE_DIR")
     (start if sys.argv[1] == "start" else stop)(os.path.abspath(sys.argv[2]))

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""The demo's driver: a vantage point checking real local targets (see scripts/demo).
+
+Starts the local target network (regions/lab/targets.py: nginx with a throw-away CA, unbound,
+slow/broken DNS upstreams, a black-holed port), writes a probe configuration for it, runs every
+check once and prints what the probe saw — outcome in NEL terms, the failing phase and per-phase
+timings — then runs the probe as a daemon for a few seconds and shows its Prometheus metrics.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TARGETS = os.path.join(ROOT, "regions", "lab", "targets.py")
+
+
+def config_for(env, spool, metrics_port):
+    p, r, ca = env["ports"], env["resolver"], env["ca_file"]
+
+    def http(check_id, url, **kw):
+        c = {"id": check_id, "kind": "http", "url": url, "resolvers": [r], "tls": {"ca_file": ca}}
+        c.update(kw)
+        return c
+
+    return {
+        "vantage_point": {"id": "demo-lab-1", "region": "lab", "country": "DE", "asn": 64500,
+                          "isp": "Demo Lab ISP"},
+        "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+        "defaults": {"interval": "2s", "timeout": "1500ms"},
+        "checks": [
+            http("shop-home", f"https://shop.test:{p['https_valid']}/",
+                 expect={"status": [200], "body_matches": "Welcome", "cert_expires_after": "14d"}),
+            http("shop-api", f"http://shop.test:{p['http']}/api/products",
+                 expect={"json": {"/items/0/sku": "BOOK-1"}}),
+            http("shop-slow-backend", f"https://shop.test:{p['https_valid']}/slow",
+                 expect={"max_duration": "1s"}),
+            http("shop-error-page", f"https://shop.test:{p['https_valid']}/status/503"),
+            http("expired-cert", f"https://shop.test:{p['https_expired']}/"),
+            http("unknown-ca", f"https://shop.test:{p['https_selfsigned']}/"),
+            http("wrong-cert-name", f"https://shop.test:{p['https_wrongname']}/"),
+            http("nxdomain", f"http://nx.test:{p['http']}/"),
+            http("servfail", f"http://servfail.test:{p['http']}/"),
+            http("resolver-silent", f"http://dead.test:{p['http']}/"),
+            http("port-closed", f"http://shop.test:{p['closed']}/"),
+            http("blackholed", f"http://shop.test:{p['blackhole']}/"),
+            {"id": "dns-shop", "kind": "dns", "name": "shop.test", "resolvers": [r],
+             "expect": {"answers_within": ["127.0.0.0/8"]}},
+            {"id": "dns-hijacked", "kind": "dns", "name": "hijacked.test", "resolvers": [r],
+             "expect": {"answers_within": ["127.0.0.0/8"]}},
+            {"id": "tls-shop", "kind": "tls", "host": "shop.test", "port": p["https_valid"],
+             "resolvers": [r], "tls": {"ca_file": ca}, "expect": {"cert_expires_after": "14d"}},
+            {"id": "tcp-shop", "kind": "tcp", "host": "shop.test", "port": p["http"], "resolvers": [r]},
+        ],
+    }
+
+
+def fmt_ms(v):
+    return "" if v is None else f"{v:.1f}"
+
+
+def show(results):
+    cols = ["check", "kind", "outcome", "at", "dns", "connect", "tls", "ttfb", "transfer", "total"]
+    rows = []
+    for r in results:
+        o, ph = r["outcome"], r["phases_ms"]
+        outcome = o["type"] + (f" {o['status_code']}" if o["type"] == "http.error" else "")
+        rows.append([r["check"], r["check_kind"], outcome, o.get("failed_at", ""),
+                     fmt_ms(ph.get("dns")), fmt_ms(ph.get("connect")), fmt_ms(ph.get("tls")),
+                     fmt_ms(ph.get("ttfb")), fmt_ms(ph.get("transfer")), fmt_ms(ph.get("total"))])
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)) + "     (phases in ms)")
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    print()
+    for r in results:
+        if r["outcome"]["type"] != "ok":
+            print(f"  {r['check']}: {r['outcome'].get('detail', '')}")
+
+
+def main():
+    probe = sys.argv[1]
+    state = tempfile.mkdtemp(prefix="vantage-demo-")
+    os.chmod(state, 0o755)  # nginx's workers (nobody) must reach the files below
+    try:
+        print("== starting the local targets (nginx, unbound, a throw-away CA, broken DNS upstreams)")
+        subprocess.run([sys.executable, TARGETS, "start", os.path.join(state, "targets")], check=True,
+                       stdout=subprocess.DEVNULL)
+        with open(os.path.join(state, "targets", "env.json")) as f:
+            env = json.load(f)
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+        s.close()
+        config = os.path.join(state, "probe.yaml")
+        with open(config, "w") as f:
+            json.dump(config_for(env, os.path.join(state, "spool"), metrics_port), f, indent=2)
+        results_path = os.path.join(state, "results.jsonl")
+        print(f"== vantage-probe --once: every check once, from vantage point demo-lab-1 (AS64500)\n")
+        p = subprocess.run([probe, "--config", config, "--once", "--output", results_path, "--log-level", "warn"])
+        with open(results_path) as f:
+            results = [json.loads(line) for line in f]
+        order = [c["id"] for c in config_for(env, "", 0)["checks"]]
+        results.sort(key=lambda r: order.index(r["check"]))
+        show(results)
+        print(f"\n  exit status {p.returncode} (1: at least one check failed, as intended here)")
+        print(f"  one result as stored (JSON line):\n  {json.dumps(results[0])[:600]}…\n")
+
+        print("== vantage-probe as a daemon for 5 s, then its Prometheus metrics (blackbox_exporter names)")
+        log = open(os.path.join(state, "probe.log"), "w")
+        daemon = subprocess.Popen([probe, "--config", config], stdout=log, stderr=log)
+        time.sleep(5)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=3).read().decode()
+        wanted = ("probe_success{check=\"shop-home\"", "probe_http_duration_seconds{check=\"shop-home\"",
+                  "probe_ssl_earliest_cert_expiry{check=\"shop-home\"", "vantage_check_failure_info",
+                  "vantage_probe_checks_configured")
+        for line in text.splitlines():
+            if line.startswith(wanted):
+                print("  " + line)
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+        log.close()
+        print(f"\n  full metrics: curl http://127.0.0.1:<port>/metrics while the probe runs; "
+              f"every key of the config: docs/configuration.md")
+    finally:
+        subprocess.run([sys.executable, TARGETS, "stop", os.path.join(state, "targets")],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Collector outage: results are spooled on disk, survive a probe restart while the collector is
+down, and are all delivered exactly once when it comes back (ids checked by the receiver)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+from harness import IntegrationTest, Probe, wait_for, write_config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class SpoolAcrossOutage(IntegrationTest):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vantage-spool-it-")
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.token = "probe-token-123"
+        token_file = os.path.join(self.dir, "token")
+        with open(token_file, "w") as f:
+            f.write(self.token + "\n")
+        self.spool = os.path.join(self.dir, "spool")
+        self.produced = os.path.join(self.dir, "produced.jsonl")
+        self.received = os.path.join(self.dir, "received.jsonl")
+        self.config = write_config({
+            "vantage_point": {"id": "it-spool", "region": "lab"},
+            "collector": {"url": f"http://127.0.0.1:{self.port}/v1/results", "token_file": token_file,
+                          "spool_dir": self.spool, "flush_interval": "100ms",
+                          "backoff": {"initial": "100ms", "max": "300ms"}},
+            "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
+            "scheduler": {"shutdown_grace": "2s"},
+            "defaults": {"interval": "200ms", "timeout": "150ms"},
+            "checks": [
+                {"id": "home", "kind": "http", "url": f"http://127.0.0.1:{self.ports['http']}/"},
+                {"id": "refused", "kind": "http", "url": f"http://127.0.0.1:{self.ports['closed']}/"},
+            ],
+        }, self.dir)
+        self.receiver = None
+
+    def tearDown(self):
+        if self.receiver and self.receiver.poll() is None:
+            self.receiver.terminate()
+            self.receiver.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start_receiver(self):
+        self.receiver = subprocess.Popen([sys.executable, os.path.join(HERE, "receiver.py"), str(self.port),
+                                          self.token, self.received])
+        wait_for(lambda: self._receiver_up(), 10, what="the receiver")
+
+    def _receiver_up(self):
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def spooled_results(self):
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).read().decode()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith("vantage_probe_spool_results "):
+                return float(line.split()[1])
+        return 0
+
+    def test_results_survive_a_restart_during_an_outage_and_arrive_exactly_once(self):
+        log = os.path.join(self.dir, "probe.log")
+        # 1. Collector down: results pile up in the spool.
+        probe = Probe(self.config, output=self.produced, log=log)
+        wait_for(lambda: self.spooled_results() >= 10, 15, what="results in the spool")
+        self.assertEqual(probe.stop(), 0)
+        first = len(read_jsonl(self.produced))
+        self.assertGreaterEqual(first, 10)
+        segments = [n for n in os.listdir(self.spool) if n.endswith(".ndjson")]
+        self.assertTrue(segments)
+        # 2. Restarted while the collector is still down: the spool is recovered and grows.
+        probe = Probe(self.config, output=self.produced, log=log)
+        wait_for(lambda: self.spooled_results() >= first + 5, 15, what="the recovered spool to grow")
+        self.assertEqual(probe.stop(), 0)
+        # 3. Collector back: everything is delivered, once.
+        self.start_receiver()
+        probe = Probe(self.config, output=self.produced, log=log)
+        wait_for(lambda: len(read_jsonl(self.received)) >= first + 5 and self.spooled_results() == 0, 20,
+                 what="the spool to drain")
+        self.assertEqual(probe.stop(), 0)
+        produced = [r["id"] for r in read_jsonl(self.produced)]
+        received = read_jsonl(self.received)
+        received_ids = [r["id"] for r in received]
+        self.assertEqual(len(produced), len(set(produced)))
+        self.assertEqual(sorted(received_ids), sorted(produced), "every result delivered, none extra")
+        self.assertFalse([r for r in received if r["duplicate"]], "no result delivered twice")
+        remaining = [n for n in os.listdir(self.spool) if n.endswith(".ndjson")]
+        for name in remaining:
+            self.assertEqual(os.path.getsize(os.path.join(self.spool, name)), 0, f"{name} still holds results")
+
+    def test_a_wrong_token_keeps_results_in_the_spool(self):
+        self.start_receiver()
+        self.token_ok = self.token
+        with open(os.path.join(self.dir, "token"), "w") as f:
+            f.write("wrong-token\n")
+        log = os.path.join(self.dir, "probe.log")
+        probe = Probe(self.config, output=self.produced, log=log)
+        wait_for(lambda: self.spooled_results() >= 5, 15, what="results held back")
+        self.assertEqual(probe.stop(), 0)
+        self.assertEqual(read_jsonl(self.received), [])
+        with open(log) as f:
+            self.assertIn('"status":403', f.read())
+
+
+if __name__ == "__main__":
+    unittest.main()
