@@ -4,6 +4,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -73,6 +74,7 @@ Scheduler::Scheduler(Services& services, std::vector<CheckPtr>& checks, Vantage 
       sinks_(sinks),
       options_(options),
       slots_(services.io, options.max_concurrency),
+      watchdog_timer_(services.io),
       all_done_(services.io),
       grace_(services.io) {}
 
@@ -103,7 +105,9 @@ asio::awaitable<void> Scheduler::run() {
     sleepers_.push_back(std::make_unique<asio::steady_timer>(services_.io));
     cancel_.push_back(std::make_unique<asio::cancellation_signal>());
   }
+  loops_.assign(n, LoopState{});
   loops_running_ = static_cast<int>(n);
+  asio::co_spawn(services_.io, watchdog(), asio::detached);
   for (std::size_t i = 0; i < n; ++i) {
     asio::co_spawn(services_.io, check_loop(i),
                    asio::bind_cancellation_slot(cancel_[i]->slot(), [this, i](std::exception_ptr e) {
@@ -129,6 +133,25 @@ asio::awaitable<void> Scheduler::run() {
     co_await all_done_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
   grace_.cancel();
+  watchdog_timer_.cancel();
+}
+
+// One timer for every run's backstop, instead of a timer per run: a check that has not finished
+// kBackstop after its own deadline (a bug, or a C library that ignored its timeout) is cancelled
+// and recorded as a timeout.
+asio::awaitable<void> Scheduler::watchdog() {
+  while (loops_running_ > 0) {
+    watchdog_timer_.expires_after(std::chrono::milliseconds(250));
+    auto [ec] = co_await watchdog_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+    const auto now = steady_clock::now();
+    for (std::size_t i = 0; i < loops_.size(); ++i) {
+      if (loops_[i].backstop < now && !loops_[i].overran) {
+        loops_[i].overran = true;
+        cancel_[i]->emit(asio::cancellation_type::terminal);
+      }
+    }
+  }
 }
 
 void Scheduler::stop() {
@@ -159,7 +182,7 @@ asio::awaitable<void> Scheduler::check_loop(std::size_t index) {
     ++stats_.in_flight;
     std::vector<CheckResult> results;
     try {
-      results = co_await run_with_retries(check);
+      results = co_await run_with_retries(check, index);
     } catch (...) {
       --stats_.in_flight;
       slots_.release();
@@ -197,36 +220,41 @@ asio::awaitable<std::vector<CheckResult>> guarded_run(Check& check, RunContext& 
 
 }  // namespace
 
-asio::awaitable<std::vector<CheckResult>> Scheduler::run_attempt(Check& check) {
+asio::awaitable<std::vector<CheckResult>> Scheduler::run_attempt(Check& check, std::size_t index) {
   ++stats_.runs;
   RunContext ctx{services_, steady_clock::now() + check.common().timeout,
                  services_.clock.utc_now(), services_.ids.trace_id(), check.id()};
-  asio::steady_timer backstop(services_.io);
-  backstop.expires_at(ctx.deadline + kBackstop);
-  auto outcome = co_await (guarded_run(check, ctx) || backstop.async_wait(asio::as_tuple(asio::use_awaitable)));
-  if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
-    throw boost::system::system_error(asio::error::operation_aborted);
-  }
+  LoopState& loop = loops_[index];
+  loop.backstop = ctx.deadline + kBackstop;
   std::vector<CheckResult> results;
-  if (outcome.index() == 1) {
+  try {
+    results = co_await guarded_run(check, ctx);
+  } catch (const boost::system::system_error& e) {
+    loop.backstop = SteadyTime::max();
+    if (e.code() != asio::error::operation_aborted || !loop.overran || stopping_) throw;
+    // Cancelled by the watchdog, not by shutdown: record the overrun and keep the loop going
+    // (the cancellation state is reset below: no co_await inside a handler).
     ++stats_.backstop_timeouts;
     log::error("check.overran_deadline", {{"check", check.id()}});
     results = internal_failure(FailureType::timeout, "the check did not finish within its timeout");
     results.front().phases.total = to_ms(check.common().timeout + kBackstop);
-  } else {
-    results = std::move(std::get<0>(outcome));
   }
-  for (auto& r : results) {
-    r.time = ctx.started;
+  loop.backstop = SteadyTime::max();
+  if (loop.overran) {
+    // The watchdog cancelled this run (or fired just as it finished): the coroutine's cancellation
+    // state is set; clear it so the loop's next wait is not aborted.
+    loop.overran = false;
+    co_await asio::this_coro::reset_cancellation_state();
   }
+  for (auto& r : results) r.time = ctx.started;
   co_return results;
 }
 
-asio::awaitable<std::vector<CheckResult>> Scheduler::run_with_retries(Check& check) {
+asio::awaitable<std::vector<CheckResult>> Scheduler::run_with_retries(Check& check, std::size_t index) {
   const int max_attempts = 1 + check.common().retries;
   std::vector<Outcome> failed;
   for (int attempt = 1;; ++attempt) {
-    std::vector<CheckResult> results = co_await run_attempt(check);
+    std::vector<CheckResult> results = co_await run_attempt(check, index);
     const bool all_ok = std::all_of(results.begin(), results.end(), [](const CheckResult& r) { return r.ok(); });
     if (all_ok || attempt >= max_attempts || stopping_) {
       for (auto& r : results) {

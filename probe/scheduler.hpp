@@ -73,9 +73,16 @@ class Scheduler {
                                SteadyTime now, std::uint64_t& skipped);
 
  private:
+  // Per check loop: the current attempt's backstop deadline, checked by the watchdog.
+  struct LoopState {
+    SteadyTime backstop = SteadyTime::max();
+    bool overran = false;
+  };
+
   boost::asio::awaitable<void> check_loop(std::size_t index);
-  boost::asio::awaitable<std::vector<CheckResult>> run_attempt(Check& check);
-  boost::asio::awaitable<std::vector<CheckResult>> run_with_retries(Check& check);
+  boost::asio::awaitable<std::vector<CheckResult>> run_attempt(Check& check, std::size_t index);
+  boost::asio::awaitable<std::vector<CheckResult>> run_with_retries(Check& check, std::size_t index);
+  boost::asio::awaitable<void> watchdog();
   void publish(Check& check, std::vector<CheckResult>& results);
 
   Services& services_;
@@ -89,6 +96,8 @@ class Scheduler {
   int loops_running_ = 0;
   std::vector<std::unique_ptr<boost::asio::steady_timer>> sleepers_;
   std::vector<std::unique_ptr<boost::asio::cancellation_signal>> cancel_;
+  std::vector<LoopState> loops_;
+  boost::asio::steady_timer watchdog_timer_;
   boost::asio::steady_timer all_done_;
   boost::asio::steady_timer grace_;
 };

@@ -10,6 +10,7 @@
 #include "probe/net/completion.hpp"
 #include "probe/net/errors.hpp"
 #include "probe/net/fd_watch.hpp"
+#include "probe/net/tls_inspect.hpp"
 
 namespace vantage::probe::net {
 
@@ -34,6 +35,7 @@ void curl_global_setup() {
 
 CurlMulti::CurlMulti(asio::io_context& io) : io_(io), timer_(io) {
   curl_global_setup();
+  (void)default_ca_path();  // computed here, never inside a libcurl callback
   multi_ = curl_multi_init();
   if (!multi_) throw std::system_error(make_curl_multi_error(CURLM_OUT_OF_MEMORY), "curl_multi_init");
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlMulti::socket_callback);

@@ -199,7 +199,13 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
   if (out.progress.https || req.follow_redirects) {
     curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, &tls_ctx_callback);
     curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, &out.tls);
-    if (!req.tls.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, req.tls.ca_file.c_str());
+    if (!req.tls.insecure_skip_verify) {
+      // Our callback installs a shared trust store (see shared_ca_store): libcurl must not parse
+      // a CA file for every connection.
+      out.tls.ca_file = &req.tls.ca_file;
+      curl_easy_setopt(e, CURLOPT_CAINFO, nullptr);
+      curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
+    }
     if (req.tls.insecure_skip_verify) {
       curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -6,8 +6,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <chrono>
 #include <ctime>
+#include <map>
+#include <mutex>
 
 namespace vantage::probe::net {
 namespace {
@@ -126,10 +131,65 @@ CURLcode tls_ctx_callback(CURL*, void* ssl_ctx, void* observation) {
   obs->handshake_done = false;
   obs->chain_seen = false;
   SSL_CTX_set_ex_data(ctx, observation_index(), obs);
+  if (obs->ca_file) {
+    // Shared and reference-counted: parsed once per process, not once per connection.
+    if (X509_STORE* store = shared_ca_store(*obs->ca_file)) SSL_CTX_set1_cert_store(ctx, store);
+  }
   // libcurl 7.88 sets its mode with a NULL callback before calling us; keep the mode.
   SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), &verify_callback);
   SSL_CTX_set_info_callback(ctx, &info_callback);
   return CURLE_OK;
+}
+
+namespace {
+
+struct CachedStore {
+  X509_STORE* store = nullptr;
+  struct timespec mtime {};
+  std::chrono::steady_clock::time_point checked{};
+};
+
+}  // namespace
+
+const std::string& default_ca_path() {
+  // libcurl's built-in default (CURLINFO_CAINFO, libcurl 7.84+), so a check trusts exactly what
+  // libcurl would have trusted.
+  static const std::string path = [] {
+    std::string out;
+    if (CURL* e = curl_easy_init()) {
+      char* p = nullptr;
+      if (curl_easy_getinfo(e, CURLINFO_CAINFO, &p) == CURLE_OK && p) out = p;
+      curl_easy_cleanup(e);
+    }
+    return out;
+  }();
+  return path;
+}
+
+X509_STORE* shared_ca_store(const std::string& ca_file) {
+  static std::mutex mutex;
+  static std::map<std::string, CachedStore> cache;
+  const std::string& path = ca_file.empty() ? default_ca_path() : ca_file;
+  if (path.empty()) return nullptr;
+  std::lock_guard lock(mutex);
+  CachedStore& entry = cache[path];
+  const auto now = std::chrono::steady_clock::now();
+  if (entry.store && now - entry.checked < std::chrono::seconds(30)) return entry.store;
+  entry.checked = now;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return entry.store;
+  if (entry.store && st.st_mtim.tv_sec == entry.mtime.tv_sec && st.st_mtim.tv_nsec == entry.mtime.tv_nsec) {
+    return entry.store;
+  }
+  X509_STORE* fresh = X509_STORE_new();
+  if (!fresh || X509_STORE_load_file(fresh, path.c_str()) != 1) {
+    if (fresh) X509_STORE_free(fresh);
+    return entry.store;  // keep the previous store (or none: libcurl loads the file itself)
+  }
+  if (entry.store) X509_STORE_free(entry.store);  // connections holding it keep their reference
+  entry.store = fresh;
+  entry.mtime = st.st_mtim;
+  return entry.store;
 }
 
 std::string x509_error_text(int code) { return X509_verify_cert_error_string(code); }

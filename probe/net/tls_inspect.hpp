@@ -10,9 +10,15 @@
 
 #include "common/observation.hpp"
 
+struct x509_store_st;  // OpenSSL's X509_STORE
+
 namespace vantage::probe::net {
 
 struct TlsObservation {
+  // When set, the callback installs shared_ca_store(*ca_file) on each connection's SSL_CTX
+  // (looked up lazily: a plain http:// check that never meets TLS never loads a trust store).
+  // Not reset by reset().
+  const std::string* ca_file = nullptr;
   TlsFacts facts;
   bool handshake_done = false;
   bool chain_seen = false;
@@ -20,8 +26,23 @@ struct TlsObservation {
   int verify_error_depth = -1;
   int alert_received = -1;     // last TLS alert description received from the peer (RFC 8446 §6)
   int alert_sent = -1;         // last TLS alert description we sent
-  void reset() { *this = TlsObservation{}; }
+  void reset() {
+    const auto* keep = ca_file;
+    *this = TlsObservation{};
+    ca_file = keep;
+  }
 };
+
+// A process-wide, shared trust store for a PEM CA file ("" = libcurl's default CA bundle, e.g.
+// /etc/ssl/certs/ca-certificates.crt), parsed once and re-read when the file changes (checked at
+// most every 30 s). libcurl 7.88 would otherwise parse the bundle for every new connection when an
+// SSL_CTX callback is installed — ~35 million instructions for Debian's bundle, per check.
+// Thread-safe. Returns nullptr (and libcurl loads the file itself) if the file cannot be read.
+::x509_store_st* shared_ca_store(const std::string& ca_file);
+
+// libcurl's built-in default CA bundle path (CURLINFO_CAINFO). Computed on first call, which
+// must not happen inside a libcurl callback: CurlMulti's constructor makes it.
+const std::string& default_ca_path();
 
 // CURLOPT_SSL_CTX_FUNCTION callback; CURLOPT_SSL_CTX_DATA must point at a TlsObservation that
 // outlives the transfer. Installs a verify callback (keeping libcurl's verify mode) and an info

@@ -61,7 +61,6 @@ struct CollectorSink::Worker {
       log::error("collector.spool_write_failed", {{"error", e.what()}, {"results_dropped", static_cast<std::int64_t>(lines.size())}});
     }
     update_gauges();
-    wake.cancel();
   }
 
   void update_gauges() {
@@ -70,10 +69,13 @@ struct CollectorSink::Worker {
     stats->rejected = spool->rejected();
   }
 
+  // Every flush interval: move what publish() queued onto disk and make it durable, whatever the
+  // sender is doing (it may be backing off for a minute while the collector is down).
   asio::awaitable<void> sync_loop() {
     while (!stopping) {
       sync_timer.expires_after(config.flush_interval);
       co_await sync_timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      drain_queue();
       spool->sync();
     }
   }
@@ -236,9 +238,9 @@ void CollectorSink::publish(const CheckResult& result, const PublishInfo&) {
       return;
     }
     worker_->queue.push_back(std::move(line));
-    if (worker_->queue.size() > 1) return;  // a wake-up is already on its way
   }
-  asio::post(worker_->io, [w = worker_.get()] { w->drain_queue(); });
+  // No wake-up per result: the sender drains the queue to the spool at least every flush interval
+  // (a post per result would cost the probe's loop a syscall each time).
 }
 
 asio::awaitable<void> CollectorSink::close(std::chrono::milliseconds budget) {

@@ -28,6 +28,7 @@ JsonLinesSink::~JsonLinesSink() {
 void JsonLinesSink::publish(const CheckResult& result, const PublishInfo&) {
   std::string line = to_ndjson_line(result);
   line += '\n';
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
@@ -36,15 +37,21 @@ void JsonLinesSink::publish(const CheckResult& result, const PublishInfo&) {
       return;
     }
     queue_.push_back(std::move(line));
+    // The writer wakes every kFlushInterval by itself; waking it per line would cost a futex call
+    // and a context switch per result. Wake it early only when a batch is worth writing.
+    wake = queue_.size() == kWakeBatch;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void JsonLinesSink::writer_loop() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty() && stopping_) break;
+    cv_.wait_for(lock, kFlushInterval, [&] { return stopping_ || queue_.size() >= kWakeBatch; });
+    if (queue_.empty()) {
+      if (stopping_) break;
+      continue;
+    }
     std::deque<std::string> batch;
     batch.swap(queue_);
     writing_ = true;

@@ -1,9 +1,11 @@
 // JSON lines (one CheckResult per line) to stdout or a file, written by a dedicated thread so a
 // slow reader can never stall the probe; when its bounded queue is full, lines are dropped and
-// counted (vantage_probe_output_dropped_total).
+// counted (vantage_probe_output_dropped_total). Lines are written in batches at least every
+// 100 ms (sooner once 256 are waiting), and everything is flushed at shutdown.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -24,6 +26,9 @@ class JsonLinesSink final : public Sink {
   std::string name() const override { return "jsonl"; }
   void publish(const CheckResult& result, const PublishInfo& info) override;
   boost::asio::awaitable<void> close(std::chrono::milliseconds budget) override;
+
+  static constexpr std::chrono::milliseconds kFlushInterval{100};
+  static constexpr std::size_t kWakeBatch = 256;
 
   std::uint64_t dropped() const noexcept { return dropped_.load(); }
   std::uint64_t written() const noexcept { return written_.load(); }

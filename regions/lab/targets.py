@@ -17,6 +17,7 @@ Everything listens on 127.0.0.1 with ports picked by the kernel:
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,12 +28,23 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+_rng = random.Random()
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free port on 127.0.0.1 below the ephemeral range (32768+), so no outgoing connection's
+    local port (busy or in TIME_WAIT after a load test) can take it before the server binds."""
+    for _ in range(200):
+        port = _rng.randrange(20000, 32000)
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port in 20000-32000")
 
 
 def run(cmd, cwd=None):

@@ -18,6 +18,8 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGETS = os.path.join(ROOT, "regions", "lab", "targets.py")
+sys.path.insert(0, os.path.dirname(TARGETS))
+from targets import free_port  # noqa: E402  (ports below the ephemeral range)
 
 
 def config_for(env, spool, metrics_port):
@@ -94,11 +96,7 @@ def main():
                        stdout=subprocess.DEVNULL)
         with open(os.path.join(state, "targets", "env.json")) as f:
             env = json.load(f)
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        metrics_port = s.getsockname()[1]
-        s.close()
+        metrics_port = free_port()
         config = os.path.join(state, "probe.yaml")
         with open(config, "w") as f:
             json.dump(config_for(env, os.path.join(state, "spool"), metrics_port), f, indent=2)

@@ -5,7 +5,11 @@ import signal
 import subprocess
 import tempfile
 import time
+import sys
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "regions", "lab"))
+from targets import free_port  # noqa: E402  (ports below the ephemeral range)
 
 BUILD_DIR = os.environ.get("VANTAGE_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "dev"))
 STATE_DIR = os.environ.get("VANTAGE_IT_STATE", os.path.join(BUILD_DIR, "integration-state"))

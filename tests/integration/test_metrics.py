@@ -8,15 +8,9 @@ import tempfile
 import unittest
 import urllib.request
 
-from harness import IntegrationTest, Probe, wait_for, write_config
+from harness import free_port, IntegrationTest, Probe, wait_for, write_config
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Metrics(IntegrationTest):

@@ -10,18 +10,11 @@ import time
 import unittest
 import urllib.request
 
-from harness import IntegrationTest, Probe, wait_for, write_config
+from harness import free_port, IntegrationTest, Probe, wait_for, write_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def read_jsonl(path):

@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""CPU per check: vantage-probe against Debian's prometheus-blackbox-exporter, side by side.
+
+Both probe the same local targets (regions/lab/targets.py: nginx over HTTP and HTTPS with a
+throw-away CA, unbound for DNS), at the same rate, with a new connection for every HTTP check,
+each pinned to the same single core (taskset). CPU is the process's utime+stime from
+/proc/<pid>/stat over the measured window, divided by the number of checks completed in it.
+blackbox_exporter is driven the way Prometheus drives it (GET /probe?module=…&target=… over
+keep-alive connections) from a driver pinned to the other core; the driver's CPU is not counted.
+
+Then the sustained-rate test: vantage-probe alone on one core with 10,000 checks a minute.
+
+Writes the results as Markdown to the file given with --out (docs/benchmarks.md).
+"""
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+TARGETS = os.path.join(ROOT, "regions", "lab", "targets.py")
+sys.path.insert(0, os.path.dirname(TARGETS))
+from targets import free_port  # noqa: E402  (ports below the ephemeral range)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+
+
+def metric(port, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_port(port, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing on port {port}")
+
+
+# --- vantage-probe ------------------------------------------------------------------------------
+
+def run_vantage(probe, core, checks, interval_s, warmup_s, measure_s, workdir, name):
+    metrics_port = free_port()
+    config = {
+        "vantage_point": {"id": "bench", "region": "lab"},
+        "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+        "scheduler": {"max_concurrency": 4096},
+        "defaults": {"interval": f"{interval_s}s", "timeout": f"{min(interval_s, 5)}s"},
+        "checks": checks,
+    }
+    path = os.path.join(workdir, f"{name}.yaml")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    out = os.path.join(workdir, f"{name}.jsonl")
+    proc = subprocess.Popen(["taskset", "-c", str(core), probe, "--config", path, "--output", out,
+                             "--log-level", "error"])
+    try:
+        wait_port(metrics_port)
+        time.sleep(warmup_s)
+        runs0, failed0 = metric(metrics_port, "vantage_probe_runs_total"), 0
+        cpu0, t0 = cpu_seconds(proc.pid), time.time()
+        time.sleep(measure_s)
+        cpu1, t1 = cpu_seconds(proc.pid), time.time()
+        runs1 = metric(metrics_port, "vantage_probe_runs_total")
+        skipped = metric(metrics_port, "vantage_probe_skipped_runs_total")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    ok = failed = 0
+    with open(out) as f:
+        for line in f:
+            if json.loads(line)["outcome"]["type"] == "ok":
+                ok += 1
+            else:
+                failed += 1
+    runs = runs1 - runs0
+    return {"runs": runs, "cpu_s": cpu1 - cpu0, "wall_s": t1 - t0, "skipped": skipped,
+            "ok": ok, "failed": failed}
+
+
+# --- blackbox_exporter --------------------------------------------------------------------------
+
+def run_blackbox(core, driver_core, module, target, rate, warmup_s, measure_s, workdir, ca):
+    port = free_port()
+    config = os.path.join(workdir, "blackbox.yml")
+    with open(config, "w") as f:
+        f.write(f"""
+modules:
+  http_plain:
+    prober: http
+    timeout: 5s
+    http:
+      valid_status_codes: [200]
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
+  https_ca:
+    prober: http
+    timeout: 5s
+    http:
+      valid_status_codes: [200]
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
+      tls_config:
+        ca_file: {ca}
+  dns_a:
+    prober: dns
+    timeout: 5s
+    dns:
+      query_name: shop.test
+      query_type: A
+      transport_protocol: udp
+      preferred_ip_protocol: ip4
+      ip_protocol_fallback: false
+""")
+    proc = subprocess.Popen(["taskset", "-c", str(core), "prometheus-blackbox-exporter",
+                             f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
+                             "--log.level=error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        os.sched_setaffinity(0, {driver_core})
+        path = f"/probe?module={module}&target={target}"
+        stats = {"ok": 0, "failed": 0, "count": 0}
+        lock = threading.Lock()
+        stop = threading.Event()
+        counting = threading.Event()
+
+        def worker(offset, workers):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            interval = workers / rate
+            next_t = time.time() + offset * interval / workers
+            while not stop.is_set():
+                now = time.time()
+                if now < next_t:
+                    time.sleep(next_t - now)
+                next_t += interval
+                conn.request("GET", path)
+                body = conn.getresponse().read().decode()
+                success = "probe_success 1" in body
+                if counting.is_set():
+                    with lock:
+                        stats["count"] += 1
+                        stats["ok" if success else "failed"] += 1
+
+        workers = max(4, int(rate // 20))
+        threads = [threading.Thread(target=worker, args=(i, workers), daemon=True) for i in range(workers)]
+        for t in threads:
+            t.start()
+        time.sleep(warmup_s)
+        counting.set()
+        cpu0, t0 = cpu_seconds(proc.pid), time.time()
+        time.sleep(measure_s)
+        cpu1, t1 = cpu_seconds(proc.pid), time.time()
+        counting.clear()
+        stop.set()
+        for t in threads:
+            t.join(timeout=15)
+        return {"runs": stats["count"], "cpu_s": cpu1 - cpu0, "wall_s": t1 - t0, "ok": stats["ok"],
+                "failed": stats["failed"]}
+    finally:
+        os.sched_setaffinity(0, set(range(os.cpu_count())))
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def per_check_us(r):
+    return 1e6 * r["cpu_s"] / r["runs"] if r["runs"] else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--probe", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--measure", type=float, default=20.0, help="seconds measured per scenario")
+    ap.add_argument("--rate", type=float, default=100.0, help="checks per second in the comparison")
+    ap.add_argument("--sustained-per-minute", type=int, default=10000)
+    ap.add_argument("--sustained-measure", type=float, default=60.0)
+    args = ap.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    probe_core, driver_core = cores[-1], cores[0]
+
+    work = tempfile.mkdtemp(prefix="vantage-bench-")
+    os.chmod(work, 0o755)
+    state = os.path.join(work, "targets")
+    subprocess.run([sys.executable, TARGETS, "start", state], check=True, stdout=subprocess.DEVNULL)
+    try:
+        with open(os.path.join(state, "env.json")) as f:
+            env = json.load(f)
+        p, ca, resolver = env["ports"], env["ca_file"], env["resolver"]
+        n = int(args.rate)  # checks at 1 s intervals -> `rate` checks per second
+        scenarios = [
+            ("HTTP (new connection each check)", "http_plain", f"http://127.0.0.1:{p['http']}/",
+             [{"id": f"h{i}", "kind": "http", "url": f"http://127.0.0.1:{p['http']}/", "expect": {"status": [200]}}
+              for i in range(n)]),
+            ("HTTPS (new connection and TLS handshake each check)", "https_ca", f"https://127.0.0.1:{p['https_valid']}/",
+             [{"id": f"s{i}", "kind": "http", "url": f"https://127.0.0.1:{p['https_valid']}/",
+               "tls": {"ca_file": ca}, "expect": {"status": [200]}} for i in range(n)]),
+            ("DNS (A query to unbound)", "dns_a", resolver,
+             [{"id": f"d{i}", "kind": "dns", "name": "shop.test", "resolvers": [resolver]} for i in range(n)]),
+        ]
+        rows = []
+        for title, module, target, checks in scenarios:
+            print(f"== {title}", flush=True)
+            v = run_vantage(args.probe, probe_core, checks, 1, 3, args.measure, work, module)
+            b = run_blackbox(probe_core, driver_core, module, target, args.rate, 3, args.measure, work, ca)
+            print(f"   vantage {per_check_us(v):.0f} µs/check ({v['runs']:.0f} runs), "
+                  f"blackbox {per_check_us(b):.0f} µs/check ({b['runs']} runs)", flush=True)
+            rows.append((title, v, b))
+
+        # Sustained rate: the given checks per minute on one core, HTTP with new connections.
+        per_minute = args.sustained_per_minute
+        interval = 3
+        count = per_minute * interval // 60
+        print(f"== sustained: {per_minute} HTTP checks/minute on one core", flush=True)
+        sustained = run_vantage(args.probe, probe_core,
+                                [{"id": f"r{i}", "kind": "http", "url": f"http://127.0.0.1:{p['http']}/"}
+                                 for i in range(count)], interval, 5, args.sustained_measure, work, "sustained")
+        print(f"   {sustained['runs'] * 60 / sustained['wall_s']:.0f} checks/minute, "
+              f"CPU {100 * sustained['cpu_s'] / sustained['wall_s']:.0f}% of one core", flush=True)
+    finally:
+        subprocess.run([sys.executable, TARGETS, "stop", state], stdout=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+
+    cpu_model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    v = subprocess.run(["prometheus-blackbox-exporter", "--version"], capture_output=True, text=True)
+    bb_version = (v.stdout + v.stderr).strip().splitlines()[0]
+    curl_version = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured by `scripts/bench` (bench/probe_cpu.py); rerun it to refresh this page. Numbers are",
+        "from one run on the machine below, not averages over machines.",
+        "",
+        f"- machine: {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- reference: {bb_version} (Debian package `prometheus-blackbox-exporter`)",
+        f"- vantage-probe: release preset (-O2); {curl_version.split(' (')[0]}",
+        "",
+        "## CPU per check: vantage-probe vs blackbox_exporter",
+        "",
+        f"Same local targets, same rate ({args.rate:.0f} checks/s, {args.measure:.0f} s measured after warm-up),",
+        "each process pinned to the same single core. blackbox_exporter is driven like Prometheus",
+        "drives it (`GET /probe?module=…&target=…` over keep-alive connections, from the other core).",
+        "CPU = utime + stime of the process over the window / checks completed in it. Goal: vantage",
+        "≤ 0.25 × blackbox_exporter per HTTP check.",
+        "",
+        "| check | vantage-probe µs CPU/check | blackbox_exporter µs CPU/check | ratio | runs (vantage / blackbox) | failed (vantage / blackbox) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for title, v, b in rows:
+        ratio = per_check_us(v) / per_check_us(b)
+        lines.append(f"| {title} | {per_check_us(v):.0f} | {per_check_us(b):.0f} | **{ratio:.2f}×** | "
+                     f"{v['runs']:.0f} / {b['runs']} | {v['failed']} / {b['failed']} |")
+    s = sustained
+    lines += [
+        "",
+        "## Sustained rate on one core",
+        "",
+        f"{count} HTTP checks at {interval} s intervals ({per_minute:,} checks/minute scheduled), vantage-probe",
+        f"pinned to one core, {args.sustained_measure:.0f} s measured after warm-up. Goal: 10,000 checks/minute.",
+        "",
+        "| scheduled checks/min | completed checks/min | CPU (% of one core) | skipped runs | failed results |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {per_minute:,} | {s['runs'] * 60 / s['wall_s']:,.0f} | {100 * s['cpu_s'] / s['wall_s']:.0f}% | "
+        f"{s['skipped']:.0f} | {s['failed']} |",
+        "",
+    ]
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
