@@ -97,6 +97,7 @@ bool ConfigNode::is_map() const { return node_->IsMap(); }
 bool ConfigNode::is_sequence() const { return node_->IsSequence(); }
 bool ConfigNode::is_scalar() const { return node_->IsScalar(); }
 bool ConfigNode::is_null() const { return !node_->IsDefined() || node_->IsNull(); }
+bool ConfigNode::is_quoted() const { return node_->IsScalar() && node_->Tag() == "!"; }
 
 int ConfigNode::line() const { return node_->Mark().line + 1; }
 int ConfigNode::column() const { return node_->Mark().column + 1; }

@@ -60,6 +60,8 @@ class ConfigNode {
   bool is_sequence() const;
   bool is_scalar() const;
   bool is_null() const;
+  // True for a quoted scalar ("200", '200'): YAML's way of saying "this is a string".
+  bool is_quoted() const;
 
   // Requires a mapping whose keys are all in `allowed`; throws naming the first unknown key and
   // listing the allowed ones. Also rejects a key given twice.

@@ -140,9 +140,10 @@ json to_json(const CheckResult& r) {
     put(h, "subject", r.tls->subject);
     put(h, "issuer", r.tls->issuer);
     if (!r.tls->dns_names.empty()) h["dns_names"] = r.tls->dns_names;
+    if (!r.tls->ip_addresses.empty()) h["ip_addresses"] = r.tls->ip_addresses;
     if (r.tls->earliest_expiry) h["earliest_expiry"] = format_rfc3339(*r.tls->earliest_expiry);
-    if (r.tls->last_chain_expiry) {
-      h["last_chain_expiry"] = format_rfc3339(*r.tls->last_chain_expiry);
+    if (r.tls->verified_chain_expiry) {
+      h["verified_chain_expiry"] = format_rfc3339(*r.tls->verified_chain_expiry);
     }
     h["chain_length"] = r.tls->chain_length;
     put(h, "verify_error", r.tls->verify_error);
@@ -400,22 +401,24 @@ std::optional<CheckResult> check_result_from_json(const json& j, std::string& er
     if (!h.str("version", f.version) || !h.str("cipher", f.cipher) ||
         !h.str("subject", f.subject) || !h.str("issuer", f.issuer) ||
         !h.time("earliest_expiry", f.earliest_expiry) ||
-        !h.time("last_chain_expiry", f.last_chain_expiry) ||
+        !h.time("verified_chain_expiry", f.verified_chain_expiry) ||
         !h.integer("chain_length", f.chain_length, 0, 100) ||
         !h.str("verify_error", f.verify_error)) {
       return std::nullopt;
     }
-    if (const json* names = h.find("dns_names")) {
-      if (!names->is_array()) {
-        h.fail("dns_names", "expected an array of strings");
-        return std::nullopt;
-      }
-      for (const auto& n : *names) {
-        if (!n.is_string()) {
-          h.fail("dns_names", "expected an array of strings");
+    for (auto [key, list] : {std::pair{"dns_names", &f.dns_names}, std::pair{"ip_addresses", &f.ip_addresses}}) {
+      if (const json* names = h.find(key)) {
+        if (!names->is_array()) {
+          h.fail(key, "expected an array of strings");
           return std::nullopt;
         }
-        f.dns_names.push_back(n.get<std::string>());
+        for (const auto& n : *names) {
+          if (!n.is_string()) {
+            h.fail(key, "expected an array of strings");
+            return std::nullopt;
+          }
+          list->push_back(n.get<std::string>());
+        }
       }
     }
     out.tls = std::move(f);

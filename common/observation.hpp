@@ -100,9 +100,11 @@ struct TlsFacts {
   std::string cipher;   // "TLS_AES_256_GCM_SHA384"
   std::string subject;  // leaf certificate subject, RFC 2253 form
   std::string issuer;   // leaf certificate issuer, RFC 2253 form
-  std::vector<std::string> dns_names;          // leaf subjectAltName DNS entries
-  std::optional<UtcTime> earliest_expiry;      // min notAfter over the presented chain
-  std::optional<UtcTime> last_chain_expiry;    // notAfter of the leaf (blackbox: last chain)
+  std::vector<std::string> dns_names;          // leaf subjectAltName DNS names
+  std::vector<std::string> ip_addresses;       // leaf subjectAltName IP addresses
+  std::optional<UtcTime> earliest_expiry;      // min notAfter over the chain the server presented
+  std::optional<UtcTime> verified_chain_expiry;  // min notAfter over the verified chain, up to
+                                                 // the trust anchor (after a verified handshake)
   int chain_length = 0;
   std::string verify_error;  // OpenSSL verification error text, empty when verified
   bool operator==(const TlsFacts&) const = default;

@@ -122,8 +122,10 @@ CollectorConfig parse_collector(const ConfigNode& n) {
 
 MetricsConfig parse_metrics(const ConfigNode& n) {
   n.expect_keys({"listen"});
-  MetricsConfig m;
-  const ConfigNode listen = n.require("listen");
+  MetricsConfig m;  // `metrics: {}` listens on the default 127.0.0.1:9464
+  const auto given = n.get("listen");
+  if (!given) return m;
+  const ConfigNode& listen = *given;
   const std::string text = listen.as_nonempty_string();
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon + 1 == text.size()) {
@@ -142,12 +144,18 @@ MetricsConfig parse_metrics(const ConfigNode& n) {
   return m;
 }
 
+// `retries: {count: 2, backoff: 1s}`, the same form in `defaults` and in a check.
+void parse_retries(const ConfigNode& n, int& count, nanoseconds& backoff) {
+  n.expect_keys({"count", "backoff"});
+  if (auto c = n.get("count")) count = static_cast<int>(c->as_int(0, 10));
+  if (auto b = n.get("backoff")) backoff = b->as_duration(nanoseconds(0), std::chrono::minutes(10));
+}
+
 Defaults parse_defaults(const ConfigNode& n, Defaults d) {
-  n.expect_keys({"interval", "timeout", "retries", "retry_backoff"});
+  n.expect_keys({"interval", "timeout", "retries"});
   if (auto v = n.get("interval")) d.interval = v->as_duration(kMinInterval, kMaxInterval);
   if (auto v = n.get("timeout")) d.timeout = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
-  if (auto v = n.get("retries")) d.retries = static_cast<int>(v->as_int(0, 10));
-  if (auto v = n.get("retry_backoff")) d.retry_backoff = v->as_duration(nanoseconds(0), std::chrono::minutes(10));
+  if (auto v = n.get("retries")) parse_retries(*v, d.retries, d.retry_backoff);
   return d;
 }
 
@@ -183,11 +191,7 @@ void parse_checks(const ConfigNode& list, const Defaults& defaults, ProbeConfig&
     common.retry_backoff = defaults.retry_backoff;
     if (auto v = item.get("interval")) common.interval = v->as_duration(kMinInterval, kMaxInterval);
     if (auto v = item.get("timeout")) common.timeout = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
-    if (auto v = item.get("retries")) {
-      v->expect_keys({"count", "backoff"});
-      if (auto c = v->get("count")) common.retries = static_cast<int>(c->as_int(0, 10));
-      if (auto b = v->get("backoff")) common.retry_backoff = b->as_duration(nanoseconds(0), std::chrono::minutes(10));
-    }
+    if (auto v = item.get("retries")) parse_retries(*v, common.retries, common.retry_backoff);
     if (common.timeout > common.interval) {
       (item.get("timeout") ? *item.get("timeout") : item)
           .fail("timeout " + format_duration(common.timeout) + " is longer than the interval " +

@@ -1,5 +1,6 @@
 // vantage-probe: runs synthetic checks from one vantage point. See docs/configuration.md.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
     config = vantage::probe::load_probe_config(config_path);
     if (!only.empty()) {
       std::vector<vantage::probe::CheckPtr> kept;
+      std::sort(only.begin(), only.end());
+      only.erase(std::unique(only.begin(), only.end()), only.end());
       for (const auto& id : only) {
         bool found = false;
         for (auto& c : config.checks) {

@@ -80,6 +80,8 @@ net::AresChannel& ResolverPool::channel(const std::vector<std::string>& servers)
       for (const auto& s : servers) {
         if (s != "system") opts.servers.push_back(s);
       }
+      // Explicit resolvers: ask them, not /etc/hosts (the system resolver reads it, like libc).
+      opts.use_hosts_file = false;
     }
     it = channels_.emplace(key, std::make_unique<net::AresChannel>(io_, std::move(opts))).first;
   }

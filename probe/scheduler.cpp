@@ -253,11 +253,14 @@ asio::awaitable<std::vector<CheckResult>> Scheduler::run_attempt(Check& check, s
 asio::awaitable<std::vector<CheckResult>> Scheduler::run_with_retries(Check& check, std::size_t index) {
   const int max_attempts = 1 + check.common().retries;
   std::vector<Outcome> failed;
+  std::optional<UtcTime> run_started;
   for (int attempt = 1;; ++attempt) {
     std::vector<CheckResult> results = co_await run_attempt(check, index);
+    if (!run_started && !results.empty()) run_started = results.front().time;
     const bool all_ok = std::all_of(results.begin(), results.end(), [](const CheckResult& r) { return r.ok(); });
     if (all_ok || attempt >= max_attempts || stopping_) {
       for (auto& r : results) {
+        r.time = run_started.value_or(r.time);  // the run started with its first attempt
         r.attempts = attempt;
         r.failed_attempts = failed;
         r.flaky = r.ok() && !failed.empty();
@@ -275,7 +278,7 @@ asio::awaitable<std::vector<CheckResult>> Scheduler::run_with_retries(Check& che
 }
 
 void Scheduler::publish(Check& check, std::vector<CheckResult>& results) {
-  const sinks::PublishInfo info{results.size() > 1};
+  const sinks::PublishInfo info{results.size() > 1, check.common().interval};
   for (auto& r : results) {
     r.id = services_.ids.uuid_v7(r.time);
     r.check_id = check.id();

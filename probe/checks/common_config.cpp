@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "common/config_node.hpp"
@@ -48,15 +49,20 @@ IpFamily parse_ip_family(const ConfigNode& node) {
   return v == "ip4" ? IpFamily::ip4 : v == "ip6" ? IpFamily::ip6 : IpFamily::any;
 }
 
-std::vector<std::string> parse_resolvers(const ConfigNode& node) {
+std::vector<std::string> parse_resolvers(const ConfigNode& node, bool one_server_list) {
   std::vector<std::string> out;
   for (const ConfigNode& item : node.items()) {
     std::string entry = item.as_nonempty_string();
     const std::string error = validate_resolver(entry);
     if (!error.empty()) item.fail(error);
+    if (std::find(out.begin(), out.end(), entry) != out.end()) item.fail("resolver listed twice");
     out.push_back(std::move(entry));
   }
   if (out.empty()) node.fail("expected at least one resolver (or leave resolvers out)");
+  if (one_server_list && out.size() > 1 && std::find(out.begin(), out.end(), "system") != out.end()) {
+    node.fail("\"system\" cannot be combined with resolver addresses here: list addresses only, "
+              "or leave resolvers out to use the system's");
+  }
   return out;
 }
 

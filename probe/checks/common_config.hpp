@@ -30,7 +30,9 @@ net::TlsClientOptions parse_tls_options(const ConfigNode& node);
 // `ip_family: auto | ip4 | ip6`.
 IpFamily parse_ip_family(const ConfigNode& node);
 
-// `resolvers: [system, "192.0.2.53:53", "[2001:db8::53]:53"]`.
-std::vector<std::string> parse_resolvers(const ConfigNode& node);
+// `resolvers: [system, "192.0.2.53:53", "[2001:db8::53]:53"]`. Each entry once.
+// With `one_server_list` (http, tcp, tls: the entries are one server list tried in turn), "system"
+// cannot be combined with addresses.
+std::vector<std::string> parse_resolvers(const ConfigNode& node, bool one_server_list);
 
 }  // namespace vantage::probe::checks

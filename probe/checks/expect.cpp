@@ -101,8 +101,10 @@ bool StatusSet::contains(long status) const {
 namespace {
 
 json scalar_json(const ConfigNode& node) {
-  // YAML scalars are untyped text: keep numbers and booleans typed so they compare with JSON.
+  // A quoted scalar is a string; a plain one keeps YAML's typing (numbers, booleans, null) so it
+  // compares with JSON values of those types.
   const std::string t = node.as_string();
+  if (node.is_quoted()) return t;
   if (t == "true") return true;
   if (t == "false") return false;
   if (t == "null") return nullptr;
@@ -120,9 +122,9 @@ bool json_equal(const json& expected, const json& actual) {
   if (expected.is_number() && actual.is_number()) {
     return std::fabs(expected.get<double>() - actual.get<double>()) <= 1e-9 * std::max(1.0, std::fabs(expected.get<double>()));
   }
-  if (expected.is_string() && !actual.is_string()) {
-    // `status: "200"` written as a string still matches the number 200.
-    return expected.get<std::string>() == text_of(actual);
+  if (expected.type() != actual.type()) {
+    // Different JSON types compare by their text: "200" matches 200, 200 matches "200".
+    return text_of(expected) == text_of(actual);
   }
   return expected == actual;
 }

@@ -147,7 +147,7 @@ Phase phase_reached(const TransferProgress& p) {
 MappedFailure tls_handshake_failure(const TransferProgress& p) {
   MappedFailure f{FailureType::tls_protocol_error, Phase::tls, p.error_text};
   const TlsObservation* t = p.tls;
-  if (t && t->verify_error != 0) {
+  if (t && t->verify && t->verify_error != 0) {
     f.type = map_x509_error(t->verify_error);
     f.detail = "certificate verification failed: " + x509_error_text(t->verify_error);
     return f;
@@ -203,7 +203,7 @@ MappedFailure map_curl_failure(int code_int, const TransferProgress& p) {
       return tls_handshake_failure(p);
     case CURLE_PEER_FAILED_VERIFICATION: {
       MappedFailure f = tls_handshake_failure(p);
-      if (p.tls && p.tls->verify_error != 0) return f;
+      if (p.tls && p.tls->verify && p.tls->verify_error != 0) return f;
       // The chain verified but libcurl's host name check failed (it keeps CURLINFO_SSL_VERIFYRESULT
       // at 1 in that case): the certificate does not name the host.
       return {FailureType::tls_cert_name_invalid, Phase::tls, text};

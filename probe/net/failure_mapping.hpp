@@ -1,6 +1,6 @@
 // Maps every libcurl, c-ares, OpenSSL and socket error onto the failure taxonomy
 // (common/failure_type.hpp) with the phase it happened in. The table is documented in
-// docs/failure-mapping.md; each row has a test in tests/probe/net/failure_mapping_test.cpp.
+// docs/failure-mapping.md with, for each row, the unit or integration test that covers it.
 #pragma once
 
 #include <cstdint>

@@ -199,6 +199,7 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
   if (out.progress.https || req.follow_redirects) {
     curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, &tls_ctx_callback);
     curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, &out.tls);
+    out.tls.verify = !req.tls.insecure_skip_verify;
     if (!req.tls.insecure_skip_verify) {
       // Our callback installs a shared trust store (see shared_ca_store): libcurl must not parse
       // a CA file for every connection.

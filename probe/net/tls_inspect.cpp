@@ -1,5 +1,6 @@
 #include "probe/net/tls_inspect.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
@@ -47,27 +48,37 @@ std::optional<UtcTime> asn1_time(const ASN1_TIME* t) {
   return UtcTime{std::chrono::seconds(secs)};
 }
 
-std::vector<std::string> dns_names(X509* cert) {
-  std::vector<std::string> out;
+// subjectAltName DNS names and IP addresses (RFC 5280 §4.2.1.6), at most 64 of each.
+void subject_alt_names(X509* cert, TlsFacts& facts) {
+  facts.dns_names.clear();
+  facts.ip_addresses.clear();
   auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (!names) return out;
-  for (int i = 0; i < sk_GENERAL_NAME_num(names) && out.size() < 64; ++i) {
+  if (!names) return;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
     const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
-    if (n->type == GEN_DNS) {
+    if (n->type == GEN_DNS && facts.dns_names.size() < 64) {
       const auto* s = n->d.dNSName;
-      out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                       static_cast<std::size_t>(ASN1_STRING_length(s)));
-    } else if (n->type == GEN_IPADD) {
+      facts.dns_names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                   static_cast<std::size_t>(ASN1_STRING_length(s)));
+    } else if (n->type == GEN_IPADD && facts.ip_addresses.size() < 64) {
       const auto* s = n->d.iPAddress;
-      char buf[64] = {};
-      const unsigned char* p = ASN1_STRING_get0_data(s);
-      if (ASN1_STRING_length(s) == 4) {
-        std::snprintf(buf, sizeof buf, "IP:%u.%u.%u.%u", p[0], p[1], p[2], p[3]);
-        out.emplace_back(buf);
+      char buf[INET6_ADDRSTRLEN] = {};
+      const int len = ASN1_STRING_length(s);
+      if (len == 4 || len == 16) {
+        inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(s), buf, sizeof buf);
+        facts.ip_addresses.emplace_back(buf);
       }
     }
   }
   GENERAL_NAMES_free(names);
+}
+
+std::optional<UtcTime> earliest_not_after(STACK_OF(X509) * chain) {
+  std::optional<UtcTime> out;
+  for (int i = 0; chain && i < sk_X509_num(chain); ++i) {
+    auto t = asn1_time(X509_get0_notAfter(sk_X509_value(chain, i)));
+    if (t && (!out || *t < *out)) out = t;
+  }
   return out;
 }
 
@@ -79,15 +90,8 @@ void record_chain(TlsObservation& obs, STACK_OF(X509) * chain) {
   X509* leaf = sk_X509_value(chain, 0);
   obs.facts.subject = name_text(X509_get_subject_name(leaf));
   obs.facts.issuer = name_text(X509_get_issuer_name(leaf));
-  obs.facts.dns_names = dns_names(leaf);
-  obs.facts.last_chain_expiry = asn1_time(X509_get0_notAfter(leaf));
-  obs.facts.earliest_expiry.reset();
-  for (int i = 0; i < sk_X509_num(chain); ++i) {
-    auto t = asn1_time(X509_get0_notAfter(sk_X509_value(chain, i)));
-    if (t && (!obs.facts.earliest_expiry || *t < *obs.facts.earliest_expiry)) {
-      obs.facts.earliest_expiry = t;
-    }
-  }
+  subject_alt_names(leaf, obs.facts);
+  obs.facts.earliest_expiry = earliest_not_after(chain);
 }
 
 int verify_callback(int preverify_ok, X509_STORE_CTX* store) {
@@ -117,6 +121,8 @@ void info_callback(const SSL* ssl, int where, int ret) {
     obs->facts.version = SSL_get_version(ssl);
     if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) obs->facts.cipher = SSL_CIPHER_get_name(c);
     record_chain(*obs, SSL_get_peer_cert_chain(ssl));
+    // The chain OpenSSL verified, up to the trust anchor (blackbox_exporter's "last chain").
+    obs->facts.verified_chain_expiry = earliest_not_after(SSL_get0_verified_chain(ssl));
   }
 }
 
@@ -126,10 +132,8 @@ CURLcode tls_ctx_callback(CURL*, void* ssl_ctx, void* observation) {
   auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
   auto* obs = static_cast<TlsObservation*>(observation);
   if (!ctx || !obs) return CURLE_OK;
-  // A new connection (first or after a redirect to another host) starts a fresh observation of
-  // the handshake, but keeps an earlier failure's reason if this one has none.
-  obs->handshake_done = false;
-  obs->chain_seen = false;
+  // Each connection is observed afresh (the configuration fields survive reset()).
+  obs->reset();
   SSL_CTX_set_ex_data(ctx, observation_index(), obs);
   if (obs->ca_file) {
     // Shared and reference-counted: parsed once per process, not once per connection.

@@ -66,6 +66,15 @@ std::optional<UrlParts> parse_http_url(const std::string& url, std::string& erro
   return p;
 }
 
+std::optional<std::string> resolve_reference(const std::string& base, const std::string& reference) {
+  std::unique_ptr<CURLU, UrlDeleter> u(curl_url());
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, base.c_str(), 0) != CURLUE_OK) return std::nullopt;
+  if (curl_url_set(u.get(), CURLUPART_URL, reference.c_str(), 0) != CURLUE_OK) return std::nullopt;
+  std::string out = get_part(u.get(), CURLUPART_URL);
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
 std::string strip_query_and_fragment(const std::string& url) {
   const auto cut = url.find_first_of("?#");
   return cut == std::string::npos ? url : url.substr(0, cut);

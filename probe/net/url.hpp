@@ -21,6 +21,10 @@ struct UrlParts {
 // `error` (e.g. "unsupported scheme \"ftp\"", "malformed URL").
 std::optional<UrlParts> parse_http_url(const std::string& url, std::string& error);
 
+// Resolves a Location header value against the URL it came from (RFC 3986 §5.2, by libcurl's
+// URL API): absolute URLs are taken as they are, relative ones joined. nullopt if malformed.
+std::optional<std::string> resolve_reference(const std::string& base, const std::string& reference);
+
 // The URL without query and fragment (what results store: queries can carry secrets).
 std::string strip_query_and_fragment(const std::string& url);
 

@@ -85,7 +85,8 @@ struct CollectorSink::Worker {
     auto base = std::chrono::duration_cast<std::chrono::milliseconds>(config.backoff_initial);
     for (int i = 1; i < failures && base < cap; ++i) base *= 2;
     base = std::min(base, cap);
-    // Full jitter (AWS architecture blog, "Exponential Backoff And Jitter").
+    // "Equal jitter" (AWS architecture blog, "Exponential Backoff And Jitter"): half fixed, half
+    // random, so a fleet of probes does not retry in step but none hammers a recovering collector.
     std::uniform_int_distribution<long long> d(base.count() / 2, std::max<long long>(base.count(), 1));
     return std::chrono::milliseconds(d(rng));
   }

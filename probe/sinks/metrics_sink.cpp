@@ -39,6 +39,13 @@ void label(std::string& out, const char* name, const std::string& value) {
   out += '"';
 }
 
+// OpenSSL's "TLSv1.3" in blackbox_exporter's spelling, "TLS 1.3" (and "TLSv1" -> "TLS 1.0").
+std::string blackbox_tls_version(const std::string& v) {
+  if (v == "TLSv1") return "TLS 1.0";
+  if (v.rfind("TLSv", 0) == 0) return "TLS " + v.substr(4);
+  return v;
+}
+
 double seconds_since_epoch(UtcTime t) {
   return static_cast<double>(to_unix_nanos(t)) / 1e9;
 }
@@ -85,6 +92,9 @@ void MetricsSink::publish(const CheckResult& r, const PublishInfo& info) {
   auto& s = series_[r.check_id + '\0' + target];
   s.labels = labels;
   s.last = r;
+  const auto ttl = info.interval.count() > 0 ? 2 * info.interval + std::chrono::minutes(1)
+                                             : std::chrono::nanoseconds(std::chrono::hours(1));
+  s.expires = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(ttl);
   results_total_[counter_labels][std::string(to_string(r.outcome.type))] += 1;
   if (r.flaky) flaky_total_[counter_labels] += 1;
 }
@@ -104,6 +114,8 @@ void MetricsSink::add_labelled_counter(std::string name, std::string help, std::
 }
 
 std::string MetricsSink::render() const {
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(series_, [&](const auto& kv) { return kv.second.expires < now; });
   Writer w;
   // Gauge families over the last result of each series, blackbox_exporter names first.
   struct Gauge {
@@ -173,11 +185,15 @@ std::string MetricsSink::render() const {
        }},
       {"probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp seconds",
        [](Writer& wr, const std::string& n, const Series& s) {
-         if (s.last.tls && s.last.tls->last_chain_expiry) wr.sample(n, s.labels, seconds_since_epoch(*s.last.tls->last_chain_expiry));
+         if (s.last.tls && s.last.tls->verified_chain_expiry) {
+           wr.sample(n, s.labels, seconds_since_epoch(*s.last.tls->verified_chain_expiry));
+         }
        }},
       {"probe_tls_version_info", "Contains the TLS version used",
        [](Writer& wr, const std::string& n, const Series& s) {
-         if (s.last.tls && !s.last.tls->version.empty()) wr.sample(n, with(s.labels, "version", s.last.tls->version), 1);
+         if (s.last.tls && !s.last.tls->version.empty()) {
+           wr.sample(n, with(s.labels, "version", blackbox_tls_version(s.last.tls->version)), 1);
+         }
        }},
       {"probe_dns_answer_rrs", "Returns number of entries in the answer resource record list",
        [](Writer& wr, const std::string& n, const Series& s) {

@@ -35,9 +35,12 @@ class MetricsSink final : public Sink {
   std::string render() const;
 
  private:
+  // A series disappears from /metrics when its check has not reported it for two intervals plus
+  // a minute (an address that left the DNS answer, a removed check): no stale gauges.
   struct Series {
     std::string labels;  // rendered label pairs without braces: check="x",kind="http",…
     CheckResult last;
+    std::chrono::steady_clock::time_point expires;
   };
   struct Provided {
     std::string name, help, type, label;
@@ -46,7 +49,7 @@ class MetricsSink final : public Sink {
   };
 
   Vantage vantage_;
-  std::map<std::string, Series> series_;                 // key: check + '\0' + target
+  mutable std::map<std::string, Series> series_;         // key: check + '\0' + target
   std::map<std::string, std::map<std::string, double>> results_total_;  // labels -> type -> n
   std::map<std::string, double> flaky_total_;            // labels -> n
   std::vector<Provided> provided_;

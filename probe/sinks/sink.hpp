@@ -15,6 +15,7 @@ namespace vantage::probe::sinks {
 // How a result was produced, for sinks that aggregate (metrics).
 struct PublishInfo {
   bool multi_target = false;  // the run produced several results (every address / resolver)
+  std::chrono::nanoseconds interval{0};  // the check's interval (0 = unknown)
 };
 
 class Sink {

@@ -38,8 +38,9 @@ CheckResult sample() {
   tls.subject = "CN=shop.example.com";
   tls.issuer = "CN=Test CA";
   tls.dns_names = {"shop.example.com"};
+  tls.ip_addresses = {"192.0.2.10"};
   tls.earliest_expiry = from_unix_nanos(1'800'000'000'000'000'000LL);
-  tls.last_chain_expiry = tls.earliest_expiry;
+  tls.verified_chain_expiry = tls.earliest_expiry;
   tls.chain_length = 2;
   r.tls = tls;
   r.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";

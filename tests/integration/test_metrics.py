@@ -33,7 +33,7 @@ class Metrics(IntegrationTest):
                 {"id": "https-ok", "kind": "http", "url": f"https://shop.test:{p['https_valid']}/",
                  "resolvers": [r], "tls": {"ca_file": cls.ca}},
                 {"id": "http-500", "kind": "http", "url": f"http://shop.test:{p['http']}/status/500", "resolvers": [r]},
-                {"id": "dns-two", "kind": "dns", "name": "shop.test", "resolvers": [r, r.replace("127.0.0.1", "127.0.0.1")]},
+                {"id": "dns-two", "kind": "dns", "name": "shop.test", "resolvers": [r, "system"]},
                 {"id": "tls-ok", "kind": "tls", "host": "shop.test", "port": p["https_valid"],
                  "resolvers": [r], "tls": {"ca_file": cls.ca}},
                 {"id": "tcp-refused", "kind": "tcp", "host": "127.0.0.1", "port": p["closed"]},

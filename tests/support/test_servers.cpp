@@ -72,6 +72,17 @@ struct TestHttpServer::Impl {
       } else if (target == "/redirect") {
         res.result(http::status::found);
         res.set(http::field::location, "/redirect");
+      } else if (target == "/hop") {
+        res.result(http::status::found);
+        res.set(http::field::location, "ok");  // relative: resolves to /ok
+      } else if (target.rfind("/see-other", 0) == 0) {
+        res.result(http::status::see_other);
+        res.set(http::field::location, "/method");
+      } else if (target == "/method") {
+        res.body() = std::string(req.method_string());
+      } else if (target.rfind("/to/", 0) == 0) {
+        res.result(http::status::moved_permanently);
+        res.set(http::field::location, "http://" + target.substr(4));
       } else if (target == "/headers") {
         res.set("X-Seen-Traceparent", std::string(req["traceparent"]));
         res.set("X-Seen-Tracestate", std::string(req["tracestate"]));

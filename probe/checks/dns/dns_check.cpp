@@ -72,7 +72,7 @@ DnsConfig parse_dns_config(const ConfigNode& node) {
   }
   c.type_code = *dns_type_from_name(c.type);
   c.resolvers = {"system"};
-  if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v);
+  if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v, false);
   if (auto expect = node.get("expect")) {
     expect->expect_keys({"rcode", "answers", "answers_match", "answers_within", "min_ttl",
                          "min_answers"});

@@ -6,6 +6,7 @@
 #include "common/config_node.hpp"
 #include "common/ids.hpp"
 #include "probe/async_util.hpp"
+#include "probe/checks/http/fetch.hpp"
 #include "probe/checks/common_config.hpp"
 #include "probe/net/url.hpp"
 
@@ -55,11 +56,11 @@ HttpConfig parse_http_config(const ConfigNode& node) {
   if (auto v = node.get("max_redirects")) c.max_redirects = static_cast<int>(v->as_int(0, 50));
   if (auto v = node.get("ip_family")) c.ip_family = parse_ip_family(*v);
   if (auto v = node.get("every_address")) c.every_address = v->as_bool();
-  if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v);
+  if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v, true);
   if (auto v = node.get("http_version")) c.http_version = v->as_enum({"1.1", "2"});
   if (auto v = node.get("tls")) c.tls = parse_tls_options(*v);
   if (auto v = node.get("max_body_bytes")) {
-    c.max_body_bytes = static_cast<std::size_t>(v->as_int(0, 64LL << 20));
+    c.max_body_bytes = static_cast<std::size_t>(v->as_bytes(0, 64ULL << 20));
   }
   if (c.method == "HEAD" && c.body) node.require("body").fail("a HEAD request cannot have a body");
 
@@ -105,7 +106,7 @@ HttpConfig parse_http_config(const ConfigNode& node) {
       c.max_duration = v->as_duration(std::chrono::milliseconds(1), std::chrono::hours(1));
     }
   }
-  if (c.cert_expires_after && c.url.rfind("https", 0) != 0) {
+  if (c.cert_expires_after && net::parse_http_url(c.url, error)->scheme != "https") {
     node.require("expect").require("cert_expires_after").fail("needs an https:// URL");
   }
   return c;
@@ -135,16 +136,10 @@ void record_exchange(const net::HttpExchange& ex, double dns_ms, CheckResult& r)
     r.target.port = parts->port;
   }
   r.target.server_ip = ex.primary_ip;
-
-  const auto& p = ex.progress;
-  auto ms = [](std::int64_t us) { return static_cast<double>(us) / 1000.0; };
+  std::optional<net::MappedFailure> failure;
+  if (!ex.completed()) failure = ex.failure();
   r.phases.dns = dns_ms;
-  const std::int64_t start_us = ex.namelookup_us;
-  if (p.connect_us > 0) r.phases.connect = ms(p.connect_us - start_us);
-  if (p.https && p.appconnect_us > 0 && p.connect_us > 0) r.phases.tls = ms(p.appconnect_us - p.connect_us);
-  if (p.starttransfer_us > 0 && p.pretransfer_us > 0) r.phases.ttfb = ms(p.starttransfer_us - p.pretransfer_us);
-  if (ex.completed() && p.starttransfer_us > 0) r.phases.transfer = ms(ex.total_us - p.starttransfer_us);
-
+  add_exchange_phases(ex, failure, r.phases);
   if (ex.status > 0) {
     HttpFacts h;
     h.status_code = static_cast<int>(ex.status);
@@ -156,26 +151,11 @@ void record_exchange(const net::HttpExchange& ex, double dns_ms, CheckResult& r)
     r.http = std::move(h);
   }
   if (ex.tls.handshake_done || ex.tls.chain_seen) r.tls = ex.tls.facts;
-
-  if (!ex.completed()) {
-    const net::MappedFailure f = ex.failure();
-    r.outcome.type = f.type;
-    r.outcome.failed_at = f.phase;
-    r.outcome.detail = f.detail;
+  if (failure) {
+    r.outcome.type = failure->type;
+    r.outcome.failed_at = failure->phase;
+    r.outcome.detail = failure->detail;
     if (ex.status > 0) r.outcome.status_code = static_cast<int>(ex.status);
-    // The phase that failed gets the time spent in it, so a tcp.timed_out shows how long we waited.
-    const std::int64_t spent_from = f.phase == Phase::connect ? start_us
-                                    : f.phase == Phase::tls   ? p.connect_us
-                                    : f.phase == Phase::ttfb  ? std::max(p.pretransfer_us, p.appconnect_us)
-                                                              : p.starttransfer_us;
-    const double spent = ms(std::max<std::int64_t>(0, ex.total_us - spent_from));
-    switch (f.phase) {
-      case Phase::connect: r.phases.connect = spent; break;
-      case Phase::tls: r.phases.tls = spent; break;
-      case Phase::ttfb: r.phases.ttfb = spent; break;
-      case Phase::transfer: r.phases.transfer = spent; break;
-      default: break;
-    }
   }
 }
 
@@ -214,30 +194,46 @@ asio::awaitable<CheckResult> HttpCheck::run_one(RunContext& ctx, const Resolutio
   req.method = config_.method;
   req.url = config_.url;
   req.headers = config_.headers;
-  req.headers.emplace_back("traceparent", make_traceparent(ctx.trace_id, ctx.services.ids.span_id()));
-  req.headers.emplace_back("tracestate", "vantage=" + ctx.check_id);
   req.body = config_.body;
-  req.follow_redirects = config_.follow_redirects;
-  req.max_redirects = config_.max_redirects;
-  const std::string single_address = addresses.size() == 1 ? addresses.front() : std::string();
-  req.pinned_addresses = std::move(addresses);
-  req.timeout = ctx.remaining();
-  req.connect_timeout = req.timeout;
   req.tls = config_.tls;
   req.max_body_bytes = config_.max_body_bytes;
   req.http_version = config_.http_version;
-
-  const net::HttpExchange ex = co_await net::http_exchange(ctx.services.curl, req);
+  Resolution first = res;
+  first.addresses = std::move(addresses);
+  // (Named locals, not temporaries, in co_await expressions: GCC 12 destroys some temporaries of
+  // a co_await full-expression twice.)
+  const FetchOptions options{config_.follow_redirects, config_.max_redirects, config_.ip_family,
+                             config_.resolvers};
+  const FetchResult fetched = co_await fetch(ctx, std::move(req), first, options);
+  const net::HttpExchange& ex = fetched.last;
 
   CheckResult r;
   r.trace_id = ctx.trace_id;
   r.target.url = net::strip_query_and_fragment(config_.url);
-  r.target.resolver = res.resolver;
-  record_exchange(ex, res.dns_ms, r);
-  // libcurl reports no primary IP when it never connected; we know which address we pinned.
-  if (r.target.server_ip.empty()) r.target.server_ip = single_address;
+  r.target.host = host_;
+  r.target.port = port_;
+  r.target.server_ip = fetched.server_ip;
+  r.target.resolver = fetched.resolver;
+  r.phases = fetched.phases;
+  if (ex.status > 0) {
+    HttpFacts h;
+    h.status_code = static_cast<int>(ex.status);
+    h.http_version = ex.http_version;
+    h.redirects = fetched.redirects;
+    h.content_length = ex.content_length;
+    h.body_bytes = ex.body_bytes;
+    h.final_url = net::strip_query_and_fragment(fetched.final_url);
+    r.http = std::move(h);
+  }
+  if (ex.tls.handshake_done || ex.tls.chain_seen) r.tls = ex.tls.facts;
+  if (fetched.failure) {
+    r.outcome.type = fetched.failure->type;
+    r.outcome.failed_at = fetched.failure->phase;
+    r.outcome.detail = fetched.failure->detail;
+    if (ex.status > 0) r.outcome.status_code = static_cast<int>(ex.status);
+  }
 
-  if (ex.completed()) {
+  if (fetched.completed()) {
     auto add = [&](std::string name, bool passed, std::string expected, std::string actual) {
       r.assertions.push_back({std::move(name), passed, std::move(expected), std::move(actual)});
       if (!passed && r.outcome.ok()) {

@@ -23,7 +23,7 @@ TcpConfig parse_tcp_config(const ConfigNode& node) {
   c.host = node.require("host").as_nonempty_string();
   c.port = static_cast<std::uint16_t>(node.require("port").as_int(1, 65535));
   if (auto v = node.get("ip_family")) c.ip_family = parse_ip_family(*v);
-  if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v);
+  if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v, true);
   if (auto v = node.get("query_response")) {
     for (const auto& item : v->items()) {
       item.expect_keys({"send", "expect"});

@@ -20,7 +20,7 @@ TlsCheckConfig parse_tls_check_config(const ConfigNode& node) {
     if (net::is_ip_literal(c.server_name)) v->fail("server_name must be a DNS name, not an address");
   }
   if (auto v = node.get("ip_family")) c.ip_family = parse_ip_family(*v);
-  if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v);
+  if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v, true);
   if (auto v = node.get("tls")) c.tls = parse_tls_options(*v);
   if (auto expect = node.get("expect")) {
     expect->expect_keys({"cert_expires_after", "issuer_matches", "version"});

@@ -144,6 +144,36 @@ TEST_CASE("a redirect loop is http.response.redirect_loop", "[probe][checks][htt
   CHECK(s.run_check(*check).at(0).outcome.type == FailureType::http_response_redirect_loop);
 }
 
+TEST_CASE("redirects are followed hop by hop, through the check's resolvers", "[probe][checks][http]") {
+  TestHttpServer server;
+  TestDnsServer dns;
+  ProbeServices s;
+  auto relative = s.check(http_check(server.url("/hop"), "expect: {body_matches: hello}\n"));
+  auto r = s.run_check(*relative).at(0);
+  CHECK(r.outcome.type == FailureType::ok);
+  REQUIRE(r.http);
+  CHECK(r.http->redirects == 1);
+  CHECK(r.http->final_url == server.url("/ok"));
+
+  // A redirect to another host name is resolved by the check's resolver (local.test exists only
+  // in the test DNS server, not in /etc/hosts or the system resolver).
+  auto cross = s.check("id: t\nkind: http\nurl: " + server.url("/to/local.test:" + std::to_string(server.port()) + "/ok") +
+                       "\nresolvers: ['" + dns.address() + "']\n");
+  r = s.run_check(*cross).at(0);
+  CHECK(r.outcome.type == FailureType::ok);
+  CHECK(r.http->redirects == 1);
+  CHECK(r.target.resolver == dns.address());
+  CHECK(r.phases.dns.value_or(0) > 0);
+
+  auto post = s.check(http_check(server.url("/see-other"), "method: POST\nbody: x=1\nexpect: {body_matches: '^GET$'}\n"));
+  CHECK(s.run_check(*post).at(0).outcome.type == FailureType::ok);
+
+  auto off = s.check(http_check(server.url("/hop"), "follow_redirects: false\nexpect: {status: [302]}\n"));
+  r = s.run_check(*off).at(0);
+  CHECK(r.outcome.type == FailureType::ok);
+  CHECK(r.http->redirects == 0);
+}
+
 TEST_CASE("every resolved address gives its own result", "[probe][checks][http]") {
   TestDnsServer dns;
   ProbeServices s;
