@@ -84,8 +84,7 @@ ConfigNode ConfigNode::load_string(std::string_view text, const std::string& nam
     auto node = std::make_unique<YAML::Node>(YAML::Load(std::string(text)));
     return ConfigNode(std::move(node), std::make_shared<const std::string>(name), "");
   } catch (const YAML::Exception& e) {
-    throw ConfigError(name, e.mark.line + 1, e.mark.column + 1, "",
-                      "invalid YAML: " + e.msg);
+    throw ConfigError(name, e.mark.line + 1, e.mark.column + 1, "", "invalid YAML: " + e.msg);
   }
 }
 
@@ -107,8 +106,7 @@ std::string ConfigNode::text() const { return node_->IsScalar() ? node_->Scalar(
 void ConfigNode::fail(const std::string& message) const {
   const auto mark = node_->Mark();
   const bool known = !mark.is_null();
-  throw ConfigError(*file_, known ? mark.line + 1 : 0, known ? mark.column + 1 : 0, path_,
-                    message);
+  throw ConfigError(*file_, known ? mark.line + 1 : 0, known ? mark.column + 1 : 0, path_, message);
 }
 
 std::string ConfigNode::describe() const {
@@ -242,13 +240,20 @@ std::uint64_t ConfigNode::as_bytes(std::uint64_t min, std::uint64_t max) const {
     while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
     const std::string unit = s.substr(i);
     std::uint64_t scale = 0;
-    if (unit.empty() || unit == "B") scale = 1;
-    else if (unit == "KiB") scale = 1ULL << 10;
-    else if (unit == "MiB") scale = 1ULL << 20;
-    else if (unit == "GiB") scale = 1ULL << 30;
-    else if (unit == "KB") scale = 1000ULL;
-    else if (unit == "MB") scale = 1000ULL * 1000;
-    else if (unit == "GB") scale = 1000ULL * 1000 * 1000;
+    if (unit.empty() || unit == "B")
+      scale = 1;
+    else if (unit == "KiB")
+      scale = 1ULL << 10;
+    else if (unit == "MiB")
+      scale = 1ULL << 20;
+    else if (unit == "GiB")
+      scale = 1ULL << 30;
+    else if (unit == "KB")
+      scale = 1000ULL;
+    else if (unit == "MB")
+      scale = 1000ULL * 1000;
+    else if (unit == "GB")
+      scale = 1000ULL * 1000 * 1000;
     if (i > 0 && i <= 12 && scale) {
       const std::uint64_t v = std::stoull(s.substr(0, i)) * scale;
       if (v < min || v > max) {

@@ -2,9 +2,9 @@
 //
 // Probes, browsers and BGP feeds describe the same question ("can users on network N reach
 // service S?"), so they share one vocabulary: the network error types of W3C Network Error Logging
-// (https://w3c.github.io/network-error-logging/#predefined-network-error-types), plus two types only
-// a probe can observe: `assertion.failed` (a status/body/JSON/header assertion did not hold) and
-// `timeout` (the check's own deadline expired after the connection was established).
+// (https://w3c.github.io/network-error-logging/#predefined-network-error-types), plus two types
+// only a probe can observe: `assertion.failed` (a status/body/JSON/header assertion did not hold)
+// and `timeout` (the check's own deadline expired after the connection was established).
 #pragma once
 
 #include <cstdint>
@@ -18,19 +18,19 @@ namespace vantage {
 enum class FailureType : std::uint8_t {
   ok,
   // DNS phase (NEL §"DNS resolution errors")
-  dns_unreachable,         // "dns.unreachable": the resolver did not answer
-  dns_name_not_resolved,   // "dns.name_not_resolved": NXDOMAIN or no address records
-  dns_failed,              // "dns.failed": SERVFAIL, REFUSED, malformed answer, other DNS error
-  dns_address_changed,     // "dns.address_changed": the server IP differs from the one in the policy
+  dns_unreachable,        // "dns.unreachable": the resolver did not answer
+  dns_name_not_resolved,  // "dns.name_not_resolved": NXDOMAIN or no address records
+  dns_failed,             // "dns.failed": SERVFAIL, REFUSED, malformed answer, other DNS error
+  dns_address_changed,    // "dns.address_changed": the server IP differs from the one in the policy
   // Connection phase: TCP
-  tcp_timed_out,           // "tcp.timed_out"
-  tcp_closed,              // "tcp.closed": closed by the peer
-  tcp_reset,               // "tcp.reset"
-  tcp_refused,             // "tcp.refused": ECONNREFUSED
-  tcp_aborted,             // "tcp.aborted"
-  tcp_address_invalid,     // "tcp.address_invalid"
-  tcp_address_unreachable, // "tcp.address_unreachable": ENETUNREACH / EHOSTUNREACH
-  tcp_failed,              // "tcp.failed"
+  tcp_timed_out,            // "tcp.timed_out"
+  tcp_closed,               // "tcp.closed": closed by the peer
+  tcp_reset,                // "tcp.reset"
+  tcp_refused,              // "tcp.refused": ECONNREFUSED
+  tcp_aborted,              // "tcp.aborted"
+  tcp_address_invalid,      // "tcp.address_invalid"
+  tcp_address_unreachable,  // "tcp.address_unreachable": ENETUNREACH / EHOSTUNREACH
+  tcp_failed,               // "tcp.failed"
   // Connection phase: TLS
   tls_version_or_cipher_mismatch,
   tls_bad_client_auth_cert,
@@ -43,13 +43,13 @@ enum class FailureType : std::uint8_t {
   tls_protocol_error,
   tls_failed,
   // Application phase
-  http_error,                  // "http.error": a 4xx/5xx status (status_code says which)
-  http_protocol_error,         // "http.protocol.error"
-  http_response_invalid,       // "http.response.invalid"
-  http_response_redirect_loop, // "http.response.redirect_loop"
-  http_failed,                 // "http.failed"
-  abandoned,                   // "abandoned": the request was cancelled
-  unknown,                     // "unknown"
+  http_error,                   // "http.error": a 4xx/5xx status (status_code says which)
+  http_protocol_error,          // "http.protocol.error"
+  http_response_invalid,        // "http.response.invalid"
+  http_response_redirect_loop,  // "http.response.redirect_loop"
+  http_failed,                  // "http.failed"
+  abandoned,                    // "abandoned": the request was cancelled
+  unknown,                      // "unknown"
   // Probe-only
   assertion_failed,  // "assertion.failed": the response arrived but an assertion did not hold
   timeout,           // "timeout": the check's deadline expired after the connection was made

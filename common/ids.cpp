@@ -17,7 +17,8 @@ std::string hex(std::uint64_t v, int digits) {
 
 }  // namespace
 
-IdGenerator::IdGenerator() : rng_(std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32)) {}
+IdGenerator::IdGenerator()
+    : rng_(std::random_device{}() ^ (std::uint64_t{std::random_device{}()} << 32)) {}
 IdGenerator::IdGenerator(std::uint64_t seed) : rng_(seed) {}
 
 std::string IdGenerator::uuid_v7(UtcTime now) {

@@ -54,8 +54,8 @@ std::string_view name(Level l) {
 std::shared_ptr<spdlog::logger> logger() {
   std::lock_guard lock(g_mutex);
   if (!g_logger) {
-    g_logger = std::make_shared<spdlog::logger>(
-        "vantage", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    g_logger = std::make_shared<spdlog::logger>("vantage",
+                                                std::make_shared<spdlog::sinks::stderr_sink_mt>());
     g_logger->set_pattern("%v");
     g_logger->set_level(to_spd(static_cast<Level>(g_level.load())));
     g_logger->flush_on(spdlog::level::trace);

@@ -127,8 +127,10 @@ json to_json(const CheckResult& r) {
     j["assertions"] = std::move(a);
   }
   if (r.http) {
-    json h{{"status_code", r.http->status_code}, {"redirects", r.http->redirects},
-           {"content_length", r.http->content_length}, {"body_bytes", r.http->body_bytes}};
+    json h{{"status_code", r.http->status_code},
+           {"redirects", r.http->redirects},
+           {"content_length", r.http->content_length},
+           {"body_bytes", r.http->body_bytes}};
     put(h, "http_version", r.http->http_version);
     put(h, "final_url", r.http->final_url);
     j["http"] = std::move(h);
@@ -218,8 +220,7 @@ class Reader {
   }
 
   template <typename I>
-  bool integer(const char* key, I& out, std::int64_t min, std::int64_t max,
-               bool required = false) {
+  bool integer(const char* key, I& out, std::int64_t min, std::int64_t max, bool required = false) {
     const json* v = find(key);
     if (!v) return required ? fail(key, "missing") : true;
     if (!v->is_number_integer()) return fail(key, "expected an integer");
@@ -324,7 +325,8 @@ std::optional<CheckResult> check_result_from_json(const json& j, std::string& er
   }
   out.time = *time;
 
-  for (const char* key : {"vantage", "target", "outcome", "phases_ms", "http", "tls", "dns", "tcp"}) {
+  for (const char* key :
+       {"vantage", "target", "outcome", "phases_ms", "http", "tls", "dns", "tcp"}) {
     if (!r.is_object_or_absent(key)) return std::nullopt;
   }
   {
@@ -406,7 +408,8 @@ std::optional<CheckResult> check_result_from_json(const json& j, std::string& er
         !h.str("verify_error", f.verify_error)) {
       return std::nullopt;
     }
-    for (auto [key, list] : {std::pair{"dns_names", &f.dns_names}, std::pair{"ip_addresses", &f.ip_addresses}}) {
+    for (auto [key, list] :
+         {std::pair{"dns_names", &f.dns_names}, std::pair{"ip_addresses", &f.ip_addresses}}) {
       if (const json* names = h.find(key)) {
         if (!names->is_array()) {
           h.fail(key, "expected an array of strings");

@@ -32,9 +32,9 @@ std::optional<Phase> parse_phase(std::string_view s) noexcept;
 // Who observed.
 struct Vantage {
   Source source = Source::probe;
-  std::string probe_id;       // vantage point id, e.g. "eu-west-dtag-1"
-  std::string region;         // e.g. "eu-west"
-  std::string country;        // ISO 3166-1 alpha-2, e.g. "DE"
+  std::string probe_id;  // vantage point id, e.g. "eu-west-dtag-1"
+  std::string region;    // e.g. "eu-west"
+  std::string country;   // ISO 3166-1 alpha-2, e.g. "DE"
   std::string city;
   std::uint32_t asn = 0;      // 0 = unknown
   std::string isp;            // AS organisation / ISP name
@@ -44,8 +44,8 @@ struct Vantage {
 
 // What was observed. Only the fields that apply are set.
 struct Target {
-  std::string url;        // query and fragment stripped
-  std::string host;       // host name (or literal address) that was resolved / connected to
+  std::string url;   // query and fragment stripped
+  std::string host;  // host name (or literal address) that was resolved / connected to
   std::uint16_t port = 0;
   std::string server_ip;  // address actually connected to (or queried, for dns checks)
   std::string resolver;   // "host:port" of the DNS server used, or "system"
@@ -56,10 +56,10 @@ struct Target {
 // What happened.
 struct Outcome {
   FailureType type = FailureType::ok;
-  std::optional<Phase> failed_at;   // unset when type == ok
-  std::optional<int> status_code;   // HTTP status when one was received
-  std::string assertion;            // name of the failing assertion (assertion.failed)
-  std::string detail;               // human-readable cause, e.g. curl's or c-ares' message
+  std::optional<Phase> failed_at;  // unset when type == ok
+  std::optional<int> status_code;  // HTTP status when one was received
+  std::string assertion;           // name of the failing assertion (assertion.failed)
+  std::string detail;              // human-readable cause, e.g. curl's or c-ares' message
   bool ok() const noexcept { return type == FailureType::ok; }
   NelPhase nel() const noexcept { return nel_phase(type); }
   bool operator==(const Outcome&) const = default;
@@ -78,7 +78,7 @@ struct Phases {
 };
 
 struct AssertionResult {
-  std::string name;      // e.g. "status", "body_matches", "json:/items/0/sku", "header:content-type"
+  std::string name;  // e.g. "status", "body_matches", "json:/items/0/sku", "header:content-type"
   bool passed = false;
   std::string expected;  // what the config asked for
   std::string actual;    // what was observed (truncated to 256 bytes)
@@ -87,7 +87,7 @@ struct AssertionResult {
 
 struct HttpFacts {
   int status_code = 0;
-  std::string http_version;     // "1.1", "2"
+  std::string http_version;  // "1.1", "2"
   int redirects = 0;
   std::int64_t content_length = -1;  // Content-Length header, -1 when absent
   std::int64_t body_bytes = 0;       // bytes of body received (after decoding)
@@ -96,13 +96,13 @@ struct HttpFacts {
 };
 
 struct TlsFacts {
-  std::string version;  // "TLSv1.3"
-  std::string cipher;   // "TLS_AES_256_GCM_SHA384"
-  std::string subject;  // leaf certificate subject, RFC 2253 form
-  std::string issuer;   // leaf certificate issuer, RFC 2253 form
-  std::vector<std::string> dns_names;          // leaf subjectAltName DNS names
-  std::vector<std::string> ip_addresses;       // leaf subjectAltName IP addresses
-  std::optional<UtcTime> earliest_expiry;      // min notAfter over the chain the server presented
+  std::string version;                           // "TLSv1.3"
+  std::string cipher;                            // "TLS_AES_256_GCM_SHA384"
+  std::string subject;                           // leaf certificate subject, RFC 2253 form
+  std::string issuer;                            // leaf certificate issuer, RFC 2253 form
+  std::vector<std::string> dns_names;            // leaf subjectAltName DNS names
+  std::vector<std::string> ip_addresses;         // leaf subjectAltName IP addresses
+  std::optional<UtcTime> earliest_expiry;        // min notAfter over the chain the server presented
   std::optional<UtcTime> verified_chain_expiry;  // min notAfter over the verified chain, up to
                                                  // the trust anchor (after a verified handshake)
   int chain_length = 0;
@@ -155,7 +155,7 @@ struct CheckResult {
   int attempts = 1;      // runs made; > 1 when retried
   bool flaky = false;    // passed only after a retry (outcome ok, failed_attempts not empty)
   std::vector<Outcome> failed_attempts;
-  double weight = 1.0;   // how many observations this stands for (browser sampling; probes 1)
+  double weight = 1.0;  // how many observations this stands for (browser sampling; probes 1)
 
   bool ok() const noexcept { return outcome.ok(); }
   bool operator==(const CheckResult&) const = default;

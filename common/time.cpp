@@ -97,14 +97,22 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s) {
     while (pos < s.size() && s[pos] >= 'a' && s[pos] <= 'z') ++pos;
     const std::string_view unit = s.substr(ustart, pos - ustart);
     long double scale;
-    if (unit == "ns") scale = 1;
-    else if (unit == "us") scale = 1e3;
-    else if (unit == "ms") scale = 1e6;
-    else if (unit == "s") scale = 1e9;
-    else if (unit == "m") scale = 60e9;
-    else if (unit == "h") scale = 3600e9;
-    else if (unit == "d") scale = 86400e9;
-    else return std::nullopt;
+    if (unit == "ns")
+      scale = 1;
+    else if (unit == "us")
+      scale = 1e3;
+    else if (unit == "ms")
+      scale = 1e6;
+    else if (unit == "s")
+      scale = 1e9;
+    else if (unit == "m")
+      scale = 60e9;
+    else if (unit == "h")
+      scale = 3600e9;
+    else if (unit == "d")
+      scale = 86400e9;
+    else
+      return std::nullopt;
     total_ns += value * scale;
   }
   if (total_ns > 9.2e18L) return std::nullopt;

@@ -45,16 +45,16 @@ struct CheckCommon {
   std::string kind;  // registry name
   std::chrono::nanoseconds interval{std::chrono::seconds(30)};
   std::chrono::nanoseconds timeout{std::chrono::seconds(10)};  // per attempt, < interval
-  int retries = 0;                                          // extra attempts after a failure
+  int retries = 0;                                             // extra attempts after a failure
   std::chrono::nanoseconds retry_backoff{std::chrono::seconds(1)};
 };
 
 // One run's inputs.
 struct RunContext {
   Services& services;
-  SteadyTime deadline;  // the attempt must finish by then (start + timeout)
-  UtcTime started;      // UTC start of the attempt
-  std::string trace_id; // W3C trace-id for every request of this run
+  SteadyTime deadline;   // the attempt must finish by then (start + timeout)
+  UtcTime started;       // UTC start of the attempt
+  std::string trace_id;  // W3C trace-id for every request of this run
   std::string check_id;
 
   // Milliseconds left until the deadline (at least 1).

@@ -96,7 +96,8 @@ CollectorConfig parse_collector(const ConfigNode& n) {
   c.spool_dir = n.require("spool_dir").as_nonempty_string();
   if (auto v = n.get("spool_max_bytes")) c.spool_max_bytes = v->as_bytes(1ULL << 20, 1ULL << 40);
   if (auto v = n.get("segment_max_bytes")) c.segment_max_bytes = v->as_bytes(4096, 64ULL << 20);
-  if (auto v = n.get("batch_max_results")) c.batch_max_results = static_cast<int>(v->as_int(1, 10000));
+  if (auto v = n.get("batch_max_results"))
+    c.batch_max_results = static_cast<int>(v->as_int(1, 10000));
   if (auto v = n.get("flush_interval")) {
     c.flush_interval = v->as_duration(std::chrono::milliseconds(10), std::chrono::minutes(10));
   }
@@ -105,8 +106,10 @@ CollectorConfig parse_collector(const ConfigNode& n) {
   }
   if (auto b = n.get("backoff")) {
     b->expect_keys({"initial", "max"});
-    if (auto v = b->get("initial")) c.backoff_initial = v->as_duration(std::chrono::milliseconds(10), std::chrono::minutes(10));
-    if (auto v = b->get("max")) c.backoff_max = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
+    if (auto v = b->get("initial"))
+      c.backoff_initial = v->as_duration(std::chrono::milliseconds(10), std::chrono::minutes(10));
+    if (auto v = b->get("max"))
+      c.backoff_max = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
     if (c.backoff_max < c.backoff_initial) b->fail("max must not be lower than initial");
   }
   if (auto t = n.get("tls")) {
@@ -132,8 +135,10 @@ MetricsConfig parse_metrics(const ConfigNode& n) {
     listen.fail("expected address:port, e.g. 127.0.0.1:9464");
   }
   std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (!net::is_ip_literal(host)) listen.fail("expected an IP address before the port, got \"" + host + "\"");
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (!net::is_ip_literal(host))
+    listen.fail("expected an IP address before the port, got \"" + host + "\"");
   const std::string port = text.substr(colon + 1);
   if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
       std::stoi(port) > 65535) {
@@ -154,7 +159,8 @@ void parse_retries(const ConfigNode& n, int& count, nanoseconds& backoff) {
 Defaults parse_defaults(const ConfigNode& n, Defaults d) {
   n.expect_keys({"interval", "timeout", "retries"});
   if (auto v = n.get("interval")) d.interval = v->as_duration(kMinInterval, kMaxInterval);
-  if (auto v = n.get("timeout")) d.timeout = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
+  if (auto v = n.get("timeout"))
+    d.timeout = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
   if (auto v = n.get("retries")) parse_retries(*v, d.retries, d.retry_backoff);
   return d;
 }
@@ -171,11 +177,12 @@ void parse_checks(const ConfigNode& list, const Defaults& defaults, ProbeConfig&
     const ConfigNode id_node = item.require("id");
     CheckCommon common;
     common.id = id_node.as_nonempty_string();
-    if (!valid_id(common.id)) id_node.fail("use letters, digits, '-', '_' and '.' only (at most 128)");
+    if (!valid_id(common.id))
+      id_node.fail("use letters, digits, '-', '_' and '.' only (at most 128)");
     auto [it, inserted] = seen.emplace(common.id, CheckSite{id_node.file(), id_node.line()});
     if (!inserted) {
-      id_node.fail("duplicate check id \"" + common.id + "\" (first used at " + it->second.file + ":" +
-                   std::to_string(it->second.line) + ")");
+      id_node.fail("duplicate check id \"" + common.id + "\" (first used at " + it->second.file +
+                   ":" + std::to_string(it->second.line) + ")");
     }
     const ConfigNode kind_node = item.require("kind");
     common.kind = kind_node.as_nonempty_string();
@@ -190,7 +197,8 @@ void parse_checks(const ConfigNode& list, const Defaults& defaults, ProbeConfig&
     common.retries = defaults.retries;
     common.retry_backoff = defaults.retry_backoff;
     if (auto v = item.get("interval")) common.interval = v->as_duration(kMinInterval, kMaxInterval);
-    if (auto v = item.get("timeout")) common.timeout = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
+    if (auto v = item.get("timeout"))
+      common.timeout = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
     if (auto v = item.get("retries")) parse_retries(*v, common.retries, common.retry_backoff);
     if (common.timeout > common.interval) {
       (item.get("timeout") ? *item.get("timeout") : item)
@@ -219,8 +227,10 @@ ProbeConfig load_probe_config(const std::string& path) {
   }
   if (auto s = root.get("scheduler")) {
     s->expect_keys({"max_concurrency", "shutdown_grace"});
-    if (auto v = s->get("max_concurrency")) cfg.scheduler.max_concurrency = static_cast<int>(v->as_int(1, 100000));
-    if (auto v = s->get("shutdown_grace")) cfg.scheduler.shutdown_grace = v->as_duration(nanoseconds(0), std::chrono::minutes(5));
+    if (auto v = s->get("max_concurrency"))
+      cfg.scheduler.max_concurrency = static_cast<int>(v->as_int(1, 100000));
+    if (auto v = s->get("shutdown_grace"))
+      cfg.scheduler.shutdown_grace = v->as_duration(nanoseconds(0), std::chrono::minutes(5));
   }
   Defaults defaults;
   if (auto v = root.get("defaults")) defaults = parse_defaults(*v, defaults);

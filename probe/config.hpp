@@ -14,9 +14,9 @@
 namespace vantage::probe {
 
 struct CollectorConfig {
-  std::string url;                 // e.g. https://rum.example.com/v1/results
-  std::string token;               // bearer token (from token_file or token_env); never logged
-  std::string spool_dir;           // on-disk spool, created if missing
+  std::string url;        // e.g. https://rum.example.com/v1/results
+  std::string token;      // bearer token (from token_file or token_env); never logged
+  std::string spool_dir;  // on-disk spool, created if missing
   std::uint64_t spool_max_bytes = 256ULL << 20;
   std::uint64_t segment_max_bytes = 1ULL << 20;
   int batch_max_results = 500;

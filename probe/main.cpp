@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   std::string output, log_level = "info", log_file;
   std::vector<std::string> only;
   app.add_option("-c,--config", config_path, "Probe configuration file (YAML)")->required();
-  app.add_flag("--once", once, "Run every check once, print the results as JSON lines, exit 1 if any failed");
+  app.add_flag("--once", once,
+               "Run every check once, print the results as JSON lines, exit 1 if any failed");
   app.add_option("-o,--output", output, "Write results as JSON lines to this file ('-' = stdout)");
   app.add_option("--check", only, "Run only these check ids (repeatable)");
   app.add_flag("--validate", validate, "Check the configuration and exit (0 = valid, 2 = invalid)");
@@ -51,7 +52,8 @@ int main(int argc, char** argv) {
             break;
           }
         }
-        if (!found) throw vantage::ConfigError(config_path, 0, 0, "", "--check " + id + ": no such check");
+        if (!found)
+          throw vantage::ConfigError(config_path, 0, 0, "", "--check " + id + ": no such check");
       }
       config.checks = std::move(kept);
     }

@@ -61,9 +61,10 @@ int ProbeApp::run() {
                      [&scheduler] { return scheduler.stats().in_flight; });
   metrics->add_counter("vantage_probe_runs_total", "Check attempts started",
                        [&scheduler] { return static_cast<double>(scheduler.stats().runs); });
-  metrics->add_counter("vantage_probe_skipped_runs_total",
-                       "Scheduled runs skipped because the previous run of the check overran",
-                       [&scheduler] { return static_cast<double>(scheduler.stats().skipped_runs); });
+  metrics->add_counter(
+      "vantage_probe_skipped_runs_total",
+      "Scheduled runs skipped because the previous run of the check overran",
+      [&scheduler] { return static_cast<double>(scheduler.stats().skipped_runs); });
   metrics->add_gauge("vantage_probe_curl_transfers", "libcurl transfers in progress",
                      [&curl] { return static_cast<double>(curl.in_flight()); });
   if (jsonl) {
@@ -75,18 +76,21 @@ int ProbeApp::run() {
     const auto* st = &collector->stats();
     metrics->add_gauge("vantage_probe_spool_bytes", "Bytes in the collector spool on disk",
                        [st] { return static_cast<double>(st->spool_bytes.load()); });
-    metrics->add_gauge("vantage_probe_spool_results", "Results spooled and not yet acknowledged by the collector",
+    metrics->add_gauge("vantage_probe_spool_results",
+                       "Results spooled and not yet acknowledged by the collector",
                        [st] { return static_cast<double>(st->spool_results.load()); });
-    metrics->add_counter("vantage_probe_uploaded_results_total", "Results acknowledged by the collector",
+    metrics->add_counter("vantage_probe_uploaded_results_total",
+                         "Results acknowledged by the collector",
                          [st] { return static_cast<double>(st->uploaded.load()); });
-    metrics->add_counter("vantage_probe_upload_requests_total", "Upload requests sent to the collector",
+    metrics->add_counter("vantage_probe_upload_requests_total",
+                         "Upload requests sent to the collector",
                          [st] { return static_cast<double>(st->upload_requests.load()); });
     metrics->add_counter("vantage_probe_upload_errors_total",
                          "Upload requests that failed (network error, 5xx, 429, 401/403)",
                          [st] { return static_cast<double>(st->upload_errors.load()); });
     metrics->add_labelled_counter(
-        "vantage_probe_dropped_results_total", "Results lost before the collector acknowledged them",
-        "reason", [st] {
+        "vantage_probe_dropped_results_total",
+        "Results lost before the collector acknowledged them", "reason", [st] {
           return std::map<std::string, double>{
               {"spool_full", static_cast<double>(st->dropped_spool_full.load())},
               {"queue_full", static_cast<double>(st->dropped_queue_full.load())}};
@@ -95,15 +99,16 @@ int ProbeApp::run() {
                          "Results the collector refused as malformed (kept in spool/rejected)",
                          [st] { return static_cast<double>(st->rejected.load()); });
   }
-  metrics->add_gauge("vantage_probe_build_info", "Build information (always 1)", [] { return 1.0; });
+  metrics->add_gauge("vantage_probe_build_info", "Build information (always 1)",
+                     [] { return 1.0; });
 
   std::unique_ptr<sinks::MetricsServer> metrics_server;
   if (config_.metrics && !options_.once) {
     metrics_server = std::make_unique<sinks::MetricsServer>(
         io, config_.metrics->listen_address, config_.metrics->listen_port,
         [metrics] { return metrics->render(); });
-    log::info("metrics.listening", {{"address", config_.metrics->listen_address},
-                                    {"port", metrics_server->port()}});
+    log::info("metrics.listening",
+              {{"address", config_.metrics->listen_address}, {"port", metrics_server->port()}});
   }
 
   asio::signal_set signals(io);
@@ -132,16 +137,19 @@ int ProbeApp::run() {
                               {"checks", static_cast<std::int64_t>(config_.checks.size())},
                               {"once", options_.once}});
   bool done = false;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    co_await scheduler.run();
-    if (metrics_server) metrics_server->stop();
-    const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::max(config_.scheduler.shutdown_grace, std::chrono::nanoseconds(std::chrono::seconds(1))));
-    co_await fanout.close(budget);
-    done = true;
-    signals.cancel();
-    io.stop();
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await scheduler.run();
+        if (metrics_server) metrics_server->stop();
+        const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(
+            config_.scheduler.shutdown_grace, std::chrono::nanoseconds(std::chrono::seconds(1))));
+        co_await fanout.close(budget);
+        done = true;
+        signals.cancel();
+        io.stop();
+      },
+      asio::detached);
   io.run();
   if (!done) {
     // Stopped hard (second signal): still persist what the collector sink holds.

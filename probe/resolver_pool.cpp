@@ -1,7 +1,7 @@
 #include "probe/resolver_pool.hpp"
 
-#include <arpa/inet.h>
 #include <ares.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 
 #include <boost/asio/as_tuple.hpp>

@@ -78,14 +78,15 @@ Scheduler::Scheduler(Services& services, std::vector<CheckPtr>& checks, Vantage 
       all_done_(services.io),
       grace_(services.io) {}
 
-std::chrono::nanoseconds Scheduler::first_offset(std::chrono::nanoseconds interval, IdGenerator& ids,
-                                                 bool once) {
+std::chrono::nanoseconds Scheduler::first_offset(std::chrono::nanoseconds interval,
+                                                 IdGenerator& ids, bool once) {
   if (once || interval.count() <= 0) return std::chrono::nanoseconds(0);
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(ids.below(static_cast<std::uint64_t>(interval.count()))));
+  return std::chrono::nanoseconds(
+      static_cast<std::int64_t>(ids.below(static_cast<std::uint64_t>(interval.count()))));
 }
 
-SteadyTime Scheduler::next_start(SteadyTime previous, std::chrono::nanoseconds interval, SteadyTime now,
-                                 std::uint64_t& skipped) {
+SteadyTime Scheduler::next_start(SteadyTime previous, std::chrono::nanoseconds interval,
+                                 SteadyTime now, std::uint64_t& skipped) {
   SteadyTime next = previous + interval;
   if (next <= now) {
     // Overran: keep the grid, skip the starts already in the past.
@@ -109,24 +110,27 @@ asio::awaitable<void> Scheduler::run() {
   loops_running_ = static_cast<int>(n);
   asio::co_spawn(services_.io, watchdog(), asio::detached);
   for (std::size_t i = 0; i < n; ++i) {
-    asio::co_spawn(services_.io, check_loop(i),
-                   asio::bind_cancellation_slot(cancel_[i]->slot(), [this, i](std::exception_ptr e) {
-                     if (e) {
-                       try {
-                         std::rethrow_exception(e);
-                       } catch (const boost::system::system_error& ex) {
-                         if (ex.code() == asio::error::operation_aborted) {
-                           log::debug("scheduler.run_cancelled", {{"check", checks_[i]->id()}});
-                         } else {
-                           log::error("scheduler.loop_failed", {{"check", checks_[i]->id()}, {"error", ex.what()}});
-                         }
-                       } catch (const std::exception& ex) {
-                         log::error("scheduler.loop_failed", {{"check", checks_[i]->id()}, {"error", ex.what()}});
-                       }
-                     }
-                     --loops_running_;
-                     all_done_.cancel();
-                   }));
+    asio::co_spawn(
+        services_.io, check_loop(i),
+        asio::bind_cancellation_slot(cancel_[i]->slot(), [this, i](std::exception_ptr e) {
+          if (e) {
+            try {
+              std::rethrow_exception(e);
+            } catch (const boost::system::system_error& ex) {
+              if (ex.code() == asio::error::operation_aborted) {
+                log::debug("scheduler.run_cancelled", {{"check", checks_[i]->id()}});
+              } else {
+                log::error("scheduler.loop_failed",
+                           {{"check", checks_[i]->id()}, {"error", ex.what()}});
+              }
+            } catch (const std::exception& ex) {
+              log::error("scheduler.loop_failed",
+                         {{"check", checks_[i]->id()}, {"error", ex.what()}});
+            }
+          }
+          --loops_running_;
+          all_done_.cancel();
+        }));
   }
   while (loops_running_ > 0) {
     all_done_.expires_at(steady_clock::time_point::max());
@@ -157,14 +161,19 @@ asio::awaitable<void> Scheduler::watchdog() {
 void Scheduler::stop() {
   if (stopping_) return;
   stopping_ = true;
-  log::info("scheduler.stopping", {{"in_flight", stats_.in_flight},
-                                   {"grace_ms", static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(options_.shutdown_grace).count())}});
+  log::info(
+      "scheduler.stopping",
+      {{"in_flight", stats_.in_flight},
+       {"grace_ms", static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  options_.shutdown_grace)
+                                                  .count())}});
   for (auto& s : sleepers_) s->cancel();
   slots_.cancel_waiters();
   grace_.expires_after(options_.shutdown_grace);
   grace_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    if (loops_running_ > 0) log::warn("scheduler.cancelling_in_flight", {{"in_flight", stats_.in_flight}});
+    if (loops_running_ > 0)
+      log::warn("scheduler.cancelling_in_flight", {{"in_flight", stats_.in_flight}});
     for (auto& c : cancel_) c->emit(asio::cancellation_type::terminal);
   });
 }
@@ -222,8 +231,8 @@ asio::awaitable<std::vector<CheckResult>> guarded_run(Check& check, RunContext& 
 
 asio::awaitable<std::vector<CheckResult>> Scheduler::run_attempt(Check& check, std::size_t index) {
   ++stats_.runs;
-  RunContext ctx{services_, steady_clock::now() + check.common().timeout,
-                 services_.clock.utc_now(), services_.ids.trace_id(), check.id()};
+  RunContext ctx{services_, steady_clock::now() + check.common().timeout, services_.clock.utc_now(),
+                 services_.ids.trace_id(), check.id()};
   LoopState& loop = loops_[index];
   loop.backstop = ctx.deadline + kBackstop;
   std::vector<CheckResult> results;
@@ -250,14 +259,16 @@ asio::awaitable<std::vector<CheckResult>> Scheduler::run_attempt(Check& check, s
   co_return results;
 }
 
-asio::awaitable<std::vector<CheckResult>> Scheduler::run_with_retries(Check& check, std::size_t index) {
+asio::awaitable<std::vector<CheckResult>> Scheduler::run_with_retries(Check& check,
+                                                                      std::size_t index) {
   const int max_attempts = 1 + check.common().retries;
   std::vector<Outcome> failed;
   std::optional<UtcTime> run_started;
   for (int attempt = 1;; ++attempt) {
     std::vector<CheckResult> results = co_await run_attempt(check, index);
     if (!run_started && !results.empty()) run_started = results.front().time;
-    const bool all_ok = std::all_of(results.begin(), results.end(), [](const CheckResult& r) { return r.ok(); });
+    const bool all_ok =
+        std::all_of(results.begin(), results.end(), [](const CheckResult& r) { return r.ok(); });
     if (all_ok || attempt >= max_attempts || stopping_) {
       for (auto& r : results) {
         r.time = run_started.value_or(r.time);  // the run started with its first attempt
@@ -287,7 +298,8 @@ void Scheduler::publish(Check& check, std::vector<CheckResult>& results) {
     ++stats_.results;
     if (!r.ok()) {
       ++stats_.failed_results;
-      log::debug("check.failed", {{"check", r.check_id}, {"type", std::string(to_string(r.outcome.type))},
+      log::debug("check.failed", {{"check", r.check_id},
+                                  {"type", std::string(to_string(r.outcome.type))},
                                   {"detail", r.outcome.detail}});
     }
     sinks_.publish(r, info);

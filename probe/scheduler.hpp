@@ -45,10 +45,10 @@ struct SchedulerOptions {
 };
 
 struct SchedulerStats {
-  std::uint64_t runs = 0;          // attempts started
-  std::uint64_t results = 0;       // results published
+  std::uint64_t runs = 0;     // attempts started
+  std::uint64_t results = 0;  // results published
   std::uint64_t failed_results = 0;
-  std::uint64_t skipped_runs = 0;  // scheduled runs missed because the previous one overran
+  std::uint64_t skipped_runs = 0;       // scheduled runs missed because the previous one overran
   std::uint64_t backstop_timeouts = 0;  // checks that overran their deadline (a bug or a hang)
   int in_flight = 0;
 };
@@ -66,8 +66,8 @@ class Scheduler {
   const SchedulerStats& stats() const noexcept { return stats_; }
 
   // The first-run offset for a check: uniform in [0, interval) (0 with `once`).
-  static std::chrono::nanoseconds first_offset(std::chrono::nanoseconds interval,
-                                               IdGenerator& ids, bool once);
+  static std::chrono::nanoseconds first_offset(std::chrono::nanoseconds interval, IdGenerator& ids,
+                                               bool once);
   // The next start time after `previous` that is not in the past; `skipped` counts missed ones.
   static SteadyTime next_start(SteadyTime previous, std::chrono::nanoseconds interval,
                                SteadyTime now, std::uint64_t& skipped);
@@ -81,7 +81,8 @@ class Scheduler {
 
   boost::asio::awaitable<void> check_loop(std::size_t index);
   boost::asio::awaitable<std::vector<CheckResult>> run_attempt(Check& check, std::size_t index);
-  boost::asio::awaitable<std::vector<CheckResult>> run_with_retries(Check& check, std::size_t index);
+  boost::asio::awaitable<std::vector<CheckResult>> run_with_retries(Check& check,
+                                                                    std::size_t index);
   boost::asio::awaitable<void> watchdog();
   void publish(Check& check, std::vector<CheckResult>& results);
 

@@ -26,8 +26,8 @@ std::string readable_file(const ConfigNode& node) {
 }  // namespace
 
 net::TlsClientOptions parse_tls_options(const ConfigNode& node) {
-  node.expect_keys({"ca_file", "insecure_skip_verify", "min_version", "max_version",
-                    "client_cert", "client_key"});
+  node.expect_keys({"ca_file", "insecure_skip_verify", "min_version", "max_version", "client_cert",
+                    "client_key"});
   net::TlsClientOptions o;
   if (auto v = node.get("ca_file")) o.ca_file = readable_file(*v);
   if (auto v = node.get("insecure_skip_verify")) o.insecure_skip_verify = v->as_bool();
@@ -59,9 +59,11 @@ std::vector<std::string> parse_resolvers(const ConfigNode& node, bool one_server
     out.push_back(std::move(entry));
   }
   if (out.empty()) node.fail("expected at least one resolver (or leave resolvers out)");
-  if (one_server_list && out.size() > 1 && std::find(out.begin(), out.end(), "system") != out.end()) {
-    node.fail("\"system\" cannot be combined with resolver addresses here: list addresses only, "
-              "or leave resolvers out to use the system's");
+  if (one_server_list && out.size() > 1 &&
+      std::find(out.begin(), out.end(), "system") != out.end()) {
+    node.fail(
+        "\"system\" cannot be combined with resolver addresses here: list addresses only, "
+        "or leave resolvers out to use the system's");
   }
   return out;
 }

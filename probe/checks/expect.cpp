@@ -15,6 +15,25 @@ std::string clip(std::string_view text, std::size_t max) {
   return std::string(text.substr(0, max)) + "…";
 }
 
+void record_assertion(CheckResult& r, std::string name, bool passed, std::string expected,
+                      std::string actual) {
+  r.assertions.push_back({std::move(name), passed, std::move(expected), std::move(actual)});
+  if (passed || !r.outcome.ok()) return;
+  const auto& a = r.assertions.back();
+  r.outcome.type = FailureType::assertion_failed;
+  r.outcome.failed_at = Phase::assertion;
+  r.outcome.assertion = a.name;
+  r.outcome.detail = a.name + ": expected " + a.expected + ", got " + a.actual;
+}
+
+void record_cert_expiry(CheckResult& r, const TlsFacts& facts, UtcTime now,
+                        std::chrono::nanoseconds threshold) {
+  const bool ok = facts.earliest_expiry && *facts.earliest_expiry - now >= threshold;
+  record_assertion(
+      r, "cert_expires_after", ok, "later than " + format_duration(threshold) + " from now",
+      facts.earliest_expiry ? format_rfc3339(*facts.earliest_expiry) : "no certificate");
+}
+
 // --- Pattern --------------------------------------------------------------------------------
 
 std::optional<Pattern> Pattern::compile(const std::string& source, std::string& error) {
@@ -65,8 +84,10 @@ StatusSet StatusSet::default_set() {
 
 StatusSet StatusSet::parse(const ConfigNode& node) {
   std::vector<ConfigNode> items;
-  if (node.is_sequence()) items = node.items();
-  else items.push_back(node);
+  if (node.is_sequence())
+    items = node.items();
+  else
+    items.push_back(node);
   if (items.empty()) node.fail("expected at least one status code");
   StatusSet s;
   for (const ConfigNode& item : items) {
@@ -120,7 +141,8 @@ std::string text_of(const json& v) {
 
 bool json_equal(const json& expected, const json& actual) {
   if (expected.is_number() && actual.is_number()) {
-    return std::fabs(expected.get<double>() - actual.get<double>()) <= 1e-9 * std::max(1.0, std::fabs(expected.get<double>()));
+    return std::fabs(expected.get<double>() - actual.get<double>()) <=
+           1e-9 * std::max(1.0, std::fabs(expected.get<double>()));
   }
   if (expected.type() != actual.type()) {
     // Different JSON types compare by their text: "200" matches 200, 200 matches "200".
@@ -211,8 +233,9 @@ std::optional<json::json_pointer> parse_json_location(const std::string& text, s
     }
   }
   if (text.front() != '$') {
-    error = "expected a JSON pointer (\"/items/0/sku\") or a JSONPath (\"$.items[0].sku\"), got \"" +
-            text + "\"";
+    error =
+        "expected a JSON pointer (\"/items/0/sku\") or a JSONPath (\"$.items[0].sku\"), got \"" +
+        text + "\"";
     return std::nullopt;
   }
   // JSONPath subset: $ followed by .name, ['name'], ["name"] and [index] segments.

@@ -46,7 +46,7 @@ class Pattern {
 class StatusSet {
  public:
   static StatusSet parse(const ConfigNode& node);  // a number, a class, or a list of them
-  static StatusSet default_set();                   // 200-299
+  static StatusSet default_set();                  // 200-299
   bool contains(long status) const;
   const std::string& text() const noexcept { return text_; }  // "200, 204" / "2xx"
 
@@ -86,6 +86,17 @@ struct HeaderAssertion {
   std::string name;  // lower case
   ValueMatcher matcher;
 };
+
+// Appends an assertion's outcome to `result`; the first failing assertion sets the outcome
+// (assertion.failed, failed_at assertion, the assertion's name and "name: expected …, got …"),
+// unless an earlier failure already did.
+void record_assertion(CheckResult& result, std::string name, bool passed, std::string expected,
+                      std::string actual);
+
+// The `cert_expires_after` assertion: the earliest notAfter of the presented chain must be at
+// least `threshold` after `now`.
+void record_cert_expiry(CheckResult& result, const TlsFacts& facts, UtcTime now,
+                        std::chrono::nanoseconds threshold);
 
 // Truncates observed text for an AssertionResult (256 bytes, valid UTF-8 not guaranteed to be
 // preserved at the cut; JSON serialisation replaces invalid sequences).

@@ -31,26 +31,46 @@ void ares_global_setup() {
 
 const char* ares_status_name(int status) noexcept {
   switch (status) {
-    case ARES_SUCCESS: return "ARES_SUCCESS";
-    case ARES_ENODATA: return "ARES_ENODATA";
-    case ARES_EFORMERR: return "ARES_EFORMERR";
-    case ARES_ESERVFAIL: return "ARES_ESERVFAIL";
-    case ARES_ENOTFOUND: return "ARES_ENOTFOUND";
-    case ARES_ENOTIMP: return "ARES_ENOTIMP";
-    case ARES_EREFUSED: return "ARES_EREFUSED";
-    case ARES_EBADQUERY: return "ARES_EBADQUERY";
-    case ARES_EBADNAME: return "ARES_EBADNAME";
-    case ARES_EBADFAMILY: return "ARES_EBADFAMILY";
-    case ARES_EBADRESP: return "ARES_EBADRESP";
-    case ARES_ECONNREFUSED: return "ARES_ECONNREFUSED";
-    case ARES_ETIMEOUT: return "ARES_ETIMEOUT";
-    case ARES_EOF: return "ARES_EOF";
-    case ARES_EFILE: return "ARES_EFILE";
-    case ARES_ENOMEM: return "ARES_ENOMEM";
-    case ARES_EDESTRUCTION: return "ARES_EDESTRUCTION";
-    case ARES_EBADSTR: return "ARES_EBADSTR";
-    case ARES_ECANCELLED: return "ARES_ECANCELLED";
-    default: return "ARES_E?";
+    case ARES_SUCCESS:
+      return "ARES_SUCCESS";
+    case ARES_ENODATA:
+      return "ARES_ENODATA";
+    case ARES_EFORMERR:
+      return "ARES_EFORMERR";
+    case ARES_ESERVFAIL:
+      return "ARES_ESERVFAIL";
+    case ARES_ENOTFOUND:
+      return "ARES_ENOTFOUND";
+    case ARES_ENOTIMP:
+      return "ARES_ENOTIMP";
+    case ARES_EREFUSED:
+      return "ARES_EREFUSED";
+    case ARES_EBADQUERY:
+      return "ARES_EBADQUERY";
+    case ARES_EBADNAME:
+      return "ARES_EBADNAME";
+    case ARES_EBADFAMILY:
+      return "ARES_EBADFAMILY";
+    case ARES_EBADRESP:
+      return "ARES_EBADRESP";
+    case ARES_ECONNREFUSED:
+      return "ARES_ECONNREFUSED";
+    case ARES_ETIMEOUT:
+      return "ARES_ETIMEOUT";
+    case ARES_EOF:
+      return "ARES_EOF";
+    case ARES_EFILE:
+      return "ARES_EFILE";
+    case ARES_ENOMEM:
+      return "ARES_ENOMEM";
+    case ARES_EDESTRUCTION:
+      return "ARES_EDESTRUCTION";
+    case ARES_EBADSTR:
+      return "ARES_EBADSTR";
+    case ARES_ECANCELLED:
+      return "ARES_ECANCELLED";
+    default:
+      return "ARES_E?";
   }
 }
 
@@ -72,7 +92,6 @@ struct AresChannel::QueryOp {
   asio::any_completion_handler<QuerySignature> handler;
   bool done = false;
 };
-
 
 AresChannel::AresChannel(asio::io_context& io, AresOptions options)
     : io_(io), timer_(io), alive_(std::make_shared<bool>(true)) {
@@ -128,9 +147,8 @@ void AresChannel::sock_state_callback(void* data, int fd, int readable, int writ
       return;
     }
     if (it == self->sockets_.end()) {
-      auto watch = FdWatch::create(self->io_, fd, [self](int f, bool r, bool w, bool) {
-        self->on_socket_ready(f, r, w);
-      });
+      auto watch = FdWatch::create(
+          self->io_, fd, [self](int f, bool r, bool w, bool) { self->on_socket_ready(f, r, w); });
       it = self->sockets_.emplace(fd, std::move(watch)).first;
     }
     it->second->set_interest(readable != 0, writable != 0);
@@ -150,12 +168,12 @@ void AresChannel::reschedule_timer() {
   timeval tv{};
   if (!ares_timeout(channel_, nullptr, &tv)) return;  // nothing pending
   timer_.expires_after(std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec));
-  timer_.async_wait([this, gen = timer_generation_, alive = std::weak_ptr<bool>(alive_)](
-                        const error_code& ec) {
-    if (ec || alive.expired() || gen != timer_generation_) return;
-    ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-    reschedule_timer();
-  });
+  timer_.async_wait(
+      [this, gen = timer_generation_, alive = std::weak_ptr<bool>(alive_)](const error_code& ec) {
+        if (ec || alive.expired() || gen != timer_generation_) return;
+        ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+        reschedule_timer();
+      });
 }
 
 void AresChannel::start_resolve(std::string host, int family,
@@ -169,7 +187,7 @@ void AresChannel::start_resolve(std::string host, int family,
         if (!o || o->done) return;
         o->done = true;
         complete_later(io_, std::move(o->handler), error_code(asio::error::operation_aborted),
-                        ResolvedAddresses{});
+                       ResolvedAddresses{});
       });
     });
   }
@@ -217,8 +235,10 @@ void AresChannel::resolve_callback(void* arg, int status, int, ::ares_addrinfo* 
   if (op->done) return;  // already completed as cancelled
   op->done = true;
   error_code ec;
-  if (status != ARES_SUCCESS) ec = error_code(make_ares_error(status));
-  else if (out.ipv4.empty() && out.ipv6.empty()) ec = error_code(make_ares_error(ARES_ENODATA));
+  if (status != ARES_SUCCESS)
+    ec = error_code(make_ares_error(status));
+  else if (out.ipv4.empty() && out.ipv6.empty())
+    ec = error_code(make_ares_error(ARES_ENODATA));
   complete_later(op->owner->io_, std::move(op->handler), ec, std::move(out));
 }
 
@@ -231,7 +251,7 @@ void AresChannel::start_query(std::string name, int dns_class, int dns_type,
   if (rc != ARES_SUCCESS) {
     op->done = true;
     complete_later(io_, std::move(op->handler), error_code(make_ares_error(rc)),
-                    std::vector<std::uint8_t>{});
+                   std::vector<std::uint8_t>{});
     return;
   }
   auto slot = asio::get_associated_cancellation_slot(op->handler);
@@ -242,7 +262,7 @@ void AresChannel::start_query(std::string name, int dns_class, int dns_type,
         if (!o || o->done) return;
         o->done = true;
         complete_later(io_, std::move(o->handler), error_code(asio::error::operation_aborted),
-                        std::vector<std::uint8_t>{});
+                       std::vector<std::uint8_t>{});
       });
     });
   }

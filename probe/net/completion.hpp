@@ -19,9 +19,8 @@ void complete_later(boost::asio::io_context& io, Handler handler, Args... args) 
   if (slot.is_connected()) slot.clear();
   boost::asio::post(io, [&io, h = std::move(handler), ... a = std::move(args)]() mutable {
     auto ex = boost::asio::get_associated_executor(h, io.get_executor());
-    boost::asio::dispatch(ex, [h = std::move(h), ... b = std::move(a)]() mutable {
-      std::move(h)(std::move(b)...);
-    });
+    boost::asio::dispatch(
+        ex, [h = std::move(h), ... b = std::move(a)]() mutable { std::move(h)(std::move(b)...); });
   });
 }
 

@@ -37,7 +37,8 @@ CurlMulti::CurlMulti(asio::io_context& io) : io_(io), timer_(io) {
   curl_global_setup();
   (void)default_ca_path();  // computed here, never inside a libcurl callback
   multi_ = curl_multi_init();
-  if (!multi_) throw std::system_error(make_curl_multi_error(CURLM_OUT_OF_MEMORY), "curl_multi_init");
+  if (!multi_)
+    throw std::system_error(make_curl_multi_error(CURLM_OUT_OF_MEMORY), "curl_multi_init");
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlMulti::socket_callback);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlMulti::timer_callback);

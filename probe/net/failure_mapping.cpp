@@ -172,8 +172,7 @@ MappedFailure tls_handshake_failure(const TransferProgress& p) {
   if (e.find("wrong version number") != std::string::npos ||
       e.find("unsupported protocol") != std::string::npos ||
       e.find("no protocols available") != std::string::npos ||
-      e.find("no shared cipher") != std::string::npos ||
-      e.find("no cipher") != std::string::npos) {
+      e.find("no shared cipher") != std::string::npos || e.find("no cipher") != std::string::npos) {
     f.type = FailureType::tls_version_or_cipher_mismatch;
   }
   return f;

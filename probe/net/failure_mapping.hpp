@@ -44,8 +44,9 @@ MappedFailure map_ares_failure(int status, const std::string& resolver);
 FailureType map_dns_rcode(int rcode) noexcept;
 
 // An errno from connect()/send()/recv(): ECONNREFUSED -> tcp.refused, ETIMEDOUT -> tcp.timed_out,
-// ECONNRESET -> tcp.reset, EPIPE -> tcp.closed, ENETUNREACH/EHOSTUNREACH -> tcp.address_unreachable,
-// EADDRNOTAVAIL -> tcp.address_invalid, ECONNABORTED -> tcp.aborted, others -> tcp.failed.
+// ECONNRESET -> tcp.reset, EPIPE -> tcp.closed, ENETUNREACH/EHOSTUNREACH ->
+// tcp.address_unreachable, EADDRNOTAVAIL -> tcp.address_invalid, ECONNABORTED -> tcp.aborted,
+// others -> tcp.failed.
 FailureType map_socket_errno(int err) noexcept;
 
 // An X509_V_ERR_* verification error (RFC 5280 path validation):

@@ -85,11 +85,16 @@ long tls_version_flag(const std::string& v, bool max) {
 
 std::string version_text(long v) {
   switch (v) {
-    case CURL_HTTP_VERSION_1_0: return "1.0";
-    case CURL_HTTP_VERSION_1_1: return "1.1";
-    case CURL_HTTP_VERSION_2_0: return "2";
-    case CURL_HTTP_VERSION_3: return "3";
-    default: return "";
+    case CURL_HTTP_VERSION_1_0:
+      return "1.0";
+    case CURL_HTTP_VERSION_1_1:
+      return "1.1";
+    case CURL_HTTP_VERSION_2_0:
+      return "2";
+    case CURL_HTTP_VERSION_3:
+      return "3";
+    default:
+      return "";
   }
 }
 
@@ -97,8 +102,7 @@ std::string version_text(long v) {
 
 const std::string* HttpExchange::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
           return std::tolower(static_cast<unsigned char>(a)) ==
                  std::tolower(static_cast<unsigned char>(b));
         })) {
@@ -141,8 +145,10 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &sink);
   curl_easy_setopt(e, CURLOPT_USERAGENT, req.user_agent.c_str());
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(1, req.connect_timeout.count())));
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(1, req.timeout.count())));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::max<std::int64_t>(1, req.connect_timeout.count())));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(std::max<std::int64_t>(1, req.timeout.count())));
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, req.follow_redirects ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, static_cast<long>(req.max_redirects));
   if (req.fresh_connection) {
@@ -151,8 +157,10 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
     curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
   }
   if (req.connect_only) curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
-  if (req.http_version == "1.1") curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-  else if (req.http_version == "2") curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+  if (req.http_version == "1.1")
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  else if (req.http_version == "2")
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
 
   // Method and body.
   if (req.method == "HEAD") {
@@ -211,9 +219,9 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
       curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    curl_easy_setopt(e, CURLOPT_SSLVERSION,
-                     tls_version_flag(req.tls.min_version, false) |
-                         tls_version_flag(req.tls.max_version, true));
+    curl_easy_setopt(
+        e, CURLOPT_SSLVERSION,
+        tls_version_flag(req.tls.min_version, false) | tls_version_flag(req.tls.max_version, true));
     if (!req.tls.client_cert_file.empty()) {
       curl_easy_setopt(e, CURLOPT_SSLCERT, req.tls.client_cert_file.c_str());
     }
@@ -236,8 +244,10 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
     out.curl_code = CURLE_FAILED_INIT;
     out.error_text = ec.message();
   }
-  if (errbuf[0]) out.error_text = errbuf;
-  else if (out.curl_code && out.error_text.empty()) out.error_text = curl_easy_strerror(static_cast<CURLcode>(out.curl_code));
+  if (errbuf[0])
+    out.error_text = errbuf;
+  else if (out.curl_code && out.error_text.empty())
+    out.error_text = curl_easy_strerror(static_cast<CURLcode>(out.curl_code));
 
   long status = 0, version = 0, redirects = 0, os_errno = 0, port = 0;
   curl_off_t t = 0, cl = -1;
@@ -255,13 +265,17 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
   out.content_length = cl;
   out.progress.os_errno = os_errno;
   out.progress.error_text = out.error_text;
-  if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &str) == CURLE_OK && str) out.effective_url = str;
+  if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &str) == CURLE_OK && str)
+    out.effective_url = str;
   if (curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &str) == CURLE_OK && str) out.primary_ip = str;
   if (curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &t) == CURLE_OK) out.namelookup_us = t;
   if (curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK) out.progress.connect_us = t;
-  if (curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &t) == CURLE_OK) out.progress.appconnect_us = t;
-  if (curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &t) == CURLE_OK) out.progress.pretransfer_us = t;
-  if (curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK) out.progress.starttransfer_us = t;
+  if (curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &t) == CURLE_OK)
+    out.progress.appconnect_us = t;
+  if (curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &t) == CURLE_OK)
+    out.progress.pretransfer_us = t;
+  if (curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK)
+    out.progress.starttransfer_us = t;
   if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &t) == CURLE_OK) out.total_us = t;
   // The final URL decides whether the connection that answered used TLS.
   if (!out.effective_url.empty()) {

@@ -19,11 +19,11 @@ namespace vantage::probe::net {
 class CurlMulti;
 
 struct TlsClientOptions {
-  std::string ca_file;             // PEM bundle to trust instead of the system store
+  std::string ca_file;  // PEM bundle to trust instead of the system store
   bool insecure_skip_verify = false;
-  std::string min_version;         // "1.0" | "1.1" | "1.2" | "1.3" | "" (libcurl default)
-  std::string max_version;         // same, "" = no maximum
-  std::string client_cert_file;    // PEM, for mutual TLS
+  std::string min_version;       // "1.0" | "1.1" | "1.2" | "1.3" | "" (libcurl default)
+  std::string max_version;       // same, "" = no maximum
+  std::string client_cert_file;  // PEM, for mutual TLS
   std::string client_key_file;
 };
 
@@ -41,25 +41,25 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{10000};  // whole exchange
   TlsClientOptions tls;
   std::size_t max_body_bytes = 1 << 20;  // kept for assertions; the rest is counted, not stored
-  std::string http_version;               // "1.1" | "2" | "" (libcurl default: h2 over TLS)
-  bool connect_only = false;              // TCP (+TLS for https) handshake only
-  bool fresh_connection = true;           // no connection or TLS session reuse
+  std::string http_version;              // "1.1" | "2" | "" (libcurl default: h2 over TLS)
+  bool connect_only = false;             // TCP (+TLS for https) handshake only
+  bool fresh_connection = true;          // no connection or TLS session reuse
   std::string user_agent = "vantage-probe/0.1";
 };
 
 struct HttpExchange {
-  int curl_code = 0;      // CURLcode; 0 = the exchange completed (any status)
-  bool cancelled = false; // cancelled before completion
+  int curl_code = 0;       // CURLcode; 0 = the exchange completed (any status)
+  bool cancelled = false;  // cancelled before completion
   std::string error_text;
-  long status = 0;        // final response status, 0 if none
-  std::string http_version;  // "1.0", "1.1", "2", "3"
+  long status = 0;                                           // final response status, 0 if none
+  std::string http_version;                                  // "1.0", "1.1", "2", "3"
   std::vector<std::pair<std::string, std::string>> headers;  // final response; names lower case
-  std::string body;           // first max_body_bytes bytes
+  std::string body;                                          // first max_body_bytes bytes
   std::int64_t body_bytes = 0;
   std::int64_t content_length = -1;
   int redirects = 0;
   std::string effective_url;
-  std::string primary_ip;     // address connected to
+  std::string primary_ip;  // address connected to
   int primary_port = 0;
   // Cumulative libcurl timestamps from the start, µs (summed over redirects), 0 = not reached.
   std::int64_t namelookup_us = 0;

@@ -6,7 +6,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -25,7 +24,8 @@ int observation_index() {
 
 TlsObservation* observation_of(const SSL* ssl) {
   if (!ssl) return nullptr;
-  return static_cast<TlsObservation*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), observation_index()));
+  return static_cast<TlsObservation*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), observation_index()));
 }
 
 std::string name_text(const X509_NAME* name) {
@@ -52,7 +52,8 @@ std::optional<UtcTime> asn1_time(const ASN1_TIME* t) {
 void subject_alt_names(X509* cert, TlsFacts& facts) {
   facts.dns_names.clear();
   facts.ip_addresses.clear();
-  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (!names) return;
   for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
     const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
@@ -96,7 +97,8 @@ void record_chain(TlsObservation& obs, STACK_OF(X509) * chain) {
 
 int verify_callback(int preverify_ok, X509_STORE_CTX* store) {
   // Runs inside OpenSSL inside libcurl: record only, never change the verdict, never throw.
-  auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   TlsObservation* obs = observation_of(ssl);
   if (!obs) return preverify_ok;
   if (!obs->chain_seen) record_chain(*obs, X509_STORE_CTX_get0_untrusted(store));
@@ -113,13 +115,16 @@ void info_callback(const SSL* ssl, int where, int ret) {
   if (!obs) return;
   if (where & SSL_CB_ALERT) {
     const int desc = ret & 0xff;
-    if (where & SSL_CB_READ) obs->alert_received = desc;
-    else obs->alert_sent = desc;
+    if (where & SSL_CB_READ)
+      obs->alert_received = desc;
+    else
+      obs->alert_sent = desc;
   }
   if (where & SSL_CB_HANDSHAKE_DONE) {
     obs->handshake_done = true;
     obs->facts.version = SSL_get_version(ssl);
-    if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl)) obs->facts.cipher = SSL_CIPHER_get_name(c);
+    if (const SSL_CIPHER* c = SSL_get_current_cipher(ssl))
+      obs->facts.cipher = SSL_CIPHER_get_name(c);
     record_chain(*obs, SSL_get_peer_cert_chain(ssl));
     // The chain OpenSSL verified, up to the trust anchor (blackbox_exporter's "last chain").
     obs->facts.verified_chain_expiry = earliest_not_after(SSL_get0_verified_chain(ssl));
@@ -182,7 +187,8 @@ X509_STORE* shared_ca_store(const std::string& ca_file) {
   entry.checked = now;
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return entry.store;
-  if (entry.store && st.st_mtim.tv_sec == entry.mtime.tv_sec && st.st_mtim.tv_nsec == entry.mtime.tv_nsec) {
+  if (entry.store && st.st_mtim.tv_sec == entry.mtime.tv_sec &&
+      st.st_mtim.tv_nsec == entry.mtime.tv_nsec) {
     return entry.store;
   }
   X509_STORE* fresh = X509_STORE_new();

@@ -19,14 +19,15 @@ struct TlsObservation {
   // (looked up lazily: a plain http:// check that never meets TLS never loads a trust store).
   // Not reset by reset().
   const std::string* ca_file = nullptr;
-  bool verify = true;  // false with insecure_skip_verify: verification errors are facts, not failures
+  bool verify =
+      true;  // false with insecure_skip_verify: verification errors are facts, not failures
   TlsFacts facts;
   bool handshake_done = false;
   bool chain_seen = false;
-  int verify_error = 0;        // first X509_V_ERR_* seen while verifying the chain (0 = none)
+  int verify_error = 0;  // first X509_V_ERR_* seen while verifying the chain (0 = none)
   int verify_error_depth = -1;
-  int alert_received = -1;     // last TLS alert description received from the peer (RFC 8446 §6)
-  int alert_sent = -1;         // last TLS alert description we sent
+  int alert_received = -1;  // last TLS alert description received from the peer (RFC 8446 §6)
+  int alert_sent = -1;      // last TLS alert description we sent
   // Forgets what an earlier connection showed; keeps the configuration (ca_file, verify).
   void reset() {
     const auto* keep_ca = ca_file;

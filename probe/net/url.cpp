@@ -66,7 +66,8 @@ std::optional<UrlParts> parse_http_url(const std::string& url, std::string& erro
   return p;
 }
 
-std::optional<std::string> resolve_reference(const std::string& base, const std::string& reference) {
+std::optional<std::string> resolve_reference(const std::string& base,
+                                             const std::string& reference) {
   std::unique_ptr<CURLU, UrlDeleter> u(curl_url());
   if (!u || curl_url_set(u.get(), CURLUPART_URL, base.c_str(), 0) != CURLUE_OK) return std::nullopt;
   if (curl_url_set(u.get(), CURLUPART_URL, reference.c_str(), 0) != CURLUE_OK) return std::nullopt;

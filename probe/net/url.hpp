@@ -9,10 +9,10 @@
 namespace vantage::probe::net {
 
 struct UrlParts {
-  std::string scheme;  // lower case, e.g. "https"
-  std::string host;    // without brackets for IPv6 literals
+  std::string scheme;      // lower case, e.g. "https"
+  std::string host;        // without brackets for IPv6 literals
   std::uint16_t port = 0;  // explicit or the scheme's default
-  std::string path;    // "/" when absent
+  std::string path;        // "/" when absent
   bool host_is_ip = false;
   bool host_is_ipv6 = false;
 };

@@ -39,7 +39,7 @@ struct CollectorSink::Worker {
   std::vector<std::string> queue;  // guarded by mutex
   bool stopping = false;           // sender thread only
   std::chrono::steady_clock::time_point stop_deadline{};
-  bool finished = false;           // guarded by mutex
+  bool finished = false;  // guarded by mutex
   std::condition_variable finished_cv;
   std::mt19937_64 rng{std::random_device{}()};
   std::size_t batch_limit = 0;
@@ -58,7 +58,9 @@ struct CollectorSink::Worker {
     } catch (const std::exception& e) {
       // A full or broken disk: count and keep running; the results are lost, say so loudly.
       stats->dropped_spool_full += lines.size();
-      log::error("collector.spool_write_failed", {{"error", e.what()}, {"results_dropped", static_cast<std::int64_t>(lines.size())}});
+      log::error(
+          "collector.spool_write_failed",
+          {{"error", e.what()}, {"results_dropped", static_cast<std::int64_t>(lines.size())}});
     }
     update_gauges();
   }
@@ -87,7 +89,8 @@ struct CollectorSink::Worker {
     base = std::min(base, cap);
     // "Equal jitter" (AWS architecture blog, "Exponential Backoff And Jitter"): half fixed, half
     // random, so a fleet of probes does not retry in step but none hammers a recovering collector.
-    std::uniform_int_distribution<long long> d(base.count() / 2, std::max<long long>(base.count(), 1));
+    std::uniform_int_distribution<long long> d(base.count() / 2,
+                                               std::max<long long>(base.count(), 1));
     return std::chrono::milliseconds(d(rng));
   }
 
@@ -106,12 +109,14 @@ struct CollectorSink::Worker {
       if (batch.empty()) {
         if (stopping) break;
         // Wait for results (publish wakes us) or the flush interval.
-        co_await sleep(std::chrono::duration_cast<std::chrono::milliseconds>(config.flush_interval));
+        co_await sleep(
+            std::chrono::duration_cast<std::chrono::milliseconds>(config.flush_interval));
         continue;
       }
       if (!stopping && batch.count < batch_limit && failures == 0) {
         // Coalesce: give more results one flush interval to arrive, then send.
-        co_await sleep(std::chrono::duration_cast<std::chrono::milliseconds>(config.flush_interval));
+        co_await sleep(
+            std::chrono::duration_cast<std::chrono::milliseconds>(config.flush_interval));
         drain_queue();
         batch = spool->read_batch(batch_limit, kMaxBatchBytes);
       }
@@ -125,7 +130,8 @@ struct CollectorSink::Worker {
       req.fresh_connection = false;  // keep-alive to the collector
       req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config.request_timeout);
       if (stopping) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(stop_deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            stop_deadline - std::chrono::steady_clock::now());
         req.timeout = std::clamp(left, std::chrono::milliseconds(1), req.timeout);
       }
       req.connect_timeout = req.timeout;
@@ -149,15 +155,17 @@ struct CollectorSink::Worker {
       }
       if (ex.completed() && ex.status == 413 && batch_limit > 1) {
         batch_limit = std::max<std::size_t>(1, batch.count / 2);
-        log::warn("collector.batch_too_large", {{"results", static_cast<std::int64_t>(batch.count)},
-                                                {"next_batch_limit", static_cast<std::int64_t>(batch_limit)}});
+        log::warn("collector.batch_too_large",
+                  {{"results", static_cast<std::int64_t>(batch.count)},
+                   {"next_batch_limit", static_cast<std::int64_t>(batch_limit)}});
         continue;
       }
       if (ex.completed() && (ex.status == 400 || ex.status == 413 || ex.status == 422)) {
         // The collector says the data itself is bad: retrying cannot help. Keep it on disk.
         spool->reject(batch);
         update_gauges();
-        log::error("collector.batch_rejected", {{"status", ex.status}, {"results", static_cast<std::int64_t>(batch.count)},
+        log::error("collector.batch_rejected", {{"status", ex.status},
+                                                {"results", static_cast<std::int64_t>(batch.count)},
                                                 {"kept_in", spool->dir() + "/rejected"},
                                                 {"response", ex.body.substr(0, 300)}});
         continue;
@@ -166,15 +174,20 @@ struct CollectorSink::Worker {
       ++failures;
       if (ex.completed() && (ex.status == 429 || ex.status == 503)) {
         if (const std::string* ra = ex.header("retry-after")) {
-          if (!ra->empty() && ra->find_first_not_of("0123456789") == std::string::npos && ra->size() < 7) {
+          if (!ra->empty() && ra->find_first_not_of("0123456789") == std::string::npos &&
+              ra->size() < 7) {
             retry_after = std::chrono::seconds(std::stoi(*ra));
           }
         }
       }
-      const auto wait = retry_after ? std::min(*retry_after, std::chrono::duration_cast<std::chrono::milliseconds>(config.backoff_max))
-                                    : backoff(failures);
+      const auto wait =
+          retry_after
+              ? std::min(*retry_after,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(config.backoff_max))
+              : backoff(failures);
       log::warn("collector.upload_failed",
-                {{"status", ex.status}, {"error", ex.completed() ? "" : ex.error_text},
+                {{"status", ex.status},
+                 {"error", ex.completed() ? "" : ex.error_text},
                  {"results", static_cast<std::int64_t>(batch.count)},
                  {"retry_in_ms", static_cast<std::int64_t>(wait.count())}});
       if (stopping) break;
@@ -213,8 +226,9 @@ CollectorSink::CollectorSink(CollectorConfig config)
   worker_->curl = std::make_unique<net::CurlMulti>(worker_->io);
   worker_->update_gauges();
   if (worker_->spool->pending_results() > 0) {
-    log::info("collector.spool_recovered", {{"results", static_cast<std::int64_t>(worker_->spool->pending_results())},
-                                            {"dir", config_.spool_dir}});
+    log::info("collector.spool_recovered",
+              {{"results", static_cast<std::int64_t>(worker_->spool->pending_results())},
+               {"dir", config_.spool_dir}});
   }
   thread_ = std::thread([w = worker_.get()] { w->run(); });
 }

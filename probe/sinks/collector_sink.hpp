@@ -32,14 +32,14 @@ class CollectorSink final : public Sink {
   boost::asio::awaitable<void> close(std::chrono::milliseconds budget) override;
 
   struct Stats {
-    std::atomic<std::uint64_t> uploaded{0};        // results acknowledged by the collector
+    std::atomic<std::uint64_t> uploaded{0};  // results acknowledged by the collector
     std::atomic<std::uint64_t> upload_requests{0};
-    std::atomic<std::uint64_t> upload_errors{0};   // failed requests (network, 5xx, 429, auth)
+    std::atomic<std::uint64_t> upload_errors{0};  // failed requests (network, 5xx, 429, auth)
     std::atomic<std::uint64_t> spool_bytes{0};
-    std::atomic<std::uint64_t> spool_results{0};   // spooled, not yet acknowledged
+    std::atomic<std::uint64_t> spool_results{0};  // spooled, not yet acknowledged
     std::atomic<std::uint64_t> dropped_spool_full{0};
     std::atomic<std::uint64_t> dropped_queue_full{0};
-    std::atomic<std::uint64_t> rejected{0};        // refused by the collector as malformed (kept)
+    std::atomic<std::uint64_t> rejected{0};  // refused by the collector as malformed (kept)
   };
   const Stats& stats() const noexcept { return *stats_; }
 

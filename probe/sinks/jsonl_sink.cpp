@@ -14,7 +14,8 @@ JsonLinesSink::JsonLinesSink(const std::string& path, std::size_t max_queued_lin
     out_ = stdout;
   } else {
     out_ = std::fopen(path.c_str(), "a");
-    if (!out_) throw std::runtime_error("cannot open output file " + path + ": " + std::strerror(errno));
+    if (!out_)
+      throw std::runtime_error("cannot open output file " + path + ": " + std::strerror(errno));
     owns_file_ = true;
   }
   thread_ = std::thread([this] { writer_loop(); });

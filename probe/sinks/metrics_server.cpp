@@ -46,7 +46,8 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(16 * 1024);
       stream.expires_after(std::chrono::seconds(10));
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] =
+          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
       if (ec) break;
       const auto& req = parser.get();
       http::response<http::string_body> res;

@@ -11,10 +11,14 @@ std::string escape_label_value(const std::string& v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -46,9 +50,7 @@ std::string blackbox_tls_version(const std::string& v) {
   return v;
 }
 
-double seconds_since_epoch(UtcTime t) {
-  return static_cast<double>(to_unix_nanos(t)) / 1e9;
-}
+double seconds_since_epoch(UtcTime t) { return static_cast<double>(to_unix_nanos(t)) / 1e9; }
 
 // Builds the exposition family by family.
 class Writer {
@@ -79,8 +81,10 @@ MetricsSink::MetricsSink(Vantage vantage) : vantage_(std::move(vantage)) {}
 
 void MetricsSink::publish(const CheckResult& r, const PublishInfo& info) {
   std::string target;
-  if (r.check_kind == "dns") target = r.target.resolver;
-  else if (info.multi_target) target = r.target.server_ip;
+  if (r.check_kind == "dns")
+    target = r.target.resolver;
+  else if (info.multi_target)
+    target = r.target.server_ip;
   std::string labels;
   label(labels, "check", r.check_id);
   label(labels, "kind", r.check_kind);
@@ -94,7 +98,8 @@ void MetricsSink::publish(const CheckResult& r, const PublishInfo& info) {
   s.last = r;
   const auto ttl = info.interval.count() > 0 ? 2 * info.interval + std::chrono::minutes(1)
                                              : std::chrono::nanoseconds(std::chrono::hours(1));
-  s.expires = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(ttl);
+  s.expires = std::chrono::steady_clock::now() +
+              std::chrono::duration_cast<std::chrono::steady_clock::duration>(ttl);
   results_total_[counter_labels][std::string(to_string(r.outcome.type))] += 1;
   if (r.flaky) flaky_total_[counter_labels] += 1;
 }
@@ -109,8 +114,8 @@ void MetricsSink::add_counter(std::string name, std::string help, std::function<
 
 void MetricsSink::add_labelled_counter(std::string name, std::string help, std::string label_name,
                                        std::function<std::map<std::string, double>()> values) {
-  provided_.push_back({std::move(name), std::move(help), "counter", std::move(label_name), {},
-                       std::move(values)});
+  provided_.push_back(
+      {std::move(name), std::move(help), "counter", std::move(label_name), {}, std::move(values)});
 }
 
 std::string MetricsSink::render() const {
@@ -125,9 +130,13 @@ std::string MetricsSink::render() const {
   };
   const std::vector<Gauge> gauges = {
       {"probe_success", "Displays whether or not the probe was a success",
-       [](Writer& wr, const std::string& n, const Series& s) { wr.sample(n, s.labels, s.last.ok() ? 1 : 0); }},
+       [](Writer& wr, const std::string& n, const Series& s) {
+         wr.sample(n, s.labels, s.last.ok() ? 1 : 0);
+       }},
       {"probe_duration_seconds", "Returns how long the probe took to complete in seconds",
-       [](Writer& wr, const std::string& n, const Series& s) { wr.sample(n, s.labels, s.last.phases.total / 1000.0); }},
+       [](Writer& wr, const std::string& n, const Series& s) {
+         wr.sample(n, s.labels, s.last.phases.total / 1000.0);
+       }},
       {"probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds",
        [](Writer& wr, const std::string& n, const Series& s) {
          if (s.last.phases.dns) wr.sample(n, s.labels, *s.last.phases.dns / 1000.0);
@@ -135,20 +144,26 @@ std::string MetricsSink::render() const {
       {"probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6",
        [](Writer& wr, const std::string& n, const Series& s) {
          const auto& ip = s.last.target.server_ip;
-         if (!ip.empty() && s.last.check_kind != "dns") wr.sample(n, s.labels, ip.find(':') == std::string::npos ? 4 : 6);
+         if (!ip.empty() && s.last.check_kind != "dns")
+           wr.sample(n, s.labels, ip.find(':') == std::string::npos ? 4 : 6);
        }},
-      {"probe_http_duration_seconds", "Duration of http request by phase, summed over all redirects",
+      {"probe_http_duration_seconds",
+       "Duration of http request by phase, summed over all redirects",
        [](Writer& wr, const std::string& n, const Series& s) {
          if (s.last.check_kind != "http") return;
          const auto& p = s.last.phases;
-         const std::pair<const char*, std::optional<double>> phases[] = {
-             {"resolve", p.dns}, {"connect", p.connect}, {"tls", p.tls},
-             {"processing", p.ttfb}, {"transfer", p.transfer}};
-         for (const auto& [phase, v] : phases) wr.sample(n, with(s.labels, "phase", phase), v.value_or(0) / 1000.0);
+         const std::pair<const char*, std::optional<double>> phases[] = {{"resolve", p.dns},
+                                                                         {"connect", p.connect},
+                                                                         {"tls", p.tls},
+                                                                         {"processing", p.ttfb},
+                                                                         {"transfer", p.transfer}};
+         for (const auto& [phase, v] : phases)
+           wr.sample(n, with(s.labels, "phase", phase), v.value_or(0) / 1000.0);
        }},
       {"probe_http_status_code", "Response HTTP status code",
        [](Writer& wr, const std::string& n, const Series& s) {
-         if (s.last.check_kind == "http") wr.sample(n, s.labels, s.last.http ? s.last.http->status_code : 0);
+         if (s.last.check_kind == "http")
+           wr.sample(n, s.labels, s.last.http ? s.last.http->status_code : 0);
        }},
       {"probe_http_content_length", "Length of http content response",
        [](Writer& wr, const std::string& n, const Series& s) {
@@ -164,7 +179,8 @@ std::string MetricsSink::render() const {
        }},
       {"probe_http_ssl", "Indicates if SSL was used for the final redirect",
        [](Writer& wr, const std::string& n, const Series& s) {
-         if (s.last.http) wr.sample(n, s.labels, s.last.http->final_url.rfind("https://", 0) == 0 ? 1 : 0);
+         if (s.last.http)
+           wr.sample(n, s.labels, s.last.http->final_url.rfind("https://", 0) == 0 ? 1 : 0);
        }},
       {"probe_http_version", "Returns the version of HTTP of the probe response",
        [](Writer& wr, const std::string& n, const Series& s) {
@@ -176,14 +192,17 @@ std::string MetricsSink::render() const {
        [](Writer& wr, const std::string& n, const Series& s) {
          if (s.last.check_kind != "http" && s.last.check_kind != "tcp") return;
          const auto& a = s.last.outcome.assertion;
-         const bool regex = a == "body_matches" || a == "body_not_matches" || a.rfind("expect[", 0) == 0;
+         const bool regex =
+             a == "body_matches" || a == "body_not_matches" || a.rfind("expect[", 0) == 0;
          wr.sample(n, s.labels, regex ? 1 : 0);
        }},
       {"probe_ssl_earliest_cert_expiry", "Returns earliest SSL cert expiry in unixtime",
        [](Writer& wr, const std::string& n, const Series& s) {
-         if (s.last.tls && s.last.tls->earliest_expiry) wr.sample(n, s.labels, seconds_since_epoch(*s.last.tls->earliest_expiry));
+         if (s.last.tls && s.last.tls->earliest_expiry)
+           wr.sample(n, s.labels, seconds_since_epoch(*s.last.tls->earliest_expiry));
        }},
-      {"probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp seconds",
+      {"probe_ssl_last_chain_expiry_timestamp_seconds",
+       "Returns last SSL chain expiry in timestamp seconds",
        [](Writer& wr, const std::string& n, const Series& s) {
          if (s.last.tls && s.last.tls->verified_chain_expiry) {
            wr.sample(n, s.labels, seconds_since_epoch(*s.last.tls->verified_chain_expiry));
@@ -203,17 +222,23 @@ std::string MetricsSink::render() const {
        [](Writer& wr, const std::string& n, const Series& s) {
          if (s.last.dns) wr.sample(n, s.labels, s.last.dns->authority_rrs);
        }},
-      {"probe_dns_additional_rrs", "Returns number of entries in the additional resource record list",
+      {"probe_dns_additional_rrs",
+       "Returns number of entries in the additional resource record list",
        [](Writer& wr, const std::string& n, const Series& s) {
          if (s.last.dns) wr.sample(n, s.labels, s.last.dns->additional_rrs);
        }},
-      {"vantage_check_last_run_timestamp_seconds", "Unix time at which the last run of the check started",
-       [](Writer& wr, const std::string& n, const Series& s) { wr.sample(n, s.labels, seconds_since_epoch(s.last.time)); }},
-      {"vantage_check_failure_info", "The failure type and failing phase of the last run (1 while it is failing)",
+      {"vantage_check_last_run_timestamp_seconds",
+       "Unix time at which the last run of the check started",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         wr.sample(n, s.labels, seconds_since_epoch(s.last.time));
+       }},
+      {"vantage_check_failure_info",
+       "The failure type and failing phase of the last run (1 while it is failing)",
        [](Writer& wr, const std::string& n, const Series& s) {
          if (s.last.ok()) return;
          std::string l = with(s.labels, "type", std::string(to_string(s.last.outcome.type)));
-         if (s.last.outcome.failed_at) l = with(l, "failed_at", std::string(to_string(*s.last.outcome.failed_at)));
+         if (s.last.outcome.failed_at)
+           l = with(l, "failed_at", std::string(to_string(*s.last.outcome.failed_at)));
          wr.sample(n, l, 1);
        }},
   };
@@ -221,18 +246,23 @@ std::string MetricsSink::render() const {
     w.family(g.name, g.help, "gauge");
     for (const auto& [key, s] : series_) g.emit(w, g.name, s);
   }
-  w.family("vantage_check_results_total", "Check results by outcome type (ok or a NEL failure type)", "counter");
+  w.family("vantage_check_results_total",
+           "Check results by outcome type (ok or a NEL failure type)", "counter");
   for (const auto& [labels, by_type] : results_total_) {
-    for (const auto& [type, n] : by_type) w.sample("vantage_check_results_total", with(labels, "type", type), n);
+    for (const auto& [type, n] : by_type)
+      w.sample("vantage_check_results_total", with(labels, "type", type), n);
   }
-  w.family("vantage_check_flaky_results_total", "Results that passed only after a retry", "counter");
-  for (const auto& [labels, n] : flaky_total_) w.sample("vantage_check_flaky_results_total", labels, n);
+  w.family("vantage_check_flaky_results_total", "Results that passed only after a retry",
+           "counter");
+  for (const auto& [labels, n] : flaky_total_)
+    w.sample("vantage_check_flaky_results_total", labels, n);
   for (const auto& p : provided_) {
     w.family(p.name, p.help, p.type.c_str());
     if (p.value) {
       w.sample(p.name, "", p.value());
     } else {
-      for (const auto& [value, n] : p.values()) w.sample(p.name, with("", p.label.c_str(), value), n);
+      for (const auto& [value, n] : p.values())
+        w.sample(p.name, with("", p.label.c_str(), value), n);
     }
   }
   return w.str();

@@ -49,9 +49,9 @@ class MetricsSink final : public Sink {
   };
 
   Vantage vantage_;
-  mutable std::map<std::string, Series> series_;         // key: check + '\0' + target
+  mutable std::map<std::string, Series> series_;  // key: check + '\0' + target
   std::map<std::string, std::map<std::string, double>> results_total_;  // labels -> type -> n
-  std::map<std::string, double> flaky_total_;            // labels -> n
+  std::map<std::string, double> flaky_total_;                           // labels -> n
   std::vector<Provided> provided_;
 };
 

@@ -87,8 +87,10 @@ Spool::Spool(SpoolOptions options) : options_(std::move(options)) {
       const auto nl = tail.rfind('\n');
       const std::uint64_t keep = nl == std::string::npos ? size - window : size - window + nl + 1;
       if (keep != size) {
-        if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0) throw_errno("truncating " + path);
-        log::warn("spool.torn_line_removed", {{"segment", path}, {"bytes", static_cast<std::int64_t>(size - keep)}});
+        if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0)
+          throw_errno("truncating " + path);
+        log::warn("spool.torn_line_removed",
+                  {{"segment", path}, {"bytes", static_cast<std::int64_t>(size - keep)}});
       }
     }
   }
@@ -114,8 +116,8 @@ Spool::Spool(SpoolOptions options) : options_(std::move(options)) {
     total_bytes_ += segment_size(seq);
     pending_results_ += count_lines(seq, seq == cursor_.segment ? cursor_.offset : 0);
   }
-  const std::uint64_t next = segments_.empty() ? std::max<std::uint64_t>(cursor_.segment, 1)
-                                               : segments_.back() + 1;
+  const std::uint64_t next =
+      segments_.empty() ? std::max<std::uint64_t>(cursor_.segment, 1) : segments_.back() + 1;
   if (pending_results_ == 0) {
     // Everything was delivered: start clean.
     for (std::uint64_t seq : segments_) fs::remove(segment_path(seq), ec);
@@ -151,7 +153,8 @@ std::uint64_t Spool::count_lines(std::uint64_t seq, std::uint64_t from) const {
   const std::uint64_t size = segment_size(seq);
   std::uint64_t lines = 0;
   for (std::uint64_t pos = from; pos < size; pos += 1 << 20) {
-    const std::string chunk = read_range(segment_path(seq), pos, std::min<std::uint64_t>(1 << 20, size - pos));
+    const std::string chunk =
+        read_range(segment_path(seq), pos, std::min<std::uint64_t>(1 << 20, size - pos));
     lines += static_cast<std::uint64_t>(std::count(chunk.begin(), chunk.end(), '\n'));
   }
   return lines;
@@ -235,7 +238,8 @@ SpoolBatch Spool::read_batch(std::size_t max_lines, std::size_t max_bytes) {
       pos = {*(it + 1), 0};
       continue;
     }
-    const std::uint64_t want = std::min<std::uint64_t>(size - pos.offset, max_bytes - b.body.size() + 64 * 1024);
+    const std::uint64_t want =
+        std::min<std::uint64_t>(size - pos.offset, max_bytes - b.body.size() + 64 * 1024);
     const std::string chunk = read_range(segment_path(pos.segment), pos.offset, want);
     std::size_t start = 0;
     bool progressed = false;
@@ -261,8 +265,8 @@ void Spool::ack(const SpoolBatch& batch) {
   cursor_ = batch.end;
   pending_results_ -= std::min<std::uint64_t>(pending_results_, batch.count);
   drop_consumed_segments();
-  if (segments_.size() == 1 && cursor_.segment == segments_.back() && cursor_.offset >= active_size_ &&
-      active_size_ > 0) {
+  if (segments_.size() == 1 && cursor_.segment == segments_.back() &&
+      cursor_.offset >= active_size_ && active_size_ > 0) {
     // Everything written was delivered: start an empty segment so no delivered data stays on disk.
     const std::uint64_t old = segments_.back();
     ::close(active_fd_);
@@ -293,8 +297,8 @@ void Spool::drop_consumed_segments() {
   // A segment before the cursor's, or the cursor's when fully read and not active, is done.
   while (segments_.size() > 1) {
     const std::uint64_t seq = segments_.front();
-    const bool done = seq < cursor_.segment ||
-                      (seq == cursor_.segment && cursor_.offset >= segment_size(seq));
+    const bool done =
+        seq < cursor_.segment || (seq == cursor_.segment && cursor_.offset >= segment_size(seq));
     if (!done) break;
     const std::uint64_t size = segment_size(seq);
     std::error_code ec;
@@ -310,7 +314,8 @@ void Spool::write_cursor() {
   const std::string final_path = options_.dir + "/cursor";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) throw_errno("writing " + tmp);
-  const std::string text = std::to_string(cursor_.segment) + " " + std::to_string(cursor_.offset) + "\n";
+  const std::string text =
+      std::to_string(cursor_.segment) + " " + std::to_string(cursor_.offset) + "\n";
   write_all(fd, text.data(), text.size(), "writing " + tmp);
   ::fdatasync(fd);
   ::close(fd);

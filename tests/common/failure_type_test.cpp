@@ -1,8 +1,8 @@
+#include "common/failure_type.hpp"
+
 #include <catch2/catch.hpp>
 #include <set>
 #include <string>
-
-#include "common/failure_type.hpp"
 
 using namespace vantage;
 

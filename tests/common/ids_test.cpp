@@ -1,7 +1,7 @@
+#include "common/ids.hpp"
+
 #include <catch2/catch.hpp>
 #include <set>
-
-#include "common/ids.hpp"
 
 using namespace vantage;
 

@@ -1,7 +1,7 @@
+#include "common/observation.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-
-#include "common/observation.hpp"
 
 using namespace vantage;
 using nlohmann::json;
@@ -68,7 +68,10 @@ TEST_CASE("a DNS result round-trips its answers", "[common][model]") {
   r.id = "x";
   r.check_id = "dns";
   r.check_kind = "dns";
-  r.dns = DnsFacts{"NOERROR", "shop.example.com", "A", {{"shop.example.com.", "A", 300, "192.0.2.1"}}, 1, 0, false, false};
+  r.dns = DnsFacts{"NOERROR", "shop.example.com",
+                   "A",       {{"shop.example.com.", "A", 300, "192.0.2.1"}},
+                   1,         0,
+                   false,     false};
   std::string error;
   const auto back = parse_check_result_line(to_ndjson_line(r), error);
   REQUIRE(back);

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "common/time.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace vantage;
 using namespace std::chrono;

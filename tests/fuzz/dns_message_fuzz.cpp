@@ -9,7 +9,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string error;
-  const auto msg = vantage::probe::checks::dns::parse_dns_message(std::span<const std::uint8_t>(data, size), error);
+  const auto msg = vantage::probe::checks::dns::parse_dns_message(
+      std::span<const std::uint8_t>(data, size), error);
   if (msg) {
     for (const auto& rr : msg->answers) {
       if (rr.type.empty()) __builtin_trap();

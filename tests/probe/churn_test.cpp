@@ -36,7 +36,8 @@ class CountingSink final : public sinks::Sink {
 
 }  // namespace
 
-TEST_CASE("thousands of runs with random deadlines and cancellations all end cleanly", "[probe][churn]") {
+TEST_CASE("thousands of runs with random deadlines and cancellations all end cleanly",
+          "[probe][churn]") {
   TestHttpServer http;
   TestDnsServer dns;
   BlackholeListener hole;
@@ -48,7 +49,8 @@ TEST_CASE("thousands of runs with random deadlines and cancellations all end cle
       "id: b\nkind: http\nurl: " + http.url("/slow/150") + "\n",
       "id: c\nkind: http\nurl: " + http.url("/status/500") + "\n",
       "id: d\nkind: http\nurl: http://127.0.0.1:" + std::to_string(hole.port()) + "/\n",
-      "id: e\nkind: http\nurl: http://local.test:" + std::to_string(http.port()) + "/ok\nresolvers: ['" + dns_addr + "']\n",
+      "id: e\nkind: http\nurl: http://local.test:" + std::to_string(http.port()) +
+          "/ok\nresolvers: ['" + dns_addr + "']\n",
       "id: f\nkind: dns\nname: slow.test\nresolvers: ['" + dns_addr + "']\n",
       "id: g\nkind: dns\nname: drop.test\nresolvers: ['" + dns_addr + "']\n",
       "id: h\nkind: tcp\nhost: 127.0.0.1\nport: " + std::to_string(http.port()) + "\n",
@@ -60,20 +62,23 @@ TEST_CASE("thousands of runs with random deadlines and cancellations all end cle
     const auto timeout = milliseconds(20 + static_cast<int>(rng() % 400));
     const auto cancel_after = milliseconds(static_cast<int>(rng() % 600));
     auto check = std::shared_ptr<Check>(s.check(yamls[rng() % yamls.size()], timeout).release());
-    asio::co_spawn(s.io, [&, check, cancel_after]() -> asio::awaitable<void> {
-      co_await slots.acquire();
-      RunContext ctx{s.services, steady_clock::now() + check->common().timeout,
-                     SystemClock::instance().utc_now(), s.ids.trace_id(), check->id()};
-      asio::steady_timer cancel(s.io, cancel_after);
-      try {
-        auto r = co_await (check->run(ctx) || cancel.async_wait(asio::use_awaitable));
-        if (r.index() == 1) ++cancelled;
-      } catch (const std::exception&) {
-        ++cancelled;
-      }
-      ++finished;
-      slots.release();
-    }, asio::detached);
+    asio::co_spawn(
+        s.io,
+        [&, check, cancel_after]() -> asio::awaitable<void> {
+          co_await slots.acquire();
+          RunContext ctx{s.services, steady_clock::now() + check->common().timeout,
+                         SystemClock::instance().utc_now(), s.ids.trace_id(), check->id()};
+          asio::steady_timer cancel(s.io, cancel_after);
+          try {
+            auto r = co_await (check->run(ctx) || cancel.async_wait(asio::use_awaitable));
+            if (r.index() == 1) ++cancelled;
+          } catch (const std::exception&) {
+            ++cancelled;
+          }
+          ++finished;
+          slots.release();
+        },
+        asio::detached);
   }
   s.io.run();
   CHECK(finished == kRuns);
@@ -82,13 +87,15 @@ TEST_CASE("thousands of runs with random deadlines and cancellations all end cle
   CHECK(s.curl.in_flight() == 0);
 }
 
-TEST_CASE("the scheduler stops within its grace period with runs in flight", "[probe][churn][scheduler]") {
+TEST_CASE("the scheduler stops within its grace period with runs in flight",
+          "[probe][churn][scheduler]") {
   TestHttpServer http;
   ProbeServices s;
   std::vector<CheckPtr> checks;
   for (int i = 0; i < 300; ++i) {
     const std::string path = i % 3 == 0 ? "/slow/5000" : "/ok";
-    auto c = s.check("id: c" + std::to_string(i) + "\nkind: http\nurl: " + http.url(path) + "\n", milliseconds(900));
+    auto c = s.check("id: c" + std::to_string(i) + "\nkind: http\nurl: " + http.url(path) + "\n",
+                     milliseconds(900));
     checks.push_back(std::move(c));
   }
   for (auto& c : checks) const_cast<CheckCommon&>(c->common()).interval = milliseconds(1000);
@@ -103,10 +110,13 @@ TEST_CASE("the scheduler stops within its grace period with runs in flight", "[p
   stop_at.async_wait([&](auto) { scheduler.stop(); });
   const auto t0 = steady_clock::now();
   bool done = false;
-  asio::co_spawn(s.io, [&]() -> asio::awaitable<void> {
-    co_await scheduler.run();
-    done = true;
-  }, asio::detached);
+  asio::co_spawn(
+      s.io,
+      [&]() -> asio::awaitable<void> {
+        co_await scheduler.run();
+        done = true;
+      },
+      asio::detached);
   s.io.run();
   CHECK(done);
   CHECK(steady_clock::now() - t0 < milliseconds(2500 + 200 + 1500));

@@ -1,12 +1,13 @@
 // Every invalid configuration under tests/config/ fails with exactly the message recorded in
 // tests/config/expected-errors.tsv (file <TAB> message), and every example config loads.
+#include "probe/config.hpp"
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>
 
 #include "common/config_node.hpp"
-#include "probe/config.hpp"
 
 namespace fs = std::filesystem;
 using namespace vantage;

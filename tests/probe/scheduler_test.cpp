@@ -1,10 +1,11 @@
+#include "probe/scheduler.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
 #include "common/ids.hpp"
-#include "probe/scheduler.hpp"
 
 using namespace vantage;
 using namespace vantage::probe;
@@ -37,23 +38,27 @@ TEST_CASE("the schedule keeps its grid and counts skipped runs", "[probe][schedu
   CHECK(skipped == 2);
 }
 
-TEST_CASE("the semaphore bounds concurrency and hands permits over in order", "[probe][scheduler]") {
+TEST_CASE("the semaphore bounds concurrency and hands permits over in order",
+          "[probe][scheduler]") {
   asio::io_context io;
   AsyncSemaphore sem(io, 2);
   int running = 0, peak = 0, done = 0, granted = 0;
   std::vector<int> order;
   // (No Catch assertions inside coroutines: Catch's assertion state cannot span a co_await.)
   for (int i = 0; i < 6; ++i) {
-    asio::co_spawn(io, [&, i]() -> asio::awaitable<void> {
-      if (co_await sem.acquire()) ++granted;
-      order.push_back(i);
-      peak = std::max(peak, ++running);
-      asio::steady_timer t(io, milliseconds(5));
-      co_await t.async_wait(asio::use_awaitable);
-      --running;
-      ++done;
-      sem.release();
-    }, asio::detached);
+    asio::co_spawn(
+        io,
+        [&, i]() -> asio::awaitable<void> {
+          if (co_await sem.acquire()) ++granted;
+          order.push_back(i);
+          peak = std::max(peak, ++running);
+          asio::steady_timer t(io, milliseconds(5));
+          co_await t.async_wait(asio::use_awaitable);
+          --running;
+          ++done;
+          sem.release();
+        },
+        asio::detached);
   }
   io.run();
   CHECK(granted == 6);
@@ -67,14 +72,18 @@ TEST_CASE("cancelled waiters give up without losing permits", "[probe][scheduler
   asio::io_context io;
   AsyncSemaphore sem(io, 1);
   bool second = true;
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    co_await sem.acquire();
-    asio::steady_timer t(io, milliseconds(5));
-    co_await t.async_wait(asio::use_awaitable);
-    sem.cancel_waiters();
-    sem.release();
-  }, asio::detached);
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> { second = co_await sem.acquire(); }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await sem.acquire();
+        asio::steady_timer t(io, milliseconds(5));
+        co_await t.async_wait(asio::use_awaitable);
+        sem.cancel_waiters();
+        sem.release();
+      },
+      asio::detached);
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { second = co_await sem.acquire(); }, asio::detached);
   io.run();
   CHECK_FALSE(second);
   CHECK(sem.available() == 1);

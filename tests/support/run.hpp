@@ -44,7 +44,8 @@ struct ProbeServices {
   }
 
   // Builds a check from YAML (the body of one `checks[]` entry).
-  probe::CheckPtr check(const std::string& yaml, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
+  probe::CheckPtr check(const std::string& yaml,
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
     const ConfigNode node = ConfigNode::load_string(yaml, "test.yaml");
     probe::CheckCommon common;
     common.id = node.require("id").as_string();

@@ -47,7 +47,8 @@ struct TestHttpServer::Impl {
     beast::flat_buffer buffer;
     for (;;) {
       http::request<http::string_body> req;
-      auto [ec, n] = co_await http::async_read(stream, buffer, req, asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] =
+          co_await http::async_read(stream, buffer, req, asio::as_tuple(asio::use_awaitable));
       if (ec) co_return;
       ++*requests;
       const std::string target(req.target());
@@ -144,11 +145,16 @@ struct TestDnsServer::Impl {
     const std::size_t question_end = p + 5;
     int rcode = 0;
     std::vector<std::uint32_t> addrs;
-    if (name == "ok.test") addrs = {0xC0000201, 0xC0000202};
-    else if (name == "local.test") addrs = {0x7F000001};
-    else if (name == "nx.test") rcode = 3;
-    else if (name == "fail.test") rcode = 2;
-    else if (name == "refused.test") rcode = 5;
+    if (name == "ok.test")
+      addrs = {0xC0000201, 0xC0000202};
+    else if (name == "local.test")
+      addrs = {0x7F000001};
+    else if (name == "nx.test")
+      rcode = 3;
+    else if (name == "fail.test")
+      rcode = 2;
+    else if (name == "refused.test")
+      rcode = 5;
     else if (name == "slow.test") {
       addrs = {0xC0000203};
       delay_ms = 300;
@@ -161,8 +167,10 @@ struct TestDnsServer::Impl {
     std::vector<std::uint8_t> r(q.begin(), q.begin() + static_cast<long>(question_end));
     r[2] = static_cast<std::uint8_t>(0x80 | (q[2] & 0x01));  // QR, copy RD
     r[3] = static_cast<std::uint8_t>(0x80 | rcode);          // RA, rcode
-    r[4] = 0; r[5] = 1;
-    r[6] = 0; r[7] = static_cast<std::uint8_t>(addrs.size());
+    r[4] = 0;
+    r[5] = 1;
+    r[6] = 0;
+    r[7] = static_cast<std::uint8_t>(addrs.size());
     r[8] = r[9] = r[10] = r[11] = 0;
     for (std::uint32_t a : addrs) {
       u16(r, 0xC00C);
@@ -181,11 +189,13 @@ struct TestDnsServer::Impl {
     std::vector<std::uint8_t> buf(4096);
     for (;;) {
       udp::endpoint from;
-      auto [ec, n] = co_await socket.async_receive_from(asio::buffer(buf), from, asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] = co_await socket.async_receive_from(asio::buffer(buf), from,
+                                                        asio::as_tuple(asio::use_awaitable));
       if (ec) co_return;
       ++*queries;
       int delay = 0;
-      auto r = answer(std::vector<std::uint8_t>(buf.begin(), buf.begin() + static_cast<long>(n)), delay);
+      auto r =
+          answer(std::vector<std::uint8_t>(buf.begin(), buf.begin() + static_cast<long>(n)), delay);
       if (r.empty()) continue;
       asio::co_spawn(io, reply(std::move(r), from, delay), asio::detached);
     }
@@ -219,7 +229,8 @@ BlackholeListener::BlackholeListener() {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 0) != 0) {
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::listen(listen_fd_, 0) != 0) {
     throw std::runtime_error("blackhole listener");
   }
   socklen_t len = sizeof a;

@@ -10,11 +10,11 @@
 
 namespace vantage::testing {
 
-// GET /ok -> 200 "hello"; /status/<code> -> that status; /json -> {"items":[{"sku":"BOOK-1"}],"n":2};
-// /slow/<ms> -> 200 after a delay; /close -> closes without answering; /redirect -> 302 to itself;
-// /headers -> 200 echoing the request's traceparent in X-Seen-Traceparent; /hop -> 302 to the
-// relative "ok"; /see-other -> 303 to /method, which answers with the request method;
-// /to/<host:port/path> -> 301 to http://<host:port/path>.
+// GET /ok -> 200 "hello"; /status/<code> -> that status; /json ->
+// {"items":[{"sku":"BOOK-1"}],"n":2}; /slow/<ms> -> 200 after a delay; /close -> closes without
+// answering; /redirect -> 302 to itself; /headers -> 200 echoing the request's traceparent in
+// X-Seen-Traceparent; /hop -> 302 to the relative "ok"; /see-other -> 303 to /method, which answers
+// with the request method; /to/<host:port/path> -> 301 to http://<host:port/path>.
 class TestHttpServer {
  public:
   TestHttpServer();

@@ -1,7 +1,7 @@
 #include "probe/checks/dns/dns_check.hpp"
 
-#include <arpa/inet.h>
 #include <ares.h>
+#include <arpa/inet.h>
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
@@ -74,13 +74,14 @@ DnsConfig parse_dns_config(const ConfigNode& node) {
   c.resolvers = {"system"};
   if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v, false);
   if (auto expect = node.get("expect")) {
-    expect->expect_keys({"rcode", "answers", "answers_match", "answers_within", "min_ttl",
-                         "min_answers"});
+    expect->expect_keys(
+        {"rcode", "answers", "answers_match", "answers_within", "min_ttl", "min_answers"});
     if (auto v = expect->get("rcode")) {
       c.rcodes.clear();
       for (const auto& text : v->as_string_list(/*allow_scalar=*/true)) {
         auto code = dns_rcode_from_name(text);
-        if (!code) v->fail("unknown rcode \"" + text + "\" (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, …)");
+        if (!code)
+          v->fail("unknown rcode \"" + text + "\" (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, …)");
         c.rcodes.push_back(*code);
       }
     }
@@ -136,17 +137,19 @@ asio::awaitable<CheckResult> DnsCheck::query(RunContext& ctx, std::string resolv
   r.target.resolver = resolver;
   if (resolver != "system") {
     std::string ip = resolver;
-    if (!ip.empty() && ip.front() == '[') ip = ip.substr(1, ip.find(']') - 1);
-    else if (ip.find(':') != std::string::npos) ip = ip.substr(0, ip.find(':'));
+    if (!ip.empty() && ip.front() == '[')
+      ip = ip.substr(1, ip.find(']') - 1);
+    else if (ip.find(':') != std::string::npos)
+      ip = ip.substr(0, ip.find(':'));
     r.target.server_ip = ip;
   }
   const auto start = std::chrono::steady_clock::now();
   net::AresChannel& channel = ctx.services.resolvers.channel({resolver});
   asio::steady_timer timer(ctx.services.io);
   timer.expires_at(ctx.deadline);
-  auto outcome = co_await (
-      channel.async_query(config_.name, /*class IN*/ 1, config_.type_code, asio::as_tuple(asio::use_awaitable)) ||
-      timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+  auto outcome = co_await (channel.async_query(config_.name, /*class IN*/ 1, config_.type_code,
+                                               asio::as_tuple(asio::use_awaitable)) ||
+                           timer.async_wait(asio::as_tuple(asio::use_awaitable)));
   const double took = to_ms(std::chrono::steady_clock::now() - start);
   r.phases.dns = took;
   r.phases.total = took;
@@ -184,26 +187,16 @@ asio::awaitable<CheckResult> DnsCheck::query(RunContext& ctx, std::string resolv
   facts.truncated = msg->truncated;
   r.dns = facts;
 
-  auto add = [&](std::string name, bool passed, std::string expected, std::string actual) {
-    r.assertions.push_back({std::move(name), passed, std::move(expected), std::move(actual)});
-    if (!passed && r.outcome.ok()) {
-      const auto& a = r.assertions.back();
-      r.outcome.type = FailureType::assertion_failed;
-      r.outcome.failed_at = Phase::assertion;
-      r.outcome.assertion = a.name;
-      r.outcome.detail = a.name + ": expected " + a.expected + ", got " + a.actual;
-    }
-  };
-
   const bool rcode_ok =
       std::find(config_.rcodes.begin(), config_.rcodes.end(), msg->rcode) != config_.rcodes.end();
   std::string expected_rcodes;
-  for (int c : config_.rcodes) expected_rcodes += (expected_rcodes.empty() ? "" : ", ") + dns_rcode_name(c);
+  for (int c : config_.rcodes)
+    expected_rcodes += (expected_rcodes.empty() ? "" : ", ") + dns_rcode_name(c);
   if (!rcode_ok && msg->rcode != 0) {
     // The resolver said the name is missing or failed: the NEL type names which.
     fail(net::map_dns_rcode(msg->rcode), facts.rcode + " from " + resolver);
   }
-  add("rcode", rcode_ok, expected_rcodes, facts.rcode);
+  record_assertion(r, "rcode", rcode_ok, expected_rcodes, facts.rcode);
 
   std::vector<std::string> data;
   for (const auto& rr : msg->answers) {
@@ -214,20 +207,22 @@ asio::awaitable<CheckResult> DnsCheck::query(RunContext& ctx, std::string resolv
   if (observed.empty()) observed = "(none)";
 
   if (config_.min_answers) {
-    add("min_answers", static_cast<int>(data.size()) >= *config_.min_answers,
-        "at least " + std::to_string(*config_.min_answers), std::to_string(data.size()));
+    record_assertion(r, "min_answers", static_cast<int>(data.size()) >= *config_.min_answers,
+                     "at least " + std::to_string(*config_.min_answers),
+                     std::to_string(data.size()));
   }
   if (config_.answers) {
     std::multiset<std::string> want(config_.answers->begin(), config_.answers->end());
     std::multiset<std::string> got(data.begin(), data.end());
     std::string expected;
     for (const auto& d : *config_.answers) expected += (expected.empty() ? "" : ", ") + d;
-    add("answers", want == got, expected, observed);
+    record_assertion(r, "answers", want == got, expected, observed);
   }
   if (config_.answers_match) {
     bool ok = !data.empty();
     for (const auto& d : data) ok = ok && config_.answers_match->search(d);
-    add("answers_match", ok, "every answer matches " + config_.answers_match->source(), observed);
+    record_assertion(r, "answers_match", ok,
+                     "every answer matches " + config_.answers_match->source(), observed);
   }
   if (!config_.answers_within.empty()) {
     bool ok = true;
@@ -241,15 +236,17 @@ asio::awaitable<CheckResult> DnsCheck::query(RunContext& ctx, std::string resolv
       }
     }
     std::string prefixes;
-    for (const auto& p : config_.answers_within) prefixes += (prefixes.empty() ? "" : ", ") + p.text;
-    add("answers_within", ok, "every answer in " + prefixes, ok ? observed : "outside: " + outside);
+    for (const auto& p : config_.answers_within)
+      prefixes += (prefixes.empty() ? "" : ", ") + p.text;
+    record_assertion(r, "answers_within", ok, "every answer in " + prefixes,
+                     ok ? observed : "outside: " + outside);
   }
   if (config_.min_ttl) {
     std::uint32_t lowest = UINT32_MAX;
     for (const auto& rr : msg->answers) lowest = std::min(lowest, rr.ttl);
     const bool ok = msg->answers.empty() || lowest >= *config_.min_ttl;
-    add("min_ttl", ok, std::to_string(*config_.min_ttl) + "s",
-        msg->answers.empty() ? "(no answers)" : std::to_string(lowest) + "s");
+    record_assertion(r, "min_ttl", ok, std::to_string(*config_.min_ttl) + "s",
+                     msg->answers.empty() ? "(no answers)" : std::to_string(lowest) + "s");
   }
   co_return r;
 }

@@ -31,8 +31,8 @@ struct DnsConfig {
   std::string name;
   std::string type = "A";
   std::uint16_t type_code = 1;
-  std::vector<std::string> resolvers;  // "system" or host:port; default ["system"]
-  std::vector<int> rcodes{0};          // accepted rcodes, default NOERROR
+  std::vector<std::string> resolvers;               // "system" or host:port; default ["system"]
+  std::vector<int> rcodes{0};                       // accepted rcodes, default NOERROR
   std::optional<std::vector<std::string>> answers;  // exact set of answer data (queried type)
   std::optional<Pattern> answers_match;             // every answer's data must match
   std::vector<IpPrefix> answers_within;             // every A/AAAA answer inside one of these

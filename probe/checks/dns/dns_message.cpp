@@ -10,13 +10,30 @@ namespace vantage::probe::checks::dns {
 namespace {
 
 constexpr std::array<std::pair<std::uint16_t, const char*>, 11> kTypes{{
-    {1, "A"}, {2, "NS"}, {5, "CNAME"}, {6, "SOA"}, {12, "PTR"}, {15, "MX"},
-    {16, "TXT"}, {28, "AAAA"}, {33, "SRV"}, {65, "HTTPS"}, {257, "CAA"},
+    {1, "A"},
+    {2, "NS"},
+    {5, "CNAME"},
+    {6, "SOA"},
+    {12, "PTR"},
+    {15, "MX"},
+    {16, "TXT"},
+    {28, "AAAA"},
+    {33, "SRV"},
+    {65, "HTTPS"},
+    {257, "CAA"},
 }};
 
 constexpr std::array<std::pair<int, const char*>, 11> kRcodes{{
-    {0, "NOERROR"}, {1, "FORMERR"}, {2, "SERVFAIL"}, {3, "NXDOMAIN"}, {4, "NOTIMP"},
-    {5, "REFUSED"}, {6, "YXDOMAIN"}, {7, "YXRRSET"}, {8, "NXRRSET"}, {9, "NOTAUTH"},
+    {0, "NOERROR"},
+    {1, "FORMERR"},
+    {2, "SERVFAIL"},
+    {3, "NXDOMAIN"},
+    {4, "NOTIMP"},
+    {5, "REFUSED"},
+    {6, "YXDOMAIN"},
+    {7, "YXRRSET"},
+    {8, "NXRRSET"},
+    {9, "NOTAUTH"},
     {10, "NOTZONE"},
 }};
 
@@ -83,7 +100,8 @@ class Cursor {
           out += c;
         } else if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7E) {
           char buf[5];
-          std::snprintf(buf, sizeof buf, "\\%03u", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          std::snprintf(buf, sizeof buf, "\\%03u",
+                        static_cast<unsigned>(static_cast<unsigned char>(c)));
           out += buf;
         } else {
           out += c;

@@ -28,9 +28,9 @@ struct FetchResult {
   std::optional<net::MappedFailure> failure;  // transport, DNS or redirect failure
   Phases phases;                              // summed over hops; dns included; total unset
   int redirects = 0;
-  std::string final_url;                      // URL of the last request
-  std::string server_ip;                      // address of the last connection
-  std::string resolver;                       // resolver of the last lookup
+  std::string final_url;  // URL of the last request
+  std::string server_ip;  // address of the last connection
+  std::string resolver;   // resolver of the last lookup
   bool completed() const noexcept { return !failure; }
 };
 
@@ -39,6 +39,11 @@ struct FetchResult {
 // traceparent span for every request of `ctx.trace_id`. Never throws for network errors.
 boost::asio::awaitable<FetchResult> fetch(RunContext& ctx, net::HttpRequest request,
                                           const Resolution& first, const FetchOptions& options);
+
+// The HTTP facts of an exchange's response (status, version, sizes), with the redirects
+// followed to reach it and the final URL (query and fragment removed).
+HttpFacts http_facts(const net::HttpExchange& exchange, int redirects,
+                     const std::string& final_url);
 
 // Adds one exchange's phase durations to `phases`: connect, tls, ttfb, transfer from libcurl's
 // timestamps; when the exchange failed, the failing phase gets the time spent in it.

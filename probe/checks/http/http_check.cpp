@@ -6,8 +6,8 @@
 #include "common/config_node.hpp"
 #include "common/ids.hpp"
 #include "probe/async_util.hpp"
-#include "probe/checks/http/fetch.hpp"
 #include "probe/checks/common_config.hpp"
+#include "probe/checks/http/fetch.hpp"
 #include "probe/net/url.hpp"
 
 namespace vantage::probe::checks::http {
@@ -32,9 +32,9 @@ bool valid_header_name(const std::string& name) {
 }  // namespace
 
 HttpConfig parse_http_config(const ConfigNode& node) {
-  expect_check_keys(node, {"url", "method", "headers", "body", "follow_redirects", "max_redirects",
-                           "ip_family", "every_address", "resolvers", "http_version", "tls",
-                           "max_body_bytes", "expect"});
+  expect_check_keys(
+      node, {"url", "method", "headers", "body", "follow_redirects", "max_redirects", "ip_family",
+             "every_address", "resolvers", "http_version", "tls", "max_body_bytes", "expect"});
   HttpConfig c;
   const ConfigNode url = node.require("url");
   c.url = url.as_nonempty_string();
@@ -47,7 +47,8 @@ HttpConfig parse_http_config(const ConfigNode& node) {
     for (auto& [name, value] : v->entries()) {
       if (!valid_header_name(name)) value.fail("invalid header name");
       const std::string text = value.as_string();
-      if (text.find_first_of("\r\n") != std::string::npos) value.fail("header values cannot contain line breaks");
+      if (text.find_first_of("\r\n") != std::string::npos)
+        value.fail("header values cannot contain line breaks");
       c.headers.emplace_back(name, text);
     }
   }
@@ -100,7 +101,8 @@ HttpConfig parse_http_config(const ConfigNode& node) {
       }
     }
     if (auto v = expect->get("cert_expires_after")) {
-      c.cert_expires_after = v->as_duration(std::chrono::nanoseconds(0), std::chrono::hours(24 * 3650));
+      c.cert_expires_after =
+          v->as_duration(std::chrono::nanoseconds(0), std::chrono::hours(24 * 3650));
     }
     if (auto v = expect->get("max_duration")) {
       c.max_duration = v->as_duration(std::chrono::milliseconds(1), std::chrono::hours(1));
@@ -122,7 +124,9 @@ HttpCheck::HttpCheck(CheckCommon common, HttpConfig config)
   }
 }
 
-std::string HttpCheck::describe() const { return config_.method + " " + net::strip_query_and_fragment(config_.url); }
+std::string HttpCheck::describe() const {
+  return config_.method + " " + net::strip_query_and_fragment(config_.url);
+}
 
 CheckPtr make_http_check(CheckCommon common, const ConfigNode& node) {
   return std::make_unique<HttpCheck>(std::move(common), parse_http_config(node));
@@ -140,16 +144,7 @@ void record_exchange(const net::HttpExchange& ex, double dns_ms, CheckResult& r)
   if (!ex.completed()) failure = ex.failure();
   r.phases.dns = dns_ms;
   add_exchange_phases(ex, failure, r.phases);
-  if (ex.status > 0) {
-    HttpFacts h;
-    h.status_code = static_cast<int>(ex.status);
-    h.http_version = ex.http_version;
-    h.redirects = ex.redirects;
-    h.content_length = ex.content_length;
-    h.body_bytes = ex.body_bytes;
-    h.final_url = net::strip_query_and_fragment(ex.effective_url);
-    r.http = std::move(h);
-  }
+  if (ex.status > 0) r.http = http_facts(ex, ex.redirects, ex.effective_url);
   if (ex.tls.handshake_done || ex.tls.chain_seen) r.tls = ex.tls.facts;
   if (failure) {
     r.outcome.type = failure->type;
@@ -215,16 +210,7 @@ asio::awaitable<CheckResult> HttpCheck::run_one(RunContext& ctx, const Resolutio
   r.target.server_ip = fetched.server_ip;
   r.target.resolver = fetched.resolver;
   r.phases = fetched.phases;
-  if (ex.status > 0) {
-    HttpFacts h;
-    h.status_code = static_cast<int>(ex.status);
-    h.http_version = ex.http_version;
-    h.redirects = fetched.redirects;
-    h.content_length = ex.content_length;
-    h.body_bytes = ex.body_bytes;
-    h.final_url = net::strip_query_and_fragment(fetched.final_url);
-    r.http = std::move(h);
-  }
+  if (ex.status > 0) r.http = http_facts(ex, fetched.redirects, fetched.final_url);
   if (ex.tls.handshake_done || ex.tls.chain_seen) r.tls = ex.tls.facts;
   if (fetched.failure) {
     r.outcome.type = fetched.failure->type;
@@ -234,34 +220,26 @@ asio::awaitable<CheckResult> HttpCheck::run_one(RunContext& ctx, const Resolutio
   }
 
   if (fetched.completed()) {
-    auto add = [&](std::string name, bool passed, std::string expected, std::string actual) {
-      r.assertions.push_back({std::move(name), passed, std::move(expected), std::move(actual)});
-      if (!passed && r.outcome.ok()) {
-        r.outcome.type = FailureType::assertion_failed;
-        r.outcome.failed_at = Phase::assertion;
-        r.outcome.assertion = r.assertions.back().name;
-        r.outcome.detail = r.assertions.back().name + ": expected " + r.assertions.back().expected +
-                           ", got " + r.assertions.back().actual;
-      }
-    };
     const bool status_ok = config_.status.contains(ex.status);
     if (!status_ok && ex.status >= 400) {
       r.outcome.type = FailureType::http_error;
       r.outcome.failed_at = Phase::assertion;
       r.outcome.status_code = static_cast<int>(ex.status);
-      r.outcome.detail = "status " + std::to_string(ex.status) + " is not in " + config_.status.text();
+      r.outcome.detail =
+          "status " + std::to_string(ex.status) + " is not in " + config_.status.text();
     }
-    add("status", status_ok, config_.status.text(), std::to_string(ex.status));
+    record_assertion(r, "status", status_ok, config_.status.text(), std::to_string(ex.status));
     if (ex.status > 0) r.outcome.status_code = static_cast<int>(ex.status);
 
     const std::string size = std::to_string(ex.body.size()) + " bytes";
     for (const auto& p : config_.body_matches) {
       const bool ok = p.search(ex.body);
-      add("body_matches", ok, p.source(), ok ? "matched" : "no match in " + size);
+      record_assertion(r, "body_matches", ok, p.source(), ok ? "matched" : "no match in " + size);
     }
     for (const auto& p : config_.body_not_matches) {
       const bool ok = !p.search(ex.body);
-      add("body_not_matches", ok, "no match for " + p.source(), ok ? "no match" : "matched");
+      record_assertion(r, "body_not_matches", ok, "no match for " + p.source(),
+                       ok ? "no match" : "matched");
     }
     if (!config_.json.empty()) {
       const json doc = json::parse(ex.body, nullptr, false);
@@ -274,26 +252,23 @@ asio::awaitable<CheckResult> HttpCheck::run_one(RunContext& ctx, const Resolutio
           const json* v = doc.contains(a.pointer) ? &doc.at(a.pointer) : nullptr;
           ok = a.matcher.check(v, actual);
         }
-        add("json:" + a.location, ok, a.matcher.expected_text(), actual);
+        record_assertion(r, "json:" + a.location, ok, a.matcher.expected_text(), actual);
       }
     }
     for (const auto& h : config_.headers_expect) {
       std::string actual;
       const bool ok = h.matcher.check_text(ex.header(h.name), actual);
-      add("header:" + h.name, ok, h.matcher.expected_text(), actual);
+      record_assertion(r, "header:" + h.name, ok, h.matcher.expected_text(), actual);
     }
     if (config_.cert_expires_after) {
-      const auto& facts = ex.tls.facts;
-      const UtcTime now = ctx.services.clock.utc_now();
-      const bool ok = facts.earliest_expiry && *facts.earliest_expiry - now >= *config_.cert_expires_after;
-      add("cert_expires_after", ok, "later than " + format_duration(*config_.cert_expires_after) + " from now",
-          facts.earliest_expiry ? format_rfc3339(*facts.earliest_expiry) : "no certificate");
+      record_cert_expiry(r, ex.tls.facts, ctx.services.clock.utc_now(),
+                         *config_.cert_expires_after);
     }
     if (config_.max_duration) {
       const double took_ms = res.dns_ms + to_ms(std::chrono::steady_clock::now() - t0);
       const bool ok = took_ms <= to_ms(*config_.max_duration);
-      add("max_duration", ok, format_duration(*config_.max_duration),
-          std::to_string(static_cast<long long>(took_ms)) + "ms");
+      record_assertion(r, "max_duration", ok, format_duration(*config_.max_duration),
+                       std::to_string(static_cast<long long>(took_ms)) + "ms");
     }
   }
   r.phases.total = res.dns_ms + to_ms(std::chrono::steady_clock::now() - t0);

@@ -26,11 +26,11 @@ struct HttpConfig {
   bool follow_redirects = true;
   int max_redirects = 10;
   IpFamily ip_family = IpFamily::any;
-  bool every_address = false;              // one result per resolved address
-  std::vector<std::string> resolvers;      // empty = system
-  std::string http_version;                // "", "1.1", "2"
+  bool every_address = false;          // one result per resolved address
+  std::vector<std::string> resolvers;  // empty = system
+  std::string http_version;            // "", "1.1", "2"
   net::TlsClientOptions tls;
-  std::size_t max_body_bytes = 1 << 20;    // kept for assertions
+  std::size_t max_body_bytes = 1 << 20;  // kept for assertions
   // expect:
   StatusSet status = StatusSet::default_set();
   std::vector<Pattern> body_matches;

@@ -123,7 +123,8 @@ asio::awaitable<std::vector<CheckResult>> TcpCheck::run(RunContext& ctx) {
                                                  asio::as_tuple(asio::use_awaitable)) ||
                                timer.async_wait(asio::as_tuple(asio::use_awaitable)));
       if (outcome.index() == 1) {
-        fail(FailureType::timeout, Phase::ttfb, "sending step " + std::to_string(step_index) + " timed out");
+        fail(FailureType::timeout, Phase::ttfb,
+             "sending step " + std::to_string(step_index) + " timed out");
         break;
       }
       const auto ec = std::get<0>(std::get<0>(outcome));
@@ -137,8 +138,9 @@ asio::awaitable<std::vector<CheckResult>> TcpCheck::run(RunContext& ctx) {
     bool matched = step.expect->search(received);
     while (!matched && !peer_closed) {
       char buf[4096];
-      auto outcome = co_await (socket.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable)) ||
-                               timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+      auto outcome = co_await (
+          socket.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable)) ||
+          timer.async_wait(asio::as_tuple(asio::use_awaitable)));
       if (outcome.index() == 1) break;
       auto [ec, n] = std::get<0>(outcome);
       if (n > 0) {
@@ -147,13 +149,15 @@ asio::awaitable<std::vector<CheckResult>> TcpCheck::run(RunContext& ctx) {
           first_byte = true;
         }
         facts.bytes_received += static_cast<std::int64_t>(n);
-        if (received.size() < 64 * 1024) received.append(buf, std::min<std::size_t>(n, 64 * 1024 - received.size()));
+        if (received.size() < 64 * 1024)
+          received.append(buf, std::min<std::size_t>(n, 64 * 1024 - received.size()));
         matched = step.expect->search(received);
       }
       if (ec == asio::error::eof) {
         peer_closed = true;
       } else if (ec) {
-        fail(net::map_socket_errno(ec.value()), first_byte ? Phase::transfer : Phase::ttfb, ec.message());
+        fail(net::map_socket_errno(ec.value()), first_byte ? Phase::transfer : Phase::ttfb,
+             ec.message());
         break;
       }
     }
@@ -162,12 +166,15 @@ asio::awaitable<std::vector<CheckResult>> TcpCheck::run(RunContext& ctx) {
     if (!r.outcome.ok()) break;
     if (!matched) {
       if (peer_closed) {
-        fail(FailureType::assertion_failed, Phase::assertion, "the server closed the connection before sending a match for " + step.expect->source());
+        fail(
+            FailureType::assertion_failed, Phase::assertion,
+            "the server closed the connection before sending a match for " + step.expect->source());
       } else if (std::chrono::steady_clock::now() >= ctx.deadline) {
         fail(FailureType::timeout, first_byte ? Phase::transfer : Phase::ttfb,
              "no match for " + step.expect->source() + " before the deadline");
       } else {
-        fail(FailureType::assertion_failed, Phase::assertion, "no match for " + step.expect->source());
+        fail(FailureType::assertion_failed, Phase::assertion,
+             "no match for " + step.expect->source());
       }
       r.outcome.assertion = name;
       break;

@@ -17,8 +17,8 @@ class ConfigNode;
 namespace vantage::probe::checks::tcp {
 
 struct TcpStep {
-  std::optional<std::string> send;    // bytes to write
-  std::optional<Pattern> expect;      // read until this matches what was received so far
+  std::optional<std::string> send;  // bytes to write
+  std::optional<Pattern> expect;    // read until this matches what was received so far
 };
 
 struct TcpConfig {

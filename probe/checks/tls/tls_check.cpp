@@ -10,14 +10,16 @@ namespace vantage::probe::checks::tls {
 namespace asio = boost::asio;
 
 TlsCheckConfig parse_tls_check_config(const ConfigNode& node) {
-  expect_check_keys(node, {"host", "port", "server_name", "ip_family", "resolvers", "tls", "expect"});
+  expect_check_keys(node,
+                    {"host", "port", "server_name", "ip_family", "resolvers", "tls", "expect"});
   TlsCheckConfig c;
   c.host = node.require("host").as_nonempty_string();
   if (auto v = node.get("port")) c.port = static_cast<std::uint16_t>(v->as_int(1, 65535));
   c.server_name = c.host;
   if (auto v = node.get("server_name")) {
     c.server_name = v->as_nonempty_string();
-    if (net::is_ip_literal(c.server_name)) v->fail("server_name must be a DNS name, not an address");
+    if (net::is_ip_literal(c.server_name))
+      v->fail("server_name must be a DNS name, not an address");
   }
   if (auto v = node.get("ip_family")) c.ip_family = parse_ip_family(*v);
   if (auto v = node.get("resolvers")) c.resolvers = parse_resolvers(*v, true);
@@ -25,7 +27,8 @@ TlsCheckConfig parse_tls_check_config(const ConfigNode& node) {
   if (auto expect = node.get("expect")) {
     expect->expect_keys({"cert_expires_after", "issuer_matches", "version"});
     if (auto v = expect->get("cert_expires_after")) {
-      c.cert_expires_after = v->as_duration(std::chrono::nanoseconds(0), std::chrono::hours(24 * 3650));
+      c.cert_expires_after =
+          v->as_duration(std::chrono::nanoseconds(0), std::chrono::hours(24 * 3650));
     }
     if (auto v = expect->get("issuer_matches")) c.issuer_matches = Pattern::parse(*v);
     if (auto v = expect->get("version")) {
@@ -81,26 +84,13 @@ asio::awaitable<std::vector<CheckResult>> TlsCheck::run(RunContext& ctx) {
   r.http.reset();
 
   if (ex.completed()) {
-    auto add = [&](std::string name, bool passed, std::string expected, std::string actual) {
-      r.assertions.push_back({std::move(name), passed, std::move(expected), std::move(actual)});
-      if (!passed && r.outcome.ok()) {
-        const auto& a = r.assertions.back();
-        r.outcome.type = FailureType::assertion_failed;
-        r.outcome.failed_at = Phase::assertion;
-        r.outcome.assertion = a.name;
-        r.outcome.detail = a.name + ": expected " + a.expected + ", got " + a.actual;
-      }
-    };
     const auto& facts = ex.tls.facts;
     if (config_.cert_expires_after) {
-      const UtcTime now = ctx.services.clock.utc_now();
-      const bool ok = facts.earliest_expiry && *facts.earliest_expiry - now >= *config_.cert_expires_after;
-      add("cert_expires_after", ok, "later than " + format_duration(*config_.cert_expires_after) + " from now",
-          facts.earliest_expiry ? format_rfc3339(*facts.earliest_expiry) : "no certificate");
+      record_cert_expiry(r, facts, ctx.services.clock.utc_now(), *config_.cert_expires_after);
     }
     if (config_.issuer_matches) {
-      add("issuer_matches", config_.issuer_matches->search(facts.issuer), config_.issuer_matches->source(),
-          facts.issuer);
+      record_assertion(r, "issuer_matches", config_.issuer_matches->search(facts.issuer),
+                       config_.issuer_matches->source(), facts.issuer);
     }
     if (!config_.versions.empty()) {
       std::string want;
@@ -109,7 +99,7 @@ asio::awaitable<std::vector<CheckResult>> TlsCheck::run(RunContext& ctx) {
         want += (want.empty() ? "" : ", ") + v;
         ok = ok || v == facts.version;
       }
-      add("version", ok, want, facts.version);
+      record_assertion(r, "version", ok, want, facts.version);
     }
   }
   r.phases.total = to_ms(std::chrono::steady_clock::now() - start);

@@ -19,7 +19,7 @@ class ConfigNode;
 namespace vantage::probe::checks::tls {
 
 struct TlsCheckConfig {
-  std::string host;         // name or address to connect to
+  std::string host;  // name or address to connect to
   std::uint16_t port = 443;
   std::string server_name;  // SNI and the name the certificate must carry; default: host
   IpFamily ip_family = IpFamily::any;

@@ -27,7 +27,8 @@ std::uint16_t closed_port() {
 TEST_CASE("a healthy HTTP target passes with every phase measured", "[probe][checks][http]") {
   TestHttpServer server;
   ProbeServices s;
-  auto check = s.check(http_check(server.url("/ok"), "expect: {status: [200], body_matches: hel+o}\n"));
+  auto check =
+      s.check(http_check(server.url("/ok"), "expect: {status: [200], body_matches: hel+o}\n"));
   const auto results = s.run_check(*check);
   REQUIRE(results.size() == 1);
   const auto& r = results[0];
@@ -71,10 +72,12 @@ TEST_CASE("body, JSON and header assertions name the one that failed", "[probe][
   TestHttpServer server;
   ProbeServices s;
   auto ok = s.check(http_check(server.url("/json"),
-                               "expect:\n  json:\n    /items/0/sku: BOOK-1\n    $.n: 2\n  headers: {content-type: {matches: json}}\n"));
+                               "expect:\n  json:\n    /items/0/sku: BOOK-1\n    $.n: 2\n  headers: "
+                               "{content-type: {matches: json}}\n"));
   CHECK(s.run_check(*ok).at(0).outcome.type == FailureType::ok);
 
-  auto bad_json = s.check(http_check(server.url("/json"), "expect:\n  json:\n    $.items[0].sku: BOOK-2\n"));
+  auto bad_json =
+      s.check(http_check(server.url("/json"), "expect:\n  json:\n    $.items[0].sku: BOOK-2\n"));
   auto r = s.run_check(*bad_json).at(0);
   CHECK(r.outcome.type == FailureType::assertion_failed);
   CHECK(r.outcome.assertion == "json:$.items[0].sku");
@@ -85,15 +88,20 @@ TEST_CASE("body, JSON and header assertions name the one that failed", "[probe][
   r = s.run_check(*bad_body).at(0);
   CHECK(r.outcome.assertion == "body_not_matches");
 
-  auto bad_header = s.check(http_check(server.url("/ok"), "expect: {headers: {x-missing: {exists: true}}}\n"));
+  auto bad_header =
+      s.check(http_check(server.url("/ok"), "expect: {headers: {x-missing: {exists: true}}}\n"));
   r = s.run_check(*bad_header).at(0);
   CHECK(r.outcome.assertion == "header:x-missing");
 }
 
-TEST_CASE("each request carries a W3C traceparent with the run's trace id", "[probe][checks][http]") {
+TEST_CASE("each request carries a W3C traceparent with the run's trace id",
+          "[probe][checks][http]") {
   TestHttpServer server;
   ProbeServices s;
-  auto check = s.check(http_check(server.url("/headers"), "expect:\n  headers:\n    x-seen-traceparent: {matches: '^00-[0-9a-f]{32}-[0-9a-f]{16}-01$'}\n    x-seen-tracestate: vantage=t\n"));
+  auto check = s.check(
+      http_check(server.url("/headers"),
+                 "expect:\n  headers:\n    x-seen-traceparent: {matches: "
+                 "'^00-[0-9a-f]{32}-[0-9a-f]{16}-01$'}\n    x-seen-tracestate: vantage=t\n"));
   const auto r = s.run_check(*check).at(0);
   CHECK(r.outcome.type == FailureType::ok);
   CHECK(r.trace_id.size() == 32);
@@ -108,10 +116,12 @@ TEST_CASE("a closed port is tcp.refused in the connect phase", "[probe][checks][
   CHECK(r.outcome.nel() == NelPhase::connection);
 }
 
-TEST_CASE("a listener that never accepts is tcp.timed_out in the connect phase", "[probe][checks][http]") {
+TEST_CASE("a listener that never accepts is tcp.timed_out in the connect phase",
+          "[probe][checks][http]") {
   BlackholeListener hole;
   ProbeServices s;
-  auto check = s.check(http_check("http://127.0.0.1:" + std::to_string(hole.port()) + "/"), milliseconds(500));
+  auto check = s.check(http_check("http://127.0.0.1:" + std::to_string(hole.port()) + "/"),
+                       milliseconds(500));
   const auto t0 = steady_clock::now();
   const auto r = s.run_check(*check).at(0);
   CHECK(r.outcome.type == FailureType::tcp_timed_out);
@@ -120,7 +130,8 @@ TEST_CASE("a listener that never accepts is tcp.timed_out in the connect phase",
   CHECK(*r.phases.connect >= 400);
 }
 
-TEST_CASE("a server that stays silent after the request is a timeout while waiting", "[probe][checks][http]") {
+TEST_CASE("a server that stays silent after the request is a timeout while waiting",
+          "[probe][checks][http]") {
   TestHttpServer server;
   ProbeServices s;
   auto check = s.check(http_check(server.url("/slow/2000")), milliseconds(300));
@@ -144,7 +155,8 @@ TEST_CASE("a redirect loop is http.response.redirect_loop", "[probe][checks][htt
   CHECK(s.run_check(*check).at(0).outcome.type == FailureType::http_response_redirect_loop);
 }
 
-TEST_CASE("redirects are followed hop by hop, through the check's resolvers", "[probe][checks][http]") {
+TEST_CASE("redirects are followed hop by hop, through the check's resolvers",
+          "[probe][checks][http]") {
   TestHttpServer server;
   TestDnsServer dns;
   ProbeServices s;
@@ -157,7 +169,8 @@ TEST_CASE("redirects are followed hop by hop, through the check's resolvers", "[
 
   // A redirect to another host name is resolved by the check's resolver (local.test exists only
   // in the test DNS server, not in /etc/hosts or the system resolver).
-  auto cross = s.check("id: t\nkind: http\nurl: " + server.url("/to/local.test:" + std::to_string(server.port()) + "/ok") +
+  auto cross = s.check("id: t\nkind: http\nurl: " +
+                       server.url("/to/local.test:" + std::to_string(server.port()) + "/ok") +
                        "\nresolvers: ['" + dns.address() + "']\n");
   r = s.run_check(*cross).at(0);
   CHECK(r.outcome.type == FailureType::ok);
@@ -165,10 +178,12 @@ TEST_CASE("redirects are followed hop by hop, through the check's resolvers", "[
   CHECK(r.target.resolver == dns.address());
   CHECK(r.phases.dns.value_or(0) > 0);
 
-  auto post = s.check(http_check(server.url("/see-other"), "method: POST\nbody: x=1\nexpect: {body_matches: '^GET$'}\n"));
+  auto post = s.check(http_check(server.url("/see-other"),
+                                 "method: POST\nbody: x=1\nexpect: {body_matches: '^GET$'}\n"));
   CHECK(s.run_check(*post).at(0).outcome.type == FailureType::ok);
 
-  auto off = s.check(http_check(server.url("/hop"), "follow_redirects: false\nexpect: {status: [302]}\n"));
+  auto off =
+      s.check(http_check(server.url("/hop"), "follow_redirects: false\nexpect: {status: [302]}\n"));
   r = s.run_check(*off).at(0);
   CHECK(r.outcome.type == FailureType::ok);
   CHECK(r.http->redirects == 0);
@@ -178,9 +193,11 @@ TEST_CASE("every resolved address gives its own result", "[probe][checks][http]"
   TestDnsServer dns;
   ProbeServices s;
   // ok.test resolves to two TEST-NET-1 addresses nobody answers on: two results, each timing out.
-  auto check = s.check("id: t\nkind: http\nurl: http://ok.test:9/\nevery_address: true\nip_family: ip4\nresolvers: ['" +
-                           dns.address() + "']\n",
-                       milliseconds(300));
+  auto check = s.check(
+      "id: t\nkind: http\nurl: http://ok.test:9/\nevery_address: true\nip_family: ip4\nresolvers: "
+      "['" +
+          dns.address() + "']\n",
+      milliseconds(300));
   const auto results = s.run_check(*check);
   REQUIRE(results.size() == 2);
   CHECK(results[0].target.server_ip != results[1].target.server_ip);
@@ -191,13 +208,15 @@ TEST_CASE("DNS names resolve through the check's resolvers before HTTP", "[probe
   TestDnsServer dns;
   TestHttpServer server;
   ProbeServices s;
-  auto check = s.check("id: t\nkind: http\nurl: http://local.test:" + std::to_string(server.port()) +
-                       "/ok\nresolvers: ['" + dns.address() + "']\n");
+  auto check =
+      s.check("id: t\nkind: http\nurl: http://local.test:" + std::to_string(server.port()) +
+              "/ok\nresolvers: ['" + dns.address() + "']\n");
   const auto r = s.run_check(*check).at(0);
   CHECK(r.outcome.type == FailureType::ok);
   CHECK(r.target.host == "local.test");
   CHECK(r.target.resolver == dns.address());
-  auto nx = s.check("id: t\nkind: http\nurl: http://nx.test/\nresolvers: ['" + dns.address() + "']\n");
+  auto nx =
+      s.check("id: t\nkind: http\nurl: http://nx.test/\nresolvers: ['" + dns.address() + "']\n");
   const auto n = s.run_check(*nx).at(0);
   CHECK(n.outcome.type == FailureType::dns_name_not_resolved);
   CHECK(n.outcome.failed_at == Phase::dns);
@@ -207,7 +226,8 @@ TEST_CASE("a DNS check reports rcode, answers and the resolver", "[probe][checks
   TestDnsServer dns;
   ProbeServices s;
   auto ok = s.check("id: d\nkind: dns\nname: ok.test\nresolvers: ['" + dns.address() +
-                    "']\nexpect: {answers: [192.0.2.2, 192.0.2.1], answers_within: [192.0.2.0/24], min_ttl: 30s}\n");
+                    "']\nexpect: {answers: [192.0.2.2, 192.0.2.1], answers_within: [192.0.2.0/24], "
+                    "min_ttl: 30s}\n");
   auto r = s.run_check(*ok).at(0);
   CHECK(r.outcome.type == FailureType::ok);
   REQUIRE(r.dns);
@@ -226,23 +246,28 @@ TEST_CASE("a DNS check reports rcode, answers and the resolver", "[probe][checks
   CHECK(r.outcome.type == FailureType::dns_name_not_resolved);
   CHECK(r.dns->rcode == "NXDOMAIN");
 
-  auto servfail = s.check("id: d\nkind: dns\nname: fail.test\nresolvers: ['" + dns.address() + "']\n");
+  auto servfail =
+      s.check("id: d\nkind: dns\nname: fail.test\nresolvers: ['" + dns.address() + "']\n");
   r = s.run_check(*servfail).at(0);
   CHECK(r.outcome.type == FailureType::dns_failed);
   CHECK(r.dns->rcode == "SERVFAIL");
 
-  auto expect_nx = s.check("id: d\nkind: dns\nname: nx.test\nresolvers: ['" + dns.address() + "']\nexpect: {rcode: NXDOMAIN}\n");
+  auto expect_nx = s.check("id: d\nkind: dns\nname: nx.test\nresolvers: ['" + dns.address() +
+                           "']\nexpect: {rcode: NXDOMAIN}\n");
   CHECK(s.run_check(*expect_nx).at(0).outcome.type == FailureType::ok);
 
-  auto silent = s.check("id: d\nkind: dns\nname: drop.test\nresolvers: ['" + dns.address() + "']\n", milliseconds(300));
+  auto silent = s.check("id: d\nkind: dns\nname: drop.test\nresolvers: ['" + dns.address() + "']\n",
+                        milliseconds(300));
   r = s.run_check(*silent).at(0);
   CHECK(r.outcome.type == FailureType::dns_unreachable);
 }
 
-TEST_CASE("a DNS check with several resolvers gives one result per resolver", "[probe][checks][dns]") {
+TEST_CASE("a DNS check with several resolvers gives one result per resolver",
+          "[probe][checks][dns]") {
   TestDnsServer a, b;
   ProbeServices s;
-  auto check = s.check("id: d\nkind: dns\nname: ok.test\nresolvers: ['" + a.address() + "', '" + b.address() + "']\n");
+  auto check = s.check("id: d\nkind: dns\nname: ok.test\nresolvers: ['" + a.address() + "', '" +
+                       b.address() + "']\n");
   const auto results = s.run_check(*check);
   REQUIRE(results.size() == 2);
   CHECK(results[0].target.resolver == a.address());
@@ -253,26 +278,31 @@ TEST_CASE("a TCP check connects and runs its send/expect script", "[probe][check
   TestHttpServer server;
   ProbeServices s;
   auto ok = s.check("id: c\nkind: tcp\nhost: 127.0.0.1\nport: " + std::to_string(server.port()) +
-                    "\nquery_response:\n  - send: \"GET /ok HTTP/1.0\\r\\n\\r\\n\"\n  - expect: '^HTTP/1.[01] 200'\n");
+                    "\nquery_response:\n  - send: \"GET /ok HTTP/1.0\\r\\n\\r\\n\"\n  - expect: "
+                    "'^HTTP/1.[01] 200'\n");
   auto r = s.run_check(*ok).at(0);
   CHECK(r.outcome.type == FailureType::ok);
   REQUIRE(r.tcp);
   CHECK(r.tcp->bytes_received > 0);
   CHECK(r.phases.connect);
 
-  auto wrong = s.check("id: c\nkind: tcp\nhost: 127.0.0.1\nport: " + std::to_string(server.port()) +
-                       "\nquery_response:\n  - send: \"GET /ok HTTP/1.0\\r\\n\\r\\n\"\n  - expect: '^SSH-2.0'\n");
+  auto wrong = s.check(
+      "id: c\nkind: tcp\nhost: 127.0.0.1\nport: " + std::to_string(server.port()) +
+      "\nquery_response:\n  - send: \"GET /ok HTTP/1.0\\r\\n\\r\\n\"\n  - expect: '^SSH-2.0'\n");
   r = s.run_check(*wrong).at(0);
   CHECK(r.outcome.type == FailureType::assertion_failed);
   CHECK(r.outcome.assertion == "expect[2]");
 
-  auto refused = s.check("id: c\nkind: tcp\nhost: 127.0.0.1\nport: " + std::to_string(closed_port()) + "\n");
+  auto refused =
+      s.check("id: c\nkind: tcp\nhost: 127.0.0.1\nport: " + std::to_string(closed_port()) + "\n");
   r = s.run_check(*refused).at(0);
   CHECK(r.outcome.type == FailureType::tcp_refused);
   CHECK(r.outcome.failed_at == Phase::connect);
 
   BlackholeListener hole;
-  auto timed_out = s.check("id: c\nkind: tcp\nhost: 127.0.0.1\nport: " + std::to_string(hole.port()) + "\n", milliseconds(300));
+  auto timed_out =
+      s.check("id: c\nkind: tcp\nhost: 127.0.0.1\nport: " + std::to_string(hole.port()) + "\n",
+              milliseconds(300));
   r = s.run_check(*timed_out).at(0);
   CHECK(r.outcome.type == FailureType::tcp_timed_out);
 }

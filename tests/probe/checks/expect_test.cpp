@@ -1,7 +1,8 @@
+#include "probe/checks/expect.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "common/config_node.hpp"
-#include "probe/checks/expect.hpp"
 
 using namespace vantage;
 using namespace vantage::probe::checks;
@@ -17,8 +18,9 @@ TEST_CASE("status sets accept codes and classes", "[probe][expect]") {
   CHECK(StatusSet::parse(root.require("b")).contains(404));
   CHECK(StatusSet::default_set().contains(299));
   CHECK_FALSE(StatusSet::default_set().contains(404));
-  CHECK_THROWS_WITH(StatusSet::parse(root.require("c")),
-                    "t.yaml:3:5: c[0]: expected an HTTP status code (100-599) or a class like 2xx, got \"OK\"");
+  CHECK_THROWS_WITH(
+      StatusSet::parse(root.require("c")),
+      "t.yaml:3:5: c[0]: expected an HTTP status code (100-599) or a class like 2xx, got \"OK\"");
 }
 
 TEST_CASE("JSON locations accept pointers and a JSONPath subset", "[probe][expect]") {
@@ -53,8 +55,9 @@ TEST_CASE("patterns are RE2 and report bad expressions at load", "[probe][expect
   const Pattern p = Pattern::parse(root.require("ok"));
   CHECK(p.search("xx Wellcome yy"));
   CHECK_FALSE(p.search("Welcme"));
-  CHECK_THROWS_WITH(Pattern::parse(root.require("bad")),
-                    Catch::Matchers::StartsWith("t.yaml:2:6: bad: invalid regular expression: missing )"));
+  CHECK_THROWS_WITH(
+      Pattern::parse(root.require("bad")),
+      Catch::Matchers::StartsWith("t.yaml:2:6: bad: invalid regular expression: missing )"));
   std::string err;
   auto cap = Pattern::compile("token=([a-z0-9]+)", err);
   CHECK(*cap->capture("a token=abc123 b") == "abc123");

@@ -36,7 +36,8 @@ TEST_CASE("many concurrent transfers complete on one event loop", "[probe][adapt
   TestHttpServer server;
   ProbeServices s;
   std::vector<asio::awaitable<int>> tasks;
-  for (int i = 0; i < 200; ++i) tasks.push_back(fetch_status(s.curl, server.url(i % 2 ? "/ok" : "/status/503")));
+  for (int i = 0; i < 200; ++i)
+    tasks.push_back(fetch_status(s.curl, server.url(i % 2 ? "/ok" : "/status/503")));
   const auto statuses = s.run(gather(std::move(tasks)));
   for (int i = 0; i < 200; ++i) CHECK(statuses[static_cast<std::size_t>(i)] == (i % 2 ? 200 : 503));
   CHECK(s.curl.in_flight() == 0);
@@ -76,12 +77,14 @@ TEST_CASE("addresses resolve through c-ares against a chosen server", "[probe][a
   REQUIRE(fail.failure);
   CHECK(fail.failure->type == FailureType::dns_failed);  // SERVFAIL seen thanks to NOCHECKRESP
 
-  auto refused = s.run(s.resolvers.resolve("refused.test", IpFamily::ip4, {dns.address()}, deadline()));
+  auto refused =
+      s.run(s.resolvers.resolve("refused.test", IpFamily::ip4, {dns.address()}, deadline()));
   REQUIRE(refused.failure);
   CHECK(refused.failure->type == FailureType::dns_failed);
 
   const auto t0 = steady_clock::now();
-  auto drop = s.run(s.resolvers.resolve("drop.test", IpFamily::ip4, {dns.address()}, steady_clock::now() + milliseconds(400)));
+  auto drop = s.run(s.resolvers.resolve("drop.test", IpFamily::ip4, {dns.address()},
+                                        steady_clock::now() + milliseconds(400)));
   REQUIRE(drop.failure);
   CHECK(drop.failure->type == FailureType::dns_unreachable);
   CHECK(steady_clock::now() - t0 < milliseconds(1500));
@@ -94,7 +97,8 @@ TEST_CASE("addresses resolve through c-ares against a chosen server", "[probe][a
 TEST_CASE("a resolver that refuses connections is dns.unreachable", "[probe][adapter][ares]") {
   ProbeServices s;
   // A UDP port nothing listens on: the kernel answers ICMP port unreachable.
-  const auto r = s.run(s.resolvers.resolve("ok.test", IpFamily::ip4, {"127.0.0.1:9"}, steady_clock::now() + seconds(3)));
+  const auto r = s.run(s.resolvers.resolve("ok.test", IpFamily::ip4, {"127.0.0.1:9"},
+                                           steady_clock::now() + seconds(3)));
   REQUIRE(r.failure);
   CHECK(r.failure->type == FailureType::dns_unreachable);
 }

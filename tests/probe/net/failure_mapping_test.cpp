@@ -1,3 +1,5 @@
+#include "probe/net/failure_mapping.hpp"
+
 #include <ares.h>
 #include <curl/curl.h>
 #include <openssl/x509_vfy.h>
@@ -5,7 +7,6 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 
-#include "probe/net/failure_mapping.hpp"
 #include "probe/net/tls_inspect.hpp"
 
 using namespace vantage;
@@ -52,11 +53,14 @@ TEST_CASE("certificate failures map by the X509 verification error", "[probe][ma
   p.connect_us = 10;
   p.tls = &obs;
   obs.verify_error = X509_V_ERR_CERT_HAS_EXPIRED;
-  CHECK(map_curl_failure(CURLE_PEER_FAILED_VERIFICATION, p).type == FailureType::tls_cert_date_invalid);
+  CHECK(map_curl_failure(CURLE_PEER_FAILED_VERIFICATION, p).type ==
+        FailureType::tls_cert_date_invalid);
   obs.verify_error = X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT;
-  CHECK(map_curl_failure(CURLE_PEER_FAILED_VERIFICATION, p).type == FailureType::tls_cert_authority_invalid);
+  CHECK(map_curl_failure(CURLE_PEER_FAILED_VERIFICATION, p).type ==
+        FailureType::tls_cert_authority_invalid);
   obs.verify_error = X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
-  CHECK(map_curl_failure(CURLE_PEER_FAILED_VERIFICATION, p).type == FailureType::tls_cert_authority_invalid);
+  CHECK(map_curl_failure(CURLE_PEER_FAILED_VERIFICATION, p).type ==
+        FailureType::tls_cert_authority_invalid);
   obs.verify_error = X509_V_ERR_CERT_REVOKED;
   CHECK(map_curl_failure(CURLE_PEER_FAILED_VERIFICATION, p).type == FailureType::tls_cert_revoked);
   obs.verify_error = 0;  // chain fine, libcurl's host name check failed
@@ -72,7 +76,8 @@ TEST_CASE("handshake failures map by TLS alert", "[probe][mapping]") {
   p.connect_us = 10;
   p.tls = &obs;
   obs.alert_received = 70;  // protocol_version
-  CHECK(map_curl_failure(CURLE_SSL_CONNECT_ERROR, p).type == FailureType::tls_version_or_cipher_mismatch);
+  CHECK(map_curl_failure(CURLE_SSL_CONNECT_ERROR, p).type ==
+        FailureType::tls_version_or_cipher_mismatch);
   obs.alert_received = 116;  // certificate_required
   CHECK(map_curl_failure(CURLE_SSL_CONNECT_ERROR, p).type == FailureType::tls_bad_client_auth_cert);
   obs.alert_received = 80;  // internal_error
@@ -88,7 +93,8 @@ TEST_CASE("HTTP-level libcurl errors map to http.* types", "[probe][mapping]") {
   p.pretransfer_us = 11;
   CHECK(map_curl_failure(CURLE_GOT_NOTHING, p).type == FailureType::http_response_invalid);
   CHECK(map_curl_failure(CURLE_WEIRD_SERVER_REPLY, p).type == FailureType::http_response_invalid);
-  CHECK(map_curl_failure(CURLE_TOO_MANY_REDIRECTS, p).type == FailureType::http_response_redirect_loop);
+  CHECK(map_curl_failure(CURLE_TOO_MANY_REDIRECTS, p).type ==
+        FailureType::http_response_redirect_loop);
   CHECK(map_curl_failure(CURLE_HTTP2, p).type == FailureType::http_protocol_error);
   p.os_errno = ECONNRESET;
   CHECK(map_curl_failure(CURLE_RECV_ERROR, p).type == FailureType::tcp_reset);
@@ -103,7 +109,8 @@ TEST_CASE("c-ares statuses map to dns.* types", "[probe][mapping]") {
   CHECK(map_ares_failure(ARES_EREFUSED, "r").type == FailureType::dns_failed);
   CHECK(map_ares_failure(ARES_ETIMEOUT, "r").type == FailureType::dns_unreachable);
   CHECK(map_ares_failure(ARES_ECONNREFUSED, "r").type == FailureType::dns_unreachable);
-  CHECK(map_ares_failure(ARES_ETIMEOUT, "127.0.0.1:53").detail == "no answer from the resolver (resolver 127.0.0.1:53)");
+  CHECK(map_ares_failure(ARES_ETIMEOUT, "127.0.0.1:53").detail ==
+        "no answer from the resolver (resolver 127.0.0.1:53)");
   CHECK(map_dns_rcode(3) == FailureType::dns_name_not_resolved);
   CHECK(map_dns_rcode(2) == FailureType::dns_failed);
   CHECK(map_dns_rcode(0) == FailureType::ok);

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "probe/sinks/metrics_sink.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace vantage;
 using namespace vantage::probe::sinks;
@@ -31,15 +31,22 @@ TEST_CASE("metrics use blackbox_exporter names and the vantage labels", "[probe]
   m.publish(http_result(true), {});
   m.publish(http_result(false), {});
   const std::string text = m.render();
-  const std::string labels = R"(check="shop-home",kind="http",vantage_point="eu-1",region="eu-west",asn="3320")";
-  CHECK(text.find("# TYPE probe_success gauge\nprobe_success{" + labels + "} 0\n") != std::string::npos);
+  const std::string labels =
+      R"(check="shop-home",kind="http",vantage_point="eu-1",region="eu-west",asn="3320")";
+  CHECK(text.find("# TYPE probe_success gauge\nprobe_success{" + labels + "} 0\n") !=
+        std::string::npos);
   CHECK(text.find("probe_http_status_code{" + labels + "} 503\n") != std::string::npos);
-  CHECK(text.find("probe_http_duration_seconds{" + labels + ",phase=\"processing\"} 0.01\n") != std::string::npos);
-  CHECK(text.find("probe_http_duration_seconds{" + labels + ",phase=\"resolve\"} 0.002\n") != std::string::npos);
+  CHECK(text.find("probe_http_duration_seconds{" + labels + ",phase=\"processing\"} 0.01\n") !=
+        std::string::npos);
+  CHECK(text.find("probe_http_duration_seconds{" + labels + ",phase=\"resolve\"} 0.002\n") !=
+        std::string::npos);
   CHECK(text.find("probe_duration_seconds{" + labels + "} 0.014\n") != std::string::npos);
-  CHECK(text.find("vantage_check_results_total{" + labels + ",type=\"ok\"} 1\n") != std::string::npos);
-  CHECK(text.find("vantage_check_results_total{" + labels + ",type=\"http.error\"} 1\n") != std::string::npos);
-  CHECK(text.find("vantage_check_failure_info{" + labels + ",type=\"http.error\",failed_at=\"assertion\"} 1\n") != std::string::npos);
+  CHECK(text.find("vantage_check_results_total{" + labels + ",type=\"ok\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("vantage_check_results_total{" + labels + ",type=\"http.error\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("vantage_check_failure_info{" + labels +
+                  ",type=\"http.error\",failed_at=\"assertion\"} 1\n") != std::string::npos);
 }
 
 TEST_CASE("label values are escaped", "[probe][metrics]") {
@@ -49,9 +56,12 @@ TEST_CASE("label values are escaped", "[probe][metrics]") {
 TEST_CASE("provided probe health metrics are rendered", "[probe][metrics]") {
   MetricsSink m(Vantage{});
   m.add_gauge("vantage_probe_spool_bytes", "Bytes in the spool", [] { return 42.0; });
-  m.add_labelled_counter("vantage_probe_dropped_results_total", "Dropped", "reason",
-                         [] { return std::map<std::string, double>{{"spool_full", 3}}; });
+  m.add_labelled_counter("vantage_probe_dropped_results_total", "Dropped", "reason", [] {
+    return std::map<std::string, double>{{"spool_full", 3}};
+  });
   const std::string text = m.render();
-  CHECK(text.find("# TYPE vantage_probe_spool_bytes gauge\nvantage_probe_spool_bytes 42\n") != std::string::npos);
-  CHECK(text.find("vantage_probe_dropped_results_total{reason=\"spool_full\"} 3\n") != std::string::npos);
+  CHECK(text.find("# TYPE vantage_probe_spool_bytes gauge\nvantage_probe_spool_bytes 42\n") !=
+        std::string::npos);
+  CHECK(text.find("vantage_probe_dropped_results_total{reason=\"spool_full\"} 3\n") !=
+        std::string::npos);
 }

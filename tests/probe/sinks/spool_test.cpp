@@ -1,9 +1,9 @@
+#include "probe/sinks/spool.hpp"
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <set>
-
-#include "probe/sinks/spool.hpp"
 
 namespace fs = std::filesystem;
 using namespace vantage::probe::sinks;
@@ -13,8 +13,8 @@ namespace {
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() / ("vantage-spool-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(counter()++));
+    path = fs::temp_directory_path() /
+           ("vantage-spool-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
     fs::remove_all(path);
   }
   ~TempDir() { fs::remove_all(path); }
@@ -60,7 +60,8 @@ TEST_CASE("spooled lines come back in order, in bounded batches", "[probe][spool
   CHECK(s.pending_results() == 0);
 }
 
-TEST_CASE("unacknowledged lines survive a restart; acknowledged ones do not come back", "[probe][spool]") {
+TEST_CASE("unacknowledged lines survive a restart; acknowledged ones do not come back",
+          "[probe][spool]") {
   TempDir dir;
   {
     Spool s({dir.path.string(), 1 << 20, 300});
@@ -106,7 +107,8 @@ TEST_CASE("a full spool drops its oldest segment and counts what was lost", "[pr
   // ~40 bytes a line, 4 KiB segments: 100 lines a segment.
   const std::string pad(30, 'x');
   std::vector<std::string> big;
-  for (int i = 0; i < 30000; ++i) big.push_back("{\"id\":" + std::to_string(i) + ",\"p\":\"" + pad + "\"}");
+  for (int i = 0; i < 30000; ++i)
+    big.push_back("{\"id\":" + std::to_string(i) + ",\"p\":\"" + pad + "\"}");
   s.append(big);
   CHECK(s.bytes() <= (1u << 20) + 4096);
   CHECK(s.dropped() > 0);
@@ -124,5 +126,6 @@ TEST_CASE("rejected batches are kept on disk and acknowledged", "[probe][spool]"
   CHECK(s.rejected() == 2);
   CHECK(s.pending_results() == 3);
   CHECK(fs::exists(dir.path / "rejected"));
-  CHECK(std::distance(fs::directory_iterator(dir.path / "rejected"), fs::directory_iterator{}) == 1);
+  CHECK(std::distance(fs::directory_iterator(dir.path / "rejected"), fs::directory_iterator{}) ==
+        1);
 }

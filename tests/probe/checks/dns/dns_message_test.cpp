@@ -1,9 +1,9 @@
+#include "probe/checks/dns/dns_message.hpp"
+
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include "probe/checks/dns/dns_message.hpp"
 
 using namespace vantage::probe::checks::dns;
 
@@ -74,7 +74,8 @@ TEST_CASE("an A answer with a compressed owner name parses", "[probe][dns]") {
   CHECK(msg->answers[1].data == "192.0.2.2");
 }
 
-TEST_CASE("NXDOMAIN, MX, TXT, AAAA, CNAME and SOA records read in presentation form", "[probe][dns]") {
+TEST_CASE("NXDOMAIN, MX, TXT, AAAA, CNAME and SOA records read in presentation form",
+          "[probe][dns]") {
   Builder m;
   m.header(0x8183, 1, 5, 1, 0);  // NXDOMAIN
   m.name("example.com");
@@ -82,36 +83,65 @@ TEST_CASE("NXDOMAIN, MX, TXT, AAAA, CNAME and SOA records read in presentation f
   m.u16(1);
   // MX 10 mail.example.com.
   m.pointer(12);
-  m.u16(15); m.u16(1); m.u32(60);
+  m.u16(15);
+  m.u16(1);
+  m.u32(60);
   m.u16(2 + 5 + 2);
   m.u16(10);
-  m.b.push_back(4); for (char c : std::string("mail")) m.b.push_back(static_cast<std::uint8_t>(c));
+  m.b.push_back(4);
+  for (char c : std::string("mail")) m.b.push_back(static_cast<std::uint8_t>(c));
   m.pointer(12);
   // TXT "v=spf1 -all" "x\"y"
   m.pointer(12);
-  m.u16(16); m.u16(1); m.u32(60);
+  m.u16(16);
+  m.u16(1);
+  m.u32(60);
   m.u16(1 + 11 + 1 + 3);
-  m.b.push_back(11); for (char c : std::string("v=spf1 -all")) m.b.push_back(static_cast<std::uint8_t>(c));
-  m.b.push_back(3); m.b.push_back('x'); m.b.push_back('"'); m.b.push_back('y');
+  m.b.push_back(11);
+  for (char c : std::string("v=spf1 -all")) m.b.push_back(static_cast<std::uint8_t>(c));
+  m.b.push_back(3);
+  m.b.push_back('x');
+  m.b.push_back('"');
+  m.b.push_back('y');
   // AAAA 2001:db8::1
   m.pointer(12);
-  m.u16(28); m.u16(1); m.u32(60); m.u16(16);
-  m.u16(0x2001); m.u16(0x0db8); for (int i = 0; i < 5; ++i) m.u16(0); m.u16(1);
+  m.u16(28);
+  m.u16(1);
+  m.u32(60);
+  m.u16(16);
+  m.u16(0x2001);
+  m.u16(0x0db8);
+  for (int i = 0; i < 5; ++i) m.u16(0);
+  m.u16(1);
   // CNAME www -> example.com
   m.pointer(12);
-  m.u16(5); m.u16(1); m.u32(60); m.u16(2);
+  m.u16(5);
+  m.u16(1);
+  m.u32(60);
+  m.u16(2);
   m.pointer(12);
   // unknown type 99
   m.pointer(12);
-  m.u16(99); m.u16(1); m.u32(1); m.u16(2); m.u16(0xABCD);
+  m.u16(99);
+  m.u16(1);
+  m.u32(1);
+  m.u16(2);
+  m.u16(0xABCD);
   // authority SOA
   m.pointer(12);
-  m.u16(6); m.u16(1); m.u32(3600);
+  m.u16(6);
+  m.u16(1);
+  m.u32(3600);
   const std::size_t len_at = m.b.size();
   m.u16(0);
   const std::size_t start = m.b.size();
-  m.b.push_back(2); m.b.push_back('n'); m.b.push_back('s'); m.pointer(12);
-  m.b.push_back(4); for (char c : std::string("host")) m.b.push_back(static_cast<std::uint8_t>(c)); m.pointer(12);
+  m.b.push_back(2);
+  m.b.push_back('n');
+  m.b.push_back('s');
+  m.pointer(12);
+  m.b.push_back(4);
+  for (char c : std::string("host")) m.b.push_back(static_cast<std::uint8_t>(c));
+  m.pointer(12);
   for (unsigned v : {2024010101u, 7200u, 900u, 1209600u, 300u}) m.u32(v);
   const auto rdlen = m.b.size() - start;
   m.b[len_at] = static_cast<std::uint8_t>(rdlen >> 8);
@@ -131,7 +161,8 @@ TEST_CASE("NXDOMAIN, MX, TXT, AAAA, CNAME and SOA records read in presentation f
   CHECK(msg->answers[4].type == "TYPE99");
   CHECK(msg->answers[4].data == "\\# 2 abcd");
   REQUIRE(msg->authority.size() == 1);
-  CHECK(msg->authority[0].data == "ns.example.com. host.example.com. 2024010101 7200 900 1209600 300");
+  CHECK(msg->authority[0].data ==
+        "ns.example.com. host.example.com. 2024010101 7200 900 1209600 300");
 }
 
 TEST_CASE("malformed messages are errors, never crashes", "[probe][dns]") {
@@ -163,8 +194,13 @@ TEST_CASE("malformed messages are errors, never crashes", "[probe][dns]") {
   Builder bad_a;
   bad_a.header(0x8180, 0, 1, 0, 0);
   bad_a.name("x");
-  bad_a.u16(1); bad_a.u16(1); bad_a.u32(1); bad_a.u16(3);
-  bad_a.b.push_back(1); bad_a.b.push_back(2); bad_a.b.push_back(3);
+  bad_a.u16(1);
+  bad_a.u16(1);
+  bad_a.u32(1);
+  bad_a.u16(3);
+  bad_a.b.push_back(1);
+  bad_a.b.push_back(2);
+  bad_a.b.push_back(3);
   CHECK_FALSE(parse_dns_message(bad_a.b, error));
   CHECK(error == "answer 1: malformed A record data");
 }
