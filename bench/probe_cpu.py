@@ -307,6 +307,10 @@ def main():
         f"{s['skipped']:.0f} | {s['failed']} |",
         "",
     ]
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            lines += [f.read()]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print(f"wrote {args.out}")
