@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/config_node.hpp"
+#include "probe/net/tls_inspect.hpp"
 
 namespace vantage::probe::checks {
 
@@ -29,7 +30,11 @@ net::TlsClientOptions parse_tls_options(const ConfigNode& node) {
   node.expect_keys({"ca_file", "insecure_skip_verify", "min_version", "max_version", "client_cert",
                     "client_key"});
   net::TlsClientOptions o;
-  if (auto v = node.get("ca_file")) o.ca_file = readable_file(*v);
+  if (auto v = node.get("ca_file")) {
+    o.ca_file = readable_file(*v);
+    std::string error;
+    if (!net::check_ca_file(o.ca_file, error)) v->fail(error);
+  }
   if (auto v = node.get("insecure_skip_verify")) o.insecure_skip_verify = v->as_bool();
   if (auto v = node.get("min_version")) o.min_version = v->as_enum({"1.0", "1.1", "1.2", "1.3"});
   if (auto v = node.get("max_version")) o.max_version = v->as_enum({"1.0", "1.1", "1.2", "1.3"});

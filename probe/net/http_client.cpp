@@ -231,6 +231,7 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
   }
 
   boost::system::error_code ec;
+  const auto started = std::chrono::steady_clock::now();
   co_await multi.async_perform(e, asio::redirect_error(asio::use_awaitable, ec));
 
   // CurlMulti completes with a boost::system::error_code wrapping a std::error_code: compare
@@ -277,6 +278,14 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
   if (curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK)
     out.progress.starttransfer_us = t;
   if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &t) == CURLE_OK) out.total_us = t;
+  if (out.progress.connect_us == 0 && out.tls.handshake_started_ns > 0) {
+    // A TLS handshake began, so TCP was connected: libcurl 7.88 leaves CONNECT_TIME at 0 when
+    // the handshake then fails, so take the connect time from the handshake's start.
+    const auto since = std::chrono::nanoseconds(out.tls.handshake_started_ns) -
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch());
+    out.progress.connect_us = std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::microseconds>(since).count());
+  }
   // The final URL decides whether the connection that answered used TLS.
   if (!out.effective_url.empty()) {
     out.progress.https = out.effective_url.rfind("https://", 0) == 0;

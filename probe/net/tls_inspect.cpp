@@ -113,6 +113,11 @@ int verify_callback(int preverify_ok, X509_STORE_CTX* store) {
 void info_callback(const SSL* ssl, int where, int ret) {
   TlsObservation* obs = observation_of(ssl);
   if (!obs) return;
+  if ((where & SSL_CB_HANDSHAKE_START) && obs->handshake_started_ns == 0) {
+    obs->handshake_started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count();
+  }
   if (where & SSL_CB_ALERT) {
     const int desc = ret & 0xff;
     if (where & SSL_CB_READ)
@@ -200,6 +205,20 @@ X509_STORE* shared_ca_store(const std::string& ca_file) {
   entry.store = fresh;
   entry.mtime = st.st_mtim;
   return entry.store;
+}
+
+bool check_ca_file(const std::string& path, std::string& error) {
+  X509_STORE* store = X509_STORE_new();
+  if (!store) {
+    error = "out of memory";
+    return false;
+  }
+  const bool loaded = X509_STORE_load_file(store, path.c_str()) == 1;
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  const bool has_certs = loaded && objects && sk_X509_OBJECT_num(objects) > 0;
+  X509_STORE_free(store);
+  if (!has_certs) error = "no PEM certificate could be read from \"" + path + "\"";
+  return has_certs;
 }
 
 std::string x509_error_text(int code) { return X509_verify_cert_error_string(code); }

@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 
+#include <cstdint>
 #include <string>
 
 #include "common/observation.hpp"
@@ -24,6 +25,9 @@ struct TlsObservation {
   TlsFacts facts;
   bool handshake_done = false;
   bool chain_seen = false;
+  // steady_clock nanoseconds when the handshake started (the TCP connection was up), 0 if not.
+  // libcurl 7.88 records no connect time for a connection whose TLS handshake failed.
+  std::int64_t handshake_started_ns = 0;
   int verify_error = 0;  // first X509_V_ERR_* seen while verifying the chain (0 = none)
   int verify_error_depth = -1;
   int alert_received = -1;  // last TLS alert description received from the peer (RFC 8446 §6)
@@ -44,6 +48,10 @@ struct TlsObservation {
 // SSL_CTX callback is installed — ~35 million instructions for Debian's bundle, per check.
 // Thread-safe. Returns nullptr (and libcurl loads the file itself) if the file cannot be read.
 ::x509_store_st* shared_ca_store(const std::string& ca_file);
+
+// Start-up validation of a `tls.ca_file`: true if OpenSSL reads at least one certificate from
+// it; otherwise false and `error` says why.
+bool check_ca_file(const std::string& path, std::string& error);
 
 // libcurl's built-in default CA bundle path (CURLINFO_CAINFO). Computed on first call, which
 // must not happen inside a libcurl callback: CurlMulti's constructor makes it.

@@ -136,6 +136,10 @@ class FailureTypes(IntegrationTest):
     def test_expired_certificate_is_tls_cert_date_invalid(self):
         r = self.assertOutcome("cert-expired", "tls.cert.date_invalid", "tls")
         self.assertTrue(r["tls"]["earliest_expiry"].startswith("2020-02-01"))
+        # The TCP connection was made before the handshake failed: both phases are there.
+        self.assertIn("connect", r["phases_ms"])
+        self.assertIn("tls", r["phases_ms"])
+        self.assertLess(r["phases_ms"]["connect"], r["phases_ms"]["total"])
 
     def test_unknown_ca_is_tls_cert_authority_invalid(self):
         self.assertOutcome("cert-unknown-ca", "tls.cert.authority_invalid", "tls")
