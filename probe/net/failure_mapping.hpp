@@ -19,6 +19,13 @@ struct MappedFailure {
   std::string detail;
 };
 
+// Sets an outcome's type, failing phase and detail from a mapped failure.
+inline void apply(const MappedFailure& f, Outcome& outcome) {
+  outcome.type = f.type;
+  outcome.failed_at = f.phase;
+  outcome.detail = f.detail;
+}
+
 // What is known about a libcurl transfer when it ended (times in µs from the transfer's start,
 // 0 = that point was never reached).
 struct TransferProgress {

@@ -147,9 +147,7 @@ void record_exchange(const net::HttpExchange& ex, double dns_ms, CheckResult& r)
   if (ex.status > 0) r.http = http_facts(ex, ex.redirects, ex.effective_url);
   if (ex.tls.handshake_done || ex.tls.chain_seen) r.tls = ex.tls.facts;
   if (failure) {
-    r.outcome.type = failure->type;
-    r.outcome.failed_at = failure->phase;
-    r.outcome.detail = failure->detail;
+    net::apply(*failure, r.outcome);
     if (ex.status > 0) r.outcome.status_code = static_cast<int>(ex.status);
   }
 }
@@ -164,9 +162,7 @@ asio::awaitable<std::vector<CheckResult>> HttpCheck::run(RunContext& ctx) {
     r.target.host = host_;
     r.target.port = port_;
     r.target.resolver = res.resolver;
-    r.outcome.type = res.failure->type;
-    r.outcome.failed_at = res.failure->phase;
-    r.outcome.detail = res.failure->detail;
+    net::apply(*res.failure, r.outcome);
     r.phases.dns = res.dns_ms;
     r.phases.total = to_ms(std::chrono::steady_clock::now() - start);
     r.trace_id = ctx.trace_id;
@@ -213,9 +209,7 @@ asio::awaitable<CheckResult> HttpCheck::run_one(RunContext& ctx, const Resolutio
   if (ex.status > 0) r.http = http_facts(ex, fetched.redirects, fetched.final_url);
   if (ex.tls.handshake_done || ex.tls.chain_seen) r.tls = ex.tls.facts;
   if (fetched.failure) {
-    r.outcome.type = fetched.failure->type;
-    r.outcome.failed_at = fetched.failure->phase;
-    r.outcome.detail = fetched.failure->detail;
+    net::apply(*fetched.failure, r.outcome);
     if (ex.status > 0) r.outcome.status_code = static_cast<int>(ex.status);
   }
 

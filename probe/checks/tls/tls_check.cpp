@@ -60,9 +60,7 @@ asio::awaitable<std::vector<CheckResult>> TlsCheck::run(RunContext& ctx) {
                                                                  config_.resolvers, ctx.deadline);
   r.target.resolver = res.resolver;
   if (res.failure) {
-    r.outcome.type = res.failure->type;
-    r.outcome.failed_at = res.failure->phase;
-    r.outcome.detail = res.failure->detail;
+    net::apply(*res.failure, r.outcome);
     r.phases.dns = res.dns_ms;
     r.phases.total = to_ms(std::chrono::steady_clock::now() - start);
     co_return std::vector<CheckResult>{std::move(r)};
