@@ -72,14 +72,38 @@ json outcome_json(const Outcome& o) {
   if (o.status_code) j["status_code"] = *o.status_code;
   put(j, "assertion", o.assertion);
   put(j, "detail", o.detail);
+  if (o.step_index) j["step_index"] = *o.step_index;
+  put(j, "step", o.step);
   return j;
+}
+
+json phases_json(const Phases& ph) {
+  json p;
+  put(p, "dns", ph.dns);
+  put(p, "connect", ph.connect);
+  put(p, "tls", ph.tls);
+  put(p, "ttfb", ph.ttfb);
+  put(p, "transfer", ph.transfer);
+  p["total"] = ph.total;
+  return p;
+}
+
+json assertions_json(const std::vector<AssertionResult>& list) {
+  json a = json::array();
+  for (const auto& x : list) {
+    json e{{"name", x.name}, {"passed", x.passed}};
+    put(e, "expected", x.expected);
+    put(e, "actual", x.actual);
+    a.push_back(std::move(e));
+  }
+  return a;
 }
 
 }  // namespace
 
 json to_json(const CheckResult& r) {
   json j;
-  j["kind"] = "check_result";
+  j["kind"] = r.steps.empty() ? "check_result" : "journey_result";
   j["id"] = r.id;
   j["check"] = r.check_id;
   j["check_kind"] = r.check_kind;
@@ -107,24 +131,25 @@ json to_json(const CheckResult& r) {
 
   j["outcome"] = outcome_json(r.outcome);
 
-  json p;
-  put(p, "dns", r.phases.dns);
-  put(p, "connect", r.phases.connect);
-  put(p, "tls", r.phases.tls);
-  put(p, "ttfb", r.phases.ttfb);
-  put(p, "transfer", r.phases.transfer);
-  p["total"] = r.phases.total;
-  j["phases_ms"] = std::move(p);
-
-  if (!r.assertions.empty()) {
-    json a = json::array();
-    for (const auto& x : r.assertions) {
-      json e{{"name", x.name}, {"passed", x.passed}};
-      put(e, "expected", x.expected);
-      put(e, "actual", x.actual);
-      a.push_back(std::move(e));
+  j["phases_ms"] = phases_json(r.phases);
+  if (!r.assertions.empty()) j["assertions"] = assertions_json(r.assertions);
+  if (!r.steps.empty()) {
+    json steps = json::array();
+    for (const auto& st : r.steps) {
+      json e{{"index", st.index}, {"name", st.name}, {"outcome", outcome_json(st.outcome)},
+             {"phases_ms", phases_json(st.phases)}, {"body_bytes", st.body_bytes},
+             {"redirects", st.redirects}};
+      if (st.always) e["always"] = true;
+      if (st.skipped) e["skipped"] = true;
+      put(e, "method", st.method);
+      put(e, "url", st.url);
+      put(e, "span_id", st.span_id);
+      if (st.status_code) e["status_code"] = *st.status_code;
+      if (!st.assertions.empty()) e["assertions"] = assertions_json(st.assertions);
+      if (!st.extracted.empty()) e["extracted"] = st.extracted;
+      steps.push_back(std::move(e));
     }
-    j["assertions"] = std::move(a);
+    j["steps"] = std::move(steps);
   }
   if (r.http) {
     json h{{"status_code", r.http->status_code},
@@ -295,7 +320,76 @@ bool read_outcome(Reader r, Outcome& o) {
     if (!r.integer("status_code", sc, 0, 999)) return false;
     o.status_code = sc;
   }
-  return r.str("assertion", o.assertion) && r.str("detail", o.detail);
+  if (r.find("step_index")) {
+    int index = 0;
+    if (!r.integer("step_index", index, 0, 10000)) return false;
+    o.step_index = index;
+  }
+  return r.str("assertion", o.assertion) && r.str("detail", o.detail) && r.str("step", o.step);
+}
+
+bool read_phases(Reader p, Phases& out) {
+  std::optional<double> total;
+  if (!p.number("dns", out.dns) || !p.number("connect", out.connect) || !p.number("tls", out.tls) ||
+      !p.number("ttfb", out.ttfb) || !p.number("transfer", out.transfer) || !p.number("total", total)) {
+    return false;
+  }
+  out.total = total.value_or(0);
+  return true;
+}
+
+bool read_assertions(Reader& r, const char* key, const std::string& prefix,
+                     std::vector<AssertionResult>& out, std::string& error) {
+  const json* a = r.find(key);
+  if (!a) return true;
+  if (!a->is_array()) return r.fail(key, "expected an array");
+  for (std::size_t i = 0; i < a->size(); ++i) {
+    Reader e((*a)[i], prefix + key + "[" + std::to_string(i) + "]", error);
+    AssertionResult x;
+    if (!e.str("name", x.name, true) || !e.boolean("passed", x.passed) ||
+        !e.str("expected", x.expected) || !e.str("actual", x.actual)) {
+      return false;
+    }
+    out.push_back(std::move(x));
+  }
+  return true;
+}
+
+bool read_steps(Reader& r, std::vector<StepResult>& out, std::string& error) {
+  const json* a = r.find("steps");
+  if (!a) return true;
+  if (!a->is_array()) return r.fail("steps", "expected an array");
+  for (std::size_t i = 0; i < a->size(); ++i) {
+    const std::string prefix = "steps[" + std::to_string(i) + "]";
+    Reader e((*a)[i], prefix, error);
+    StepResult st;
+    if (!e.integer("index", st.index, 0, 10000) || !e.str("name", st.name, true) ||
+        !e.boolean("always", st.always) || !e.boolean("skipped", st.skipped) ||
+        !e.str("method", st.method) || !e.str("url", st.url) || !e.str("span_id", st.span_id) ||
+        !e.integer("body_bytes", st.body_bytes, 0, INT64_MAX) ||
+        !e.integer("redirects", st.redirects, 0, 1000)) {
+      return false;
+    }
+    if (e.find("status_code")) {
+      int sc = 0;
+      if (!e.integer("status_code", sc, 0, 999)) return false;
+      st.status_code = sc;
+    }
+    if (!e.find("outcome")) return e.fail("outcome", "missing");
+    if (!read_outcome(e.sub("outcome"), st.outcome) || !read_phases(e.sub("phases_ms"), st.phases) ||
+        !read_assertions(e, "assertions", prefix + ".", st.assertions, error)) {
+      return false;
+    }
+    if (const json* x = e.find("extracted")) {
+      if (!x->is_array()) return e.fail("extracted", "expected an array of names");
+      for (const auto& n : *x) {
+        if (!n.is_string()) return e.fail("extracted", "expected an array of names");
+        st.extracted.push_back(n.get<std::string>());
+      }
+    }
+    out.push_back(std::move(st));
+  }
+  return true;
 }
 
 }  // namespace
@@ -310,8 +404,8 @@ std::optional<CheckResult> check_result_from_json(const json& j, std::string& er
   CheckResult out;
   std::string kind;
   if (!r.str("kind", kind, true)) return std::nullopt;
-  if (kind != "check_result") {
-    r.fail("kind", "expected \"check_result\", got \"" + kind + "\"");
+  if (kind != "check_result" && kind != "journey_result") {
+    r.fail("kind", "expected \"check_result\" or \"journey_result\", got \"" + kind + "\"");
     return std::nullopt;
   }
   std::optional<UtcTime> time;
@@ -360,30 +454,14 @@ std::optional<CheckResult> check_result_from_json(const json& j, std::string& er
     return std::nullopt;
   }
   if (!read_outcome(r.sub("outcome"), out.outcome)) return std::nullopt;
-  {
-    Reader p = r.sub("phases_ms");
-    std::optional<double> total;
-    if (!p.number("dns", out.phases.dns) || !p.number("connect", out.phases.connect) ||
-        !p.number("tls", out.phases.tls) || !p.number("ttfb", out.phases.ttfb) ||
-        !p.number("transfer", out.phases.transfer) || !p.number("total", total)) {
-      return std::nullopt;
-    }
-    out.phases.total = total.value_or(0);
+  if (!read_phases(r.sub("phases_ms"), out.phases) ||
+      !read_assertions(r, "assertions", "", out.assertions, error) ||
+      !read_steps(r, out.steps, error)) {
+    return std::nullopt;
   }
-  if (const json* a = r.find("assertions")) {
-    if (!a->is_array()) {
-      r.fail("assertions", "expected an array");
-      return std::nullopt;
-    }
-    for (std::size_t i = 0; i < a->size(); ++i) {
-      Reader e((*a)[i], "assertions[" + std::to_string(i) + "]", error);
-      AssertionResult x;
-      if (!e.str("name", x.name, true) || !e.boolean("passed", x.passed) ||
-          !e.str("expected", x.expected) || !e.str("actual", x.actual)) {
-        return std::nullopt;
-      }
-      out.assertions.push_back(std::move(x));
-    }
+  if ((kind == "journey_result") != !out.steps.empty()) {
+    r.fail("steps", kind == "journey_result" ? "a journey_result needs steps" : "only a journey_result has steps");
+    return std::nullopt;
   }
   if (r.find("http")) {
     Reader h = r.sub("http");

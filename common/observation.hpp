@@ -60,6 +60,8 @@ struct Outcome {
   std::optional<int> status_code;  // HTTP status when one was received
   std::string assertion;           // name of the failing assertion (assertion.failed)
   std::string detail;              // human-readable cause, e.g. curl's or c-ares' message
+  std::optional<int> step_index;   // journeys: the step that failed (0-based) …
+  std::string step;                // … and its name
   bool ok() const noexcept { return type == FailureType::ok; }
   NelPhase nel() const noexcept { return nel_phase(type); }
   bool operator==(const Outcome&) const = default;
@@ -136,7 +138,27 @@ struct TcpFacts {
   bool operator==(const TcpFacts&) const = default;
 };
 
-// One run of one check. Record kind on the wire: "check_result".
+// One step of a journey run (DESIGN §4: an HTTP request with assertions and extractions).
+struct StepResult {
+  int index = 0;          // 0-based position in the journey
+  std::string name;
+  bool always = false;    // a cleanup step, run even after an earlier step failed
+  bool skipped = false;   // not run (an earlier step failed, or a variable it needs is missing)
+  std::string method;
+  std::string url;        // after variable substitution; query and fragment stripped; redacted
+  std::string span_id;    // W3C span id of the step's (first) request
+  Outcome outcome;
+  Phases phases;
+  std::optional<int> status_code;
+  std::int64_t body_bytes = 0;
+  int redirects = 0;
+  std::vector<AssertionResult> assertions;
+  std::vector<std::string> extracted;  // names of the variables the step set (never the values)
+  bool operator==(const StepResult&) const = default;
+};
+
+// One run of one check. Record kind on the wire: "check_result", or "journey_result" when it has
+// steps.
 struct CheckResult {
   std::string id;          // unique per result (UUIDv7); receivers drop duplicates by it
   std::string check_id;    // the check's configured id
@@ -151,6 +173,7 @@ struct CheckResult {
   std::optional<TlsFacts> tls;
   std::optional<DnsFacts> dns;
   std::optional<TcpFacts> tcp;
+  std::vector<StepResult> steps;  // journeys
   std::string trace_id;  // W3C trace-id sent in `traceparent`, 32 hex digits (HTTP checks)
   int attempts = 1;      // runs made; > 1 when retried
   bool flaky = false;    // passed only after a retry (outcome ok, failed_attempts not empty)

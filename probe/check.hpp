@@ -81,6 +81,10 @@ class Check {
   // A short description for logs and --list ("GET https://example.com/").
   virtual std::string describe() const = 0;
 
+  // Time a run may take past `timeout` (journeys' cleanup steps); the scheduler's backstop
+  // allows for it.
+  virtual std::chrono::nanoseconds extra_time() const { return std::chrono::nanoseconds(0); }
+
  private:
   CheckCommon common_;
 };

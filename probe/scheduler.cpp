@@ -234,7 +234,7 @@ asio::awaitable<std::vector<CheckResult>> Scheduler::run_attempt(Check& check, s
   RunContext ctx{services_, steady_clock::now() + check.common().timeout, services_.clock.utc_now(),
                  services_.ids.trace_id(), check.id()};
   LoopState& loop = loops_[index];
-  loop.backstop = ctx.deadline + kBackstop;
+  loop.backstop = ctx.deadline + check.extra_time() + kBackstop;
   std::vector<CheckResult> results;
   try {
     results = co_await guarded_run(check, ctx);

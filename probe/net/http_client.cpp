@@ -100,6 +100,19 @@ std::string version_text(long v) {
 
 }  // namespace
 
+CurlShare::CurlShare() {
+  CURLSH* sh = curl_share_init();
+  if (sh) {
+    curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
+    curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  }
+  handle_ = sh;
+}
+
+CurlShare::~CurlShare() {
+  if (handle_) curl_share_cleanup(static_cast<CURLSH*>(handle_));
+}
+
 const std::string* HttpExchange::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
     if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
@@ -157,6 +170,10 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
     curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
   }
   if (req.connect_only) curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+  if (req.share && req.share->handle()) {
+    curl_easy_setopt(e, CURLOPT_SHARE, static_cast<CURLSH*>(req.share->handle()));
+    curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");  // enable the (shared) cookie engine
+  }
   if (req.http_version == "1.1")
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
   else if (req.http_version == "2")
@@ -169,6 +186,10 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
     if (req.body) {
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body->size()));
       curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req.body->c_str());
+    } else if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
+      // An empty body, sent as one (Content-Length: 0): without it curl would send a GET.
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
+      curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, "");
     }
     if (req.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }
@@ -278,11 +299,32 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
   if (curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK)
     out.progress.starttransfer_us = t;
   if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &t) == CURLE_OK) out.total_us = t;
+  if (req.list_cookies) {
+    curl_slist* cookies = nullptr;
+    if (curl_easy_getinfo(e, CURLINFO_COOKIELIST, &cookies) == CURLE_OK) {
+      for (curl_slist* c = cookies; c; c = c->next) {
+        // Netscape format: domain, subdomains, path, secure, expiry, name, value (tab-separated).
+        std::string_view line(c->data);
+        std::vector<std::string_view> f;
+        std::size_t start = 0;
+        for (;;) {
+          const auto tab = line.find('\t', start);
+          f.push_back(line.substr(
+              start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+          if (tab == std::string_view::npos) break;
+          start = tab + 1;
+        }
+        if (f.size() >= 7) out.cookies.emplace_back(std::string(f[5]), std::string(f[6]));
+      }
+      curl_slist_free_all(cookies);
+    }
+  }
   if (out.progress.connect_us == 0 && out.tls.handshake_started_ns > 0) {
     // A TLS handshake began, so TCP was connected: libcurl 7.88 leaves CONNECT_TIME at 0 when
     // the handshake then fails, so take the connect time from the handshake's start.
-    const auto since = std::chrono::nanoseconds(out.tls.handshake_started_ns) -
-                       std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch());
+    const auto since =
+        std::chrono::nanoseconds(out.tls.handshake_started_ns) -
+        std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch());
     out.progress.connect_us = std::max<std::int64_t>(
         1, std::chrono::duration_cast<std::chrono::microseconds>(since).count());
   }

@@ -27,6 +27,21 @@ struct TlsClientOptions {
   std::string client_key_file;
 };
 
+// Cookies and connections shared by the requests of one journey run (a CURLSH with
+// CURL_LOCK_DATA_COOKIE and CURL_LOCK_DATA_CONNECT): a cookie set by one step is sent by the next,
+// and steps reuse their keep-alive connections like a browser. Destroying it closes them.
+class CurlShare {
+ public:
+  CurlShare();
+  ~CurlShare();
+  CurlShare(const CurlShare&) = delete;
+  CurlShare& operator=(const CurlShare&) = delete;
+  void* handle() const noexcept { return handle_; }
+
+ private:
+  void* handle_ = nullptr;
+};
+
 struct HttpRequest {
   std::string method = "GET";
   std::string url;
@@ -44,6 +59,8 @@ struct HttpRequest {
   std::string http_version;              // "1.1" | "2" | "" (libcurl default: h2 over TLS)
   bool connect_only = false;             // TCP (+TLS for https) handshake only
   bool fresh_connection = true;          // no connection or TLS session reuse
+  const CurlShare* share = nullptr;      // journey runs: cookie jar and connections (enables cookies)
+  bool list_cookies = false;             // fill HttpExchange::cookies from the jar afterwards
   std::string user_agent = "vantage-probe/0.1";
 };
 
@@ -54,6 +71,7 @@ struct HttpExchange {
   long status = 0;                                           // final response status, 0 if none
   std::string http_version;                                  // "1.0", "1.1", "2", "3"
   std::vector<std::pair<std::string, std::string>> headers;  // final response; names lower case
+  std::vector<std::pair<std::string, std::string>> cookies;  // the jar after the exchange (name, value)
   std::string body;                                          // first max_body_bytes bytes
   std::int64_t body_bytes = 0;
   std::int64_t content_length = -1;

@@ -239,7 +239,24 @@ std::string MetricsSink::render() const {
          std::string l = with(s.labels, "type", std::string(to_string(s.last.outcome.type)));
          if (s.last.outcome.failed_at)
            l = with(l, "failed_at", std::string(to_string(*s.last.outcome.failed_at)));
+         if (!s.last.outcome.step.empty()) l = with(l, "step", s.last.outcome.step);
          wr.sample(n, l, 1);
+       }},
+      // Journeys: one sample per step of the last run (skipped steps have none).
+      {"vantage_journey_step_duration_seconds",
+       "Duration of each step of the last journey run (DNS lookup to last byte, redirects "
+       "included)",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         for (const auto& st : s.last.steps) {
+           if (!st.skipped) wr.sample(n, with(s.labels, "step", st.name), st.phases.total / 1000.0);
+         }
+       }},
+      {"vantage_journey_step_success",
+       "Whether each step of the last journey run passed (skipped steps: none)",
+       [](Writer& wr, const std::string& n, const Series& s) {
+         for (const auto& st : s.last.steps) {
+           if (!st.skipped) wr.sample(n, with(s.labels, "step", st.name), st.outcome.ok() ? 1 : 0);
+         }
        }},
   };
   for (const auto& g : gauges) {

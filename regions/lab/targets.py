@@ -97,8 +97,16 @@ commonName = supplied
          "-addext", "subjectAltName=DNS:shop.test"], cwd=d)
 
 
-def start_nginx(state, ports):
+def start_nginx(state, ports, shop_password):
     root = os.path.join(state, "www")
+    # The demo origin's state (regions/lab/origin/api.js): written by nginx's workers.
+    origin = os.path.join(state, "origin")
+    os.makedirs(origin, exist_ok=True)
+    with open(os.path.join(origin, "config.json"), "w") as f:
+        json.dump({"shop_password": shop_password}, f)
+    with open(os.path.join(origin, "faults.json"), "w") as f:
+        f.write("{}")
+    open(os.path.join(origin, "requests.jsonl"), "w").close()
     os.makedirs(os.path.join(root, "api"), exist_ok=True)
     with open(os.path.join(root, "index.html"), "w") as f:
         f.write("<html><body><h1>Welcome to the Vantage test shop</h1></body></html>\n")
@@ -125,14 +133,18 @@ def start_nginx(state, ports):
         location = /status/503 {{ return 503 "unavailable\\n"; }}
         location = /redirect {{ return 302 /; }}
         location = /slow {{ proxy_pass http://127.0.0.1:{ports['backend']}/slow; }}
+        location /api/ {{ set $origin_dir {origin}; js_content api.api; }}
+        location = /_faults {{ set $origin_dir {origin}; js_content api.faultsAdmin; }}
     }}"""
 
     servers.append(server(ports["http"]))
     for name in ("valid", "expired", "selfsigned", "wrongname"):
         servers.append(server(ports["https_" + name], name))
     conf = os.path.join(state, "nginx.conf")
+    njs = "/usr/lib/nginx/modules/ngx_http_js_module.so"
     with open(conf, "w") as f:
         f.write(f"""
+load_module {njs};
 worker_processes 1;
 pid {state}/nginx.pid;
 error_log {state}/nginx-error.log warn;
@@ -146,13 +158,17 @@ http {{
     scgi_temp_path {state}/nginx-tmp;
     default_type text/html;
     keepalive_requests 100000;
+    client_body_buffer_size 64k;
+    client_max_body_size 64k;
+    js_import api from {os.path.join(HERE, "origin", "api.js")};
     {''.join(servers)}
 }}
 """)
     os.makedirs(os.path.join(state, "nginx-tmp"), exist_ok=True)
     if os.geteuid() == 0:
-        # Workers drop to nobody: let them read the tree.
+        # Workers drop to nobody: let them read the tree and keep the origin's state.
         subprocess.run(["chmod", "-R", "a+rX", state], check=True)
+        subprocess.run(["chmod", "-R", "a+rwX", origin], check=True)
     run(["nginx", "-c", conf, "-p", state, "-e", os.path.join(state, "nginx-error.log")])
 
 
@@ -265,7 +281,8 @@ def start(state):
     pids["dead_dns"] = spawn(state, "dead-dns", [sys.executable, fixtures, "dns-silent", str(ports["dead_dns"])])
     pids["blackhole"] = spawn(state, "blackhole", [sys.executable, fixtures, "blackhole", str(ports["blackhole"])])
     wait_tcp(ports["backend"])
-    start_nginx(state, ports)
+    shop_password = "probe-" + "".join(_rng.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(16))
+    start_nginx(state, ports, shop_password)
     pids["unbound"] = start_unbound(state, ports)
     for key in ("http", "https_valid", "https_expired", "https_selfsigned", "https_wrongname"):
         wait_tcp(ports[key])
@@ -280,6 +297,7 @@ def start(state):
         "pids": pids,
         "ca_file": os.path.join(state, "certs", "ca.pem"),
         "resolver": f"127.0.0.1:{ports['dns']}",
+        "origin": {"dir": os.path.join(state, "origin"), "shop_password": shop_password},
     }
     with open(os.path.join(state, "env.json"), "w") as f:
         json.dump(env, f, indent=2)

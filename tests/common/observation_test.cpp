@@ -78,6 +78,51 @@ TEST_CASE("a DNS result round-trips its answers", "[common][model]") {
   CHECK(*back == r);
 }
 
+TEST_CASE("a journey result round-trips its steps and is a journey_result", "[common][model]") {
+  CheckResult r = sample();
+  r.check_kind = "journey";
+  r.outcome.type = FailureType::http_error;
+  r.outcome.failed_at = Phase::assertion;
+  r.outcome.status_code = 500;
+  r.outcome.step_index = 1;
+  r.outcome.step = "checkout";
+  StepResult login;
+  login.index = 0;
+  login.name = "login";
+  login.method = "POST";
+  login.url = "https://shop.example.com/api/login";
+  login.span_id = "00f067aa0ba902b7";
+  login.status_code = 200;
+  login.body_bytes = 43;
+  login.phases.ttfb = 4.5;
+  login.phases.total = 9;
+  login.assertions.push_back({"status", true, "200", "200"});
+  login.extracted = {"token"};
+  StepResult checkout;
+  checkout.index = 1;
+  checkout.name = "checkout";
+  checkout.outcome = r.outcome;
+  checkout.outcome.step_index.reset();
+  checkout.outcome.step.clear();
+  StepResult cleanup;
+  cleanup.index = 2;
+  cleanup.name = "cancel";
+  cleanup.always = true;
+  cleanup.skipped = true;
+  cleanup.outcome.detail = "not run";
+  r.steps = {login, checkout, cleanup};
+  const json j = to_json(r);
+  CHECK(j.at("kind") == "journey_result");
+  CHECK(j.at("outcome").at("step") == "checkout");
+  CHECK(j.at("outcome").at("step_index") == 1);
+  CHECK(j.at("steps").at(0).at("extracted") == json::array({"token"}));
+  std::string error;
+  const auto back = parse_check_result_line(to_ndjson_line(r), error);
+  INFO(error);
+  REQUIRE(back);
+  CHECK(*back == r);
+}
+
 TEST_CASE("the wire form names the NEL phase and the failing phase", "[common][model]") {
   const json j = to_json(sample());
   CHECK(j["kind"] == "check_result");

@@ -61,12 +61,12 @@ def run_once(checks, timeout=60, extra=None):
 class Probe:
     """A vantage-probe daemon for tests that need it running (metrics, spool, shutdown)."""
 
-    def __init__(self, config_path, output=None, log=None):
-        cmd = [PROBE, "--config", config_path, "--log-level", "info"]
+    def __init__(self, config_path, output=None, log=None, log_level="info", env=None):
+        cmd = [PROBE, "--config", config_path, "--log-level", log_level]
         if output:
             cmd += ["--output", output]
         self.log = open(log or os.devnull, "a")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=env)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:

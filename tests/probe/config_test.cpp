@@ -69,6 +69,7 @@ TEST_CASE("the example region configs load", "[probe][config]") {
     if (entry.path().extension() != ".yaml") continue;
     INFO(entry.path().string());
     setenv("VANTAGE_PROBE_TOKEN", "example-token", 1);
+    setenv("SHOP_PROBE_PASSWORD", "example-password", 1);
     CHECK_NOTHROW(probe::load_probe_config(entry.path().string()));
     ++loaded;
   }

@@ -17,16 +17,18 @@ bool is_redirect(long status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-void set_traceparent(net::HttpRequest& req, RunContext& ctx) {
-  const std::string value = make_traceparent(ctx.trace_id, ctx.services.ids.span_id());
+std::string set_traceparent(net::HttpRequest& req, RunContext& ctx) {
+  std::string span = ctx.services.ids.span_id();
+  const std::string value = make_traceparent(ctx.trace_id, span);
   for (auto& [name, v] : req.headers) {
     if (name == "traceparent") {
       v = value;
-      return;
+      return span;
     }
   }
   req.headers.emplace_back("traceparent", value);
   req.headers.emplace_back("tracestate", "vantage=" + ctx.check_id);
+  return span;
 }
 
 }  // namespace
@@ -99,7 +101,7 @@ asio::awaitable<FetchResult> fetch(RunContext& ctx, net::HttpRequest request,
         parts && !parts->host_is_ip ? res.addresses : std::vector<std::string>{};
     request.timeout = ctx.remaining();
     request.connect_timeout = request.timeout;
-    set_traceparent(request, ctx);
+    out.span_ids.push_back(set_traceparent(request, ctx));
     net::HttpExchange ex = co_await net::http_exchange(ctx.services.curl, request);
     if (!ex.completed()) out.failure = ex.failure();
     add_exchange_phases(ex, out.failure, out.phases);

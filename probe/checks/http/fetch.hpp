@@ -31,6 +31,7 @@ struct FetchResult {
   std::string final_url;  // URL of the last request
   std::string server_ip;  // address of the last connection
   std::string resolver;   // resolver of the last lookup
+  std::vector<std::string> span_ids;  // one per request, in order
   bool completed() const noexcept { return !failure; }
 };
 

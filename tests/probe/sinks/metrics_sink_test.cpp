@@ -65,3 +65,45 @@ TEST_CASE("provided probe health metrics are rendered", "[probe][metrics]") {
   CHECK(text.find("vantage_probe_dropped_results_total{reason=\"spool_full\"} 3\n") !=
         std::string::npos);
 }
+
+TEST_CASE("journeys export per-step duration and success with a step label", "[probe][metrics]") {
+  MetricsSink m(Vantage{Source::probe, "eu-1", "eu-west", "DE", "", 3320, "DTAG", ""});
+  CheckResult r;
+  r.check_id = "checkout";
+  r.check_kind = "journey";
+  r.time = from_unix_nanos(1'700'000'000'000'000'000LL);
+  r.phases.total = 60;
+  r.outcome.type = FailureType::http_error;
+  r.outcome.failed_at = Phase::assertion;
+  r.outcome.step_index = 1;
+  r.outcome.step = "checkout";
+  const char* names[] = {"login", "checkout", "confirm-order", "cancel-order"};
+  for (int i = 0; i < 4; ++i) {
+    StepResult s;
+    s.index = i;
+    s.name = names[i];
+    s.phases.total = 10.0 * (i + 1);
+    if (i == 1) s.outcome.type = FailureType::http_error;
+    if (i == 2) s.skipped = true;
+    s.always = i == 3;
+    r.steps.push_back(s);
+  }
+  m.publish(r, {});
+  const std::string text = m.render();
+  const std::string labels =
+      R"(check="checkout",kind="journey",vantage_point="eu-1",region="eu-west",asn="3320")";
+  CHECK(text.find("probe_success{" + labels + "} 0\n") != std::string::npos);
+  CHECK(text.find("probe_duration_seconds{" + labels + "} 0.06\n") != std::string::npos);
+  CHECK(text.find("vantage_journey_step_duration_seconds{" + labels + ",step=\"login\"} 0.01\n") !=
+        std::string::npos);
+  CHECK(text.find("vantage_journey_step_success{" + labels + ",step=\"login\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("vantage_journey_step_success{" + labels + ",step=\"checkout\"} 0\n") !=
+        std::string::npos);
+  CHECK(text.find("vantage_journey_step_success{" + labels + ",step=\"cancel-order\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("step=\"confirm-order\"") == std::string::npos);  // skipped: no sample
+  CHECK(text.find("vantage_check_failure_info{" + labels +
+                  ",type=\"http.error\",failed_at=\"assertion\",step=\"checkout\"} 1\n") !=
+        std::string::npos);
+}
