@@ -62,13 +62,13 @@ def wait_port(port, timeout=15):
 
 # --- vantage-probe ------------------------------------------------------------------------------
 
-def run_vantage(probe, core, checks, interval_s, warmup_s, measure_s, workdir, name):
+def run_vantage(probe, core, checks, interval_s, warmup_s, measure_s, workdir, name, env=None, timeout_s=None):
     metrics_port = free_port()
     config = {
         "vantage_point": {"id": "bench", "region": "lab"},
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
         "scheduler": {"max_concurrency": 4096},
-        "defaults": {"interval": f"{interval_s}s", "timeout": f"{min(interval_s, 5)}s"},
+        "defaults": {"interval": f"{interval_s}s", "timeout": f"{timeout_s or min(interval_s, 5)}s"},
         "checks": checks,
     }
     path = os.path.join(workdir, f"{name}.yaml")
@@ -76,7 +76,7 @@ def run_vantage(probe, core, checks, interval_s, warmup_s, measure_s, workdir, n
         json.dump(config, f)
     out = os.path.join(workdir, f"{name}.jsonl")
     proc = subprocess.Popen(["taskset", "-c", str(core), probe, "--config", path, "--output", out,
-                             "--log-level", "error"])
+                             "--log-level", "error"], env=env)
     try:
         wait_port(metrics_port)
         time.sleep(warmup_s)
@@ -89,16 +89,24 @@ def run_vantage(probe, core, checks, interval_s, warmup_s, measure_s, workdir, n
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    ok = failed = 0
+    ok = failed = results = steps_run = 0
+    step_ms = []
     with open(out) as f:
         for line in f:
-            if json.loads(line)["outcome"]["type"] == "ok":
+            r = json.loads(line)
+            results += 1
+            if r["outcome"]["type"] == "ok":
                 ok += 1
             else:
                 failed += 1
+            for st in r.get("steps", []):
+                if not st.get("skipped"):
+                    steps_run += 1
+                    step_ms.append(st["phases_ms"]["total"])
     runs = runs1 - runs0
     return {"runs": runs, "cpu_s": cpu1 - cpu0, "wall_s": t1 - t0, "skipped": skipped,
-            "ok": ok, "failed": failed}
+            "ok": ok, "failed": failed, "steps_per_run": steps_run / results if results else 0,
+            "step_ms": sorted(step_ms)}
 
 
 # --- blackbox_exporter --------------------------------------------------------------------------
@@ -204,7 +212,14 @@ def main():
     ap.add_argument("--sustained-measure", type=float, default=60.0)
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating vantage/blackbox rounds per scenario; medians are reported")
+    ap.add_argument("--journeys", type=int, default=1000, help="configured checkout journeys")
+    ap.add_argument("--journey-intervals", default="60,12",
+                    help="journey intervals (s) to measure, comma-separated")
+    ap.add_argument("--journey-measure", type=float, default=60.0)
+    ap.add_argument("--sections", default="cpu,sustained,journeys",
+                    help="which sections to measure; the others are kept from the existing --out file")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
     cores = sorted(os.sched_getaffinity(0))
     probe_core, driver_core = cores[-1], cores[0]
 
@@ -228,7 +243,7 @@ def main():
              [{"id": f"d{i}", "kind": "dns", "name": "shop.test", "resolvers": [resolver]} for i in range(n)]),
         ]
         rows = []
-        for title, module, target, checks in scenarios:
+        for title, module, target, checks in (scenarios if "cpu" in sections else []):
             print(f"== {title}", flush=True)
             vs, bs = [], []
             # Alternate the two, several rounds: a shared machine's noise hits both alike.
@@ -245,12 +260,38 @@ def main():
         per_minute = args.sustained_per_minute
         interval = 3
         count = per_minute * interval // 60
-        print(f"== sustained: {per_minute} HTTP checks/minute on one core", flush=True)
-        sustained = run_vantage(args.probe, probe_core,
-                                [{"id": f"r{i}", "kind": "http", "url": f"http://127.0.0.1:{p['http']}/"}
-                                 for i in range(count)], interval, 5, args.sustained_measure, work, "sustained")
-        print(f"   {sustained['runs'] * 60 / sustained['wall_s']:.0f} checks/minute, "
-              f"CPU {100 * sustained['cpu_s'] / sustained['wall_s']:.0f}% of one core", flush=True)
+        sustained = None
+        if "sustained" in sections:
+            print(f"== sustained: {per_minute} HTTP checks/minute on one core", flush=True)
+            sustained = run_vantage(args.probe, probe_core,
+                                    [{"id": f"r{i}", "kind": "http", "url": f"http://127.0.0.1:{p['http']}/"}
+                                     for i in range(count)], interval, 5, args.sustained_measure, work,
+                                    "sustained")
+            print(f"   {sustained['runs'] * 60 / sustained['wall_s']:.0f} checks/minute, "
+                  f"CPU {100 * sustained['cpu_s'] / sustained['wall_s']:.0f}% of one core", flush=True)
+
+        # Journeys: the example checkout (7 steps, HTTPS, one connection per run) against the lab
+        # origin (nginx + njs on the other core), many configured at once.
+        journeys = []
+        if "journeys" in sections:
+            base = f"https://shop.test:{p['https_valid']}"
+            checks = [{"id": f"checkout-{i}", "kind": "journey",
+                       "include": os.path.join(ROOT, "regions", "journeys", "checkout.yaml"),
+                       "variables": {"base": base}, "resolvers": [resolver], "tls": {"ca_file": ca}}
+                      for i in range(args.journeys)]
+            jenv = dict(os.environ, SHOP_PROBE_PASSWORD=env["origin"]["shop_password"])
+            for interval_s in (int(x) for x in args.journey_intervals.split(",")):
+                scheduled = args.journeys * 60 / interval_s
+                print(f"== journeys: {args.journeys} checkout journeys every {interval_s}s "
+                      f"({scheduled:.0f}/minute) on one core", flush=True)
+                j = run_vantage(args.probe, probe_core, checks, interval_s, interval_s + 5, args.journey_measure,
+                                work, f"journeys-{interval_s}", env=jenv, timeout_s=min(interval_s, 30))
+                j["interval_s"], j["scheduled_per_min"] = interval_s, scheduled
+                steps = j["runs"] * j["steps_per_run"]
+                print(f"   {j['runs'] * 60 / j['wall_s']:.0f} journeys/minute, "
+                      f"{1e6 * j['cpu_s'] / steps if steps else float('nan'):.0f} µs CPU/step, "
+                      f"CPU {100 * j['cpu_s'] / j['wall_s']:.0f}% of one core, failed {j['failed']}", flush=True)
+                journeys.append(j)
     finally:
         subprocess.run([sys.executable, TARGETS, "stop", state], stdout=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
@@ -264,7 +305,7 @@ def main():
     v = subprocess.run(["prometheus-blackbox-exporter", "--version"], capture_output=True, text=True)
     bb_version = (v.stdout + v.stderr).strip().splitlines()[0]
     curl_version = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    lines = [
+    header = [
         "# Benchmarks",
         "",
         "Measured by `scripts/bench` (bench/probe_cpu.py); rerun it to refresh this page. Numbers are",
@@ -275,6 +316,10 @@ def main():
         f"- reference: {bb_version} (Debian package `prometheus-blackbox-exporter`)",
         f"- vantage-probe: release preset (-O2); {curl_version.split(' (')[0]}",
         "",
+    ]
+    kept = existing_sections(args.out)
+    out_sections = {}
+    lines = [
         "## CPU per check: vantage-probe vs blackbox_exporter",
         "",
         f"Same local targets, same rate ({args.rate:.0f} checks/s, {args.measure:.0f} s measured after warm-up),",
@@ -293,9 +338,10 @@ def main():
         rounds = ", ".join(f"{per_check_us(x):.0f}/{per_check_us(y):.0f}" for x, y in zip(vs, bs))
         lines.append(f"| {title} | {per_check_us(v):.0f} | {per_check_us(b):.0f} | **{ratio:.2f}×** | "
                      f"{rounds} | {v['failed']} / {b['failed']} |")
+    if rows:
+        out_sections["## CPU per check"] = lines
     s = sustained
-    lines += [
-        "",
+    lines = [
         "## Sustained rate on one core",
         "",
         f"{count} HTTP checks at {interval} s intervals ({per_minute:,} checks/minute scheduled), vantage-probe",
@@ -306,14 +352,63 @@ def main():
         f"| {per_minute:,} | {s['runs'] * 60 / s['wall_s']:,.0f} | {100 * s['cpu_s'] / s['wall_s']:.0f}% | "
         f"{s['skipped']:.0f} | {s['failed']} |",
         "",
-    ]
+    ] if s else []
+    if s:
+        out_sections["## Sustained rate"] = lines
+    if journeys:
+        lines = [
+            "## Journeys: CPU per step and sustained journeys per minute",
+            "",
+            f"{args.journeys:,} configured copies of the example checkout journey "
+            "(regions/journeys/checkout.yaml: 7 steps over HTTPS, one",
+            "TLS connection per run kept alive across its steps, JSON extraction and assertions) against",
+            "the lab origin (nginx + njs, regions/lab/origin/api.js, on the other core). vantage-probe",
+            f"pinned to one core, {args.journey_measure:.0f} s measured after one interval of warm-up. CPU per step",
+            "= the probe's CPU over the window / steps run in it (the TLS handshake of each run included).",
+            "",
+            "| interval | scheduled journeys/min | completed journeys/min | steps/min | µs CPU/step | CPU (% of one core) | step p50 / p95 ms | skipped runs | failed |",
+            "|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        ]
+        for j in journeys:
+            per_min = j["runs"] * 60 / j["wall_s"]
+            steps = j["runs"] * j["steps_per_run"]
+            ms = j["step_ms"]
+            pct = (lambda q: ms[min(len(ms) - 1, int(q * len(ms)))] if ms else float("nan"))
+            lines.append(
+                f"| {j['interval_s']} s | {j['scheduled_per_min']:,.0f} | {per_min:,.0f} | {per_min * j['steps_per_run']:,.0f} | "
+                f"{1e6 * j['cpu_s'] / steps if steps else float('nan'):.0f} | {100 * j['cpu_s'] / j['wall_s']:.0f}% | "
+                f"{pct(0.5):.1f} / {pct(0.95):.1f} | {j['skipped']:.0f} | {j['failed']} |")
+        lines.append("")
+        out_sections["## Journeys"] = lines
+    body = []
+    for prefix in ("## CPU per check", "## Sustained rate", "## Journeys"):
+        section = out_sections.get(prefix) or kept.get(prefix)
+        if section:
+            body += section
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
     if os.path.exists(notes):
         with open(notes) as f:
-            lines += [f.read()]
+            body += [f.read()]
     with open(args.out, "w") as f:
-        f.write("\n".join(lines))
+        f.write("\n".join(header + body))
     print(f"wrote {args.out}")
+
+
+def existing_sections(path):
+    """The measured sections of an earlier run (by heading prefix), to keep those not re-run."""
+    out, current = {}, None
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f.read().splitlines():
+            if line.startswith("## "):
+                current = next((p for p in ("## CPU per check", "## Sustained rate", "## Journeys")
+                                if line.startswith(p)), None)
+                if current:
+                    out[current] = []
+            if current:
+                out[current].append(line)
+    return out
 
 
 if __name__ == "__main__":

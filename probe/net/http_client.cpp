@@ -134,6 +134,12 @@ MappedFailure HttpExchange::failure() const {
 
 asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest& req) {
   HttpExchange out;
+  // The connection may outlive this exchange (keep-alive in a CurlShare): detach the TLS
+  // observation whichever way this coroutine ends, cancellation and exceptions included.
+  struct DetachTls {
+    TlsObservation& obs;
+    ~DetachTls() { detach_tls_observation(obs); }
+  } detach_tls{out.tls};
   EasyPtr easy(curl_easy_init());
   if (!easy) {
     out.curl_code = CURLE_FAILED_INIT;
@@ -332,6 +338,7 @@ asio::awaitable<HttpExchange> http_exchange(CurlMulti& multi, const HttpRequest&
   if (!out.effective_url.empty()) {
     out.progress.https = out.effective_url.rfind("https://", 0) == 0;
   }
+  detach_tls_observation(out.tls);  // before `out` is moved to the caller
   if (out.cancelled) {
     throw boost::system::system_error(asio::error::operation_aborted);
   }

@@ -143,8 +143,10 @@ CURLcode tls_ctx_callback(CURL*, void* ssl_ctx, void* observation) {
   auto* obs = static_cast<TlsObservation*>(observation);
   if (!ctx || !obs) return CURLE_OK;
   // Each connection is observed afresh (the configuration fields survive reset()).
+  detach_tls_observation(*obs);
   obs->reset();
   SSL_CTX_set_ex_data(ctx, observation_index(), obs);
+  if (SSL_CTX_up_ref(ctx) == 1) obs->attached_ctx = ctx;
   if (obs->ca_file) {
     // Shared and reference-counted: parsed once per process, not once per connection.
     if (X509_STORE* store = shared_ca_store(*obs->ca_file)) SSL_CTX_set1_cert_store(ctx, store);
@@ -155,9 +157,24 @@ CURLcode tls_ctx_callback(CURL*, void* ssl_ctx, void* observation) {
   return CURLE_OK;
 }
 
+void detach_tls_observation(TlsObservation& obs) {
+  auto* ctx = static_cast<SSL_CTX*>(obs.attached_ctx);
+  if (!ctx) return;
+  if (SSL_CTX_get_ex_data(ctx, observation_index()) == &obs)
+    SSL_CTX_set_ex_data(ctx, observation_index(), nullptr);
+  SSL_CTX_free(ctx);  // our reference; the connection keeps its own
+  obs.attached_ctx = nullptr;
+}
+
 namespace {
 
 struct CachedStore {
+  CachedStore() = default;
+  CachedStore(const CachedStore&) = delete;
+  CachedStore& operator=(const CachedStore&) = delete;
+  ~CachedStore() {
+    if (store) X509_STORE_free(store);  // at exit; connections hold their own references
+  }
   X509_STORE* store = nullptr;
   struct timespec mtime {};
   std::chrono::steady_clock::time_point checked{};

@@ -32,7 +32,11 @@ struct TlsObservation {
   int verify_error_depth = -1;
   int alert_received = -1;  // last TLS alert description received from the peer (RFC 8446 §6)
   int alert_sent = -1;      // last TLS alert description we sent
+  // The connection's SSL_CTX this observation is attached to (a reference is held), or null.
+  // Set by tls_ctx_callback, cleared by detach_tls_observation.
+  void* attached_ctx = nullptr;
   // Forgets what an earlier connection showed; keeps the configuration (ca_file, verify).
+  // Call only when detached.
   void reset() {
     const auto* keep_ca = ca_file;
     const bool keep_verify = verify;
@@ -41,6 +45,12 @@ struct TlsObservation {
     verify = keep_verify;
   }
 };
+
+// Detaches `obs` from the connection it observed, so OpenSSL callbacks on that connection (a
+// kept-alive connection in a CurlShare pool is shut down later, or reused by another transfer)
+// never write into an observation that no longer exists. Idempotent. Every exchange calls it
+// before its TlsObservation goes away.
+void detach_tls_observation(TlsObservation& obs);
 
 // A process-wide, shared trust store for a PEM CA file ("" = libcurl's default CA bundle, e.g.
 // /etc/ssl/certs/ca-certificates.crt), parsed once and re-read when the file changes (checked at

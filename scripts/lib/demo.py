@@ -25,6 +25,13 @@ from targets import free_port  # noqa: E402  (ports below the ephemeral range)
 def config_for(env, spool, metrics_port):
     p, r, ca = env["ports"], env["resolver"], env["ca_file"]
 
+    def journey(name):
+        # The example journeys of regions/journeys/, against the lab's demo shop/learning origin.
+        return {"id": name, "kind": "journey",
+                "include": os.path.join(ROOT, "regions", "journeys", name + ".yaml"),
+                "variables": {"base": f"https://shop.test:{p['https_valid']}"},
+                "resolvers": [r], "tls": {"ca_file": ca}}
+
     def http(check_id, url, **kw):
         c = {"id": check_id, "kind": "http", "url": url, "resolvers": [r], "tls": {"ca_file": ca}}
         c.update(kw)
@@ -58,6 +65,8 @@ def config_for(env, spool, metrics_port):
             {"id": "tls-shop", "kind": "tls", "host": "shop.test", "port": p["https_valid"],
              "resolvers": [r], "tls": {"ca_file": ca}, "expect": {"cert_expires_after": "14d"}},
             {"id": "tcp-shop", "kind": "tcp", "host": "shop.test", "port": p["http"], "resolvers": [r]},
+            journey("checkout"),
+            journey("enrollment"),
         ],
     }
 
@@ -86,6 +95,25 @@ def show(results):
             print(f"  {r['check']}: {r['outcome'].get('detail', '')}")
 
 
+def show_steps(r):
+    print(f"  {r['check']}: {r['outcome']['type']}"
+          + (f" at step {r['outcome']['step']!r} (status {r['outcome'].get('status_code')})"
+             if r["outcome"].get("step") else "") + f", trace id {r.get('trace_id')}")
+    for st in r["steps"]:
+        state = "skipped" if st.get("skipped") else st["outcome"]["type"]
+        status = st.get("status_code", "")
+        extra = " (cleanup)" if st.get("always") else ""
+        print(f"    {st['index']}. {st['name'] + extra:<24} {state:<16} {status!s:<4} "
+              f"{fmt_ms(st['phases_ms'].get('total')):>6} ms  span {st.get('span_id', '-')}"
+              + (f"  extracted {', '.join(st['extracted'])}" if st.get("extracted") else ""))
+
+
+def set_faults(env, faults):
+    req = urllib.request.Request(f"http://127.0.0.1:{env['ports']['http']}/_faults",
+                                 data=json.dumps(faults).encode(), method="POST")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
 def main():
     probe = sys.argv[1]
     state = tempfile.mkdtemp(prefix="vantage-demo-")
@@ -102,7 +130,10 @@ def main():
             json.dump(config_for(env, os.path.join(state, "spool"), metrics_port), f, indent=2)
         results_path = os.path.join(state, "results.jsonl")
         print(f"== vantage-probe --once: every check once, from vantage point demo-lab-1 (AS64500)\n")
-        p = subprocess.run([probe, "--config", config, "--once", "--output", results_path, "--log-level", "warn"])
+        # The journeys' login password: a secret from the environment, never in results or logs.
+        penv = dict(os.environ, SHOP_PROBE_PASSWORD=env["origin"]["shop_password"])
+        p = subprocess.run([probe, "--config", config, "--once", "--output", results_path, "--log-level", "warn"],
+                           env=penv)
         with open(results_path) as f:
             results = [json.loads(line) for line in f]
         order = [c["id"] for c in config_for(env, "", 0)["checks"]]
@@ -111,13 +142,29 @@ def main():
         print(f"\n  exit status {p.returncode} (1: at least one check failed, as intended here)")
         print(f"  one result as stored (JSON line):\n  {json.dumps(results[0])[:600]}…\n")
 
+        print("== journeys, step by step (regions/journeys/*.yaml against the demo shop origin)\n")
+        for r in results:
+            if r["check_kind"] == "journey":
+                show_steps(r)
+        print("\n== the same checkout with a 500 injected at the origin's checkout endpoint "
+              "(POST /_faults {\"error_rate\": {\"checkout\": 1}})\n")
+        set_faults(env, {"error_rate": {"checkout": 1}})
+        faulty = results_path + ".fault"
+        subprocess.run([probe, "--config", config, "--once", "--check", "checkout", "--output", faulty,
+                        "--log-level", "error"], env=penv)
+        set_faults(env, {})
+        with open(faulty) as f:
+            show_steps(json.loads(f.readline()))
+        print("  (cleanup steps still ran; cancel-order is skipped because no order was placed)\n")
+
         print("== vantage-probe as a daemon for 5 s, then its Prometheus metrics (blackbox_exporter names)")
         log = open(os.path.join(state, "probe.log"), "w")
-        daemon = subprocess.Popen([probe, "--config", config], stdout=log, stderr=log)
+        daemon = subprocess.Popen([probe, "--config", config], stdout=log, stderr=log, env=penv)
         time.sleep(5)
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=3).read().decode()
         wanted = ("probe_success{check=\"shop-home\"", "probe_http_duration_seconds{check=\"shop-home\"",
                   "probe_ssl_earliest_cert_expiry{check=\"shop-home\"", "vantage_check_failure_info",
+                  "vantage_journey_step_duration_seconds{check=\"checkout\"",
                   "vantage_probe_checks_configured")
         for line in text.splitlines():
             if line.startswith(wanted):

@@ -18,7 +18,7 @@ class Cli(IntegrationTest):
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 2)
         self.assertEqual(p.stderr.strip(), 'vantage-probe: configuration error: invalid-unknown-kind.yaml:3:22: '
-                                           'checks[0].kind: unknown check kind "icmp" (known: http, dns, tcp, tls)')
+                                           'checks[0].kind: unknown check kind "icmp" (known: http, dns, tcp, tls, journey)')
 
     def test_config_error_also_exits_2_when_running(self):
         p = subprocess.run([PROBE, "--config", "invalid-timeout-longer-than-interval.yaml", "--once"],
@@ -26,10 +26,17 @@ class Cli(IntegrationTest):
         self.assertEqual(p.returncode, 2)
 
     def test_valid_config_validates(self):
-        env = dict(os.environ, VANTAGE_PROBE_TOKEN="x")
+        env = dict(os.environ, VANTAGE_PROBE_TOKEN="x", SHOP_PROBE_PASSWORD="y")
         p = subprocess.run([PROBE, "--config", os.path.join(CONFIG_DIR, "..", "..", "regions", "eu-west.yaml"),
                             "--validate"], capture_output=True, text=True, env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
+        # The journeys' password is a required secret: without it the config names where it is used.
+        del env["SHOP_PROBE_PASSWORD"]
+        p = subprocess.run([PROBE, "--config", os.path.join(CONFIG_DIR, "..", "..", "regions", "eu-west.yaml"),
+                            "--validate"], capture_output=True, text=True, env=env)
+        self.assertEqual(p.returncode, 2)
+        self.assertRegex(p.stderr, r"regions/journeys/checkout\.yaml:\d+:\d+: steps\[0\]\.request\.json\.password: "
+                                   r"environment variable SHOP_PROBE_PASSWORD is not set")
 
     def test_sigterm_stops_within_the_grace_period(self):
         with tempfile.TemporaryDirectory() as d:

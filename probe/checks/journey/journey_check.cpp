@@ -305,7 +305,7 @@ JourneyConfig parse_journey_config(const ConfigNode& node) {
   if (auto inc = node.get("include")) {
     if (steps) inc->fail("give steps or include, not both");
     fs::path file = inc->as_nonempty_string();
-    if (file.is_relative()) file = fs::path(node.file()).parent_path() / file;
+    if (file.is_relative()) file = (fs::path(node.file()).parent_path() / file).lexically_normal();
     if (!fs::exists(file)) inc->fail("included file \"" + file.string() + "\" does not exist");
     const ConfigNode root = ConfigNode::load_file(file.string());
     root.expect_keys({"variables", "steps"});

@@ -277,8 +277,24 @@ function redact(body) {
     return out;
 }
 
+// Like an expiring session store: only the newest sessions, carts and orders are kept, so the
+// state file (parsed on every request) stays small under long runs and benchmarks.
+const KEEP = 2000;
+function prune(state) {
+    ['tokens', 'carts', 'orders'].forEach(function (name) {
+        const keys = Object.keys(state[name]);
+        if (keys.length <= KEEP) return;
+        const seqOf = function (id) { return +id.split('-')[1]; };
+        keys.sort(function (a, b) { return seqOf(a) - seqOf(b); });
+        keys.slice(0, keys.length - KEEP).forEach(function (k) { delete state[name][k]; });
+    });
+}
+
 function respond(r, c, status, body) {
-    if (c.save) writeJson(dir(r) + '/state.json', c.state);
+    if (c.save) {
+        if (c.state.seq % 100 === 0) prune(c.state);
+        writeJson(dir(r) + '/state.json', c.state);
+    }
     const entry = {time: new Date().toISOString(), method: r.method, uri: r.uri, endpoint: c.endpoint,
                    status: status, client: r.remoteAddress,
                    traceparent: r.headersIn['traceparent'] || null,
