@@ -366,7 +366,7 @@ def main():
             f"pinned to one core, {args.journey_measure:.0f} s measured after one interval of warm-up. CPU per step",
             "= the probe's CPU over the window / steps run in it (the TLS handshake of each run included).",
             "",
-            "| interval | scheduled journeys/min | completed journeys/min | steps/min | µs CPU/step | CPU (% of one core) | step p50 / p95 ms | skipped runs | failed |",
+            "| interval | scheduled journeys/min | completed journeys/min | steps/min | µs CPU/step | CPU (% of one core) | step p50 / p95 ms (whole run) | skipped runs | failed journeys (whole run) |",
             "|---:|---:|---:|---:|---:|---:|---|---:|---:|",
         ]
         for j in journeys:
@@ -384,7 +384,9 @@ def main():
     for prefix in ("## CPU per check", "## Sustained rate", "## Journeys"):
         section = out_sections.get(prefix) or kept.get(prefix)
         if section:
-            body += section
+            while section and not section[-1].strip():
+                section = section[:-1]
+            body += section + [""]
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
     if os.path.exists(notes):
         with open(notes) as f:

@@ -15,15 +15,21 @@ std::string clip(std::string_view text, std::size_t max) {
   return std::string(text.substr(0, max)) + "…";
 }
 
+void record_assertion(std::vector<AssertionResult>& assertions, Outcome& outcome, std::string name,
+                      bool passed, std::string expected, std::string actual) {
+  assertions.push_back({std::move(name), passed, std::move(expected), std::move(actual)});
+  if (passed || !outcome.ok()) return;
+  const auto& a = assertions.back();
+  outcome.type = FailureType::assertion_failed;
+  outcome.failed_at = Phase::assertion;
+  outcome.assertion = a.name;
+  outcome.detail = a.name + ": expected " + a.expected + ", got " + a.actual;
+}
+
 void record_assertion(CheckResult& r, std::string name, bool passed, std::string expected,
                       std::string actual) {
-  r.assertions.push_back({std::move(name), passed, std::move(expected), std::move(actual)});
-  if (passed || !r.outcome.ok()) return;
-  const auto& a = r.assertions.back();
-  r.outcome.type = FailureType::assertion_failed;
-  r.outcome.failed_at = Phase::assertion;
-  r.outcome.assertion = a.name;
-  r.outcome.detail = a.name + ": expected " + a.expected + ", got " + a.actual;
+  record_assertion(r.assertions, r.outcome, std::move(name), passed, std::move(expected),
+                   std::move(actual));
 }
 
 void record_cert_expiry(CheckResult& r, const TlsFacts& facts, UtcTime now,

@@ -92,6 +92,54 @@ struct HeaderAssertion {
 // unless an earlier failure already did.
 void record_assertion(CheckResult& result, std::string name, bool passed, std::string expected,
                       std::string actual);
+// The same for any record with assertions and an outcome (a journey step).
+void record_assertion(std::vector<AssertionResult>& assertions, Outcome& outcome, std::string name,
+                      bool passed, std::string expected, std::string actual);
+
+// The body, JSON and header assertions of one HTTP response, shared by http checks and journey
+// steps, recorded in this order: body_matches, body_not_matches, json:<location>,
+// header:<name>. `doc` is the parsed body (a discarded value when it is not JSON; only read when
+// `json` is not empty); `header(name)` returns a response header by lower-case name or null.
+struct ResponseAssertions {
+  const std::vector<Pattern>& body_matches;
+  const std::vector<Pattern>& body_not_matches;
+  const std::vector<JsonAssertion>& json;
+  const std::vector<HeaderAssertion>& headers;
+};
+template <typename HeaderLookup>
+void record_response_assertions(const ResponseAssertions& expect, std::string_view body,
+                                const nlohmann::json& doc, HeaderLookup&& header,
+                                std::vector<AssertionResult>& assertions, Outcome& outcome) {
+  const std::string size = std::to_string(body.size()) + " bytes";
+  for (const auto& p : expect.body_matches) {
+    const bool ok = p.search(body);
+    record_assertion(assertions, outcome, "body_matches", ok, p.source(),
+                     ok ? "matched" : "no match in " + size);
+  }
+  for (const auto& p : expect.body_not_matches) {
+    const bool ok = !p.search(body);
+    record_assertion(assertions, outcome, "body_not_matches", ok, "no match for " + p.source(),
+                     ok ? "no match" : "matched");
+  }
+  for (const auto& a : expect.json) {
+    std::string actual;
+    bool ok = false;
+    if (doc.is_discarded()) {
+      actual = "the body is not JSON";
+    } else {
+      const nlohmann::json* v = doc.contains(a.pointer) ? &doc.at(a.pointer) : nullptr;
+      ok = a.matcher.check(v, actual);
+    }
+    record_assertion(assertions, outcome, "json:" + a.location, ok, a.matcher.expected_text(),
+                     actual);
+  }
+  for (const auto& h : expect.headers) {
+    std::string actual;
+    const bool ok = h.matcher.check_text(header(h.name), actual);
+    record_assertion(assertions, outcome, "header:" + h.name, ok, h.matcher.expected_text(),
+                     actual);
+  }
+}
 
 // The `cert_expires_after` assertion: the earliest notAfter of the presented chain must be at
 // least `threshold` after `now`.

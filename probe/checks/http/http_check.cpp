@@ -225,35 +225,11 @@ asio::awaitable<CheckResult> HttpCheck::run_one(RunContext& ctx, const Resolutio
     record_assertion(r, "status", status_ok, config_.status.text(), std::to_string(ex.status));
     if (ex.status > 0) r.outcome.status_code = static_cast<int>(ex.status);
 
-    const std::string size = std::to_string(ex.body.size()) + " bytes";
-    for (const auto& p : config_.body_matches) {
-      const bool ok = p.search(ex.body);
-      record_assertion(r, "body_matches", ok, p.source(), ok ? "matched" : "no match in " + size);
-    }
-    for (const auto& p : config_.body_not_matches) {
-      const bool ok = !p.search(ex.body);
-      record_assertion(r, "body_not_matches", ok, "no match for " + p.source(),
-                       ok ? "no match" : "matched");
-    }
-    if (!config_.json.empty()) {
-      const json doc = json::parse(ex.body, nullptr, false);
-      for (const auto& a : config_.json) {
-        std::string actual;
-        bool ok = false;
-        if (doc.is_discarded()) {
-          actual = "the body is not JSON";
-        } else {
-          const json* v = doc.contains(a.pointer) ? &doc.at(a.pointer) : nullptr;
-          ok = a.matcher.check(v, actual);
-        }
-        record_assertion(r, "json:" + a.location, ok, a.matcher.expected_text(), actual);
-      }
-    }
-    for (const auto& h : config_.headers_expect) {
-      std::string actual;
-      const bool ok = h.matcher.check_text(ex.header(h.name), actual);
-      record_assertion(r, "header:" + h.name, ok, h.matcher.expected_text(), actual);
-    }
+    const json doc = config_.json.empty() ? json() : json::parse(ex.body, nullptr, false);
+    record_response_assertions(
+        {config_.body_matches, config_.body_not_matches, config_.json, config_.headers_expect},
+        ex.body, doc, [&](const std::string& name) { return ex.header(name); }, r.assertions,
+        r.outcome);
     if (config_.cert_expires_after) {
       record_cert_expiry(r, ex.tls.facts, ctx.services.clock.utc_now(),
                          *config_.cert_expires_after);

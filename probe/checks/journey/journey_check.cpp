@@ -379,13 +379,8 @@ void fail_step(StepResult& s, FailureType type, Phase at, std::string detail) {
 
 void record(StepResult& s, std::string name, bool passed, std::string expected,
             std::string actual) {
-  s.assertions.push_back({std::move(name), passed, std::move(expected), std::move(actual)});
-  if (passed || !s.outcome.ok()) return;
-  const auto& a = s.assertions.back();
-  s.outcome.type = FailureType::assertion_failed;
-  s.outcome.failed_at = Phase::assertion;
-  s.outcome.assertion = a.name;
-  s.outcome.detail = a.name + ": expected " + a.expected + ", got " + a.actual;
+  record_assertion(s.assertions, s.outcome, std::move(name), passed, std::move(expected),
+                   std::move(actual));
 }
 
 }  // namespace
@@ -568,36 +563,14 @@ asio::awaitable<std::vector<CheckResult>> JourneyCheck::run(RunContext& ctx) {
       }
       s.outcome.status_code = static_cast<int>(ex.status);
       record(s, "status", status_ok, step.status.text(), std::to_string(ex.status));
-      const std::string size = std::to_string(ex.body.size()) + " bytes";
-      for (const auto& p : step.body_matches) {
-        const bool m = p.search(ex.body);
-        record(s, "body_matches", m, p.source(), m ? "matched" : "no match in " + size);
-      }
-      for (const auto& p : step.body_not_matches) {
-        const bool m = !p.search(ex.body);
-        record(s, "body_not_matches", m, "no match for " + p.source(), m ? "no match" : "matched");
-      }
       const bool needs_json =
           !step.json.empty() ||
           std::any_of(step.extract.begin(), step.extract.end(),
                       [](const Extraction& e) { return e.source == Extraction::Source::json; });
       const json doc = needs_json ? json::parse(ex.body, nullptr, false) : json();
-      for (const auto& a : step.json) {
-        std::string actual;
-        bool passed = false;
-        if (doc.is_discarded()) {
-          actual = "the body is not JSON";
-        } else {
-          const json* v = doc.contains(a.pointer) ? &doc.at(a.pointer) : nullptr;
-          passed = a.matcher.check(v, actual);
-        }
-        record(s, "json:" + a.location, passed, a.matcher.expected_text(), actual);
-      }
-      for (const auto& h : step.headers_expect) {
-        std::string actual;
-        const bool passed = h.matcher.check_text(ex.header(h.name), actual);
-        record(s, "header:" + h.name, passed, h.matcher.expected_text(), actual);
-      }
+      record_response_assertions(
+          {step.body_matches, step.body_not_matches, step.json, step.headers_expect}, ex.body, doc,
+          [&](const std::string& name) { return ex.header(name); }, s.assertions, s.outcome);
       if (step.max_duration) {
         const double took = res.dns_ms + to_ms(std::chrono::steady_clock::now() - step_start);
         record(s, "max_duration", took <= to_ms(*step.max_duration),

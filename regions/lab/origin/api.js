@@ -200,7 +200,9 @@ function cancelOrder(r, c, m) {
     if (!needUser(c)) return [401, {error: 'authentication required'}];
     const o = ownOrder(c, m[1]);
     if (!o) return [404, {error: 'unknown order'}];
+    // A cancelled order is forgotten (keeps the state file small under long runs).
     o.status = 'cancelled';
+    delete c.state.orders[m[1]];
     c.save = true;
     return [200, o];
 }
@@ -279,7 +281,7 @@ function redact(body) {
 
 // Like an expiring session store: only the newest sessions, carts and orders are kept, so the
 // state file (parsed on every request) stays small under long runs and benchmarks.
-const KEEP = 2000;
+const KEEP = 1000;
 function prune(state) {
     ['tokens', 'carts', 'orders'].forEach(function (name) {
         const keys = Object.keys(state[name]);
