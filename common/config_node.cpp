@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -306,6 +307,35 @@ std::vector<std::pair<std::string, ConfigNode>> ConfigNode::entries() const {
     out.emplace_back(name, child(it->second, key_path));
   }
   return out;
+}
+
+std::string read_secret(const ConfigNode& parent, std::string_view file_key,
+                        std::string_view env_key, std::string_view what) {
+  const bool has_file = parent.has(file_key);
+  const bool has_env = parent.has(env_key);
+  if (has_file == has_env) {
+    parent.fail("give exactly one of " + std::string(file_key) + ", " + std::string(env_key));
+  }
+  std::string secret;
+  if (has_file) {
+    const ConfigNode f = parent.require(file_key);
+    std::ifstream in(f.as_nonempty_string());
+    if (!in) f.fail("cannot read the " + std::string(what) + " file \"" + f.as_string() + "\"");
+    std::getline(in, secret);
+    while (!secret.empty() && (secret.back() == '\r' || secret.back() == ' ')) secret.pop_back();
+    if (secret.empty()) f.fail("the " + std::string(what) + " file is empty");
+  } else {
+    const ConfigNode e = parent.require(env_key);
+    const char* v = std::getenv(e.as_nonempty_string().c_str());
+    if (!v || !*v) e.fail("environment variable " + e.as_string() + " is not set");
+    secret = v;
+  }
+  for (unsigned char c : secret) {
+    if (c < 0x21 || c > 0x7E) {
+      parent.fail("the " + std::string(what) + " must be printable ASCII without spaces");
+    }
+  }
+  return secret;
 }
 
 }  // namespace vantage

@@ -120,4 +120,10 @@ class ConfigNode {
   std::string path_;
 };
 
+// A secret (a bearer token) given either in a file (first line) or in an environment variable:
+// exactly one of `parent.file_key`, `parent.env_key` must be present. `what` names it in messages
+// ("token"). Printable ASCII without spaces; never logged. Throws ConfigError.
+std::string read_secret(const ConfigNode& parent, std::string_view file_key,
+                        std::string_view env_key, std::string_view what);
+
 }  // namespace vantage

@@ -59,30 +59,6 @@ Vantage parse_vantage(const ConfigNode& n) {
   return v;
 }
 
-std::string read_token(const ConfigNode& collector) {
-  const bool has_file = collector.has("token_file");
-  const bool has_env = collector.has("token_env");
-  if (has_file == has_env) collector.fail("give exactly one of token_file, token_env");
-  std::string token;
-  if (has_file) {
-    const ConfigNode f = collector.require("token_file");
-    std::ifstream in(f.as_nonempty_string());
-    if (!in) f.fail("cannot read the token file \"" + f.as_string() + "\"");
-    std::getline(in, token);
-    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (token.empty()) f.fail("the token file is empty");
-  } else {
-    const ConfigNode e = collector.require("token_env");
-    const char* v = std::getenv(e.as_nonempty_string().c_str());
-    if (!v || !*v) e.fail("environment variable " + e.as_string() + " is not set");
-    token = v;
-  }
-  for (unsigned char c : token) {
-    if (c < 0x21 || c > 0x7E) collector.fail("the token must be printable ASCII without spaces");
-  }
-  return token;
-}
-
 CollectorConfig parse_collector(const ConfigNode& n) {
   n.expect_keys({"url", "token_file", "token_env", "spool_dir", "spool_max_bytes",
                  "segment_max_bytes", "batch_max_results", "flush_interval", "request_timeout",
@@ -92,7 +68,7 @@ CollectorConfig parse_collector(const ConfigNode& n) {
   c.url = url.as_nonempty_string();
   std::string error;
   if (!net::parse_http_url(c.url, error)) url.fail(error);
-  c.token = read_token(n);
+  c.token = read_secret(n, "token_file", "token_env", "token");
   c.spool_dir = n.require("spool_dir").as_nonempty_string();
   if (auto v = n.get("spool_max_bytes")) c.spool_max_bytes = v->as_bytes(1ULL << 20, 1ULL << 40);
   if (auto v = n.get("segment_max_bytes")) c.segment_max_bytes = v->as_bytes(4096, 64ULL << 20);

@@ -1,0 +1,119 @@
+#include "beacon-collector/collector_app.hpp"
+
+#include <csignal>
+
+#include "beacon-collector/enrich/geoip.hpp"
+#include "beacon-collector/http/handler.hpp"
+#include "beacon-collector/http/server.hpp"
+#include "beacon-collector/metrics.hpp"
+#include "beacon-collector/store/sqlite_store.hpp"
+#include "common/log.hpp"
+
+namespace vantage::collector {
+
+struct CollectorApp::Impl {
+  CollectorConfig config;
+  enrich::GeoIp geoip;
+  store::SqliteStore store;
+  store::Writer writer;
+  Metrics metrics;
+  Handler handler;
+  std::unique_ptr<Server> server;
+  std::uint64_t reloads_ok = 0, reloads_failed = 0;
+
+  explicit Impl(CollectorConfig c)
+      : config(std::move(c)),
+        geoip(config.geoip.city_db, config.geoip.asn_db, config.geoip.isp_db),
+        store(config.store.sqlite_path),
+        writer(store, config.store.queue_records, config.store.batch_records),
+        handler(config, metrics, writer, geoip) {
+    metrics.add_gauge("vantage_collector_store_queue_records", "Records waiting for the writer.",
+                      [this] { return static_cast<double>(writer.depth()); });
+    metrics.add_gauge("vantage_collector_store_queue_capacity_records",
+                      "Most records the queue holds before uploads get 503.",
+                      [this] { return static_cast<double>(writer.capacity()); });
+    metrics.add_counter("vantage_collector_store_commits_total", "Transactions committed.",
+                        [this] { return static_cast<double>(writer.commits()); });
+    metrics.add_counter("vantage_collector_store_committed_records_total",
+                        "Records in committed transactions.",
+                        [this] { return static_cast<double>(writer.committed_records()); });
+    metrics.add_counter("vantage_collector_store_write_errors_total",
+                        "Failed transaction attempts (retried).",
+                        [this] { return static_cast<double>(writer.write_errors()); });
+    metrics.add_counter("vantage_collector_store_commit_seconds_total",
+                        "Time spent writing and committing batches.",
+                        [this] { return writer.commit_seconds_total(); });
+    metrics.add_counter("vantage_collector_geoip_lookup_errors_total",
+                        "GeoIP lookups that hit a corrupt database record.",
+                        [this] { return static_cast<double>(geoip.lookup_errors()); });
+    metrics.add_counter("vantage_collector_geoip_reloads_total", "Successful SIGHUP reloads.",
+                        [this] { return static_cast<double>(reloads_ok); });
+    metrics.add_counter("vantage_collector_geoip_reload_failures_total",
+                        "SIGHUP reloads that failed (the previous databases stay in use).",
+                        [this] { return static_cast<double>(reloads_failed); });
+  }
+};
+
+namespace {
+sigset_t handled_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+}  // namespace
+
+CollectorApp::CollectorApp(CollectorConfig config) {
+  // Block the signals before any thread starts, so that only run()'s sigwait sees them.
+  const sigset_t set = handled_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  impl_ = std::make_unique<Impl>(std::move(config));
+  impl_->server = std::make_unique<Server>(impl_->config, impl_->handler, impl_->metrics);
+}
+
+CollectorApp::~CollectorApp() {
+  if (impl_ && impl_->server) {
+    impl_->server->shutdown(std::chrono::milliseconds(0));
+    impl_->writer.stop();
+  }
+}
+
+std::uint16_t CollectorApp::port() const noexcept { return impl_->server->port(); }
+
+int CollectorApp::run() {
+  auto& app = *impl_;
+  app.server->start();
+  log::info("collector.listening",
+            {{"address", app.config.listen_address},
+             {"port", static_cast<std::int64_t>(port())},
+             {"tls", app.config.tls.has_value()},
+             {"threads", static_cast<std::int64_t>(app.config.threads)},
+             {"store", app.store.describe()}});
+  const sigset_t set = handled_signals();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      std::string error;
+      if (app.geoip.reload(error)) {
+        ++app.reloads_ok;
+        log::info("geoip.reloaded");
+      } else {
+        ++app.reloads_failed;
+        log::error("geoip.reload_failed", {{"error", error}});
+      }
+      continue;
+    }
+    log::info("collector.stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    break;
+  }
+  // Stop taking requests first, then commit what was acknowledged or queued.
+  app.server->shutdown(app.config.shutdown_timeout);
+  app.writer.stop();
+  log::info("collector.stopped", {{"committed_records", static_cast<std::int64_t>(app.writer.committed_records())}});
+  return 0;
+}
+
+}  // namespace vantage::collector

@@ -1,0 +1,185 @@
+#include "beacon-collector/config.hpp"
+
+#include <unistd.h>
+
+#include "beacon-collector/ingest/origins.hpp"
+#include "common/config_node.hpp"
+
+namespace vantage::collector {
+namespace {
+
+using std::chrono::milliseconds;
+
+void split_host_port(const ConfigNode& n, std::string& host, std::uint16_t& port) {
+  const std::string text = n.as_nonempty_string();
+  std::string h;
+  std::string p;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      n.fail("expected address:port, e.g. 127.0.0.1:8080 or [::1]:8080");
+    }
+    h = text.substr(1, close - 1);
+    p = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) n.fail("expected address:port, e.g. 127.0.0.1:8080");
+    h = text.substr(0, colon);
+    p = text.substr(colon + 1);
+  }
+  if (!enrich::IpAddress::parse(h)) n.fail("\"" + h + "\" is not an IP address");
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(p) > 65535) {
+    n.fail("\"" + p + "\" is not a port (0-65535)");
+  }
+  host = h;
+  port = static_cast<std::uint16_t>(std::stoi(p));
+}
+
+std::string readable_file(const ConfigNode& n) {
+  std::string path = n.as_nonempty_string();
+  if (::access(path.c_str(), R_OK) != 0) n.fail("cannot read file \"" + path + "\"");
+  return path;
+}
+
+std::vector<std::string> paths(const ConfigNode& n) {
+  std::vector<std::string> out = n.as_string_list(true);
+  if (out.empty()) n.fail("give at least one path");
+  for (const auto& p : out) {
+    if (p.empty() || p.front() != '/' || p.find_first_of("?# ") != std::string::npos) {
+      n.fail("\"" + p + "\" is not an absolute path like /reports");
+    }
+  }
+  return out;
+}
+
+RateLimit rate_limit(const ConfigNode& n) {
+  n.expect_keys({"rate", "burst"});
+  RateLimit r;
+  r.rate = n.require("rate").as_double(0, 1e9);
+  r.burst = r.rate;
+  if (auto b = n.get("burst")) r.burst = b->as_double(1, 1e9);
+  return r;
+}
+
+Limits limits(const ConfigNode& n) {
+  n.expect_keys({"max_body_bytes", "max_results_body_bytes", "max_header_bytes",
+                 "max_reports_per_batch", "max_results_per_upload", "max_json_depth",
+                 "max_string_bytes", "request_timeout", "idle_timeout", "max_report_age",
+                 "per_ip", "per_origin"});
+  Limits l;
+  if (auto v = n.get("max_body_bytes")) l.max_body_bytes = v->as_bytes(1024, 64ULL << 20);
+  if (auto v = n.get("max_results_body_bytes"))
+    l.max_results_body_bytes = v->as_bytes(1024, 1ULL << 30);
+  if (auto v = n.get("max_header_bytes")) l.max_header_bytes = v->as_bytes(1024, 1ULL << 20);
+  if (auto v = n.get("max_reports_per_batch"))
+    l.max_reports_per_batch = static_cast<int>(v->as_int(1, 100000));
+  if (auto v = n.get("max_results_per_upload"))
+    l.max_results_per_upload = static_cast<int>(v->as_int(1, 100000));
+  if (auto v = n.get("max_json_depth")) l.max_json_depth = static_cast<int>(v->as_int(2, 1000));
+  if (auto v = n.get("max_string_bytes")) l.max_string_bytes = v->as_bytes(16, 64ULL << 20);
+  auto ms = [](const ConfigNode& v, milliseconds min, milliseconds max) {
+    return std::chrono::duration_cast<milliseconds>(v.as_duration(min, max));
+  };
+  if (auto v = n.get("request_timeout"))
+    l.request_timeout = ms(*v, milliseconds(100), std::chrono::minutes(10));
+  if (auto v = n.get("idle_timeout"))
+    l.idle_timeout = ms(*v, milliseconds(100), std::chrono::hours(1));
+  if (auto v = n.get("max_report_age"))
+    l.max_report_age = ms(*v, std::chrono::seconds(1), std::chrono::hours(24 * 30));
+  if (auto v = n.get("per_ip")) l.per_ip = rate_limit(*v);
+  if (auto v = n.get("per_origin")) l.per_origin = rate_limit(*v);
+  return l;
+}
+
+}  // namespace
+
+CollectorConfig parse_collector_config(const ConfigNode& root) {
+  root.expect_keys({"listen", "threads", "shutdown_timeout", "tls", "paths", "allowed_origins",
+                    "trusted_proxies", "privacy", "geoip", "limits", "store", "probes",
+                    "log_level"});
+  CollectorConfig c;
+  c.source_file = root.file();
+  if (auto v = root.get("listen")) split_host_port(*v, c.listen_address, c.listen_port);
+  if (auto v = root.get("threads")) c.threads = static_cast<int>(v->as_int(1, 256));
+  if (auto v = root.get("shutdown_timeout")) {
+    c.shutdown_timeout = std::chrono::duration_cast<milliseconds>(
+        v->as_duration(milliseconds(0), std::chrono::minutes(10)));
+  }
+  if (auto t = root.get("tls")) {
+    t->expect_keys({"cert_file", "key_file"});
+    c.tls = TlsConfig{readable_file(t->require("cert_file")), readable_file(t->require("key_file"))};
+  }
+  if (auto p = root.get("paths")) {
+    p->expect_keys({"prefix", "reports", "csp", "beacon", "results"});
+    if (auto v = p->get("prefix")) {
+      c.paths.prefix = v->as_string();
+      if (!c.paths.prefix.empty() &&
+          (c.paths.prefix.front() != '/' || c.paths.prefix.back() == '/')) {
+        v->fail("a prefix starts with / and does not end with one, e.g. /_v");
+      }
+    }
+    if (auto v = p->get("reports")) c.paths.reports = paths(*v);
+    if (auto v = p->get("csp")) c.paths.csp = paths(*v);
+    if (auto v = p->get("beacon")) c.paths.beacon = paths(*v);
+    if (auto v = p->get("results")) c.paths.results = paths(*v);
+  }
+  if (auto v = root.get("allowed_origins")) {
+    c.allowed_origins = v->as_string_list();
+    try {
+      ingest::OriginPolicy check(c.allowed_origins);
+    } catch (const std::invalid_argument& e) {
+      v->fail(e.what());
+    }
+  }
+  if (auto v = root.get("trusted_proxies")) {
+    for (const auto& item : v->items()) {
+      auto cidr = enrich::Cidr::parse(item.as_nonempty_string());
+      if (!cidr) item.fail("expected an address or CIDR range, e.g. 10.0.0.0/8 or ::1");
+      c.trusted_proxies.push_back(*cidr);
+    }
+  }
+  if (auto p = root.get("privacy")) {
+    p->expect_keys({"ipv4_prefix_length", "ipv6_prefix_length"});
+    if (auto v = p->get("ipv4_prefix_length")) c.ipv4_prefix_length = static_cast<int>(v->as_int(0, 32));
+    if (auto v = p->get("ipv6_prefix_length")) c.ipv6_prefix_length = static_cast<int>(v->as_int(0, 128));
+  }
+  if (auto g = root.get("geoip")) {
+    g->expect_keys({"city_db", "asn_db", "isp_db"});
+    if (auto v = g->get("city_db")) c.geoip.city_db = readable_file(*v);
+    if (auto v = g->get("asn_db")) c.geoip.asn_db = readable_file(*v);
+    if (auto v = g->get("isp_db")) c.geoip.isp_db = readable_file(*v);
+  }
+  if (auto v = root.get("limits")) c.limits = limits(*v);
+  const ConfigNode s = root.require("store");
+  s.expect_keys({"sqlite", "queue_records", "batch_records"});
+  c.store.sqlite_path = s.require("sqlite").as_nonempty_string();
+  if (auto v = s.get("queue_records"))
+    c.store.queue_records = static_cast<std::size_t>(v->as_int(1, 100'000'000));
+  if (auto v = s.get("batch_records"))
+    c.store.batch_records = static_cast<std::size_t>(v->as_int(1, 1'000'000));
+  if (auto p = root.get("probes")) {
+    for (const auto& item : p->items()) {
+      item.expect_keys({"id", "token_file", "token_env"});
+      ProbeToken t{item.require("id").as_nonempty_string(),
+                   read_secret(item, "token_file", "token_env", "token")};
+      for (const auto& other : c.probes) {
+        if (other.probe_id == t.probe_id) item.require("id").fail("probe \"" + t.probe_id + "\" is listed twice");
+        if (other.token == t.token) item.fail("two probes share a token");
+      }
+      c.probes.push_back(std::move(t));
+    }
+  }
+  if (auto v = root.get("log_level")) {
+    if (!log::parse_level(v->as_enum({"debug", "info", "warn", "error", "off"}), c.log_level)) {
+      v->fail("unknown log level");
+    }
+  }
+  return c;
+}
+
+CollectorConfig load_collector_config(const std::string& path) {
+  return parse_collector_config(ConfigNode::load_file(path));
+}
+
+}  // namespace vantage::collector

@@ -1,0 +1,475 @@
+#include "beacon-collector/http/handler.hpp"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "beacon-collector/agent/beacon_js.hpp"
+#include "beacon-collector/enrich/geoip.hpp"
+#include "beacon-collector/ingest/origins.hpp"
+#include "beacon-collector/ingest/rate_limit.hpp"
+#include "beacon-collector/ingest/reports.hpp"
+#include "beacon-collector/metrics.hpp"
+#include "beacon-collector/store/store.hpp"
+#include "common/observation.hpp"
+#include "common/time.hpp"
+
+namespace vantage::collector {
+namespace {
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double steady_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// "application/reports+json; charset=utf-8" -> "application/reports+json"
+std::string media_type(std::string_view content_type) {
+  std::string_view t = content_type.substr(0, std::min(content_type.find(';'), content_type.size()));
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+  return lower(t);
+}
+
+std::string_view endpoint_label(Endpoint e) {
+  switch (e) {
+    case Endpoint::reports: return "reports";
+    case Endpoint::csp: return "csp";
+    case Endpoint::beacon: return "beacon";
+    case Endpoint::results: return "results";
+    case Endpoint::beacon_js: return "beacon.js";
+    case Endpoint::metrics: return "metrics";
+    case Endpoint::healthz: return "healthz";
+    case Endpoint::readyz: return "readyz";
+    case Endpoint::none: return "other";
+  }
+  return "other";
+}
+
+Response text(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+  r.body = std::move(body);
+  return r;
+}
+
+Response json_error(int status, std::string_view reason) {
+  Response r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "application/json");
+  r.body = nlohmann::json{{"error", reason}}.dump() + "\n";
+  return r;
+}
+
+bool is_browser(Endpoint e) {
+  return e == Endpoint::reports || e == Endpoint::csp || e == Endpoint::beacon;
+}
+
+}  // namespace
+
+struct Handler::Impl {
+  const CollectorConfig& config;
+  Metrics& metrics;
+  store::Writer& writer;
+  enrich::GeoIp& geoip;
+  ingest::OriginPolicy origins;
+  ingest::TokenBuckets per_ip;
+  ingest::TokenBuckets per_origin;
+  std::string prefix;
+
+  Impl(const CollectorConfig& c, Metrics& m, store::Writer& w, enrich::GeoIp& g)
+      : config(c),
+        metrics(m),
+        writer(w),
+        geoip(g),
+        origins(c.allowed_origins),
+        per_ip(c.limits.per_ip.rate, c.limits.per_ip.burst),
+        per_origin(c.limits.per_origin.rate, c.limits.per_origin.burst),
+        prefix(c.paths.prefix) {}
+
+  // Routes a path (query removed) to an endpoint; `group` gets the Reporting API endpoint name
+  // for "/reports/<group>".
+  Endpoint route_path(std::string_view path, std::string& group) const {
+    if (!prefix.empty()) {
+      if (path.substr(0, prefix.size()) != prefix) return Endpoint::none;
+      path.remove_prefix(prefix.size());
+    }
+    auto match = [&](const std::vector<std::string>& paths, bool allow_sub) {
+      for (const auto& p : paths) {
+        if (path == p) return true;
+        if (allow_sub && path.size() > p.size() + 1 && path.substr(0, p.size()) == p &&
+            path[p.size()] == '/' && path.find('/', p.size() + 1) == std::string_view::npos) {
+          group = std::string(path.substr(p.size() + 1));
+          return true;
+        }
+      }
+      return false;
+    };
+    if (match(config.paths.reports, true)) return Endpoint::reports;
+    if (match(config.paths.csp, false)) return Endpoint::csp;
+    if (match(config.paths.beacon, false)) return Endpoint::beacon;
+    if (match(config.paths.results, false)) return Endpoint::results;
+    if (path == "/beacon.js") return Endpoint::beacon_js;
+    if (path == "/metrics") return Endpoint::metrics;
+    if (path == "/healthz") return Endpoint::healthz;
+    if (path == "/readyz") return Endpoint::readyz;
+    return Endpoint::none;
+  }
+
+  Response reject(int status, std::string_view reason_label, std::string_view reason) {
+    metrics.rejected(reason_label);
+    return json_error(status, reason);
+  }
+
+  void add_cors(Response& r, const std::string& origin) const {
+    if (origin.empty()) return;
+    r.headers.emplace_back("Access-Control-Allow-Origin", origin);
+    r.headers.emplace_back("Vary", "Origin");
+  }
+
+  bool content_type_ok(Endpoint e, const std::string& type) const {
+    switch (e) {
+      case Endpoint::reports: return type == "application/reports+json" || type == "application/json";
+      case Endpoint::csp: return type == "application/csp-report" || type == "application/json";
+      case Endpoint::beacon: return type == "text/plain" || type == "application/json";
+      case Endpoint::results: return type == "application/x-ndjson" || type == "application/json";
+      default: return false;
+    }
+  }
+
+  // Constant-time token comparison; returns the probe id or "".
+  std::string authenticate(std::string_view token) const {
+    std::string found;
+    for (const auto& p : config.probes) {
+      if (p.token.size() == token.size() &&
+          CRYPTO_memcmp(p.token.data(), token.data(), token.size()) == 0) {
+        found = p.probe_id;
+      }
+    }
+    return found;
+  }
+
+  std::uint64_t body_limit(Endpoint e) const {
+    return e == Endpoint::results ? config.limits.max_results_body_bytes
+                                  : config.limits.max_body_bytes;
+  }
+
+  std::optional<Response> on_headers(const Request& req, Route& route, bool draining) {
+    route.started_ns = now_ns();
+    std::string_view path = req.target;
+    path = path.substr(0, std::min(path.find('?'), path.size()));
+    std::string group;
+    route.endpoint = route_path(path, group);
+    route.client = enrich::resolve_client(req.peer, req.x_forwarded_for, req.forwarded,
+                                          config.trusted_proxies);
+    const Endpoint e = route.endpoint;
+    if (e == Endpoint::none) return reject(404, "not_found", "no such endpoint");
+
+    if (e == Endpoint::beacon_js || e == Endpoint::metrics || e == Endpoint::healthz ||
+        e == Endpoint::readyz) {
+      if (req.method != "GET" && req.method != "HEAD") {
+        Response r = reject(405, "method_not_allowed", "use GET");
+        r.headers.emplace_back("Allow", "GET, HEAD");
+        return r;
+      }
+      switch (e) {
+        case Endpoint::beacon_js: {
+          Response r;
+          r.headers.emplace_back("Content-Type", "text/javascript; charset=utf-8");
+          r.headers.emplace_back("Cache-Control", "public, max-age=3600");
+          r.headers.emplace_back("Access-Control-Allow-Origin", "*");
+          r.body = std::string(agent::kBeaconJs);
+          return r;
+        }
+        case Endpoint::metrics: {
+          Response r;
+          r.headers.emplace_back("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+          r.body = metrics.render();
+          return r;
+        }
+        case Endpoint::healthz: return text(200, "ok\n");
+        default: {
+          if (draining) return text(503, "draining\n");
+          if (writer.depth() >= writer.capacity() * 9 / 10) return text(503, "store queue full\n");
+          return text(200, "ready\n");
+        }
+      }
+    }
+
+    const bool browser = is_browser(e);
+    if (req.method == "OPTIONS") {
+      if (!browser) return reject(405, "method_not_allowed", "no preflight for probe uploads");
+      if (req.origin.empty() || !origins.allows(req.origin)) {
+        return reject(403, "origin_not_allowed", "origin not allowed");
+      }
+      Response r;
+      r.status = 204;
+      add_cors(r, req.origin);
+      r.headers.emplace_back("Access-Control-Allow-Methods", "POST, OPTIONS");
+      r.headers.emplace_back("Access-Control-Allow-Headers", "content-type");
+      r.headers.emplace_back("Access-Control-Max-Age", "86400");
+      return r;
+    }
+    if (req.method != "POST") {
+      Response r = reject(405, "method_not_allowed", "use POST");
+      r.headers.emplace_back("Allow", browser ? "POST, OPTIONS" : "POST");
+      return r;
+    }
+    const std::uint64_t limit = body_limit(e);
+    if (req.content_length && *req.content_length > limit) {
+      Response r = reject(413, "body_too_large",
+                          "the body is " + std::to_string(*req.content_length) +
+                              " bytes; the limit is " + std::to_string(limit));
+      r.close = true;
+      return r;
+    }
+    if (!content_type_ok(e, media_type(req.content_type))) {
+      Response r = reject(415, "unsupported_media_type",
+                          "unsupported Content-Type \"" + req.content_type + "\"");
+      r.close = true;
+      return r;
+    }
+
+    if (e == Endpoint::results) {
+      const std::string_view auth = req.authorization;
+      if (auth.size() < 7 || lower(auth.substr(0, 7)) != "bearer ") {
+        Response r = reject(401, "unauthorized", "missing bearer token");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer");
+        r.close = true;
+        return r;
+      }
+      route.probe_id = authenticate(auth.substr(7));
+      if (route.probe_id.empty()) {
+        Response r = reject(403, "forbidden", "unknown token");
+        r.close = true;
+        return r;
+      }
+      route.name = "results";
+      return std::nullopt;
+    }
+
+    if (!req.origin.empty() && !origins.allows(req.origin)) {
+      Response r = reject(403, "origin_not_allowed", "origin not allowed");
+      r.close = true;
+      return r;
+    }
+    const double now = steady_s();
+    if (int wait = per_ip.take(route.client.to_string(), now)) {
+      Response r = reject(429, "rate_limited_client", "too many uploads from this address");
+      r.headers.emplace_back("Retry-After", std::to_string(wait));
+      add_cors(r, req.origin);
+      r.close = true;
+      return r;
+    }
+    if (!req.origin.empty()) {
+      if (int wait = per_origin.take(req.origin, now)) {
+        Response r = reject(429, "rate_limited_origin", "too many uploads from this origin");
+        r.headers.emplace_back("Retry-After", std::to_string(wait));
+        add_cors(r, req.origin);
+        r.close = true;
+        return r;
+      }
+    }
+    route.name = e == Endpoint::reports ? (group.empty() ? "reports" : "reports/" + group)
+                                        : std::string(endpoint_label(e));
+    return std::nullopt;
+  }
+
+  void enrich_records(std::vector<BrowserRecord>& records, const enrich::IpAddress& client) {
+    const enrich::GeoInfo who = geoip.lookup(client);
+    const std::string prefix_text =
+        client.truncated(config.ipv4_prefix_length, config.ipv6_prefix_length);
+    std::unordered_map<std::string, enrich::GeoInfo> servers;
+    for (auto& r : records) {
+      r.client_prefix = prefix_text;
+      r.country = who.country;
+      r.city = who.city;
+      r.asn = who.asn;
+      r.isp = who.isp;
+      if (!r.server_ip.empty()) {
+        auto it = servers.find(r.server_ip);
+        if (it == servers.end()) {
+          enrich::GeoInfo info;
+          if (auto a = enrich::IpAddress::parse(r.server_ip)) info = geoip.lookup(*a);
+          it = servers.emplace(r.server_ip, std::move(info)).first;
+        }
+        r.server_asn = it->second.asn;
+        r.server_as_org = it->second.isp;
+      }
+    }
+  }
+
+  void browser_upload(Request&& req, const Route& route, const std::function<void(Response)>& done) {
+    ingest::ParseContext ctx;
+    ctx.received_ns = route.started_ns;
+    ctx.endpoint = route.name;
+    ctx.origin = req.origin;
+    ctx.user_agent = req.user_agent;
+    ctx.origins = origins.allow_all() ? nullptr : &origins;
+    ctx.limits.max_reports = config.limits.max_reports_per_batch;
+    ctx.limits.max_depth = config.limits.max_json_depth;
+    ctx.limits.max_string_bytes = config.limits.max_string_bytes;
+    ctx.limits.max_age_ms = config.limits.max_report_age.count();
+    ingest::ParseOutcome out;
+    switch (route.endpoint) {
+      case Endpoint::reports: out = ingest::parse_reporting_api(req.body, ctx); break;
+      case Endpoint::csp: out = ingest::parse_csp_report(req.body, ctx); break;
+      default: out = ingest::parse_beacon(req.body, ctx); break;
+    }
+    if (!out.ok()) {
+      Response r = reject(400, out.error_reason, out.error);
+      add_cors(r, req.origin);
+      return done(std::move(r));
+    }
+    for (const auto& [reason, n] : out.dropped) metrics.dropped(reason, n);
+    enrich_records(out.records, route.client);
+    std::vector<std::pair<std::string, std::string>> counts;
+    for (const auto& r : out.records) counts.emplace_back(r.kind, r.type);
+    store::Upload upload;
+    upload.reports = std::move(out.records);
+    if (!upload.reports.empty() && !writer.submit(std::move(upload))) {
+      Response r = reject(503, "queue_full", "the store queue is full; retry later");
+      r.headers.emplace_back("Retry-After", "1");
+      add_cors(r, req.origin);
+      return done(std::move(r));
+    }
+    for (const auto& [kind, type] : counts) metrics.record(kind, type);
+    Response r;
+    r.status = 204;
+    add_cors(r, req.origin);
+    done(std::move(r));
+  }
+
+  void results_upload(Request&& req, const Route& route, std::function<void(Response)> done) {
+    store::Upload upload;
+    std::string_view body = req.body;
+    int line_no = 0;
+    while (!body.empty()) {
+      const auto nl = std::min(body.find('\n'), body.size());
+      std::string_view line = body.substr(0, nl);
+      body.remove_prefix(std::min(nl + 1, body.size()));
+      ++line_no;
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+      if (line.empty()) continue;
+      if (static_cast<int>(upload.results.size()) >= config.limits.max_results_per_upload) {
+        return done(reject(400, "too_many_reports",
+                           "more than " + std::to_string(config.limits.max_results_per_upload) +
+                               " results in one upload"));
+      }
+      std::string error;
+      auto result = parse_check_result_line(line, error);
+      if (!result) {
+        return done(reject(400, "invalid_result", "line " + std::to_string(line_no) + ": " + error));
+      }
+      if (result->vantage.probe_id != route.probe_id) {
+        return done(reject(403, "forbidden",
+                           "line " + std::to_string(line_no) + ": the token belongs to probe \"" +
+                               route.probe_id + "\", the result names \"" +
+                               result->vantage.probe_id + "\""));
+      }
+      ResultRecord r;
+      r.id = result->id;
+      r.kind = result->steps.empty() ? "check_result" : "journey_result";
+      r.time_ns = to_unix_nanos(result->time);
+      r.received_ns = route.started_ns;
+      r.probe_id = result->vantage.probe_id;
+      r.region = result->vantage.region;
+      r.asn = result->vantage.asn;
+      r.check = result->check_id;
+      r.check_kind = result->check_kind;
+      r.target_url = result->target.url;
+      r.server_ip = result->target.server_ip;
+      r.outcome = std::string(to_string(result->outcome.type));
+      r.status_code = result->outcome.status_code;
+      r.total_ms = result->phases.total;
+      r.json = std::string(line);
+      upload.results.push_back(std::move(r));
+    }
+    if (upload.results.empty()) {
+      Response r;
+      r.headers.emplace_back("Content-Type", "application/json");
+      r.body = "{\"accepted\":0,\"duplicates\":0}\n";
+      return done(std::move(r));
+    }
+    Metrics* m = &metrics;
+    upload.done = [done, m](const store::UploadOutcome& o) {
+      if (!o.committed) {
+        m->rejected("store_failed");
+        Response r = json_error(503, "the store failed: " + o.error);
+        r.headers.emplace_back("Retry-After", "5");
+        return done(std::move(r));
+      }
+      m->record("probe_result", "result", o.inserted);
+      if (o.duplicates) m->dropped("duplicate_result", o.duplicates);
+      Response r;
+      r.headers.emplace_back("Content-Type", "application/json");
+      r.body = nlohmann::json{{"accepted", o.inserted}, {"duplicates", o.duplicates}}.dump() + "\n";
+      done(std::move(r));
+    };
+    if (!writer.submit(std::move(upload))) {
+      Response r = reject(503, "queue_full", "the store queue is full; retry later");
+      r.headers.emplace_back("Retry-After", "1");
+      return done(std::move(r));
+    }
+  }
+};
+
+Handler::Handler(const CollectorConfig& config, Metrics& metrics, store::Writer& writer,
+                 enrich::GeoIp& geoip)
+    : impl_(std::make_unique<Impl>(config, metrics, writer, geoip)) {}
+
+Handler::~Handler() = default;
+
+std::optional<Response> Handler::on_headers(const Request& req, Route& route) {
+  auto r = impl_->on_headers(req, route, draining_);
+  if (r && draining_) r->close = true;
+  return r;
+}
+
+std::uint64_t Handler::max_body_bytes(const Route& route) const {
+  return impl_->body_limit(route.endpoint);
+}
+
+void Handler::on_body(Request&& req, const Route& route, std::function<void(Response)> done) {
+  auto finish = [this, done = std::move(done)](Response r) {
+    if (draining_) r.close = true;
+    done(std::move(r));
+  };
+  if (route.endpoint == Endpoint::results) {
+    impl_->results_upload(std::move(req), route, std::move(finish));
+  } else {
+    impl_->browser_upload(std::move(req), route, finish);
+  }
+}
+
+Response Handler::protocol_error(int status, std::string_view reason) {
+  std::string label = status == 431 ? "header_too_large"
+                      : status == 413 ? "body_too_large"
+                                      : "bad_request";
+  Response r = impl_->reject(status, label, reason);
+  r.close = true;
+  return r;
+}
+
+void Handler::observe(const Route& route, int status) {
+  const double seconds = static_cast<double>(now_ns() - route.started_ns) / 1e9;
+  impl_->metrics.request(endpoint_label(route.endpoint), status, route.started_ns ? seconds : 0);
+}
+
+}  // namespace vantage::collector

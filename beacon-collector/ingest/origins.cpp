@@ -1,0 +1,123 @@
+#include "beacon-collector/ingest/origins.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+namespace vantage::collector::ingest {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view default_port(std::string_view scheme) {
+  if (scheme == "https" || scheme == "wss") return "443";
+  if (scheme == "http" || scheme == "ws") return "80";
+  return "";
+}
+
+struct Split {
+  std::string scheme, host, port;
+  bool ok = false;
+};
+
+// Splits "scheme://[userinfo@]host[:port][/…]" into lower-case parts; IPv6 hosts keep brackets.
+Split split_origin(std::string_view url) {
+  Split s;
+  const auto colon_slashes = url.find("://");
+  if (colon_slashes == std::string_view::npos || colon_slashes == 0) return s;
+  s.scheme = lower(url.substr(0, colon_slashes));
+  std::string_view rest = url.substr(colon_slashes + 3);
+  rest = rest.substr(0, std::min(rest.find_first_of("/?#"), rest.size()));
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest = rest.substr(at + 1);
+  std::string_view host = rest;
+  std::string_view port;
+  if (!rest.empty() && rest.front() == '[') {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return s;
+    host = rest.substr(0, close + 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+  } else if (const auto c = rest.rfind(':'); c != std::string_view::npos) {
+    host = rest.substr(0, c);
+    port = rest.substr(c + 1);
+  }
+  if (host.empty()) return s;
+  s.host = lower(host);
+  s.port = std::string(port);
+  if (s.port == default_port(s.scheme)) s.port.clear();
+  s.ok = true;
+  return s;
+}
+
+}  // namespace
+
+OriginPolicy::OriginPolicy(const std::vector<std::string>& patterns) {
+  for (const auto& text : patterns) {
+    Split s = split_origin(text);
+    const auto after_scheme = text.find("://");
+    const bool has_path = after_scheme != std::string::npos &&
+                          text.find_first_of("/?#", after_scheme + 3) != std::string::npos;
+    if (!s.ok || has_path || (s.scheme != "https" && s.scheme != "http")) {
+      throw std::invalid_argument("\"" + text +
+                                  "\" is not an origin pattern like https://shop.example.com, "
+                                  "https://*.example.com or https://*.test:*");
+    }
+    Pattern p{s.scheme, s.host, false, s.port};
+    if (p.host.rfind("*.", 0) == 0) {
+      p.any_subdomain = true;
+      p.host = p.host.substr(2);
+    }
+    if (p.host.find('*') != std::string::npos) {
+      throw std::invalid_argument("\"" + text + "\": a wildcard may only start the host (*.)");
+    }
+    patterns_.push_back(std::move(p));
+  }
+}
+
+bool OriginPolicy::allows(std::string_view origin) const {
+  if (patterns_.empty()) return true;
+  const Split s = split_origin(origin);
+  if (!s.ok) return false;
+  return std::any_of(patterns_.begin(), patterns_.end(), [&](const Pattern& p) {
+    if (p.scheme != s.scheme) return false;
+    if (p.port != "*" && p.port != s.port) return false;
+    if (!p.any_subdomain) return s.host == p.host;
+    return s.host.size() > p.host.size() + 1 &&
+           s.host.compare(s.host.size() - p.host.size(), p.host.size(), p.host) == 0 &&
+           s.host[s.host.size() - p.host.size() - 1] == '.';
+  });
+}
+
+bool OriginPolicy::allows_url(std::string_view url) const {
+  if (patterns_.empty()) return true;
+  return allows(origin_of(url));
+}
+
+std::string origin_of(std::string_view url) {
+  const Split s = split_origin(url);
+  if (!s.ok) return {};
+  return s.scheme + "://" + s.host + (s.port.empty() ? "" : ":" + s.port);
+}
+
+std::string strip_query(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(url);
+  std::string_view rest = url.substr(scheme_end + 3);
+  const auto authority_end = std::min(rest.find_first_of("/?#"), rest.size());
+  std::string_view authority = rest.substr(0, authority_end);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    authority = authority.substr(at + 1);
+  }
+  std::string_view path = rest.substr(authority_end);
+  path = path.substr(0, std::min(path.find_first_of("?#"), path.size()));
+  std::string out;
+  out.reserve(scheme_end + 3 + authority.size() + path.size());
+  out.append(url.substr(0, scheme_end + 3)).append(authority).append(path);
+  return out;
+}
+
+}  // namespace vantage::collector::ingest

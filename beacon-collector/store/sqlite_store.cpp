@@ -1,0 +1,232 @@
+#include "beacon-collector/store/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+namespace vantage::collector::store {
+namespace {
+
+class SqliteCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "sqlite"; }
+  std::string message(int code) const override { return sqlite3_errstr(code); }
+};
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS browser_reports (
+  id            INTEGER PRIMARY KEY,
+  received_ns   INTEGER NOT NULL,
+  event_ns      INTEGER NOT NULL,
+  kind          TEXT NOT NULL,
+  type          TEXT NOT NULL,
+  endpoint      TEXT NOT NULL,
+  url           TEXT NOT NULL,
+  origin        TEXT NOT NULL,
+  nel_type      TEXT,
+  nel_phase     TEXT,
+  status_code   INTEGER,
+  method        TEXT,
+  protocol      TEXT,
+  elapsed_ms    REAL,
+  server_ip     TEXT,
+  server_asn    INTEGER,
+  server_as_org TEXT,
+  weight        REAL NOT NULL,
+  client_prefix TEXT NOT NULL,
+  country       TEXT,
+  city          TEXT,
+  asn           INTEGER,
+  isp           TEXT,
+  ua_family     TEXT,
+  ua_major      INTEGER,
+  body          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS browser_reports_event ON browser_reports(event_ns);
+CREATE INDEX IF NOT EXISTS browser_reports_asn ON browser_reports(asn, event_ns);
+CREATE TABLE IF NOT EXISTS probe_results (
+  result_id     TEXT PRIMARY KEY,
+  kind          TEXT NOT NULL,
+  time_ns       INTEGER NOT NULL,
+  received_ns   INTEGER NOT NULL,
+  probe_id      TEXT NOT NULL,
+  region        TEXT,
+  asn           INTEGER,
+  check_name    TEXT NOT NULL,
+  check_kind    TEXT,
+  target_url    TEXT,
+  server_ip     TEXT,
+  outcome       TEXT NOT NULL,
+  status_code   INTEGER,
+  total_ms      REAL,
+  record        TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS probe_results_time ON probe_results(time_ns);
+PRAGMA user_version = 1;
+)sql";
+
+void bind_text(sqlite3_stmt* s, int i, const std::string& v, bool null_if_empty = true) {
+  if (v.empty() && null_if_empty) {
+    sqlite3_bind_null(s, i);
+  } else {
+    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  }
+}
+void bind_opt_int(sqlite3_stmt* s, int i, const std::optional<int>& v) {
+  if (v) {
+    sqlite3_bind_int(s, i, *v);
+  } else {
+    sqlite3_bind_null(s, i);
+  }
+}
+void bind_opt_double(sqlite3_stmt* s, int i, const std::optional<double>& v) {
+  if (v) {
+    sqlite3_bind_double(s, i, *v);
+  } else {
+    sqlite3_bind_null(s, i);
+  }
+}
+void bind_asn(sqlite3_stmt* s, int i, std::uint32_t asn) {
+  if (asn) {
+    sqlite3_bind_int64(s, i, asn);
+  } else {
+    sqlite3_bind_null(s, i);
+  }
+}
+
+}  // namespace
+
+const std::error_category& sqlite_category() noexcept {
+  static const SqliteCategory category;
+  return category;
+}
+
+SqliteStore::SqliteStore(const std::string& path) : path_(path) {
+  int rc = sqlite3_open_v2(path.c_str(), &db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  auto fail = [&](int code, const std::string& what) {
+    std::string msg = "SQLite store \"" + path + "\": " + what;
+    if (db_) msg += ": " + std::string(sqlite3_errmsg(db_));
+    sqlite3_finalize(insert_report_);
+    sqlite3_finalize(insert_result_);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw std::system_error(code, sqlite_category(), msg);
+  };
+  if (rc != SQLITE_OK) fail(rc, "cannot open");
+  // A short busy timeout: the writer retries with back-off itself and must not sit inside
+  // SQLite while stop() waits.
+  sqlite3_busy_timeout(db_, 200);
+  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"}) {
+    if (auto ec = exec(sql)) fail(ec.value(), sql);
+  }
+  if (auto ec = exec(kSchema)) fail(ec.value(), "cannot create the schema");
+  rc = sqlite3_prepare_v3(db_,
+                          "INSERT INTO browser_reports (received_ns, event_ns, kind, type, "
+                          "endpoint, url, origin, nel_type, nel_phase, status_code, method, "
+                          "protocol, elapsed_ms, server_ip, server_asn, server_as_org, weight, "
+                          "client_prefix, country, city, asn, isp, ua_family, ua_major, body) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                          -1, SQLITE_PREPARE_PERSISTENT, &insert_report_, nullptr);
+  if (rc != SQLITE_OK) fail(rc, "cannot prepare the report insert");
+  rc = sqlite3_prepare_v3(db_,
+                          "INSERT OR IGNORE INTO probe_results (result_id, kind, time_ns, "
+                          "received_ns, probe_id, region, asn, check_name, check_kind, "
+                          "target_url, server_ip, outcome, status_code, total_ms, record) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                          -1, SQLITE_PREPARE_PERSISTENT, &insert_result_, nullptr);
+  if (rc != SQLITE_OK) fail(rc, "cannot prepare the result insert");
+}
+
+SqliteStore::~SqliteStore() {
+  sqlite3_finalize(insert_report_);
+  sqlite3_finalize(insert_result_);
+  sqlite3_close(db_);
+}
+
+std::error_code SqliteStore::exec(const char* sql) {
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  return rc == SQLITE_OK ? std::error_code() : std::error_code(rc, sqlite_category());
+}
+
+WriteOutcome SqliteStore::write(const Batch& batch) {
+  WriteOutcome out;
+  if (auto ec = exec("BEGIN IMMEDIATE")) {
+    out.error = ec;
+    return out;
+  }
+  auto step = [&](sqlite3_stmt* s) {
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+  };
+  int rc = SQLITE_OK;
+  for (const BrowserRecord* r : batch.reports) {
+    sqlite3_stmt* s = insert_report_;
+    sqlite3_bind_int64(s, 1, r->received_ns);
+    sqlite3_bind_int64(s, 2, r->event_ns);
+    bind_text(s, 3, r->kind, false);
+    bind_text(s, 4, r->type, false);
+    bind_text(s, 5, r->endpoint, false);
+    bind_text(s, 6, r->url, false);
+    bind_text(s, 7, r->origin, false);
+    bind_text(s, 8, r->nel_type);
+    bind_text(s, 9, r->nel_phase);
+    bind_opt_int(s, 10, r->status_code);
+    bind_text(s, 11, r->method);
+    bind_text(s, 12, r->protocol);
+    bind_opt_double(s, 13, r->elapsed_ms);
+    bind_text(s, 14, r->server_ip);
+    bind_asn(s, 15, r->server_asn);
+    bind_text(s, 16, r->server_as_org);
+    sqlite3_bind_double(s, 17, r->weight);
+    bind_text(s, 18, r->client_prefix, false);
+    bind_text(s, 19, r->country);
+    bind_text(s, 20, r->city);
+    bind_asn(s, 21, r->asn);
+    bind_text(s, 22, r->isp);
+    bind_text(s, 23, r->ua_family);
+    if (r->ua_major) {
+      sqlite3_bind_int(s, 24, r->ua_major);
+    } else {
+      sqlite3_bind_null(s, 24);
+    }
+    bind_text(s, 25, r->body, false);
+    if ((rc = step(s)) != SQLITE_OK) break;
+  }
+  out.result_inserted.reserve(batch.results.size());
+  for (const ResultRecord* r : batch.results) {
+    if (rc != SQLITE_OK) break;
+    sqlite3_stmt* s = insert_result_;
+    bind_text(s, 1, r->id, false);
+    bind_text(s, 2, r->kind, false);
+    sqlite3_bind_int64(s, 3, r->time_ns);
+    sqlite3_bind_int64(s, 4, r->received_ns);
+    bind_text(s, 5, r->probe_id, false);
+    bind_text(s, 6, r->region);
+    bind_asn(s, 7, r->asn);
+    bind_text(s, 8, r->check, false);
+    bind_text(s, 9, r->check_kind);
+    bind_text(s, 10, r->target_url);
+    bind_text(s, 11, r->server_ip);
+    bind_text(s, 12, r->outcome, false);
+    bind_opt_int(s, 13, r->status_code);
+    sqlite3_bind_double(s, 14, r->total_ms);
+    bind_text(s, 15, r->json, false);
+    if ((rc = step(s)) != SQLITE_OK) break;
+    out.result_inserted.push_back(sqlite3_changes(db_) > 0);
+  }
+  if (rc == SQLITE_OK) {
+    if (auto ec = exec("COMMIT")) {
+      rc = ec.value();
+    }
+  }
+  if (rc != SQLITE_OK) {
+    exec("ROLLBACK");
+    out.error = std::error_code(rc, sqlite_category());
+    out.result_inserted.clear();
+  }
+  return out;
+}
+
+}  // namespace vantage::collector::store

@@ -1,0 +1,48 @@
+// The embedded store: one SQLite database in WAL mode (https://sqlite.org/wal.html) with
+// synchronous=FULL, so a committed batch survives a crash of the collector or the machine.
+// Schema (user_version 1), documented column by column in docs/collector.md#store:
+//   browser_reports(id, received_ns, event_ns, kind, type, endpoint, url, origin, nel_type,
+//                   nel_phase, status_code, method, protocol, elapsed_ms, server_ip, server_asn,
+//                   server_as_org, weight, client_prefix, country, city, asn, isp, ua_family,
+//                   ua_major, body)
+//   probe_results(result_id PRIMARY KEY, kind, time_ns, received_ns, probe_id, region, asn,
+//                 check_name, check_kind, target_url, server_ip, outcome, status_code, total_ms,
+//                 record)
+// Only the writer thread calls write(); readers (analysis, tests) open their own connections.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "beacon-collector/store/store.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace vantage::collector::store {
+
+// SQLite result codes (SQLITE_BUSY, SQLITE_FULL, …) as std::error_code.
+const std::error_category& sqlite_category() noexcept;
+
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating if needed) the database and its schema. Throws std::system_error naming the
+  // file when it cannot be opened or migrated (start-up).
+  explicit SqliteStore(const std::string& path);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  WriteOutcome write(const Batch& batch) override;
+  std::string describe() const override { return "sqlite:" + path_; }
+
+ private:
+  std::error_code exec(const char* sql);
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* insert_report_ = nullptr;
+  sqlite3_stmt* insert_result_ = nullptr;
+};
+
+}  // namespace vantage::collector::store

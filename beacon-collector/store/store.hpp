@@ -1,0 +1,104 @@
+// Durable storage of what the collector ingests (DESIGN §5, §9).
+//
+// Store is the backend interface: SQLite (WAL) is the embedded default (sqlite_store.hpp); a
+// ClickHouse backend implements the same write(). Writer sits in front of it: a bounded queue
+// that ingest threads submit uploads to, and one thread that group-commits them (one
+// transaction per batch) and only then reports each upload as committed.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "beacon-collector/store/record.hpp"
+
+namespace vantage::collector::store {
+
+struct Batch {
+  std::vector<const BrowserRecord*> reports;
+  std::vector<const ResultRecord*> results;
+};
+
+struct WriteOutcome {
+  std::error_code error;  // set: nothing of the batch was written (the transaction rolled back)
+  // For each of batch.results, in order: true when new, false when its id was already stored.
+  std::vector<bool> result_inserted;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Writes the whole batch atomically and durably (fsync before returning success).
+  virtual WriteOutcome write(const Batch& batch) = 0;
+  virtual std::string describe() const = 0;  // for logs: "sqlite:/var/lib/vantage/collector.db"
+};
+
+// What happened to one submitted upload, reported once its batch committed (or failed for good).
+struct UploadOutcome {
+  bool committed = false;
+  int inserted = 0;    // probe results newly stored
+  int duplicates = 0;  // probe results whose id was already stored (dropped)
+  std::string error;   // when !committed
+};
+
+struct Upload {
+  std::vector<BrowserRecord> reports;
+  std::vector<ResultRecord> results;
+  // Called on the writer thread after the commit; empty for fire-and-forget browser uploads.
+  std::function<void(const UploadOutcome&)> done;
+};
+
+class Writer {
+ public:
+  // `capacity_records`: most records waiting (reports + results); `batch_records`: most records
+  // per transaction. Starts the writer thread.
+  Writer(Store& store, std::size_t capacity_records, std::size_t batch_records);
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Queues the upload; false (nothing queued, `done` not called) when it would overflow the
+  // queue or the writer is stopping. Thread-safe.
+  bool submit(Upload&& upload);
+  // Stops taking uploads, commits everything queued, joins the thread. A batch that keeps
+  // failing is retried until `give_up_after` has passed since stop() was called, then its
+  // uploads are reported as not committed.
+  void stop(std::chrono::milliseconds give_up_after = std::chrono::milliseconds(5000));
+
+  std::size_t depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::uint64_t commits() const noexcept { return commits_.load(std::memory_order_relaxed); }
+  std::uint64_t committed_records() const noexcept {
+    return committed_records_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t write_errors() const noexcept {
+    return write_errors_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t duplicates() const noexcept { return duplicates_.load(std::memory_order_relaxed); }
+  double commit_seconds_total() const noexcept;
+
+ private:
+  void run();
+
+  Store& store_;
+  const std::size_t capacity_;
+  const std::size_t batch_records_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Upload> queue_;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point give_up_at_{};
+  std::atomic<std::size_t> depth_{0};
+  std::atomic<std::uint64_t> commits_{0}, committed_records_{0}, write_errors_{0}, duplicates_{0};
+  std::atomic<std::uint64_t> commit_nanos_{0};
+  std::thread thread_;
+};
+
+}  // namespace vantage::collector::store
