@@ -125,11 +125,13 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
     if (auto v = p->get("results")) c.paths.results = paths(*v);
   }
   if (auto v = root.get("allowed_origins")) {
-    c.allowed_origins = v->as_string_list();
-    try {
-      ingest::OriginPolicy check(c.allowed_origins);
-    } catch (const std::invalid_argument& e) {
-      v->fail(e.what());
+    for (const auto& item : v->items()) {
+      c.allowed_origins.push_back(item.as_nonempty_string());
+      try {
+        ingest::OriginPolicy check({c.allowed_origins.back()});
+      } catch (const std::invalid_argument& e) {
+        item.fail(e.what());
+      }
     }
   }
   if (auto v = root.get("trusted_proxies")) {

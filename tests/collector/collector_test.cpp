@@ -1,0 +1,374 @@
+// Unit tests for the collector's parts that need no network: config (every invalid config's
+// exact message), client addresses, origins, user agents, report parsing on real Chromium
+// captures, JSON limits, token buckets, the header helper, GeoIP with the MaxMind test
+// databases, and the store's writer with SQLite.
+#include <sqlite3.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "beacon-collector/config.hpp"
+#include "beacon-collector/enrich/client_ip.hpp"
+#include "beacon-collector/enrich/geoip.hpp"
+#include "beacon-collector/headers.hpp"
+#include "beacon-collector/ingest/origins.hpp"
+#include "beacon-collector/ingest/rate_limit.hpp"
+#include "beacon-collector/ingest/reports.hpp"
+#include "beacon-collector/ingest/user_agent.hpp"
+#include "beacon-collector/store/sqlite_store.hpp"
+#include "common/config_node.hpp"
+
+namespace fs = std::filesystem;
+using namespace vantage;
+using namespace vantage::collector;
+
+namespace {
+
+const fs::path kSource = VANTAGE_SOURCE_DIR;
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string capture_body(const std::string& name) {
+  const std::string raw = read(kSource / "tests/data/browser-reports/captures" / name);
+  return raw.substr(raw.find("\r\n\r\n") + 4);
+}
+
+ingest::ParseContext context(std::string endpoint) {
+  ingest::ParseContext ctx;
+  ctx.received_ns = 1'800'000'000'000'000'000;
+  ctx.endpoint = std::move(endpoint);
+  ctx.user_agent = "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0 Safari/537.36";
+  return ctx;
+}
+
+struct Cwd {
+  fs::path old = fs::current_path();
+  explicit Cwd(const fs::path& p) { fs::current_path(p); }
+  ~Cwd() { fs::current_path(old); }
+};
+
+}  // namespace
+
+TEST_CASE("every invalid collector config fails with its exact message", "[collector][config]") {
+  const fs::path dir = kSource / "tests/config/collector";
+  Cwd cwd(dir);
+  std::ifstream in(dir / "expected-errors.tsv");
+  std::string line;
+  int checked = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto tab = line.find('\t');
+    const std::string file = line.substr(0, tab);
+    INFO(file);
+    try {
+      load_collector_config(file);
+      FAIL("loaded without error");
+    } catch (const ConfigError& e) {
+      CHECK(std::string(e.what()) == line.substr(tab + 1));
+    }
+    ++checked;
+  }
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.path().extension() == ".yaml";
+  CHECK(checked == files);
+}
+
+TEST_CASE("the example collector config loads", "[collector][config]") {
+  Cwd cwd(kSource);
+  ::setenv("VANTAGE_TOKEN_EU_WEST_DTAG_1", "example-token", 1);
+  const CollectorConfig c = load_collector_config("regions/collector.yaml");
+  CHECK(c.listen_port == 8080);
+  CHECK(c.limits.max_body_bytes == 64 * 1024);
+  CHECK(c.allowed_origins.size() == 2);
+  REQUIRE(c.probes.size() == 1);
+  CHECK(c.probes[0].token == "example-token");
+}
+
+TEST_CASE("client addresses are truncated before storing", "[collector][enrich]") {
+  using enrich::IpAddress;
+  CHECK(IpAddress::parse("81.2.69.160")->truncated(24, 48) == "81.2.69.0/24");
+  CHECK(IpAddress::parse("2001:db8:1:2::5")->truncated(24, 48) == "2001:db8:1::/48");
+  CHECK(IpAddress::parse("::ffff:192.0.2.77")->truncated(24, 48) == "192.0.2.0/24");
+  CHECK(IpAddress::parse("192.0.2.77")->truncated(16, 48) == "192.0.0.0/16");
+  CHECK_FALSE(IpAddress::parse("example.com"));
+  CHECK_FALSE(enrich::Cidr::parse("10.0.0.0/33"));
+}
+
+TEST_CASE("forwarding headers are believed only from trusted proxies", "[collector][enrich]") {
+  using enrich::IpAddress;
+  const std::vector<enrich::Cidr> trusted{*enrich::Cidr::parse("10.0.0.0/8")};
+  const IpAddress proxy = *IpAddress::parse("10.1.2.3");
+  const IpAddress stranger = *IpAddress::parse("198.51.100.7");
+  CHECK(resolve_client(stranger, "81.2.69.160", "", trusted) == stranger);
+  CHECK(resolve_client(proxy, "81.2.69.160", "", trusted) == *IpAddress::parse("81.2.69.160"));
+  // The right-most untrusted hop: a client cannot spoof by prepending addresses.
+  CHECK(resolve_client(proxy, "1.1.1.1, 81.2.69.160, 10.9.9.9", "", trusted) ==
+        *IpAddress::parse("81.2.69.160"));
+  CHECK(resolve_client(proxy, "", "for=192.0.2.60;proto=http;by=203.0.113.43", trusted) ==
+        *IpAddress::parse("192.0.2.60"));
+  CHECK(resolve_client(proxy, "81.2.69.160", R"(for="[2001:db8:cafe::17]:4711")", trusted) ==
+        *IpAddress::parse("2001:db8:cafe::17"));
+  CHECK(resolve_client(proxy, "garbage", "", trusted) == proxy);
+}
+
+TEST_CASE("origin patterns match exact origins, subdomains and ports", "[collector][ingest]") {
+  ingest::OriginPolicy p({"https://shop.example.com", "https://*.example.org", "https://*.test:*"});
+  CHECK(p.allows("https://shop.example.com"));
+  CHECK(p.allows("https://shop.example.com:443"));
+  CHECK_FALSE(p.allows("http://shop.example.com"));
+  CHECK_FALSE(p.allows("https://shop.example.com:8443"));
+  CHECK(p.allows("https://a.b.example.org"));
+  CHECK_FALSE(p.allows("https://example.org"));
+  CHECK_FALSE(p.allows("https://evilexample.org"));
+  CHECK(p.allows("https://app.test:23443"));
+  CHECK(p.allows_url("https://a.example.org/path?q=1"));
+  CHECK_FALSE(p.allows_url("about:blank"));
+  CHECK(ingest::OriginPolicy().allows("https://anything.example"));
+  CHECK_THROWS_AS(ingest::OriginPolicy({"https://*evil.example"}), std::invalid_argument);
+  CHECK(ingest::strip_query("https://u:p@a.example/p/q?x=1#f") == "https://a.example/p/q");
+  CHECK(ingest::strip_query("inline") == "inline");
+}
+
+TEST_CASE("user agents are reduced to browser family and major version", "[collector][ingest]") {
+  using ingest::reduce_user_agent;
+  auto ua = reduce_user_agent(
+      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91");
+  CHECK((ua.family == "Edge" && ua.major == 120));
+  ua = reduce_user_agent("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 "
+                         "(KHTML, like Gecko) Version/17.4 Safari/605.1.15");
+  CHECK((ua.family == "Safari" && ua.major == 17));
+  ua = reduce_user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
+  CHECK((ua.family == "Firefox" && ua.major == 128));
+  CHECK(reduce_user_agent("").family.empty());
+  CHECK(reduce_user_agent("SomethingElse/1").family == "Other");
+}
+
+TEST_CASE("NEL reports from Chromium are normalised", "[collector][ingest]") {
+  auto ctx = context("reports/nel");
+  auto out = ingest::parse_reporting_api(capture_body("nel-tcp-refused-plus-ok-batch.http"), ctx);
+  REQUIRE(out.ok());
+  REQUIRE(out.records.size() >= 2);
+  const auto& refused = out.records[0];
+  CHECK(refused.kind == "browser_report");
+  CHECK(refused.type == "network-error");
+  CHECK(refused.nel_type == "tcp.refused");
+  CHECK(refused.nel_phase == "connection");
+  CHECK(refused.server_ip == "127.0.0.1");
+  CHECK(refused.status_code == 0);
+  CHECK(refused.elapsed_ms.has_value());
+  CHECK(refused.ua_family == "HeadlessChrome");
+  CHECK(refused.event_ns < ctx.received_ns);
+}
+
+TEST_CASE("every report type in the captures is kept, unknown types raw", "[collector][ingest]") {
+  auto ctx = context("reports/default");
+  std::map<std::string, int> types;
+  for (const char* name :
+       {"reporting-v1-crash.http", "reporting-v1-default-deprecation-permissions-policy.http",
+        "reporting-v1-integrity-violation-plus-coep.http",
+        "reporting-v1-csp-violation-batch3-same-origin.http"}) {
+    auto out = ingest::parse_reporting_api(capture_body(name), ctx);
+    REQUIRE(out.ok());
+    for (const auto& r : out.records) ++types[r.type];
+  }
+  CHECK(types["crash"] == 1);
+  CHECK(types["deprecation"] == 1);
+  CHECK(types["permissions-policy-violation"] == 1);
+  CHECK(types["coep"] == 1);
+  CHECK(types["integrity-violation"] == 1);
+  CHECK(types["csp-violation"] == 3);
+  auto odd = ingest::parse_reporting_api(
+      R"([{"age":0,"type":"future-report","url":"https://a.example/?q","body":{"x":[1,{"u":"https://b.example/p?s=1"}]}}])",
+      ctx);
+  REQUIRE(odd.records.size() == 1);
+  CHECK(odd.records[0].type == "future-report");
+  CHECK(odd.records[0].url == "https://a.example/");
+  CHECK(odd.records[0].body == R"({"x":[1,{"u":"https://b.example/p"}]})");
+}
+
+TEST_CASE("a bad report inside a batch is dropped, a bad batch is refused", "[collector][ingest]") {
+  auto ctx = context("reports/nel");
+  auto out = ingest::parse_reporting_api(
+      R"([{"age":10,"type":"network-error","url":"https://a.example/","body":{"type":"ok"}},
+          {"age":-5,"type":"network-error","url":"https://a.example/"},
+          {"url":"https://a.example/"}, 7])",
+      ctx);
+  REQUIRE(out.ok());
+  CHECK(out.records.size() == 1);
+  CHECK(out.dropped["age_out_of_range"] == 1);
+  CHECK(out.dropped["invalid_report"] == 2);
+  CHECK(ingest::parse_reporting_api("{}", ctx).error_reason == "wrong_shape");
+  CHECK(ingest::parse_reporting_api("[", ctx).error_reason == "malformed_json");
+  CHECK(ingest::parse_reporting_api("\xff", ctx).error_reason == "malformed_json");
+}
+
+TEST_CASE("legacy CSP reports map onto the Reporting API names", "[collector][ingest]") {
+  auto out = ingest::parse_csp_report(capture_body("csp-legacy-report-uri-cross-origin.http"),
+                                      context("csp"));
+  REQUIRE(out.records.size() == 1);
+  const auto& r = out.records[0];
+  CHECK(r.type == "csp-violation");
+  CHECK(r.url == "https://app.test:23443/page-cross.html");
+  CHECK(r.body.find("\"effectiveDirective\":\"style-src-elem\"") != std::string::npos);
+  CHECK(r.body.find("effective-directive") == std::string::npos);
+}
+
+TEST_CASE("agent beacons become rum events", "[collector][ingest]") {
+  auto ctx = context("beacon");
+  auto out = ingest::parse_beacon(capture_body("sendbeacon-text-fetch-404.http"), ctx);
+  REQUIRE(out.records.size() == 1);
+  CHECK(out.records[0].kind == "rum_event");
+  CHECK(out.records[0].type == "http_error");
+  CHECK(out.records[0].status_code == 404);
+  CHECK(out.records[0].method == "GET");
+  out = ingest::parse_beacon(capture_body("sendbeacon-text-perf-navigation-timing.http"), ctx);
+  REQUIRE(out.records.size() == 1);
+  CHECK(out.records[0].type == "timing");
+  CHECK(out.records[0].body.find("\"phases_ms\":{\"dns\":") != std::string::npos);
+  // A batch from beacon.js: ages from the agent's own clock, weight from its sampling.
+  out = ingest::parse_beacon(
+      R"({"sent":100000,"sample_rate":0.25,"events":[
+          {"kind":"js-error","ts":99000,"page":"https://a.example/p?x","message":"boom"},
+          {"kind":"xhr-http-error","ts":100000,"page":"https://a.example/","method":"POST",
+           "url":"https://a.example/api/orders/:id","status":503,"duration":12}]})",
+      ctx);
+  REQUIRE(out.records.size() == 2);
+  CHECK(out.records[0].type == "js_error");
+  CHECK(out.records[0].url == "https://a.example/p");
+  CHECK(ctx.received_ns - out.records[0].event_ns == 1000LL * 1'000'000);
+  CHECK(out.records[0].weight == 4.0);
+  CHECK(out.records[1].type == "http_error");
+  CHECK(out.records[1].method == "POST");
+  CHECK(out.records[1].status_code == 503);
+}
+
+TEST_CASE("JSON limits are checked on the raw bytes", "[collector][ingest]") {
+  std::string label;
+  CHECK(ingest::check_json_limits(R"([{"a":"\"[[[[["}])", 2, 100, label).empty());
+  CHECK_FALSE(ingest::check_json_limits("[[[", 2, 100, label).empty());
+  CHECK(label == "json_too_deep");
+  CHECK_FALSE(ingest::check_json_limits(R"(["aaaaaaaaaa"])", 5, 5, label).empty());
+  CHECK(label == "string_too_long");
+}
+
+TEST_CASE("token buckets refill at their rate and name the wait", "[collector][ingest]") {
+  ingest::TokenBuckets b(2, 3);
+  CHECK(b.take("192.0.2.1", 0) == 0);
+  CHECK(b.take("192.0.2.1", 0) == 0);
+  CHECK(b.take("192.0.2.1", 0) == 0);
+  CHECK(b.take("192.0.2.1", 0) == 1);   // empty: one token in 0.5 s -> Retry-After: 1
+  CHECK(b.take("192.0.2.2", 0) == 0);   // other keys have their own bucket
+  CHECK(b.take("192.0.2.1", 0.5) == 0);
+  ingest::TokenBuckets slow(0.1, 1);
+  CHECK(slow.take("k", 0) == 0);
+  CHECK(slow.take("k", 0) == 10);
+  CHECK(ingest::TokenBuckets(0, 0).take("k", 0) == 0);  // disabled
+}
+
+TEST_CASE("the header helper prints the Reporting API, NEL and CSP lines", "[collector]") {
+  HeaderOptions o;
+  o.site = "https://shop.example.com/index.html";
+  o.collector = "https://collector.example.com/_v/";
+  const std::string h = render_headers(o);
+  CHECK(h.find("Reporting-Endpoints: default=\"https://collector.example.com/_v/reports/default\", "
+               "csp-endpoint=\"https://collector.example.com/_v/reports/csp\"\n") != std::string::npos);
+  CHECK(h.find("Report-To: {\"group\":\"nel\",\"max_age\":86400,\"include_subdomains\":true,"
+               "\"endpoints\":[{\"url\":\"https://collector.example.com/_v/reports/nel\"}]}\n") !=
+        std::string::npos);
+  CHECK(h.find("NEL: {\"report_to\":\"nel\",\"max_age\":86400,\"include_subdomains\":true,"
+               "\"success_fraction\":0.01,\"failure_fraction\":1.0}\n") != std::string::npos);
+  CHECK(h.find("report-to csp-endpoint; report-uri https://collector.example.com/_v/csp") !=
+        std::string::npos);
+  CHECK(h.find("allowed_origins: [\"https://shop.example.com\"]") != std::string::npos);
+  CHECK(h.find("WARNING") == std::string::npos);
+  o.collector = "http://collector.example.com";
+  CHECK(render_headers(o).find("WARNING") != std::string::npos);
+  o.site = "shop";
+  CHECK_THROWS_AS(render_headers(o), std::invalid_argument);
+}
+
+TEST_CASE("GeoIP lookups with the MaxMind test databases", "[collector][enrich]") {
+  const fs::path mmdb = kSource / "tests/data/mmdb";
+  enrich::GeoIp geo((mmdb / "GeoIP2-City-Test.mmdb").string(),
+                    (mmdb / "GeoLite2-ASN-Test.mmdb").string(), "");
+  auto telstra = geo.lookup(*enrich::IpAddress::parse("1.128.0.1"));
+  CHECK(telstra.asn == 1221);
+  CHECK(telstra.isp == "Telstra Pty Ltd");
+  auto london = geo.lookup(*enrich::IpAddress::parse("81.2.69.160"));
+  CHECK(london.country == "GB");
+  CHECK(london.city == "London");
+  auto none = geo.lookup(*enrich::IpAddress::parse("192.0.2.1"));
+  CHECK((none.country.empty() && none.asn == 0));
+  CHECK_THROWS_AS(enrich::GeoIp((mmdb / "GeoIP2-City-Test-Invalid-Node-Count.mmdb").string(), "", ""),
+                  std::system_error);
+}
+
+TEST_CASE("the writer group-commits and reports duplicates by result id", "[collector][store]") {
+  const fs::path db = fs::temp_directory_path() / ("vantage-store-test-" + std::to_string(::getpid()) + ".db");
+  fs::remove(db);
+  {
+    store::SqliteStore sqlite(db.string());
+    store::Writer writer(sqlite, 1000, 100);
+    std::vector<store::UploadOutcome> outcomes(2);
+    std::atomic<int> done{0};
+    for (int u = 0; u < 2; ++u) {
+      store::Upload upload;
+      for (int i = 0; i < 3; ++i) {
+        ResultRecord r;
+        r.id = "result-" + std::to_string(u + i);  // upload 1 repeats ids 1 and 2
+        r.kind = "check_result";
+        r.probe_id = "p";
+        r.check = "c";
+        r.outcome = "ok";
+        r.json = "{}";
+        upload.results.push_back(r);
+      }
+      BrowserRecord b;
+      b.kind = "browser_report";
+      b.type = "network-error";
+      b.client_prefix = "192.0.2.0/24";
+      b.body = "{}";
+      upload.reports.push_back(b);
+      upload.done = [&, u](const store::UploadOutcome& o) {
+        outcomes[static_cast<std::size_t>(u)] = o;
+        ++done;
+      };
+      REQUIRE(writer.submit(std::move(upload)));
+    }
+    writer.stop();
+    CHECK(done == 2);
+    CHECK(outcomes[0].committed);
+    CHECK(outcomes[0].inserted == 3);
+    CHECK(outcomes[1].inserted == 1);
+    CHECK(outcomes[1].duplicates == 2);
+    CHECK(writer.committed_records() == 8);
+    CHECK_FALSE(writer.submit(store::Upload{}));  // stopped
+  }
+  sqlite3* con = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &con) == SQLITE_OK);
+  auto count = [&](const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(con, sql, -1, &s, nullptr);
+    sqlite3_step(s);
+    const int n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return n;
+  };
+  CHECK(count("SELECT count(*) FROM probe_results") == 4);
+  CHECK(count("SELECT count(*) FROM browser_reports") == 2);
+  CHECK(count("PRAGMA user_version") == 1);
+  sqlite3_close(con);
+  fs::remove(db);
+  fs::remove(db.string() + "-wal");
+  fs::remove(db.string() + "-shm");
+}
