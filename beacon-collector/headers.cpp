@@ -44,7 +44,12 @@ std::string render_headers(const HeaderOptions& o) {
   out += "<script src=\"" + base + "/beacon.js\" data-endpoint=\"" + base +
          "/beacon\" async></script>\n";
   out += "# In the collector's config:\n";
-  out += "allowed_origins: [\"" + site + "\"]\n";
+  // NEL's include_subdomains makes browsers report failures on subdomains (a DNS failure of
+  // cdn.shop.example.com) with the subdomain as the upload's Origin: allow those too.
+  const auto scheme_end = site.find("://") + 3;
+  out += "allowed_origins: [\"" + site + "\"" +
+         (o.include_subdomains ? ", \"" + site.substr(0, scheme_end) + "*." + site.substr(scheme_end) + "\"" : "") +
+         "]\n";
   if (base.rfind("https://", 0) != 0) {
     out += "# WARNING: browsers only deliver Reporting API and NEL reports to an https:// "
            "collector.\n";

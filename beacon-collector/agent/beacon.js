@@ -5,7 +5,9 @@
  * Configure with data attributes on the script tag:
  *   <script src="https://collector.example.com/beacon.js" async
  *           data-endpoint="https://collector.example.com/beacon" data-sample-rate="0.5"></script>
- * or with window.VantageBeacon = {endpoint: "…", sampleRate: 0.5} before it loads. */
+ * or with window.VantageBeacon = {endpoint: "…", sampleRate: 0.5} before it loads.
+ * data-observe-reports="true" (observeReports: true) also forwards ReportingObserver reports: for
+ * sites without Reporting-Endpoints (otherwise every report would arrive twice). */
 (function () {
   "use strict";
   var w = window, d = document, nav = navigator;
@@ -25,7 +27,11 @@
 
   function now() { return Date.now(); }
   function page() { return String(location.href).split(/[?#]/)[0]; }
-  function cut(s) { s = String(s == null ? "" : s); return s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) : s; }
+  // Cuts long strings and removes query strings and fragments from URLs inside them (stack traces).
+  function cut(s) {
+    s = String(s == null ? "" : s).replace(/(\w+:\/\/[^\s?#"'()<>,]*)[?#][^\s"'()<>,]*?((?::\d+){0,2})(?=[\s"'()<>,]|$)/g, "$1$2");
+    return s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) : s;
+  }
   // "/api/orders/12345/items/9f8e7d6c-…?x=1" -> "/api/orders/:id/items/:id"
   function template(url) {
     try {
@@ -122,7 +128,8 @@
     };
   }
 
-  if (w.ReportingObserver) {
+  // Off by default: a site that sends Reporting-Endpoints gets the same reports from the browser.
+  if (w.ReportingObserver && (cfg.observeReports || ds.observeReports === "true")) {
     try {
       new w.ReportingObserver(function (reports) {
         reports.forEach(function (r) {

@@ -49,9 +49,44 @@ void append_escaped(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-bool looks_like_url(std::string_view s) {
-  const auto p = s.find("://");
-  return p != std::string_view::npos && p > 0 && p < 10;
+bool url_end(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '"' || c == '\'' || c == ')' ||
+         c == '(' || c == '<' || c == '>' || c == ',';
+}
+
+// Removes query and fragment from every http(s)/ws(s) URL inside `s`, also inside running text
+// such as a stack trace ("at https://a.example/app.js?v=3:11:34" -> "at
+// https://a.example/app.js:11:34": a trailing :line[:column] is kept). Returns false and leaves
+// `out` alone when there is nothing to remove.
+bool strip_embedded_queries(std::string_view s, std::string& out) {
+  std::size_t pos = s.find("://");
+  if (pos == std::string_view::npos) return false;
+  std::string result;
+  std::size_t copied = 0;
+  while (pos != std::string_view::npos) {
+    std::size_t end = pos + 3;
+    while (end < s.size() && !url_end(s[end])) ++end;
+    std::size_t q = pos + 3;
+    while (q < end && s[q] != '?' && s[q] != '#') ++q;
+    if (q < end) {
+      // Keep a trailing ":12" or ":12:34" (a stack frame's position) after the query.
+      std::size_t keep = end;
+      for (int part = 0; part < 2; ++part) {
+        std::size_t d = keep;
+        while (d > q && std::isdigit(static_cast<unsigned char>(s[d - 1]))) --d;
+        if (d < keep && d > q && s[d - 1] == ':') keep = d - 1;
+        else break;
+      }
+      result.append(s.substr(copied, q - copied));
+      result.append(s.substr(keep, end - keep));
+      copied = end;
+    }
+    pos = s.find("://", end);
+  }
+  if (copied == 0) return false;
+  result.append(s.substr(copied));
+  out = std::move(result);
+  return true;
 }
 
 // Serialises `e` as compact JSON, removing query and fragment from every absolute URL string.
@@ -82,9 +117,10 @@ void write_sanitised(std::string& out, element e) {
       break;
     }
     case element_type::STRING: {
-      std::string_view s = std::string_view(e);
-      if (looks_like_url(s)) {
-        append_escaped(out, strip_query(s));
+      const std::string_view s = std::string_view(e);
+      std::string stripped;
+      if (strip_embedded_queries(s, stripped)) {
+        append_escaped(out, stripped);
       } else {
         append_escaped(out, s);
       }

@@ -194,6 +194,14 @@ TEST_CASE("every report type in the captures is kept, unknown types raw", "[coll
   CHECK(odd.records[0].type == "future-report");
   CHECK(odd.records[0].url == "https://a.example/");
   CHECK(odd.records[0].body == R"({"x":[1,{"u":"https://b.example/p"}]})");
+  auto stack = ingest::parse_beacon(
+      R"j({"kind":"js-error","page":"https://a.example/","stack":"Error: boom\n    at https://a.example/app.js?v=3&t=secret:11:34\n    at f (https://a.example/p.html#frag:2)","message":"see https://a.example/x?token=secret for details"})j",
+      ctx);
+  REQUIRE(stack.records.size() == 1);
+  CHECK(stack.records[0].body.find("secret") == std::string::npos);
+  CHECK(stack.records[0].body.find("https://a.example/app.js:11:34") != std::string::npos);
+  CHECK(stack.records[0].body.find("(https://a.example/p.html:2)") != std::string::npos);
+  CHECK(stack.records[0].body.find("see https://a.example/x for details") != std::string::npos);
 }
 
 TEST_CASE("a bad report inside a batch is dropped, a bad batch is refused", "[collector][ingest]") {
@@ -289,7 +297,8 @@ TEST_CASE("the header helper prints the Reporting API, NEL and CSP lines", "[col
                "\"success_fraction\":0.01,\"failure_fraction\":1.0}\n") != std::string::npos);
   CHECK(h.find("report-to csp-endpoint; report-uri https://collector.example.com/_v/csp") !=
         std::string::npos);
-  CHECK(h.find("allowed_origins: [\"https://shop.example.com\"]") != std::string::npos);
+  CHECK(h.find("allowed_origins: [\"https://shop.example.com\", \"https://*.shop.example.com\"]") !=
+        std::string::npos);
   CHECK(h.find("WARNING") == std::string::npos);
   o.collector = "http://collector.example.com";
   CHECK(render_headers(o).find("WARNING") != std::string::npos);
