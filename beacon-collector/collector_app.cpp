@@ -25,7 +25,8 @@ struct CollectorApp::Impl {
       : config(std::move(c)),
         geoip(config.geoip.city_db, config.geoip.asn_db, config.geoip.isp_db),
         store(config.store.sqlite_path),
-        writer(store, config.store.queue_records, config.store.batch_records),
+        writer(store, config.store.queue_records, config.store.batch_records,
+               config.store.commit_interval),
         handler(config, metrics, writer, geoip) {
     metrics.add_gauge("vantage_collector_store_queue_records", "Records waiting for the writer.",
                       [this] { return static_cast<double>(writer.depth()); });

@@ -154,12 +154,16 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
   }
   if (auto v = root.get("limits")) c.limits = limits(*v);
   const ConfigNode s = root.require("store");
-  s.expect_keys({"sqlite", "queue_records", "batch_records"});
+  s.expect_keys({"sqlite", "queue_records", "batch_records", "commit_interval"});
   c.store.sqlite_path = s.require("sqlite").as_nonempty_string();
   if (auto v = s.get("queue_records"))
     c.store.queue_records = static_cast<std::size_t>(v->as_int(1, 100'000'000));
   if (auto v = s.get("batch_records"))
     c.store.batch_records = static_cast<std::size_t>(v->as_int(1, 1'000'000));
+  if (auto v = s.get("commit_interval")) {
+    c.store.commit_interval = std::chrono::duration_cast<std::chrono::microseconds>(
+        v->as_duration(std::chrono::microseconds(0), std::chrono::seconds(1)));
+  }
   if (auto p = root.get("probes")) {
     for (const auto& item : p->items()) {
       item.expect_keys({"id", "token_file", "token_env"});

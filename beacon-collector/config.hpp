@@ -56,6 +56,7 @@ struct StoreConfig {
   std::string sqlite_path;           // the SQLite database file (WAL mode)
   std::size_t queue_records = 100'000;  // bounded queue between ingest and the writer
   std::size_t batch_records = 5'000;    // most records per transaction
+  std::chrono::microseconds commit_interval{5'000};  // group commit: wait for more records
 };
 
 struct ProbeToken {

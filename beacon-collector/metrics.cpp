@@ -26,52 +26,57 @@ std::string number(double v) {
   return buf;
 }
 
-struct Family {
-  const char* name;
-  const char* help;
-};
-constexpr Family kFamilies[] = {
-    {"requests", "HTTP requests answered, by endpoint and status code."},
-    {"rejected_requests", "Uploads refused as a whole (4xx/5xx), by reason."},
-    {"dropped_reports", "Single reports dropped from an accepted upload, by reason."},
-    {"records", "Records queued for the store, by record kind and type."},
-    {"connections_closed", "Connections closed by the collector, by reason."},
-};
+void family(std::string& out, const std::string& name, const char* help, const char* type) {
+  out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
 
 }  // namespace
 
-void Metrics::request(std::string_view endpoint, int status, double seconds) {
-  std::lock_guard lock(mutex_);
-  counters_["requests"][label("endpoint", endpoint) + "," + label("code", std::to_string(status))] +=
-      1;
-  auto it = durations_.find(endpoint);
-  if (it == durations_.end()) it = durations_.emplace(std::string(endpoint), Histogram{}).first;
-  Histogram& h = it->second;
-  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
-    if (seconds <= kBuckets[i]) ++h.counts[i];
+void Metrics::add(std::map<std::string, double, std::less<>>& m, std::string_view key, double n) {
+  auto it = m.find(key);
+  if (it == m.end()) it = m.emplace(std::string(key), 0.0).first;
+  it->second += n;
+}
+
+void Metrics::request(std::size_t endpoint, std::string_view name, int status, double seconds) {
+  if (endpoint >= kMaxEndpoints || status < 0 || status >= 600) return;
+  Endpoint& e = endpoints_[endpoint];
+  if (!e.named.load(std::memory_order_acquire)) {
+    std::lock_guard lock(mutex_);
+    if (!e.named.load(std::memory_order_relaxed)) {
+      e.name = std::string(name);
+      e.named.store(true, std::memory_order_release);
+    }
   }
-  ++h.count;
-  h.sum += seconds;
+  e.codes[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) e.buckets[i].fetch_add(1, std::memory_order_relaxed);
+  }
+  e.count.fetch_add(1, std::memory_order_relaxed);
+  e.sum_ns.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), std::memory_order_relaxed);
 }
 
 void Metrics::rejected(std::string_view reason) {
   std::lock_guard lock(mutex_);
-  counters_["rejected_requests"][label("reason", reason)] += 1;
+  add(rejected_, reason, 1);
 }
 
 void Metrics::dropped(std::string_view reason, int n) {
   std::lock_guard lock(mutex_);
-  counters_["dropped_reports"][label("reason", reason)] += n;
-}
-
-void Metrics::record(std::string_view kind, std::string_view type, int n) {
-  std::lock_guard lock(mutex_);
-  counters_["records"][label("kind", kind) + "," + label("type", type)] += n;
+  add(dropped_, reason, n);
 }
 
 void Metrics::connection_closed(std::string_view reason) {
   std::lock_guard lock(mutex_);
-  counters_["connections_closed"][label("reason", reason)] += 1;
+  add(closed_, reason, 1);
+}
+
+void Metrics::record(std::string_view kind, std::string_view type, int n) {
+  std::lock_guard lock(mutex_);
+  const std::pair<std::string_view, std::string_view> key(kind, type);
+  auto it = records_.find(key);
+  if (it == records_.end()) it = records_.emplace(std::pair(std::string(kind), std::string(type)), 0.0).first;
+  it->second += n;
 }
 
 void Metrics::add_gauge(std::string name, std::string help, std::function<double()> value) {
@@ -84,40 +89,53 @@ void Metrics::add_counter(std::string name, std::string help, std::function<doub
   scraped_.push_back({std::move(name), std::move(help), "counter", std::move(value)});
 }
 
-double Metrics::counter(std::string_view family, std::string_view labels) const {
-  std::lock_guard lock(mutex_);
-  auto f = counters_.find(family);
-  if (f == counters_.end()) return 0;
-  auto s = f->second.find(std::string(labels));
-  return s == f->second.end() ? 0 : s->second;
-}
-
 std::string Metrics::render() const {
   std::string out;
   std::lock_guard lock(mutex_);
-  for (const auto& fam : kFamilies) {
-    const std::string name = std::string("vantage_collector_") + fam.name + "_total";
-    out += "# HELP " + name + " " + fam.help + "\n# TYPE " + name + " counter\n";
-    auto it = counters_.find(fam.name);
-    if (it == counters_.end()) continue;
-    for (const auto& [labels, value] : it->second) {
-      out += name + "{" + labels + "} " + number(value) + "\n";
+  const std::string requests = "vantage_collector_requests_total";
+  family(out, requests, "HTTP requests answered, by endpoint and status code.", "counter");
+  for (const auto& e : endpoints_) {
+    if (!e.named.load(std::memory_order_acquire)) continue;
+    for (std::size_t code = 100; code < e.codes.size(); ++code) {
+      const auto n = e.codes[code].load(std::memory_order_relaxed);
+      if (n) {
+        out += requests + "{" + label("endpoint", e.name) + "," +
+               label("code", std::to_string(code)) + "} " + std::to_string(n) + "\n";
+      }
     }
   }
   const std::string h = "vantage_collector_request_duration_seconds";
-  out += "# HELP " + h + " Time from the whole request read to the response, by endpoint.\n";
-  out += "# TYPE " + h + " histogram\n";
-  for (const auto& [endpoint, hist] : durations_) {
-    const std::string ep = label("endpoint", endpoint);
+  family(out, h, "Time from the whole request read to the response, by endpoint.", "histogram");
+  for (const auto& e : endpoints_) {
+    if (!e.named.load(std::memory_order_acquire)) continue;
+    const std::string ep = label("endpoint", e.name);
     for (std::size_t i = 0; i < kBuckets.size(); ++i) {
       char le[32];
       std::snprintf(le, sizeof le, "%g", kBuckets[i]);
       out += h + "_bucket{" + ep + "," + label("le", le) + "} " +
-             std::to_string(hist.counts[i]) + "\n";
+             std::to_string(e.buckets[i].load(std::memory_order_relaxed)) + "\n";
     }
-    out += h + "_bucket{" + ep + ",le=\"+Inf\"} " + std::to_string(hist.count) + "\n";
-    out += h + "_sum{" + ep + "} " + number(hist.sum) + "\n";
-    out += h + "_count{" + ep + "} " + std::to_string(hist.count) + "\n";
+    const auto count = e.count.load(std::memory_order_relaxed);
+    out += h + "_bucket{" + ep + ",le=\"+Inf\"} " + std::to_string(count) + "\n";
+    out += h + "_sum{" + ep + "} " +
+           number(static_cast<double>(e.sum_ns.load(std::memory_order_relaxed)) / 1e9) + "\n";
+    out += h + "_count{" + ep + "} " + std::to_string(count) + "\n";
+  }
+  auto one_label = [&](const char* name, const char* help, const char* key,
+                       const std::map<std::string, double, std::less<>>& m) {
+    const std::string n = std::string("vantage_collector_") + name + "_total";
+    family(out, n, help, "counter");
+    for (const auto& [value, count] : m) out += n + "{" + label(key, value) + "} " + number(count) + "\n";
+  };
+  one_label("rejected_requests", "Uploads refused as a whole (4xx/5xx), by reason.", "reason", rejected_);
+  one_label("dropped_reports", "Single reports dropped from an accepted upload, by reason.", "reason",
+            dropped_);
+  one_label("connections_closed", "Connections closed by the collector, by reason.", "reason", closed_);
+  const std::string records = "vantage_collector_records_total";
+  family(out, records, "Records queued for the store, by record kind and type.", "counter");
+  for (const auto& [key, count] : records_) {
+    out += records + "{" + label("kind", key.first) + "," + label("type", key.second) + "} " +
+           number(count) + "\n";
   }
   for (const auto& s : scraped_) {
     out += "# HELP " + s.name + " " + s.help + "\n# TYPE " + s.name + " " + s.type + "\n";

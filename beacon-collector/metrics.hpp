@@ -6,11 +6,13 @@
 //   vantage_collector_dropped_reports_total{reason}      (single reports dropped from an upload)
 //   vantage_collector_records_total{kind,type}           (records queued for the store)
 //   vantage_collector_connections_closed_total{reason}   (slow_client, idle, error)
-// plus gauges registered by the app (queue depth, …). Thread-safe.
+// plus gauges and counters registered by the app (queue depth, …). Thread-safe; request() is
+// lock-free and the other counters allocate only the first time a label value is seen.
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -23,7 +25,11 @@ namespace vantage::collector {
 
 class Metrics {
  public:
-  void request(std::string_view endpoint, int status, double seconds);
+  static constexpr std::size_t kMaxEndpoints = 16;
+
+  // `endpoint`: a small index (< kMaxEndpoints) standing for the label value `name`, which
+  // must be the same on every call with that index. `status`: 100-599.
+  void request(std::size_t endpoint, std::string_view name, int status, double seconds);
   void rejected(std::string_view reason);
   void dropped(std::string_view reason, int n = 1);
   void record(std::string_view kind, std::string_view type, int n = 1);
@@ -33,25 +39,37 @@ class Metrics {
   void add_counter(std::string name, std::string help, std::function<double()> value);
 
   std::string render() const;
-  // For tests: the current value of a counter series, e.g. ("rejected_requests", "reason", "x").
-  double counter(std::string_view family, std::string_view labels) const;
 
  private:
   static constexpr std::array<double, 12> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                    0.05,   0.1,   0.25,   0.5,   1,    2.5};
-  struct Histogram {
-    std::array<std::uint64_t, kBuckets.size()> counts{};
-    std::uint64_t count = 0;
-    double sum = 0;
+  struct Endpoint {
+    std::atomic<bool> named{false};
+    std::string name;  // written once under mutex_ before `named`
+    std::array<std::atomic<std::uint64_t>, 600> codes{};
+    std::array<std::atomic<std::uint64_t>, kBuckets.size()> buckets{};
+    std::atomic<std::uint64_t> count{0};
+    std::atomic<std::uint64_t> sum_ns{0};
   };
   struct Scraped {
     std::string name, help, type;
     std::function<double()> value;
   };
+  // Heterogeneous lookup: no allocation when the label values are already known.
+  struct PairLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return std::pair<std::string_view, std::string_view>(a.first, a.second) <
+             std::pair<std::string_view, std::string_view>(b.first, b.second);
+    }
+  };
+  static void add(std::map<std::string, double, std::less<>>& m, std::string_view key, double n);
+
   mutable std::mutex mutex_;
-  // family -> rendered label set ("endpoint=\"reports\",code=\"204\"") -> value
-  std::map<std::string, std::map<std::string, double>, std::less<>> counters_;
-  std::map<std::string, Histogram, std::less<>> durations_;
+  std::array<Endpoint, kMaxEndpoints> endpoints_;
+  std::map<std::string, double, std::less<>> rejected_, dropped_, closed_;
+  std::map<std::pair<std::string, std::string>, double, PairLess> records_;
   std::vector<Scraped> scraped_;
 };
 

@@ -225,6 +225,23 @@ def main():
         f"Every 204 the collector gave is a stored row: {collector['logged']:,} rows for {ok_collector:,} "
         f"accepted uploads including the warm-up (sample row: asn, server_asn, client_prefix, nel_type = "
         f"{collector['sample_row']}).",
+        "",
+        f"**Goal ≥ 1.0× nginx: {'met' if collector['rps'] >= nginx['rps'] else 'not met'}** "
+        f"({collector['rps'] / nginx['rps']:.2f}×; runs on this shared 2-core VM vary by about ±15 %, "
+        "nginx more than the collector). Where the collector's core goes (perf, release build, "
+        "at about 45,000 req/s): about 38 % in the kernel — the TCP receive/send that nginx pays "
+        "too, plus what only the collector pays: SQLite's WAL writes, the fsync per group commit "
+        "and the checkpoints copying the WAL into the database; about 9 % inside SQLite (25 bound "
+        "columns and one index per row); about 7 % in malloc/free (a record's strings are built "
+        "on the server thread and freed on the writer thread); about 4 % in Beast's response "
+        "serialisation; simdjson 1.3 % and libmaxminddb 1 %. JSON parsing is no longer the "
+        "limit (simdjson replaced nlohmann_json on the hot path from the start). What moved the "
+        "number: waking the writer only when it sleeps and letting each transaction gather uploads "
+        "for up to `store.commit_interval` (5 ms) instead of one wake-up and one fsync per upload "
+        "(27,000 → 36,000 req/s), 16 KiB SQLite pages (→ 42,000), lock-free request metrics, a "
+        "memchr-based JSON limit scan, a per-thread cache of the last allowed origin and one index "
+        "fewer (→ about 45,000). The rest is the price of the durable store and the enrichment: "
+        "nginx's access log is an unbuffered append without fsync and without parsing.",
     ]
     write_section(args.out, lines)
     print(f"wrote {args.out}")

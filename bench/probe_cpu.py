@@ -381,7 +381,7 @@ def main():
         lines.append("")
         out_sections["## Journeys"] = lines
     body = []
-    for prefix in ("## CPU per check", "## Sustained rate", "## Journeys"):
+    for prefix in ("## CPU per check", "## Sustained rate", "## Journeys", "## Collector ingest"):
         section = out_sections.get(prefix) or kept.get(prefix)
         if section:
             while section and not section[-1].strip():
@@ -404,8 +404,8 @@ def existing_sections(path):
     with open(path) as f:
         for line in f.read().splitlines():
             if line.startswith("## "):
-                current = next((p for p in ("## CPU per check", "## Sustained rate", "## Journeys")
-                                if line.startswith(p)), None)
+                current = next((p for p in ("## CPU per check", "## Sustained rate", "## Journeys",
+                                            "## Collector ingest") if line.startswith(p)), None)
                 if current:
                     out[current] = []
             if current:

@@ -318,7 +318,7 @@ struct Handler::Impl {
   void browser_upload(Request&& req, const Route& route, const std::function<void(Response)>& done) {
     ingest::ParseContext ctx;
     ctx.received_ns = route.started_ns;
-    ctx.endpoint = route.name;
+    ctx.endpoint = route.name;  // views: `req` and `route` outlive the parse
     ctx.origin = req.origin;
     ctx.user_agent = req.user_agent;
     ctx.origins = origins.allow_all() ? nullptr : &origins;
@@ -339,8 +339,19 @@ struct Handler::Impl {
     }
     for (const auto& [reason, n] : out.dropped) metrics.dropped(reason, n);
     enrich_records(out.records, route.client);
-    std::vector<std::pair<std::string, std::string>> counts;
-    for (const auto& r : out.records) counts.emplace_back(r.kind, r.type);
+    // Count the types before the records move into the queue (most uploads: one type).
+    struct Count {
+      std::string kind, type;
+      int n;
+    };
+    std::vector<Count> counts;
+    for (const auto& r : out.records) {
+      if (!counts.empty() && counts.back().type == r.type && counts.back().kind == r.kind) {
+        ++counts.back().n;
+      } else {
+        counts.push_back({r.kind, r.type, 1});
+      }
+    }
     store::Upload upload;
     upload.reports = std::move(out.records);
     if (!upload.reports.empty() && !writer.submit(std::move(upload))) {
@@ -349,7 +360,7 @@ struct Handler::Impl {
       add_cors(r, req.origin);
       return done(std::move(r));
     }
-    for (const auto& [kind, type] : counts) metrics.record(kind, type);
+    for (const auto& c : counts) metrics.record(c.kind, c.type, c.n);
     Response r;
     r.status = 204;
     add_cors(r, req.origin);
@@ -469,7 +480,8 @@ Response Handler::protocol_error(int status, std::string_view reason) {
 
 void Handler::observe(const Route& route, int status) {
   const double seconds = static_cast<double>(now_ns() - route.started_ns) / 1e9;
-  impl_->metrics.request(endpoint_label(route.endpoint), status, route.started_ns ? seconds : 0);
+  impl_->metrics.request(static_cast<std::size_t>(route.endpoint), endpoint_label(route.endpoint),
+                         status, route.started_ns ? seconds : 0);
 }
 
 }  // namespace vantage::collector

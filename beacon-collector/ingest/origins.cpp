@@ -1,6 +1,7 @@
 #include "beacon-collector/ingest/origins.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <stdexcept>
 
@@ -55,7 +56,19 @@ Split split_origin(std::string_view url) {
 
 }  // namespace
 
-OriginPolicy::OriginPolicy(const std::vector<std::string>& patterns) {
+namespace {
+std::atomic<std::uint64_t> g_next_policy_id{1};
+struct AllowedCache {
+  std::uint64_t policy = 0;
+  std::string origin;
+};
+thread_local AllowedCache t_allowed;
+}  // namespace
+
+OriginPolicy::OriginPolicy() : id_(g_next_policy_id.fetch_add(1)) {}
+
+OriginPolicy::OriginPolicy(const std::vector<std::string>& patterns)
+    : id_(g_next_policy_id.fetch_add(1)) {
   for (const auto& text : patterns) {
     Split s = split_origin(text);
     const auto after_scheme = text.find("://");
@@ -80,9 +93,10 @@ OriginPolicy::OriginPolicy(const std::vector<std::string>& patterns) {
 
 bool OriginPolicy::allows(std::string_view origin) const {
   if (patterns_.empty()) return true;
+  if (t_allowed.policy == id_ && origin == t_allowed.origin) return true;
   const Split s = split_origin(origin);
   if (!s.ok) return false;
-  return std::any_of(patterns_.begin(), patterns_.end(), [&](const Pattern& p) {
+  const bool ok = std::any_of(patterns_.begin(), patterns_.end(), [&](const Pattern& p) {
     if (p.scheme != s.scheme) return false;
     if (p.port != "*" && p.port != s.port) return false;
     if (!p.any_subdomain) return s.host == p.host;
@@ -90,10 +104,21 @@ bool OriginPolicy::allows(std::string_view origin) const {
            s.host.compare(s.host.size() - p.host.size(), p.host.size(), p.host) == 0 &&
            s.host[s.host.size() - p.host.size() - 1] == '.';
   });
+  if (ok) {
+    t_allowed.policy = id_;
+    t_allowed.origin = std::string(origin);
+  }
+  return ok;
 }
 
 bool OriginPolicy::allows_url(std::string_view url) const {
   if (patterns_.empty()) return true;
+  const std::string& last = t_allowed.origin;
+  if (t_allowed.policy == id_ && url.size() >= last.size() && url.compare(0, last.size(), last) == 0 &&
+      (url.size() == last.size() || url[last.size()] == '/' || url[last.size()] == '?' ||
+       url[last.size()] == '#')) {
+    return true;
+  }
   return allows(origin_of(url));
 }
 

@@ -4,6 +4,7 @@
 // "https://*.example.com", "https://*.test:*". An empty list allows every origin.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,7 +13,7 @@ namespace vantage::collector::ingest {
 
 class OriginPolicy {
  public:
-  OriginPolicy() = default;
+  OriginPolicy();
   // Throws std::invalid_argument naming the first pattern that does not parse.
   explicit OriginPolicy(const std::vector<std::string>& patterns);
 
@@ -32,6 +33,9 @@ class OriginPolicy {
     std::string port;        // "" = the scheme's default port, "*" = any
   };
   std::vector<Pattern> patterns_;
+  // Identifies this policy in the per-thread cache of the last allowed origin (uploads from one
+  // site arrive in runs: the common case is answered by one string comparison).
+  std::uint64_t id_;
 };
 
 // "scheme://host[:port]" of an absolute URL, lower-cased, default port omitted; "" if none.

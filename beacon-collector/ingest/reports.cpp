@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "beacon-collector/ingest/origins.hpp"
 #include "beacon-collector/ingest/user_agent.hpp"
@@ -26,8 +27,12 @@ simdjson::dom::parser& thread_parser() {
 
 void append_escaped(std::string& out, std::string_view s) {
   out.push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
+  std::size_t run = 0;  // start of the current run of characters that need no escaping
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -36,16 +41,14 @@ void append_escaped(std::string& out, std::string_view s) {
       case '\t': out += "\\t"; break;
       case '\b': out += "\\b"; break;
       case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(ch);
-        }
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      }
     }
   }
+  out.append(s.data() + run, s.size() - run);
   out.push_back('"');
 }
 
@@ -188,8 +191,8 @@ BrowserRecord base_record(const ParseContext& ctx, std::string kind, std::string
   r.event_ns = ctx.received_ns;
   r.kind = std::move(kind);
   r.type = std::move(type);
-  r.endpoint = ctx.endpoint;
-  r.origin = ctx.origin;
+  r.endpoint = std::string(ctx.endpoint);
+  r.origin = std::string(ctx.origin);
   return r;
 }
 
@@ -249,7 +252,7 @@ bool report_from(element item, const ParseContext& ctx, BrowserRecord& r, std::s
     return false;
   }
   const std::string_view ua = get_string(o, "user_agent");
-  apply_user_agent(r, ua.empty() ? std::string_view(ctx.user_agent) : ua);
+  apply_user_agent(r, ua.empty() ? ctx.user_agent : ua);
   element body;
   if (o["body"].get(body) == simdjson::SUCCESS && body.type() != element_type::NULL_VALUE) {
     r.body = sanitised(body);
@@ -266,43 +269,36 @@ bool report_from(element item, const ParseContext& ctx, BrowserRecord& r, std::s
 std::string check_json_limits(std::string_view body, int max_depth,
                               std::uint64_t max_string_bytes, std::string& reason_label) {
   int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  std::uint64_t string_bytes = 0;
-  for (char c : body) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-        continue;
+  const char* p = body.data();
+  const char* const end = p + body.size();
+  while (p < end) {
+    const char c = *p++;
+    if (c == '"') {
+      // Jump from quote to quote (memchr is vectorised); a quote preceded by an odd number of
+      // backslashes is escaped and does not end the string.
+      const char* start = p;
+      for (;;) {
+        const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+        if (q == nullptr) {
+          p = end;  // unterminated: the parser reports it
+          break;
+        }
+        const char* b = q;
+        while (b > start && b[-1] == '\\') --b;
+        p = q + 1;
+        if (((q - b) & 1) == 0) break;
       }
-      if (++string_bytes > max_string_bytes) {
+      if (static_cast<std::uint64_t>(p - start - 1) > max_string_bytes) {
         reason_label = "string_too_long";
         return "a JSON string is longer than " + std::to_string(max_string_bytes) + " bytes";
       }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_string = true;
-        string_bytes = 0;
-        break;
-      case '{':
-      case '[':
-        if (++depth > max_depth) {
-          reason_label = "json_too_deep";
-          return "JSON nesting is deeper than " + std::to_string(max_depth) + " levels";
-        }
-        break;
-      case '}':
-      case ']':
-        --depth;
-        break;
-      default:
-        break;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) {
+        reason_label = "json_too_deep";
+        return "JSON nesting is deeper than " + std::to_string(max_depth) + " levels";
+      }
+    } else if (c == '}' || c == ']') {
+      --depth;
     }
   }
   return {};

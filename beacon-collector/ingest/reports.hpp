@@ -37,9 +37,10 @@ struct ParseLimits {
 
 struct ParseContext {
   std::int64_t received_ns = 0;  // UTC nanoseconds
-  std::string endpoint;          // stored as BrowserRecord::endpoint ("reports/csp", "beacon")
-  std::string origin;            // the Origin header, "" when absent
-  std::string user_agent;        // the User-Agent header (reports carry their own user_agent)
+  // Views into the request: they must outlive the parse call.
+  std::string_view endpoint;     // stored as BrowserRecord::endpoint ("reports/csp", "beacon")
+  std::string_view origin;       // the Origin header, "" when absent
+  std::string_view user_agent;   // the User-Agent header (reports carry their own user_agent)
   const OriginPolicy* origins = nullptr;  // report URLs outside it are dropped; null = any
   ParseLimits limits;
 };

@@ -9,26 +9,32 @@ namespace {
 std::size_t records_of(const Upload& u) { return u.reports.size() + u.results.size(); }
 }  // namespace
 
-Writer::Writer(Store& store, std::size_t capacity_records, std::size_t batch_records)
+Writer::Writer(Store& store, std::size_t capacity_records, std::size_t batch_records,
+               std::chrono::microseconds commit_interval)
     : store_(store),
       capacity_(std::max<std::size_t>(1, capacity_records)),
       batch_records_(std::max<std::size_t>(1, batch_records)),
+      commit_interval_(commit_interval),
       thread_([this] { run(); }) {}
 
 Writer::~Writer() { stop(); }
 
 bool Writer::submit(Upload&& upload) {
   const std::size_t n = records_of(upload);
+  bool wake = false;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return false;
     const std::size_t depth = depth_.load(std::memory_order_relaxed);
     // An upload larger than the whole queue still goes in when the queue is empty.
     if (depth > 0 && depth + n > capacity_) return false;
+    // Wake the writer only when it sleeps on an empty queue or a batch just filled up: a wake-up
+    // per upload would cost a context switch per request on a busy core.
+    wake = queue_.empty() || (depth < batch_records_ && depth + n >= batch_records_);
     queue_.push_back(std::move(upload));
     depth_.store(depth + n, std::memory_order_relaxed);
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
   return true;
 }
 
@@ -57,6 +63,10 @@ void Writer::run() {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
+      // Group commit: let more uploads join this transaction.
+      wake_.wait_for(lock, commit_interval_, [&] {
+        return stopping_ || depth_.load(std::memory_order_relaxed) >= batch_records_;
+      });
       std::size_t n = 0;
       while (!queue_.empty() && (taken.empty() || n + records_of(queue_.front()) <= batch_records_)) {
         n += records_of(queue_.front());

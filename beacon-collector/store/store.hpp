@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -59,7 +60,11 @@ class Writer {
  public:
   // `capacity_records`: most records waiting (reports + results); `batch_records`: most records
   // per transaction. Starts the writer thread.
-  Writer(Store& store, std::size_t capacity_records, std::size_t batch_records);
+  // `commit_interval`: after the first record arrives, the writer waits this long (or until a
+  // full batch is queued) before writing, so that one transaction and one fsync carry many
+  // uploads. Probe uploads wait at most about this plus the commit for their answer.
+  Writer(Store& store, std::size_t capacity_records, std::size_t batch_records,
+         std::chrono::microseconds commit_interval = std::chrono::milliseconds(5));
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -90,6 +95,7 @@ class Writer {
   Store& store_;
   const std::size_t capacity_;
   const std::size_t batch_records_;
+  const std::chrono::microseconds commit_interval_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Upload> queue_;
