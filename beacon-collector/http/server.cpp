@@ -9,9 +9,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <array>
 #include <list>
 #include <thread>
 
@@ -156,7 +158,20 @@ struct Server::Impl {
       } else {
         beast::tcp_stream stream(std::move(socket));
         co_await serve(w, stream, peer);
+        // Lingering close: a refused upload's body may still be arriving; closing with unread
+        // data makes the kernel send a RST, which can destroy the 413/415/429 answer before the
+        // client reads it. Send FIN, then discard what comes for a short while.
         stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+        if (!ec) {
+          stream.expires_after(std::chrono::milliseconds(500));
+          std::array<char, 16 * 1024> sink;
+          std::size_t drained = 0;
+          while (drained < (1u << 20)) {
+            auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+            if (rec) break;
+            drained += n;
+          }
+        }
       }
     }
     --active;
@@ -228,6 +243,13 @@ struct Server::Impl {
         continue;
       }
       parser.body_limit(handler.max_body_bytes(route));
+      if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+        // curl and others wait (1 s in curl) for this before sending a body; refusals were
+        // answered above without it, so the body is never sent for them.
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        auto [cec, cn] = co_await asio::async_write(stream, asio::buffer(kContinue), kTuple);
+        if (cec) break;
+      }
       auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
       if (bec) {
         if (bec == beast::error::timeout) {

@@ -4,12 +4,16 @@
 Starts the local target network (regions/lab/targets.py: nginx with a throw-away CA, unbound,
 slow/broken DNS upstreams, a black-holed port), writes a probe configuration for it, runs every
 check once and prints what the probe saw — outcome in NEL terms, the failing phase and per-phase
-timings — then runs the probe as a daemon for a few seconds and shows its Prometheus metrics.
+timings — then runs the probe as a daemon for a few seconds shipping to a real vantage-collector,
+shows its Prometheus metrics and what the collector stored, and replays real Chromium report
+uploads into the collector as if from users in four networks.
 """
 import json
 import os
 import shutil
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -20,6 +24,50 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGETS = os.path.join(ROOT, "regions", "lab", "targets.py")
 sys.path.insert(0, os.path.dirname(TARGETS))
 from targets import free_port  # noqa: E402  (ports below the ephemeral range)
+
+
+CAPTURES = os.path.join(ROOT, "tests", "data", "browser-reports", "captures")
+MMDB = os.path.join(ROOT, "tests", "data", "mmdb")
+# Users in four networks of MaxMind's test databases, each sending one real Chromium upload
+# through a trusted proxy (X-Forwarded-For).
+USERS = [
+    ("89.160.20.112", "nel-tcp-refused.http"),                     # SE, AS29518 Bredband2
+    ("1.128.0.1", "nel-dns-name-not-resolved-subdomain.http"),     # AS1221 Telstra
+    ("81.2.69.160", "reporting-v1-csp-violation-cross-origin.http"),  # GB, London
+    ("216.160.83.56", "sendbeacon-text-fetch-404.http"),          # US, AS209
+    ("216.160.83.56", "sendbeacon-text-js-error.http"),
+]
+
+
+def start_collector(binary, state, token_file):
+    port = free_port()
+    config = os.path.join(state, "collector.yaml")
+    with open(config, "w") as f:
+        json.dump({"listen": f"127.0.0.1:{port}", "trusted_proxies": ["127.0.0.1"],
+                   "paths": {"csp": ["/csp", "/csp-legacy-report-uri"]},
+                   "geoip": {"city_db": os.path.join(MMDB, "GeoIP2-City-Test.mmdb"),
+                             "asn_db": os.path.join(MMDB, "GeoLite2-ASN-Test.mmdb")},
+                   "store": {"sqlite": os.path.join(state, "collector.db")},
+                   "probes": [{"id": "demo-lab-1", "token_file": token_file}], "log_level": "warn"}, f)
+    proc = subprocess.Popen([binary, "--config", config])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("vantage-collector did not start")
+
+
+def replay(port, capture, client_ip):
+    """Sends a recorded Chromium upload as it was, plus the X-Forwarded-For a proxy would add."""
+    with open(os.path.join(CAPTURES, capture), "rb") as f:
+        data = f.read()
+    line, rest = data.split(b"\r\n", 1)
+    data = line + b"\r\nX-Forwarded-For: " + client_ip.encode() + b"\r\n" + rest
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        return s.recv(4096).split(b"\r\n", 1)[0].decode()
 
 
 def config_for(env, spool, metrics_port):
@@ -115,7 +163,7 @@ def set_faults(env, faults):
 
 
 def main():
-    probe = sys.argv[1]
+    probe, collector = sys.argv[1], sys.argv[2]
     state = tempfile.mkdtemp(prefix="vantage-demo-")
     os.chmod(state, 0o755)  # nginx's workers (nobody) must reach the files below
     try:
@@ -157,7 +205,19 @@ def main():
             show_steps(json.loads(f.readline()))
         print("  (cleanup steps still ran; cancel-order is skipped because no order was placed)\n")
 
-        print("== vantage-probe as a daemon for 5 s, then its Prometheus metrics (blackbox_exporter names)")
+        print("== vantage-collector (SQLite store, GeoIP/ASN from MaxMind's test databases) and "
+              "vantage-probe as a daemon for 5 s shipping to it; the probe's Prometheus metrics")
+        token_file = os.path.join(state, "token")
+        with open(token_file, "w") as f:
+            f.write("demo-token-for-demo-lab-1\n")
+        collector_proc, collector_port = start_collector(collector, state, token_file)
+        daemon_config = config_for(env, "", metrics_port)
+        daemon_config["collector"] = {"url": f"http://127.0.0.1:{collector_port}/v1/results",
+                                      "token_file": token_file, "spool_dir": os.path.join(state, "spool"),
+                                      "flush_interval": "500ms"}
+        config = os.path.join(state, "probe-daemon.yaml")
+        with open(config, "w") as f:
+            json.dump(daemon_config, f, indent=2)
         log = open(os.path.join(state, "probe.log"), "w")
         daemon = subprocess.Popen([probe, "--config", config], stdout=log, stderr=log, env=penv)
         time.sleep(5)
@@ -174,6 +234,35 @@ def main():
         log.close()
         print(f"\n  full metrics: curl http://127.0.0.1:<port>/metrics while the probe runs; "
               f"every key of the config: docs/configuration.md")
+
+        db = os.path.join(state, "collector.db")
+        con = sqlite3.connect(db, timeout=10)
+        rows = con.execute("SELECT check_name, outcome, count(*), round(avg(total_ms), 1) FROM probe_results "
+                           "GROUP BY check_name, outcome ORDER BY check_name").fetchall()
+        print(f"\n== what the collector stored from the probe (probe_results, {sum(r[2] for r in rows)} results, "
+              "acknowledged only after the commit)\n")
+        print(f"  {'check':<18} {'outcome':<26} {'results':>7} {'avg ms':>8}")
+        for name, outcome, n, avg in rows:
+            print(f"  {name:<18} {outcome:<26} {n:>7} {avg if avg is not None else '':>8}")
+
+        print("\n== real Chromium report uploads (tests/data/browser-reports) replayed into the collector "
+              "as if from users in four networks (X-Forwarded-For from a trusted proxy)\n")
+        for ip, capture in USERS:
+            print(f"  {ip:<15} {capture:<48} -> {replay(collector_port, capture, ip)}")
+        time.sleep(0.3)  # browser uploads are answered once queued; the commit follows
+        print(f"\n  {'kind/type':<34} {'nel_type':<22} {'url':<40} {'client':<16} {'cc':<3} {'city':<10} "
+              f"{'asn':>6} {'isp':<16} browser")
+        for r in con.execute("SELECT kind, type, nel_type, url, client_prefix, country, city, asn, isp, "
+                             "ua_family, ua_major FROM browser_reports ORDER BY id"):
+            kind = f"{r[0]}/{r[1]}"
+            print(f"  {kind:<34} {r[2] or '':<22} {r[3][:40]:<40} {r[4]:<16} {r[5] or '':<3} {(r[6] or '')[:10]:<10} "
+                  f"{r[7] or '':>6} {(r[8] or '')[:16]:<16} {r[9]} {r[10]}")
+        con.close()
+        print("\n  raw client addresses, query strings and cookies are never stored (docs/collector.md);")
+        print("  the header lines a site needs: vantage-collector headers --site https://shop.example.com "
+              "--collector https://collector.example.com")
+        collector_proc.send_signal(signal.SIGTERM)
+        collector_proc.wait(timeout=15)
     finally:
         subprocess.run([sys.executable, TARGETS, "stop", os.path.join(state, "targets")],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -42,10 +42,11 @@ std::string capture_body(const std::string& name) {
   return raw.substr(raw.find("\r\n\r\n") + 4);
 }
 
-ingest::ParseContext context(std::string endpoint) {
+// `endpoint` is a view: pass a string literal.
+ingest::ParseContext context(std::string_view endpoint) {
   ingest::ParseContext ctx;
   ctx.received_ns = 1'800'000'000'000'000'000;
-  ctx.endpoint = std::move(endpoint);
+  ctx.endpoint = endpoint;
   ctx.user_agent = "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0 Safari/537.36";
   return ctx;
 }
@@ -85,7 +86,7 @@ TEST_CASE("every invalid collector config fails with its exact message", "[colle
 TEST_CASE("the example collector config loads", "[collector][config]") {
   Cwd cwd(kSource);
   ::setenv("VANTAGE_TOKEN_EU_WEST_DTAG_1", "example-token", 1);
-  const CollectorConfig c = load_collector_config("regions/collector.yaml");
+  const CollectorConfig c = load_collector_config("regions/collector/collector.yaml");
   CHECK(c.listen_port == 8080);
   CHECK(c.limits.max_body_bytes == 64 * 1024);
   CHECK(c.allowed_origins.size() == 2);

@@ -58,14 +58,20 @@ class Collector:
             return False
 
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
+        """Stops the collector; a graceful stop must exit 0 (under ASan this also catches leaks
+        and memory errors, which make the process exit non-zero)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
             self.proc.send_signal(sig)
             rc = self.proc.wait(timeout=30)
         else:
-            rc = self.proc.returncode if self.proc else None
-        if self.proc:
-            self.log.close()
+            rc = self.proc.returncode
+        self.log.close()
         self.proc = None
+        if sig == signal.SIGTERM and rc != 0:
+            with open(self.log_path) as f:
+                raise AssertionError(f"collector exited with {rc} after SIGTERM: {f.read()[-3000:]}")
         return rc
 
     def alive(self):
@@ -111,9 +117,11 @@ class Collector:
 
 
 def read_response(s):
+    """Reads exactly one response (byte by byte up to the blank line, so that pipelined responses
+    behind it stay in the socket)."""
     data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
+    while not data.endswith(b"\r\n\r\n"):
+        chunk = s.recv(1)
         if not chunk:
             break
         data += chunk
@@ -128,7 +136,7 @@ def read_response(s):
         headers[k.strip().lower()] = v.strip()
     length = int(headers.get("content-length", "0"))
     while len(body) < length:
-        chunk = s.recv(65536)
+        chunk = s.recv(length - len(body))
         if not chunk:
             break
         body += chunk

@@ -272,6 +272,42 @@ class Limits(unittest.TestCase):
         self.assert_still_serving()
 
 
+class Protocol(unittest.TestCase):
+    def test_expect_100_continue_is_answered_before_the_body_is_sent(self):
+        c = start_collector(self)
+        body = json.dumps(nel_report() * 3).encode()
+        with socket.create_connection(("127.0.0.1", c.port), timeout=5) as s:
+            s.sendall(b"POST /reports/nel HTTP/1.1\r\nHost: x\r\nContent-Type: application/reports+json\r\n"
+                      b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            s.settimeout(0.5)
+            self.assertEqual(s.recv(25), b"HTTP/1.1 100 Continue\r\n\r\n")
+            s.settimeout(5)
+            s.sendall(body)
+            self.assertEqual(read_response(s)[0], 204)
+
+    def test_keep_alive_serves_several_requests_on_one_connection(self):
+        c = start_collector(self)
+        body = json.dumps(nel_report()).encode()
+        one = (b"POST /reports/nel HTTP/1.1\r\nHost: x\r\nContent-Type: application/reports+json\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        with socket.create_connection(("127.0.0.1", c.port), timeout=5) as s:
+            s.sendall(one * 3)  # pipelined
+            statuses = [read_response(s)[0] for _ in range(3)]
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            statuses.append(read_response(s)[0])
+        self.assertEqual(statuses, [204, 204, 204, 200])
+        self.assertEqual(len(stored(c, 3)), 3)
+
+    def test_beacon_js_and_readiness_are_served(self):
+        c = start_collector(self)
+        status, headers, body = c.request("GET", "/beacon.js")
+        self.assertEqual(status, 200)
+        self.assertIn("javascript", headers["content-type"])
+        self.assertIn(b"sendBeacon", body)
+        self.assertEqual(c.request("GET", "/readyz")[0], 200)
+        self.assertEqual(c.request("DELETE", "/metrics")[0], 405)
+
+
 class RateLimits(unittest.TestCase):
     def test_per_client_and_per_origin_buckets_answer_429_with_retry_after(self):
         c = start_collector(self, trusted_proxies=["127.0.0.1"], limits={

@@ -1,15 +1,14 @@
 """Collector outage: results are spooled on disk, survive a probe restart while the collector is
-down, and are all delivered exactly once when it comes back (ids checked by the receiver)."""
+down, and are all delivered exactly once when the real vantage-collector comes back (ids checked
+in its store)."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 import unittest
 import urllib.request
 
+from collector_harness import Collector
 from harness import free_port, IntegrationTest, Probe, wait_for, write_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,7 +26,6 @@ def read_jsonl(path):
 class SpoolAcrossOutage(IntegrationTest):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="vantage-spool-it-")
-        self.port = free_port()
         self.metrics_port = free_port()
         self.token = "probe-token-123"
         token_file = os.path.join(self.dir, "token")
@@ -35,7 +33,8 @@ class SpoolAcrossOutage(IntegrationTest):
             f.write(self.token + "\n")
         self.spool = os.path.join(self.dir, "spool")
         self.produced = os.path.join(self.dir, "produced.jsonl")
-        self.received = os.path.join(self.dir, "received.jsonl")
+        self.collector = Collector(os.path.join(self.dir), probes=[{"id": "it-spool", "token_file": token_file}])
+        self.port = self.collector.port
         self.config = write_config({
             "vantage_point": {"id": "it-spool", "region": "lab"},
             "collector": {"url": f"http://127.0.0.1:{self.port}/v1/results", "token_file": token_file,
@@ -49,26 +48,14 @@ class SpoolAcrossOutage(IntegrationTest):
                 {"id": "refused", "kind": "http", "url": f"http://127.0.0.1:{self.ports['closed']}/"},
             ],
         }, self.dir)
-        self.receiver = None
-
     def tearDown(self):
-        if self.receiver and self.receiver.poll() is None:
-            self.receiver.terminate()
-            self.receiver.wait()
+        self.collector.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def start_receiver(self):
-        self.receiver = subprocess.Popen([sys.executable, os.path.join(HERE, "receiver.py"), str(self.port),
-                                          self.token, self.received])
-        wait_for(lambda: self._receiver_up(), 10, what="the receiver")
-
-    def _receiver_up(self):
-        import socket
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
+    def stored_ids(self):
+        if not os.path.exists(self.collector.db):
+            return []
+        return [r["result_id"] for r in self.collector.query("SELECT result_id FROM probe_results")]
 
     def spooled_results(self):
         try:
@@ -95,31 +82,30 @@ class SpoolAcrossOutage(IntegrationTest):
         wait_for(lambda: self.spooled_results() >= first + 5, 15, what="the recovered spool to grow")
         self.assertEqual(probe.stop(), 0)
         # 3. Collector back: everything is delivered, once.
-        self.start_receiver()
+        self.collector.start()
         probe = Probe(self.config, output=self.produced, log=log)
-        wait_for(lambda: len(read_jsonl(self.received)) >= first + 5 and self.spooled_results() == 0, 20,
+        wait_for(lambda: len(self.stored_ids()) >= first + 5 and self.spooled_results() == 0, 20,
                  what="the spool to drain")
         self.assertEqual(probe.stop(), 0)
         produced = [r["id"] for r in read_jsonl(self.produced)]
-        received = read_jsonl(self.received)
-        received_ids = [r["id"] for r in received]
+        stored = self.stored_ids()
         self.assertEqual(len(produced), len(set(produced)))
-        self.assertEqual(sorted(received_ids), sorted(produced), "every result delivered, none extra")
-        self.assertFalse([r for r in received if r["duplicate"]], "no result delivered twice")
+        self.assertEqual(sorted(stored), sorted(produced), "every result delivered, none extra")
+        self.assertEqual(self.collector.metric('vantage_collector_dropped_reports_total{reason="duplicate_result"}'),
+                         0, "no result delivered twice")
         remaining = [n for n in os.listdir(self.spool) if n.endswith(".ndjson")]
         for name in remaining:
             self.assertEqual(os.path.getsize(os.path.join(self.spool, name)), 0, f"{name} still holds results")
 
     def test_a_wrong_token_keeps_results_in_the_spool(self):
-        self.start_receiver()
-        self.token_ok = self.token
+        self.collector.start()  # it read the right token at start-up
         with open(os.path.join(self.dir, "token"), "w") as f:
             f.write("wrong-token\n")
         log = os.path.join(self.dir, "probe.log")
         probe = Probe(self.config, output=self.produced, log=log)
         wait_for(lambda: self.spooled_results() >= 5, 15, what="results held back")
         self.assertEqual(probe.stop(), 0)
-        self.assertEqual(read_jsonl(self.received), [])
+        self.assertEqual(self.stored_ids(), [])
         with open(log) as f:
             self.assertIn('"status":403', f.read())
 
