@@ -130,7 +130,16 @@ std::string origin_of(std::string_view url) {
 
 std::string strip_query(std::string_view url) {
   const auto scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) return std::string(url);
+  const bool valid_scheme =
+      scheme_end != std::string_view::npos && scheme_end > 0 &&
+      std::isalpha(static_cast<unsigned char>(url[0])) &&
+      std::all_of(url.begin(), url.begin() + static_cast<std::ptrdiff_t>(scheme_end), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+      });
+  if (!valid_scheme) {
+    // Not an absolute URL ("inline", "/path?x", garbage): a query or fragment still goes.
+    return std::string(url.substr(0, std::min(url.find_first_of("?#"), url.size())));
+  }
   std::string_view rest = url.substr(scheme_end + 3);
   const auto authority_end = std::min(rest.find_first_of("/?#"), rest.size());
   std::string_view authority = rest.substr(0, authority_end);

@@ -41,7 +41,8 @@ class OriginPolicy {
 // "scheme://host[:port]" of an absolute URL, lower-cased, default port omitted; "" if none.
 std::string origin_of(std::string_view url);
 // The URL without its query and fragment (and without user:password@), e.g.
-// "https://a.example/p?q=1#f" -> "https://a.example/p". Non-URLs are returned unchanged.
+// "https://a.example/p?q=1#f" -> "https://a.example/p". Anything else is cut at its first "?" or
+// "#" ("/p?q" -> "/p"; "inline" stays).
 std::string strip_query(std::string_view url);
 
 }  // namespace vantage::collector::ingest

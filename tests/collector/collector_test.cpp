@@ -137,6 +137,8 @@ TEST_CASE("origin patterns match exact origins, subdomains and ports", "[collect
   CHECK_THROWS_AS(ingest::OriginPolicy({"https://*evil.example"}), std::invalid_argument);
   CHECK(ingest::strip_query("https://u:p@a.example/p/q?x=1#f") == "https://a.example/p/q");
   CHECK(ingest::strip_query("inline") == "inline");
+  CHECK(ingest::strip_query("/checkout?card=4111") == "/checkout");
+  CHECK(ingest::strip_query("htt#ps://a.example/?q") == "htt");  // found by the fuzzer
 }
 
 TEST_CASE("user agents are reduced to browser family and major version", "[collector][ingest]") {
