@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from probe_cpu import free_port, wait_port  # noqa: E402
 MMDB = os.path.join(REPO, "tests", "data", "mmdb")
 SECTION = "## Collector ingest"
 
@@ -43,23 +44,6 @@ def report_body(size=700):
     text = json.dumps(report, separators=(",", ":"))
     assert len(text) == size, len(text)
     return text
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def wrk(url, body_file, seconds, connections):
@@ -81,6 +65,17 @@ def wrk(url, body_file, seconds, connections):
     errors = re.search(r"Socket errors: (.*)", out)
     return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "requests": total,
             "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else ""}
+
+
+def serve_and_measure(cmd, stop_signal, port, body_file, seconds, connections):
+    """Starts a server pinned to CPU 0, runs wrk against it, stops it (graceful signal)."""
+    proc = subprocess.Popen(["taskset", "-c", "0"] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        return wrk(f"http://127.0.0.1:{port}/reports/nel", body_file, seconds, connections)
+    finally:
+        proc.send_signal(stop_signal)
+        proc.wait(timeout=60)
 
 
 def run_nginx(work, body_file, seconds, connections):
@@ -109,14 +104,8 @@ http {{
   }}
 }}
 """)
-    proc = subprocess.Popen(["taskset", "-c", "0", "nginx", "-c", conf, "-p", work],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        result = wrk(f"http://127.0.0.1:{port}/reports/nel", body_file, seconds, connections)
-    finally:
-        proc.send_signal(signal.SIGQUIT)
-        proc.wait(timeout=10)
+    result = serve_and_measure(["nginx", "-c", conf, "-p", work], signal.SIGQUIT, port, body_file,
+                               seconds, connections)
     with open(os.path.join(work, "access.log"), "rb") as f:
         result["logged"] = sum(1 for _ in f)
     return result
@@ -133,13 +122,8 @@ def run_collector(binary, work, body_file, seconds, connections):
                              "asn_db": os.path.join(MMDB, "GeoLite2-ASN-Test.mmdb")},
                    "limits": {"per_ip": {"rate": 0}, "per_origin": {"rate": 0}, "idle_timeout": "60s"},
                    "store": {"sqlite": db}, "log_level": "warn"}, f)
-    proc = subprocess.Popen(["taskset", "-c", "0", binary, "--config", conf])
-    try:
-        wait_port(port)
-        result = wrk(f"http://127.0.0.1:{port}/reports/nel", body_file, seconds, connections)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    result = serve_and_measure([binary, "--config", conf], signal.SIGTERM, port, body_file, seconds,
+                               connections)
     con = sqlite3.connect(db)
     result["logged"] = con.execute("SELECT count(*) FROM browser_reports").fetchone()[0]
     row = con.execute("SELECT asn, server_asn, client_prefix, nel_type FROM browser_reports LIMIT 1").fetchone()

@@ -31,19 +31,12 @@ double steady_s() {
       .count();
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 // "application/reports+json; charset=utf-8" -> "application/reports+json"
 std::string media_type(std::string_view content_type) {
   std::string_view t = content_type.substr(0, std::min(content_type.find(';'), content_type.size()));
   while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
   while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
-  return lower(t);
+  return ingest::ascii_lower(t);
 }
 
 std::string_view endpoint_label(Endpoint e) {
@@ -248,7 +241,7 @@ struct Handler::Impl {
 
     if (e == Endpoint::results) {
       const std::string_view auth = req.authorization;
-      if (auth.size() < 7 || lower(auth.substr(0, 7)) != "bearer ") {
+      if (auth.size() < 7 || ingest::ascii_lower(auth.substr(0, 7)) != "bearer ") {
         Response r = reject(401, "unauthorized", "missing bearer token");
         r.headers.emplace_back("WWW-Authenticate", "Bearer");
         r.close = true;

@@ -8,13 +8,6 @@
 namespace vantage::collector::ingest {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 std::string_view default_port(std::string_view scheme) {
   if (scheme == "https" || scheme == "wss") return "443";
   if (scheme == "http" || scheme == "ws") return "80";
@@ -31,7 +24,7 @@ Split split_origin(std::string_view url) {
   Split s;
   const auto colon_slashes = url.find("://");
   if (colon_slashes == std::string_view::npos || colon_slashes == 0) return s;
-  s.scheme = lower(url.substr(0, colon_slashes));
+  s.scheme = ascii_lower(url.substr(0, colon_slashes));
   std::string_view rest = url.substr(colon_slashes + 3);
   rest = rest.substr(0, std::min(rest.find_first_of("/?#"), rest.size()));
   if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest = rest.substr(at + 1);
@@ -47,7 +40,7 @@ Split split_origin(std::string_view url) {
     port = rest.substr(c + 1);
   }
   if (host.empty()) return s;
-  s.host = lower(host);
+  s.host = ascii_lower(host);
   s.port = std::string(port);
   if (s.port == default_port(s.scheme)) s.port.clear();
   s.ok = true;
@@ -120,6 +113,14 @@ bool OriginPolicy::allows_url(std::string_view url) const {
     return true;
   }
   return allows(origin_of(url));
+}
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
 }
 
 std::string origin_of(std::string_view url) {

@@ -38,6 +38,8 @@ class OriginPolicy {
   std::uint64_t id_;
 };
 
+// ASCII lower case (header values, schemes, host names).
+std::string ascii_lower(std::string_view s);
 // "scheme://host[:port]" of an absolute URL, lower-cased, default port omitted; "" if none.
 std::string origin_of(std::string_view url);
 // The URL without its query and fragment (and without user:password@), e.g.

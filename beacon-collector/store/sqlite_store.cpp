@@ -99,7 +99,7 @@ const std::error_category& sqlite_category() noexcept {
 }
 
 SqliteStore::SqliteStore(const std::string& path) : path_(path) {
-  int rc = sqlite3_open_v2(path.c_str(), &db_,
+  const int rc = sqlite3_open_v2(path.c_str(), &db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
   auto fail = [&](int code, const std::string& what) {
@@ -122,21 +122,21 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
     if (auto ec = exec(sql)) fail(ec.value(), sql);
   }
   if (auto ec = exec(kSchema)) fail(ec.value(), "cannot create the schema");
-  rc = sqlite3_prepare_v3(db_,
-                          "INSERT INTO browser_reports (received_ns, event_ns, kind, type, "
-                          "endpoint, url, origin, nel_type, nel_phase, status_code, method, "
-                          "protocol, elapsed_ms, server_ip, server_asn, server_as_org, weight, "
-                          "client_prefix, country, city, asn, isp, ua_family, ua_major, body) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                          -1, SQLITE_PREPARE_PERSISTENT, &insert_report_, nullptr);
-  if (rc != SQLITE_OK) fail(rc, "cannot prepare the report insert");
-  rc = sqlite3_prepare_v3(db_,
-                          "INSERT OR IGNORE INTO probe_results (result_id, kind, time_ns, "
-                          "received_ns, probe_id, region, asn, check_name, check_kind, "
-                          "target_url, server_ip, outcome, status_code, total_ms, record) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                          -1, SQLITE_PREPARE_PERSISTENT, &insert_result_, nullptr);
-  if (rc != SQLITE_OK) fail(rc, "cannot prepare the result insert");
+  auto prepare = [&](const char* sql, sqlite3_stmt** stmt, const char* what) {
+    const int prc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr);
+    if (prc != SQLITE_OK) fail(prc, std::string("cannot prepare the ") + what);
+  };
+  prepare(
+      "INSERT INTO browser_reports (received_ns, event_ns, kind, type, endpoint, url, origin, "
+      "nel_type, nel_phase, status_code, method, protocol, elapsed_ms, server_ip, server_asn, "
+      "server_as_org, weight, client_prefix, country, city, asn, isp, ua_family, ua_major, body) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      &insert_report_, "report insert");
+  prepare(
+      "INSERT OR IGNORE INTO probe_results (result_id, kind, time_ns, received_ns, probe_id, "
+      "region, asn, check_name, check_kind, target_url, server_ip, outcome, status_code, "
+      "total_ms, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      &insert_result_, "result insert");
 }
 
 SqliteStore::~SqliteStore() {
