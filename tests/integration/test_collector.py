@@ -298,6 +298,25 @@ class Protocol(unittest.TestCase):
         self.assertEqual(statuses, [204, 204, 204, 200])
         self.assertEqual(len(stored(c, 3)), 3)
 
+    def test_several_event_loops_share_one_port(self):
+        c = start_collector(self, threads=3, limits={"per_ip": {"rate": 0}})
+        errors = []
+
+        def client(n):
+            try:
+                for _ in range(n):
+                    if post_reports(c, nel_report())[0] != 204:
+                        errors.append("status")
+            except OSError as e:
+                errors.append(str(e))
+        threads = [threading.Thread(target=client, args=(20,)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(len(stored(c, 120)), 120)
+
     def test_beacon_js_and_readiness_are_served(self):
         c = start_collector(self)
         status, headers, body = c.request("GET", "/beacon.js")
