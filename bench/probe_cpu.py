@@ -381,7 +381,8 @@ def main():
         lines.append("")
         out_sections["## Journeys"] = lines
     body = []
-    for prefix in ("## CPU per check", "## Sustained rate", "## Journeys", "## Collector ingest"):
+    for prefix in ("## CPU per check", "## Sustained rate", "## Journeys", "## Collector ingest",
+                   "## BGP dump"):
         section = out_sections.get(prefix) or kept.get(prefix)
         if section:
             while section and not section[-1].strip():
@@ -405,7 +406,8 @@ def existing_sections(path):
         for line in f.read().splitlines():
             if line.startswith("## "):
                 current = next((p for p in ("## CPU per check", "## Sustained rate", "## Journeys",
-                                            "## Collector ingest") if line.startswith(p)), None)
+                                            "## Collector ingest", "## BGP dump")
+                                if line.startswith(p)), None)
                 if current:
                     out[current] = []
             if current:

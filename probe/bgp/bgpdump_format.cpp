@@ -497,78 +497,92 @@ void BgpdumpFormatter::bgp4mp(const MrtRecord& r, std::string& out) {
   const std::uint8_t* peer_ip = p + 2 * as_len + 4 + (print_local_side ? ip_len : 0);
   const std::uint32_t peer_as = print_local_side ? (as4 ? be32(p + as_len) : be16(p + as_len))
                                                  : (as4 ? be32(p) : be16(p));
-  auto start = [&](const char* kind) {
-    line_start(out, format, r, et, kind);
-    if (afi == 2) append_bgpdump_ipv6(out, peer_ip); else ipv4(out, peer_ip);
-    out += '|';
-    num(out, peer_as);
-    out += '|';
+  // Every line of this record starts the same way and every prefix of one address family
+  // shares the attribute part: build both once, then each line is head + prefix + tail.
+  std::string line_head;
+  auto make_line_head = [&](const char* kind) {
+    line_head.clear();
+    line_start(line_head, format, r, et, kind);
+    if (afi == 2) append_bgpdump_ipv6(line_head, peer_ip); else ipv4(line_head, peer_ip);
+    line_head += '|';
+    num(line_head, peer_as);
+    line_head += '|';
   };
-  auto withdraw = [&](const Nlri& w) {
-    start("W");
-    prefix(out, w.prefix);
-    if (w.path_id) {
-      out += '|';
-      num(out, *w.path_id);
-    }
-    out += '\n';
-  };
-  for (const auto& w : u.withdrawn) withdraw(w);
-  if (a.has_mp_unreach) {
-    for (const auto& w : a.mp_unreach_nlri) withdraw(w);
-  }
-  auto announce_head = [&](const Nlri& nlri) {
-    start("A");
-    prefix(out, nlri.prefix);
-    out += '|';
-    if (nlri.path_id) {
-      num(out, *nlri.path_id);
-      out += '|';
-    }
-  };
-  for (const auto& nlri : u.announced) {
-    announce_head(nlri);
-    as_path(out, a);
-    out += '|';
-    out += origin(a);
-    out += '|';
-    next_hop_attr(out, a);
-    out += '|';
-    lp_med_unsigned(out, a);
-    tail(out, a);
-  }
-  if (a.has_mp_reach && a.mp_reach_afi == 1) {
-    for (const auto& nlri : a.mp_reach_nlri) {
-      announce_head(nlri);
-      as_path(out, a);
-      out += '|';
-      out += origin(a);
-      out += '|';
-      if (mp_next_hop(out, a)) {
+  if (!u.withdrawn.empty() || (a.has_mp_unreach && !a.mp_unreach_nlri.empty())) {
+    make_line_head("W");
+    auto withdraw = [&](const Nlri& w) {
+      out += line_head;
+      prefix(out, w.prefix);
+      if (w.path_id) {
         out += '|';
-        // bgpdump prints these two with %d for IPv4 prefixes in MP_REACH.
-        num(out, static_cast<std::int32_t>(a.local_pref.value_or(0)));
-        out += '|';
-        num(out, static_cast<std::int32_t>(a.med.value_or(0)));
+        num(out, *w.path_id);
+      }
+      out += '\n';
+    };
+    for (const auto& w : u.withdrawn) withdraw(w);
+    if (a.has_mp_unreach) {
+      for (const auto& w : a.mp_unreach_nlri) withdraw(w);
+    }
+  }
+  const bool mp_v4 = a.has_mp_reach && a.mp_reach_afi == 1 && !a.mp_reach_nlri.empty();
+  const bool mp_v6 = a.has_mp_reach && a.mp_reach_afi == 2 && !a.mp_reach_nlri.empty();
+  if (u.announced.empty() && !mp_v4 && !mp_v6) return;
+  make_line_head("A");
+  std::string tail_text;
+  auto announce = [&](const std::vector<Nlri>& nlris) {
+    for (const auto& nlri : nlris) {
+      out += line_head;
+      prefix(out, nlri.prefix);
+      out += '|';
+      if (nlri.path_id) {
+        num(out, *nlri.path_id);
         out += '|';
       }
-      communities_to_end(out, a);
+      out += tail_text;
     }
-  } else if (a.has_mp_reach && a.mp_reach_afi == 2) {
-    for (const auto& nlri : a.mp_reach_nlri) {
-      announce_head(nlri);
-      if (a.mp_next_hop) {
-        as_path(out, a);
-        out += '|';
-        out += origin(a);
-        out += '|';
-        mp_next_hop(out, a);
-        out += '|';
-        lp_med_unsigned(out, a);
-        out += '|';
-      }
-      communities_to_end(out, a);
+  };
+  if (!u.announced.empty()) {
+    tail_text.clear();
+    as_path(tail_text, a);
+    tail_text += '|';
+    tail_text += origin(a);
+    tail_text += '|';
+    next_hop_attr(tail_text, a);
+    tail_text += '|';
+    lp_med_unsigned(tail_text, a);
+    tail(tail_text, a);
+    announce(u.announced);
+  }
+  if (mp_v4) {
+    tail_text.clear();
+    as_path(tail_text, a);
+    tail_text += '|';
+    tail_text += origin(a);
+    tail_text += '|';
+    if (mp_next_hop(tail_text, a)) {
+      tail_text += '|';
+      // bgpdump prints these two with %d for IPv4 prefixes in MP_REACH.
+      num(tail_text, static_cast<std::int32_t>(a.local_pref.value_or(0)));
+      tail_text += '|';
+      num(tail_text, static_cast<std::int32_t>(a.med.value_or(0)));
+      tail_text += '|';
     }
+    communities_to_end(tail_text, a);
+    announce(a.mp_reach_nlri);
+  } else if (mp_v6) {
+    tail_text.clear();
+    if (a.mp_next_hop) {
+      as_path(tail_text, a);
+      tail_text += '|';
+      tail_text += origin(a);
+      tail_text += '|';
+      mp_next_hop(tail_text, a);
+      tail_text += '|';
+      lp_med_unsigned(tail_text, a);
+      tail_text += '|';
+    }
+    communities_to_end(tail_text, a);
+    announce(a.mp_reach_nlri);
   }
 }
 
