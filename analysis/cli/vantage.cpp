@@ -9,8 +9,14 @@
 #include <string>
 #include <vector>
 
+#include <map>
+#include <set>
+
+#include "common/config_node.hpp"
 #include "probe/bgp/bgpdump_format.hpp"
+#include "probe/bgp/monitor.hpp"
 #include "probe/bgp/mrt_reader.hpp"
+#include "probe/bgp/route_event.hpp"
 
 namespace {
 
@@ -65,6 +71,89 @@ int bgp_dump(const std::vector<std::string>& files) {
   return status;
 }
 
+// Calls `fn` with the route events of every file in order; warnings go to stderr.
+template <typename Fn>
+int for_each_event(const std::vector<std::string>& files, const char* what, Fn&& fn) {
+  int status = 0;
+  std::vector<vantage::bgp::RouteEvent> events;
+  for (const auto& file : files) {
+    std::unique_ptr<vantage::bgp::MrtReader> reader;
+    try {
+      reader = std::make_unique<vantage::bgp::MrtReader>(file);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "vantage bgp %s: %s\n", what, e.what());
+      status = 1;
+      continue;
+    }
+    vantage::bgp::RouteEventDecoder decoder(std::filesystem::path(file).filename().string());
+    vantage::bgp::MrtRecord record;
+    while (reader->next(record)) {
+      events.clear();
+      decoder.decode(record, events);
+      for (const auto& e : events) fn(e);
+    }
+    for (const auto& w : decoder.warnings()) std::fprintf(stderr, "vantage bgp %s: %s: %s\n", what, file.c_str(), w.c_str());
+    for (const auto& w : reader->warnings()) std::fprintf(stderr, "vantage bgp %s: %s: %s\n", what, file.c_str(), w.c_str());
+  }
+  return status;
+}
+
+int bgp_scan(const std::vector<std::string>& files, const std::string& prefixes_file,
+             const std::string& as_rel_file, const std::string& vrp_file, bool json, int min_peers) {
+  vantage::bgp::Expectations expectations;
+  std::optional<vantage::bgp::AsRelationships> rels;
+  std::optional<vantage::bgp::Vrps> vrps;
+  try {
+    expectations = vantage::bgp::load_expectations(prefixes_file);
+    if (!as_rel_file.empty()) rels = vantage::bgp::AsRelationships::load(as_rel_file);
+    if (!vrp_file.empty()) vrps = vantage::bgp::Vrps::load(vrp_file);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vantage bgp scan: %s\n", e.what());
+    return 2;
+  }
+  if (min_peers > 0) expectations.min_peers = min_peers;
+  vantage::bgp::Monitor monitor(std::move(expectations), rels ? &*rels : nullptr, vrps ? &*vrps : nullptr);
+  std::vector<vantage::bgp::Alert> alerts;
+  const int status = for_each_event(files, "scan", [&](const vantage::bgp::RouteEvent& e) {
+    alerts.clear();
+    monitor.observe(e, alerts);
+    for (const auto& a : alerts) std::printf("%s\n", json ? a.to_json().c_str() : a.to_text().c_str());
+  });
+  std::fflush(stdout);
+  return status;
+}
+
+// Proposes a prefixes file from what `origin` announces in the given MRT files.
+int bgp_generate(const std::vector<std::string>& files, std::uint32_t origin) {
+  std::map<std::string, std::map<std::uint32_t, std::set<std::string>>> seen;  // prefix -> upstream -> peers
+  std::map<std::string, vantage::bgp::Prefix> prefixes;
+  const int status = for_each_event(files, "generate", [&](const vantage::bgp::RouteEvent& e) {
+    if (e.kind != vantage::bgp::RouteEvent::Kind::announce || !e.origin || *e.origin != origin) return;
+    if (vantage::bgp::is_bogon(e.prefix)) return;
+    const auto path = vantage::bgp::flatten_path(e.path);
+    const std::string p = e.prefix.to_string();
+    prefixes[p] = e.prefix;
+    auto& ups = seen[p];
+    ups[path.size() >= 2 ? path[path.size() - 2] : 0].insert(e.peer_ip.to_string());
+  });
+  std::printf("# Proposed by `vantage bgp generate --origin %u` from %zu file(s): review before use.\n",
+              origin, files.size());
+  for (const auto& [p, ups] : seen) {
+    // A more-specific of another proposed prefix by the same origin: keep it, it is announced.
+    std::printf("%s:\n  description: announced by AS%u\n  asn: [%u]\n  ignoreMorespecifics: false\n", p.c_str(),
+                origin, origin);
+    std::string list;
+    for (const auto& [asn, peers] : ups) {
+      if (asn == 0) continue;
+      if (!list.empty()) list += ", ";
+      list += std::to_string(asn);
+    }
+    if (!list.empty()) std::printf("  upstreams: [%s]\n", list.c_str());
+  }
+  std::printf("options:\n  min_peers: 1\n  visibility_threshold: 0.5\n");
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,6 +164,24 @@ int main(int argc, char** argv) {
   auto* dump = bgp->add_subcommand(
       "dump", "Print every route entry of MRT files as `bgpdump -m` does (gzip, bzip2 or plain)");
   dump->add_option("files", files, "MRT files")->required()->check(CLI::ExistingFile);
+  std::string prefixes_file, as_rel_file, vrp_file;
+  bool json = false;
+  int min_peers = 0;
+  auto* scan = bgp->add_subcommand(
+      "scan", "Replay MRT files through the monitor and print hijack, leak, upstream, visibility and RPKI alerts");
+  scan->add_option("files", files, "MRT files, in time order")->required()->check(CLI::ExistingFile);
+  scan->add_option("--prefixes", prefixes_file, "Expectations (BGPalerter-like prefixes file, YAML)")
+      ->required()->check(CLI::ExistingFile);
+  scan->add_option("--as-rel", as_rel_file, "CAIDA AS relationships (a|b|-1, a|b|0) for route leaks")
+      ->check(CLI::ExistingFile);
+  scan->add_option("--vrp", vrp_file, "RPKI VRPs (rpki-client/Routinator JSON) for origin validation")
+      ->check(CLI::ExistingFile);
+  scan->add_flag("--json", json, "One JSON object per alert");
+  scan->add_option("--min-peers", min_peers, "Override options.min_peers")->check(CLI::Range(1, 100000));
+  std::uint32_t origin = 0;
+  auto* generate = bgp->add_subcommand("generate", "Propose a prefixes file for an origin AS from MRT files");
+  generate->add_option("files", files, "MRT files (RIB dumps)")->required()->check(CLI::ExistingFile);
+  generate->add_option("--origin", origin, "The origin AS")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -82,5 +189,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   if (dump->parsed()) return bgp_dump(files);
+  if (scan->parsed()) return bgp_scan(files, prefixes_file, as_rel_file, vrp_file, json, min_peers);
+  if (generate->parsed()) return bgp_generate(files, origin);
   return 2;
 }

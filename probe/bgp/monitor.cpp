@@ -1,0 +1,454 @@
+#include "probe/bgp/monitor.hpp"
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "common/config_node.hpp"
+#include "common/time.hpp"
+
+namespace vantage::bgp {
+namespace {
+
+std::optional<Prefix> parse_prefix(const std::string& text) {
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) return std::nullopt;
+  Prefix p;
+  const std::string a = text.substr(0, slash);
+  if (::inet_pton(AF_INET, a.c_str(), p.addr.bytes.data()) == 1) {
+    p.addr.v6 = false;
+  } else if (::inet_pton(AF_INET6, a.c_str(), p.addr.bytes.data()) == 1) {
+    p.addr.v6 = true;
+  } else {
+    return std::nullopt;
+  }
+  const std::string len = text.substr(slash + 1);
+  if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  const int bits = std::stoi(len);
+  if (bits > (p.addr.v6 ? 128 : 32)) return std::nullopt;
+  p.length = static_cast<std::uint8_t>(bits);
+  // Host bits must be zero in a prefix: refuse "192.0.2.1/24" rather than guess.
+  Prefix masked = p;
+  for (int i = bits; i < (p.addr.v6 ? 128 : 32); ++i) {
+    masked.addr.bytes[static_cast<std::size_t>(i / 8)] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
+  }
+  if (!(masked == p)) return std::nullopt;
+  return p;
+}
+
+std::string join(const std::vector<std::uint32_t>& v, const char* sep) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += sep;
+    out += std::to_string(v[i]);
+  }
+  return out;
+}
+
+std::vector<std::uint32_t> asn_list(const ConfigNode& n) {
+  std::vector<std::uint32_t> out;
+  if (n.is_sequence()) {
+    for (const auto& item : n.items()) out.push_back(static_cast<std::uint32_t>(item.as_int(0, 4294967295LL)));
+  } else {
+    out.push_back(static_cast<std::uint32_t>(n.as_int(0, 4294967295LL)));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool is_private_or_reserved_asn(std::uint32_t asn) {
+  return asn == 0 || asn == 23456 || (asn >= 64496 && asn <= 131071) ||
+         (asn >= 4200000000u);  // documentation, private (RFC 6996), reserved, last
+}
+
+bool is_bogon(const Prefix& p) {
+  static const char* const kV4[] = {"0.0.0.0/8",     "10.0.0.0/8",      "100.64.0.0/10", "127.0.0.0/8",
+                                    "169.254.0.0/16", "172.16.0.0/12",  "192.0.0.0/24",  "192.0.2.0/24",
+                                    "192.168.0.0/16", "198.18.0.0/15",  "198.51.100.0/24", "203.0.113.0/24",
+                                    "224.0.0.0/3"};
+  static const char* const kV6[] = {"::/8", "2001:db8::/32", "fc00::/7", "fe80::/10", "ff00::/8"};
+  static const std::vector<Prefix> bogons = [] {
+    std::vector<Prefix> out;
+    for (const char* s : kV4) out.push_back(*parse_prefix(s));
+    for (const char* s : kV6) out.push_back(*parse_prefix(s));
+    return out;
+  }();
+  if (!p.addr.v6 && p.length < 8) return true;  // default and too-short routes
+  return std::any_of(bogons.begin(), bogons.end(), [&](const Prefix& b) { return b.contains(p); });
+}
+
+Expectations load_expectations(const std::string& path) {
+  const ConfigNode root = ConfigNode::load_file(path);
+  root.expect_map();
+  Expectations e;
+  for (const auto& [key, node] : root.entries()) {
+    if (key == "options") {
+      node.expect_keys({"min_peers", "visibility_threshold"});
+      if (auto v = node.get("min_peers")) e.min_peers = static_cast<int>(v->as_int(1, 100000));
+      if (auto v = node.get("visibility_threshold")) e.visibility_threshold = v->as_double(0.01, 1);
+      continue;
+    }
+    auto prefix = parse_prefix(key);
+    if (!prefix) node.fail("\"" + key + "\" is not a prefix like 192.0.2.0/24 or 2001:db8::/32");
+    node.expect_keys({"description", "asn", "ignoreMorespecifics", "ignore", "group", "upstreams"});
+    MonitoredPrefix m;
+    m.prefix = *prefix;
+    if (auto v = node.get("description")) m.description = v->as_string();
+    m.origins = asn_list(node.require("asn"));
+    if (auto v = node.get("upstreams")) m.upstreams = asn_list(*v);
+    if (auto v = node.get("ignoreMorespecifics")) m.ignore_more_specifics = v->as_bool();
+    if (auto v = node.get("ignore")) m.ignore = v->as_bool();
+    e.prefixes.push_back(std::move(m));
+  }
+  return e;
+}
+
+AsRelationships AsRelationships::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read AS relationships \"" + path + "\"");
+  AsRelationships r;
+  std::string line;
+  int no = 0;
+  while (std::getline(in, line)) {
+    ++no;
+    if (line.empty() || line[0] == '#') continue;
+    std::uint32_t a = 0, b = 0;
+    int rel = 0;
+    char s1 = 0, s2 = 0;
+    std::istringstream ss(line);
+    if (!(ss >> a >> s1 >> b >> s2 >> rel) || s1 != '|' || s2 != '|' || (rel != -1 && rel != 0)) {
+      throw std::runtime_error(path + ":" + std::to_string(no) + ": expected \"a|b|-1\" or \"a|b|0\", got \"" + line + "\"");
+    }
+    r.add(a, b, rel);
+  }
+  return r;
+}
+
+void AsRelationships::add(std::uint32_t a, std::uint32_t b, int rel) {
+  rels_[{a, b}] = static_cast<std::int8_t>(rel);
+}
+
+AsRelationships::Rel AsRelationships::relation(std::uint32_t from, std::uint32_t to) const {
+  if (auto it = rels_.find({from, to}); it != rels_.end()) {
+    return it->second == 0 ? Rel::peer : Rel::provider_to_customer;  // from is provider of to
+  }
+  if (auto it = rels_.find({to, from}); it != rels_.end()) {
+    return it->second == 0 ? Rel::peer : Rel::customer_to_provider;  // to is provider of from
+  }
+  return Rel::unknown;
+}
+
+Vrps Vrps::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read VRPs \"" + path + "\"");
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded()) throw std::runtime_error(path + ": not valid JSON");
+  const nlohmann::json* list = &j;
+  if (j.is_object() && j.contains("roas")) list = &j["roas"];
+  if (!list->is_array()) throw std::runtime_error(path + ": expected {\"roas\": [...]} or an array of VRPs");
+  Vrps v;
+  std::size_t index = 0;
+  for (const auto& item : *list) {
+    auto fail = [&](const std::string& what) {
+      throw std::runtime_error(path + ": entry " + std::to_string(index) + ": " + what);
+    };
+    if (!item.is_object() || !item.contains("asn") || !item.contains("prefix")) fail("needs asn and prefix");
+    std::uint64_t asn = 0;
+    const auto& a = item["asn"];
+    if (a.is_number_unsigned()) {
+      asn = a.get<std::uint64_t>();
+    } else if (a.is_string()) {
+      std::string s = a.get<std::string>();
+      if (s.size() > 2 && (s[0] == 'A' || s[0] == 'a') && (s[1] == 'S' || s[1] == 's')) s = s.substr(2);
+      if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 10) fail("bad asn");
+      asn = std::stoull(s);
+    } else {
+      fail("bad asn");
+    }
+    if (asn > 4294967295ULL) fail("asn out of range");
+    auto prefix = item["prefix"].is_string() ? parse_prefix(item["prefix"].get<std::string>()) : std::nullopt;
+    if (!prefix) fail("bad prefix");
+    int max_length = prefix->length;
+    if (item.contains("maxLength")) {
+      if (!item["maxLength"].is_number_integer()) fail("bad maxLength");
+      max_length = item["maxLength"].get<int>();
+    }
+    if (max_length < prefix->length || max_length > (prefix->addr.v6 ? 128 : 32)) fail("bad maxLength");
+    v.vrps_.push_back({*prefix, static_cast<std::uint8_t>(max_length), static_cast<std::uint32_t>(asn)});
+    ++index;
+  }
+  return v;
+}
+
+Vrps::State Vrps::validate(const Prefix& prefix, std::optional<std::uint32_t> origin) const {
+  bool covered = false;
+  for (const auto& v : vrps_) {
+    if (!v.prefix.contains(prefix)) continue;
+    covered = true;
+    if (origin && v.asn == *origin && v.asn != 0 && prefix.length <= v.max_length) return State::valid;
+  }
+  return covered ? State::invalid : State::not_found;
+}
+
+std::string Alert::kind_name() const {
+  switch (kind) {
+    case Kind::hijack: return "hijack";
+    case Kind::sub_prefix_hijack: return "sub_prefix_hijack";
+    case Kind::route_leak: return "route_leak";
+    case Kind::unexpected_upstream: return "unexpected_upstream";
+    case Kind::visibility_loss: return "visibility_loss";
+    case Kind::rpki_invalid: return "rpki_invalid";
+  }
+  return "unknown";
+}
+
+std::string Alert::to_text() const {
+  std::string s = format_rfc3339(from_unix_nanos(time_us * 1000)) + (resolved ? " RESOLVED " : " OPEN ") +
+                  kind_name() + " " + prefix.to_string();
+  if (!(prefix == monitored)) s += " (monitored " + monitored.to_string() + ")";
+  if (!description.empty()) s += " [" + description + "]";
+  s += ": ";
+  std::string origin_text = origin ? "AS" + std::to_string(*origin) : "AS_SET {" + join(origin_set, ",") + "}";
+  switch (kind) {
+    case Kind::hijack:
+    case Kind::sub_prefix_hijack:
+      s += "origin " + origin_text + ", expected AS" + join(expected, ", AS");
+      break;
+    case Kind::route_leak:
+      s += "AS" + std::to_string(leaker) + " leaked the route (segment " + join(segment, " ") + ")";
+      break;
+    case Kind::unexpected_upstream:
+      s += "upstream AS" + std::to_string(upstream) + " of " + origin_text + ", expected AS" + join(expected, ", AS");
+      break;
+    case Kind::visibility_loss: {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.0f%% of peers still see it", visibility * 100);
+      s += buf;
+      break;
+    }
+    case Kind::rpki_invalid:
+      s += "RPKI invalid for origin " + origin_text;
+      break;
+  }
+  s += "; " + std::to_string(peers) + (peers == 1 ? " peer" : " peers");
+  if (!example_path.empty()) s += "; path " + join(example_path, " ");
+  return s;
+}
+
+std::string Alert::to_json() const {
+  nlohmann::json j{{"kind", "bgp_alert"},
+                   {"alert", kind_name()},
+                   {"status", resolved ? "resolved" : "open"},
+                   {"time", format_rfc3339(from_unix_nanos(time_us * 1000))},
+                   {"prefix", prefix.to_string()},
+                   {"monitored_prefix", monitored.to_string()},
+                   {"description", description},
+                   {"peers", peers}};
+  if (origin) j["origin"] = *origin;
+  if (!origin_set.empty()) j["origin_set"] = origin_set;
+  if (!expected.empty()) j["expected"] = expected;
+  if (kind == Kind::route_leak) {
+    j["leaker"] = leaker;
+    j["segment"] = segment;
+  }
+  if (kind == Kind::unexpected_upstream) j["upstream"] = upstream;
+  if (kind == Kind::visibility_loss) j["visibility"] = visibility;
+  if (!example_path.empty()) j["path"] = example_path;
+  return j.dump();
+}
+
+Monitor::Monitor(Expectations expectations, const AsRelationships* relationships, const Vrps* vrps)
+    : exp_(std::move(expectations)), rels_(relationships), vrps_(vrps) {}
+
+const MonitoredPrefix* Monitor::match(const Prefix& p) const {
+  const MonitoredPrefix* best = nullptr;
+  for (const auto& m : exp_.prefixes) {
+    if (m.prefix.contains(p) && (!best || m.prefix.length > best->prefix.length)) best = &m;
+  }
+  return best;
+}
+
+std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const MonitoredPrefix& m) {
+  std::vector<Issue> out;
+  const std::vector<std::uint32_t> path = flatten_path(e.path);
+  Alert base;
+  base.time_us = e.time_us;
+  base.monitored = m.prefix;
+  base.description = m.description;
+  base.prefix = e.prefix;
+  base.origin = e.origin;
+  base.origin_set = e.origin_set;
+  base.example_path = path;
+  const bool exact = e.prefix == m.prefix;
+  auto allowed = [&](std::uint32_t asn) {
+    return std::find(m.origins.begin(), m.origins.end(), asn) != m.origins.end();
+  };
+  const bool origin_ok = e.origin ? allowed(*e.origin)
+                                  : std::any_of(e.origin_set.begin(), e.origin_set.end(), allowed);
+  const std::string origin_key = e.origin ? std::to_string(*e.origin) : "{" + join(e.origin_set, ",") + "}";
+  const bool private_origin = e.origin && is_private_or_reserved_asn(*e.origin);
+  if (!origin_ok && !private_origin && (exact || !m.ignore_more_specifics)) {
+    Alert a = base;
+    a.kind = exact ? Alert::Kind::hijack : Alert::Kind::sub_prefix_hijack;
+    a.expected = m.origins;
+    out.push_back({a.kind, e.prefix.to_string() + " " + origin_key, a});
+  } else if (!origin_ok && private_origin) {
+    ++ignored_;
+  }
+  if (origin_ok && !m.upstreams.empty() && path.size() >= 2) {
+    const std::uint32_t up = path[path.size() - 2];
+    if (std::find(m.upstreams.begin(), m.upstreams.end(), up) == m.upstreams.end()) {
+      Alert a = base;
+      a.kind = Alert::Kind::unexpected_upstream;
+      a.upstream = up;
+      a.expected = m.upstreams;
+      out.push_back({a.kind, e.prefix.to_string() + " " + std::to_string(up), a});
+    }
+  }
+  if (rels_ && path.size() >= 3) {
+    // Walk from the origin towards the peer: uphill (customer to provider) links, at most one
+    // peer link, then downhill. Anything else is a valley: the sender leaked.
+    bool downhill = false;
+    for (std::size_t i = path.size() - 1; i >= 1; --i) {
+      const std::uint32_t from = path[i], to = path[i - 1];
+      const auto rel = rels_->relation(from, to);
+      if (rel == AsRelationships::Rel::unknown) continue;
+      const bool up = rel == AsRelationships::Rel::customer_to_provider;
+      const bool peer = rel == AsRelationships::Rel::peer;
+      if (downhill && (up || peer) && i + 1 < path.size()) {
+        Alert a = base;
+        a.kind = Alert::Kind::route_leak;
+        a.leaker = from;
+        a.segment = {path[i + 1], from, to};
+        out.push_back({a.kind, e.prefix.to_string() + " " + std::to_string(from), a});
+        break;
+      }
+      if (peer || rel == AsRelationships::Rel::provider_to_customer) downhill = true;
+    }
+  }
+  if (vrps_ && vrps_->validate(e.prefix, e.origin) == Vrps::State::invalid) {
+    Alert a = base;
+    a.kind = Alert::Kind::rpki_invalid;
+    out.push_back({a.kind, e.prefix.to_string() + " " + origin_key, a});
+  }
+  return out;
+}
+
+void Monitor::add(const std::string& peer, const Issue& issue, std::int64_t time_us,
+                  std::vector<Alert>& alerts) {
+  State& s = states_[{std::to_string(static_cast<int>(issue.kind)) + issue.key, issue.alert.monitored.to_string()}];
+  if (s.peers.empty() && !s.open) s.alert = issue.alert;
+  s.peers.insert(peer);
+  if (!s.open && static_cast<int>(s.peers.size()) >= exp_.min_peers) {
+    s.open = true;
+    Alert a = s.alert;
+    a.time_us = time_us;
+    a.peers = static_cast<int>(s.peers.size());
+    alerts.push_back(a);
+  }
+}
+
+void Monitor::remove(const std::string& peer, const Issue& issue, std::int64_t time_us,
+                     std::vector<Alert>& alerts) {
+  auto it = states_.find({std::to_string(static_cast<int>(issue.kind)) + issue.key, issue.alert.monitored.to_string()});
+  if (it == states_.end()) return;
+  State& s = it->second;
+  const auto before = s.peers.size();
+  s.peers.erase(peer);
+  if (s.peers.empty()) {
+    if (s.open) {
+      Alert a = s.alert;
+      a.resolved = true;
+      a.time_us = time_us;
+      a.peers = static_cast<int>(before);
+      alerts.push_back(a);
+    }
+    states_.erase(it);
+  }
+}
+
+void Monitor::withdraw_route(const std::string& route_key, std::int64_t time_us, std::vector<Alert>& alerts) {
+  auto it = routes_.find(route_key);
+  if (it == routes_.end()) return;
+  Route route = std::move(it->second);
+  routes_.erase(it);
+  for (const auto& issue : route.issues) {
+    // Another route of the same peer may carry the same issue (ADD-PATH): keep it then.
+    bool still = false;
+    for (const auto& [k, r] : routes_) {
+      if (r.peer != route.peer) continue;
+      for (const auto& i : r.issues) still = still || (!(i < issue) && !(issue < i) && i.alert.monitored == issue.alert.monitored);
+    }
+    if (!still) remove(route.peer, issue, time_us, alerts);
+  }
+  if (route.exact) {
+    auto& seen = seen_by_[route.monitored];
+    if (--seen[route.peer] <= 0) seen.erase(route.peer);
+    visibility(*route.monitored, time_us, alerts);
+  }
+}
+
+void Monitor::visibility(const MonitoredPrefix& m, std::int64_t time_us, std::vector<Alert>& alerts) {
+  const std::size_t now = seen_by_[&m].size();
+  std::size_t& max = max_seen_[&m];
+  max = std::max(max, now);
+  if (max < static_cast<std::size_t>(exp_.min_peers)) return;
+  const double share = max ? static_cast<double>(now) / static_cast<double>(max) : 1.0;
+  const bool lost = 1.0 - share >= exp_.visibility_threshold;
+  bool& open = visibility_open_[&m];
+  if (lost != open) {
+    open = lost;
+    Alert a;
+    a.kind = Alert::Kind::visibility_loss;
+    a.resolved = !lost;
+    a.time_us = time_us;
+    a.monitored = a.prefix = m.prefix;
+    a.description = m.description;
+    a.visibility = share;
+    a.peers = static_cast<int>(max - now);
+    alerts.push_back(a);
+  }
+}
+
+void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
+  const std::string peer = e.peer_ip.to_string() + " AS" + std::to_string(e.peer_asn);
+  if (e.kind == RouteEvent::Kind::peer_down) {
+    // Some speakers (BIRD) write the final state change without the peer's address: then
+    // every session of that peer AS goes down.
+    const bool any_address = std::all_of(e.peer_ip.bytes.begin(), e.peer_ip.bytes.end(),
+                                         [](std::uint8_t b) { return b == 0; });
+    const std::string as_suffix = " AS" + std::to_string(e.peer_asn);
+    std::vector<std::string> keys;
+    for (const auto& [k, r] : routes_) {
+      const bool same = any_address ? r.peer.size() >= as_suffix.size() &&
+                                          r.peer.compare(r.peer.size() - as_suffix.size(), as_suffix.size(), as_suffix) == 0
+                                    : r.peer == peer;
+      if (same) keys.push_back(k);
+    }
+    for (const auto& k : keys) withdraw_route(k, e.time_us, alerts);
+    return;
+  }
+  const MonitoredPrefix* m = match(e.prefix);
+  if (!m || m->ignore) return;
+  if (is_bogon(e.prefix) && !is_bogon(m->prefix)) {
+    ++ignored_;
+    return;
+  }
+  const std::string key = peer + "|" + e.prefix.to_string() + "|" + (e.path_id ? std::to_string(*e.path_id) : "");
+  withdraw_route(key, e.time_us, alerts);  // an announcement replaces the peer's previous route
+  if (e.kind == RouteEvent::Kind::withdraw) return;
+  Route route{peer, m, e.prefix == m->prefix, issues_of(e, *m)};
+  for (const auto& issue : route.issues) add(peer, issue, e.time_us, alerts);
+  if (route.exact) {
+    ++seen_by_[m][peer];
+    visibility(*m, e.time_us, alerts);
+  }
+  routes_.emplace(key, std::move(route));
+}
+
+}  // namespace vantage::bgp

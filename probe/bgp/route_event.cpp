@@ -1,0 +1,200 @@
+#include "probe/bgp/route_event.hpp"
+
+#include <cstring>
+
+namespace vantage::bgp {
+namespace {
+
+std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+std::uint32_t be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+
+IpAddr address(const std::uint8_t* p, bool v6) {
+  IpAddr a;
+  a.v6 = v6;
+  std::memcpy(a.bytes.data(), p, v6 ? 16 : 4);
+  return a;
+}
+
+void fill_path(RouteEvent& e, const Attributes& a) {
+  e.path = effective_as_path(a);
+  e.origin = origin_as(e.path, &e.origin_set);
+  e.communities = a.communities;
+  e.large_communities = a.large_communities;
+  e.only_to_customer = a.only_to_customer;
+}
+
+}  // namespace
+
+std::vector<std::uint32_t> flatten_path(const AsPath& path) {
+  std::vector<std::uint32_t> out;
+  for (const auto& seg : path) {
+    if (seg.type != SegmentType::sequence) continue;
+    for (std::uint32_t asn : seg.asns) {
+      if (out.empty() || out.back() != asn) out.push_back(asn);
+    }
+  }
+  return out;
+}
+
+void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out) {
+  const std::uint8_t* p = r.data;
+  const std::size_t n = r.size;
+  const std::int64_t time_us = std::int64_t{r.timestamp} * 1'000'000 + r.microseconds;
+  auto warn = [&](const std::string& what) {
+    warnings_.push_back("offset " + std::to_string(r.offset) + ": " + what);
+  };
+  RouteEvent base;
+  base.time_us = time_us;
+  base.collector = collector_;
+
+  if (r.type == kMrtTableDump) {  // v1: one RIB entry per record (RFC 6396 §4.2)
+    const std::uint16_t sub = r.subtype;
+    if (sub < 1 || sub > 4) return warn("TABLE_DUMP: unknown subtype " + std::to_string(sub));
+    const bool v6 = sub == 2 || sub == 4;
+    const bool as4 = sub == 3 || sub == 4;
+    const std::size_t alen = v6 ? 16 : 4;
+    const std::size_t fixed = 4 + alen + 2 + 4 + alen + (as4 ? 4 : 2) + 2;
+    if (n < fixed) return warn("TABLE_DUMP: too short");
+    RouteEvent ev = base;
+    ev.prefix.addr = address(p + 4, v6);
+    ev.prefix.length = p[4 + alen];
+    if (ev.prefix.length > (v6 ? 128 : 32)) return warn("TABLE_DUMP: bad prefix length");
+    const std::uint8_t* q = p + 4 + alen + 2 + 4;
+    ev.peer_ip = address(q, v6);
+    q += alen;
+    ev.peer_asn = as4 ? be32(q) : be16(q);
+    q += as4 ? 4 : 2;
+    const std::size_t attr_len = std::min<std::size_t>(be16(q), n - fixed);
+    AttributeOptions opt;
+    opt.as4 = as4;
+    opt.table_dump_v2 = true;
+    opt.rib_afi = v6 ? 2 : 1;
+    Attributes a;
+    std::string error;
+    if (!decode_attributes(q + 2, attr_len, opt, a, error)) warn("TABLE_DUMP: " + error);
+    fill_path(ev, a);
+    out.push_back(std::move(ev));
+    return;
+  }
+
+  if (r.type == kMrtTableDumpV2) {
+    if (r.subtype == 1) {
+      peers_.clear();
+      if (n < 6) return warn("PEER_INDEX_TABLE: too short");
+      std::size_t i = 6 + be16(p + 4);
+      if (n < i + 2) return warn("PEER_INDEX_TABLE: too short");
+      const std::size_t count = be16(p + i);
+      i += 2;
+      for (std::size_t k = 0; k < count; ++k) {
+        if (n < i + 1) return warn("PEER_INDEX_TABLE: truncated");
+        const bool v6 = p[i] & 1;
+        const std::size_t as_len = (p[i] & 2) ? 4 : 2;
+        const std::size_t ip_len = v6 ? 16 : 4;
+        if (n < i + 5 + ip_len + as_len) return warn("PEER_INDEX_TABLE: truncated");
+        Peer peer{address(p + i + 5, v6), as_len == 4 ? be32(p + i + 5 + ip_len) : be16(p + i + 5 + ip_len)};
+        peers_.push_back(peer);
+        i += 5 + ip_len + as_len;
+      }
+      return;
+    }
+    const std::uint16_t sub = r.subtype;
+    if (sub != 2 && sub != 4 && sub != 8 && sub != 10) return;
+    if (peers_.empty()) return warn("RIB record before any PEER_INDEX_TABLE");
+    const bool v6 = sub == 4 || sub == 10;
+    const bool add_path = sub >= 8;
+    if (n < 5) return warn("RIB: too short");
+    Prefix pfx;
+    pfx.addr.v6 = v6;
+    pfx.length = p[4];
+    const std::size_t pbytes = (std::size_t{pfx.length} + 7) / 8;
+    if (pfx.length > (v6 ? 128 : 32) || n < 5 + pbytes + 2) return warn("RIB: bad prefix");
+    std::memcpy(pfx.addr.bytes.data(), p + 5, pbytes);
+    std::size_t i = 5 + pbytes;
+    const std::size_t entries = be16(p + i);
+    i += 2;
+    AttributeOptions opt;
+    opt.table_dump_v2 = true;
+    opt.rib_afi = v6 ? 2 : 1;
+    for (std::size_t e = 0; e < entries; ++e) {
+      const std::size_t head = 8 + (add_path ? 4 : 0);
+      if (n < i + head) return warn("RIB: entries run past the record");
+      const std::size_t index = be16(p + i);
+      const std::size_t alen = be16(p + i + head - 2);
+      RouteEvent ev = base;
+      if (add_path) ev.path_id = be32(p + i + 6);
+      i += head;
+      if (n < i + alen) return warn("RIB: attributes run past the record");
+      if (index >= peers_.size()) {
+        warn("RIB: peer index out of range");
+        i += alen;
+        continue;
+      }
+      Attributes a;
+      std::string error;
+      if (!decode_attributes(p + i, alen, opt, a, error)) warn("RIB: " + error);
+      i += alen;
+      ev.peer_ip = peers_[index].ip;
+      ev.peer_asn = peers_[index].asn;
+      ev.prefix = pfx;
+      fill_path(ev, a);
+      out.push_back(std::move(ev));
+    }
+    return;
+  }
+
+  if (r.type == kMrtBgp4mp || r.type == kMrtBgp4mpEt) {
+    const std::uint16_t sub = r.subtype;
+    const bool as4 = sub == 4 || sub == 5 || sub == 7 || sub == 9 || sub == 11;
+    const std::size_t as_len = as4 ? 4 : 2;
+    if (n < 2 * as_len + 4) return;
+    const std::uint16_t afi = be16(p + 2 * as_len + 2);
+    if (afi != 1 && afi != 2) return;
+    const std::size_t ip_len = afi == 2 ? 16 : 4;
+    if (n < 2 * as_len + 4 + 2 * ip_len) return warn("BGP4MP: too short");
+    base.peer_asn = as4 ? be32(p) : be16(p);
+    base.peer_ip = address(p + 2 * as_len + 4, afi == 2);
+    if (sub == 0 || sub == 5) {  // state change
+      if (n < 2 * as_len + 4 + 2 * ip_len + 4) return warn("STATE_CHANGE: too short");
+      const std::uint16_t old_state = be16(p + 2 * as_len + 4 + 2 * ip_len);
+      const std::uint16_t new_state = be16(p + 2 * as_len + 4 + 2 * ip_len + 2);
+      if (old_state == 6 && new_state != 6) {
+        RouteEvent ev = base;
+        ev.kind = RouteEvent::Kind::peer_down;
+        out.push_back(std::move(ev));
+      }
+      return;
+    }
+    if (sub != 1 && sub != 4 && sub != 8 && sub != 9) return;  // LOCAL: our own router's view
+    const bool add_path = sub >= 8;
+    const std::uint8_t* m = p + 2 * as_len + 4 + 2 * ip_len;
+    const std::size_t mlen = n - (2 * as_len + 4 + 2 * ip_len);
+    if (mlen < 19 || m[18] != 2) return;
+    Update u;
+    std::string error;
+    if (!decode_update(m + 19, std::min<std::size_t>(be16(m + 16), mlen) - 19, as4, add_path, u, error)) {
+      warn("UPDATE: " + error);
+    }
+    auto withdraw = [&](const Nlri& w) {
+      RouteEvent ev = base;
+      ev.kind = RouteEvent::Kind::withdraw;
+      ev.prefix = w.prefix;
+      ev.path_id = w.path_id;
+      out.push_back(std::move(ev));
+    };
+    for (const auto& w : u.withdrawn) withdraw(w);
+    for (const auto& w : u.attributes.mp_unreach_nlri) withdraw(w);
+    auto announce = [&](const Nlri& a) {
+      RouteEvent ev = base;
+      ev.prefix = a.prefix;
+      ev.path_id = a.path_id;
+      fill_path(ev, u.attributes);
+      out.push_back(std::move(ev));
+    };
+    for (const auto& a : u.announced) announce(a);
+    for (const auto& a : u.attributes.mp_reach_nlri) announce(a);
+  }
+}
+
+}  // namespace vantage::bgp

@@ -1,0 +1,57 @@
+// One model for every BGP observation (DESIGN §7): a route_event is one prefix announced or
+// withdrawn by one peer, with the path as a 4-byte-capable speaker sees it. MRT RIB entries
+// become announcements; BGP4MP UPDATEs become announcements and withdrawals; a BGP4MP state
+// change out of Established becomes `peer_down` (the peer's routes are gone).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "probe/bgp/bgp_message.hpp"
+#include "probe/bgp/mrt_reader.hpp"
+
+namespace vantage::bgp {
+
+struct RouteEvent {
+  enum class Kind : std::uint8_t { announce, withdraw, peer_down };
+  Kind kind = Kind::announce;
+  std::int64_t time_us = 0;  // UTC microseconds
+  std::string collector;     // where it was seen: MRT file name, BMP router
+  IpAddr peer_ip;
+  std::uint32_t peer_asn = 0;
+  Prefix prefix;                          // unset for peer_down
+  std::optional<std::uint32_t> path_id;   // ADD-PATH
+  AsPath path;                            // effective AS path (AS4_PATH merged), announcements
+  std::optional<std::uint32_t> origin;    // last AS of the path; unset when it ends in an AS_SET
+  std::vector<std::uint32_t> origin_set;  // … the AS_SET members then
+  std::vector<std::uint32_t> communities;
+  std::vector<std::array<std::uint32_t, 3>> large_communities;
+  std::optional<std::uint32_t> only_to_customer;
+};
+
+// The path without prepending: consecutive repeats of one ASN collapsed (AS_SETs kept as they
+// are, as one element 0 with `sets` recording them is not needed by callers: sets are skipped).
+std::vector<std::uint32_t> flatten_path(const AsPath& path);
+
+// Decodes MRT records into route events. Keeps the TABLE_DUMP_V2 peer index between records.
+class RouteEventDecoder {
+ public:
+  explicit RouteEventDecoder(std::string collector) : collector_(std::move(collector)) {}
+  // Appends the record's events to `out`; damage is added to warnings() and the record's
+  // readable part is still used.
+  void decode(const MrtRecord& record, std::vector<RouteEvent>& out);
+  std::vector<std::string>& warnings() noexcept { return warnings_; }
+
+ private:
+  struct Peer {
+    IpAddr ip;
+    std::uint32_t asn = 0;
+  };
+  std::string collector_;
+  std::vector<Peer> peers_;
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace vantage::bgp

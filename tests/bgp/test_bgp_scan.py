@@ -1,0 +1,150 @@
+"""`vantage bgp scan` and `generate`: hijack, sub-prefix hijack, route leak (naming the leaking
+AS), unexpected upstream, visibility loss and RPKI invalid on MRT files written by real routers
+(gobgpd, BIRD, FRR in a lab run) and on a real RIS RIB dump (false-positive control:
+customer more-specifics under ignoreMorespecifics, prepending)."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "..", "data", "bgp")
+LAB = os.path.join(DATA, "lab")
+RIS_RIB = os.path.join(DATA, "bgpdump", "bview.20020722.2337.gz")  # RIS rrc05, 2002-07-22
+BUILD_DIR = os.environ.get("VANTAGE_BUILD_DIR", os.path.join(HERE, "..", "..", "build", "dev"))
+VANTAGE = os.path.join(BUILD_DIR, "analysis", "vantage")
+
+# CAIDA as-rel lines for the ASes of the lab's leak path 65000 701 396531 33154 3356 13335:
+# AS396531 is a customer of both AS33154 and AS701 and passed one provider's route to the other.
+AS_REL = """# provider|customer|-1, peer|peer|0
+3356|13335|-1
+3356|33154|-1
+33154|396531|-1
+701|396531|-1
+3491|17557|-1
+3356|36561|-1
+"""
+LAB_PREFIXES = """208.65.152.0/22:
+  description: YouTube
+  asn: [36561]
+104.20.0.0/20:
+  description: Cloudflare
+  asn: 13335
+2001:db8:100::/48:
+  asn: [4200000001]
+  upstreams: [6939]
+options:
+  min_peers: 1
+"""
+
+
+class Scan(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vantage-bgp-scan-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def scan(self, files, prefixes, *extra):
+        p = subprocess.run([VANTAGE, "bgp", "scan", *files, "--prefixes", self.write("prefixes.yml", prefixes),
+                            "--json", *extra], capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return [json.loads(line) for line in p.stdout.splitlines()]
+
+    def test_lab_hijack_and_leak_are_detected_with_origin_and_leaker_from_every_router(self):
+        as_rel = self.write("as-rel.txt", AS_REL)
+        for mrt in ("gobgp-updates.mrt", "bird-messages.mrt", "frr-updates.mrt", "gobgp-table.mrt",
+                    "frr-rib.mrt", "bird-table4.mrt"):
+            with self.subTest(mrt=mrt):
+                alerts = [a for a in self.scan([os.path.join(LAB, mrt)], LAB_PREFIXES, "--as-rel", as_rel)
+                          if a["status"] == "open"]
+                hijack = [a for a in alerts if a["alert"] == "sub_prefix_hijack"]
+                self.assertEqual(len(hijack), 1, alerts)
+                self.assertEqual((hijack[0]["prefix"], hijack[0]["origin"], hijack[0]["expected"]),
+                                 ("208.65.153.0/24", 17557, [36561]))
+                leak = [a for a in alerts if a["alert"] == "route_leak"]
+                self.assertEqual(len(leak), 1, alerts)
+                self.assertEqual((leak[0]["prefix"], leak[0]["leaker"], leak[0]["segment"]),
+                                 ("104.20.0.0/20", 396531, [33154, 396531, 701]))
+                # The legitimate /22 (origin 36561) and the IPv6 route via its expected upstream: quiet.
+                self.assertFalse([a for a in alerts if a["alert"] in ("hijack", "unexpected_upstream")], alerts)
+
+    def test_the_session_going_down_resolves_the_alerts_and_reports_lost_visibility(self):
+        alerts = self.scan([os.path.join(LAB, "bird-messages.mrt")], LAB_PREFIXES,
+                           "--as-rel", self.write("as-rel.txt", AS_REL))
+        resolved = {a["alert"] for a in alerts if a["status"] == "resolved"}
+        self.assertEqual(resolved, {"sub_prefix_hijack", "route_leak"})
+        lost = {a["prefix"] for a in alerts if a["alert"] == "visibility_loss" and a["status"] == "open"}
+        self.assertEqual(lost, {"208.65.152.0/22", "104.20.0.0/20", "2001:db8:100::/48"})
+
+    def test_without_as_relationships_no_leak_is_claimed(self):
+        alerts = self.scan([os.path.join(LAB, "gobgp-updates.mrt")], LAB_PREFIXES)
+        self.assertFalse([a for a in alerts if a["alert"] == "route_leak"])
+
+    def test_unexpected_upstream(self):
+        prefixes = LAB_PREFIXES.replace("upstreams: [6939]", "upstreams: [174]")
+        alerts = self.scan([os.path.join(LAB, "gobgp-updates.mrt")], prefixes)
+        up = [a for a in alerts if a["alert"] == "unexpected_upstream"]
+        self.assertEqual([(a["prefix"], a["upstream"], a["expected"]) for a in up],
+                         [("2001:db8:100::/48", 6939, [174])])
+
+    def test_rpki_invalid_more_specific_and_valid_covering_route(self):
+        vrp = self.write("vrps.json", json.dumps({"roas": [
+            {"asn": "AS36561", "prefix": "208.65.152.0/22", "maxLength": 24, "ta": "test"},
+            {"asn": 13335, "prefix": "104.20.0.0/20", "maxLength": 20}]}))
+        alerts = self.scan([os.path.join(LAB, "gobgp-updates.mrt")], LAB_PREFIXES, "--vrp", vrp)
+        rpki = [(a["prefix"], a["origin"]) for a in alerts if a["alert"] == "rpki_invalid"]
+        self.assertEqual(rpki, [("208.65.153.0/24", 17557)])
+
+    def test_bgpalerter_vrp_files_with_every_asn_form_load(self):
+        vrp = os.path.join(DATA, "rpki", "bgpalerter-vrp.correct.json")  # "13335", "AS2914", 1234
+        prefixes = "8.8.8.0/22:\n  asn: [2914]\n103.21.244.0/24:\n  asn: [13335]\n"
+        self.assertEqual(self.scan([os.path.join(LAB, "gobgp-updates.mrt")], prefixes, "--vrp", vrp), [])
+
+    def test_customer_more_specifics_under_ignore_more_specifics_do_not_alert_on_real_ris_data(self):
+        # In RIS rrc05's RIB of 2002-07-22, AS3549 originates 20.139.0.0/16, its customer AS17916
+        # three more-specifics (path … 3549 17916) and AS7474 a fourth.
+        quiet = self.scan([RIS_RIB], "20.139.0.0/16:\n  asn: [3549]\n  ignoreMorespecifics: true\n")
+        self.assertEqual(quiet, [])
+        loud = self.scan([RIS_RIB], "20.139.0.0/16:\n  asn: [3549]\n  ignoreMorespecifics: false\n")
+        self.assertEqual(sorted((a["prefix"], a["origin"]) for a in loud if a["alert"] == "sub_prefix_hijack"),
+                         [("20.139.0.0/22", 17916), ("20.139.10.0/24", 17916), ("20.139.192.0/18", 7474),
+                          ("20.139.240.0/20", 17916)])
+
+    def test_prepending_is_not_a_new_origin_nor_an_upstream_on_real_ris_data(self):
+        # 12.2.192.0/24: path 1853 1239 701 14984 14984 14984 14984 (origin prepended three times).
+        self.assertEqual(self.scan([RIS_RIB], "12.2.192.0/24:\n  asn: [14984]\n  upstreams: [701]\n"), [])
+        alerts = self.scan([RIS_RIB], "12.2.192.0/24:\n  asn: [14984]\n  upstreams: [1239]\n")
+        self.assertEqual([(a["alert"], a["upstream"], a["path"]) for a in alerts],
+                         [("unexpected_upstream", 701, [1853, 1239, 701, 14984])])
+
+    def test_min_peers_holds_back_an_alert_seen_by_too_few_peers(self):
+        alerts = self.scan([os.path.join(LAB, "gobgp-updates.mrt")], LAB_PREFIXES, "--min-peers", "2")
+        self.assertEqual(alerts, [])
+
+
+class Generate(unittest.TestCase):
+    def test_generate_proposes_the_origins_prefixes_with_their_upstreams(self):
+        p = subprocess.run([VANTAGE, "bgp", "generate", RIS_RIB, "--origin", "3549"], capture_output=True,
+                           text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("20.139.0.0/16:\n  description: announced by AS3549\n  asn: [3549]\n", p.stdout)
+        # The proposal is a valid prefixes file for scan: the RIB it came from raises nothing.
+        d = tempfile.mkdtemp(prefix="vantage-bgp-gen-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "prefixes.yml")
+        with open(path, "w") as f:
+            f.write(p.stdout.replace("ignoreMorespecifics: false", "ignoreMorespecifics: true"))
+        scan = subprocess.run([VANTAGE, "bgp", "scan", RIS_RIB, "--prefixes", path], capture_output=True,
+                              text=True, timeout=300)
+        self.assertEqual((scan.returncode, scan.stdout), (0, ""), scan.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
