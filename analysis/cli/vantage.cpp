@@ -13,7 +13,10 @@
 #include <set>
 
 #include "common/config_node.hpp"
+#include <fstream>
+
 #include "probe/bgp/bgpdump_format.hpp"
+#include "probe/bgp/bmp.hpp"
 #include "probe/bgp/monitor.hpp"
 #include "probe/bgp/mrt_reader.hpp"
 #include "probe/bgp/route_event.hpp"
@@ -71,12 +74,58 @@ int bgp_dump(const std::vector<std::string>& files) {
   return status;
 }
 
+enum class InputKind { mrt, bmp, ris_live };
+
+// MRT, a captured BMP stream (first byte: version 3, then a plausible length and type) or RIS
+// Live JSON lines, by content. Compressed files are MRT.
+InputKind input_kind(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char h[6] = {0, 0, 0, 0, 0, 0};
+  in.read(reinterpret_cast<char*>(h), 6);
+  if (h[0] == '{' || h[0] == '[') return InputKind::ris_live;
+  const std::uint32_t len = (std::uint32_t{h[1]} << 24) | (std::uint32_t{h[2]} << 16) | (std::uint32_t{h[3]} << 8) | h[4];
+  if (h[0] == 3 && len >= 6 && len < (1u << 24) && h[5] <= 6) return InputKind::bmp;
+  return InputKind::mrt;
+}
+
 // Calls `fn` with the route events of every file in order; warnings go to stderr.
 template <typename Fn>
 int for_each_event(const std::vector<std::string>& files, const char* what, Fn&& fn) {
   int status = 0;
   std::vector<vantage::bgp::RouteEvent> events;
+  auto report = [&](const std::string& file, const std::vector<std::string>& warnings) {
+    for (const auto& w : warnings) std::fprintf(stderr, "vantage bgp %s: %s: %s\n", what, file.c_str(), w.c_str());
+  };
   for (const auto& file : files) {
+    const std::string name = std::filesystem::path(file).filename().string();
+    const InputKind kind = input_kind(file);
+    if (kind == InputKind::ris_live) {
+      std::ifstream in(file);
+      std::string line;
+      std::vector<std::string> warnings;
+      for (int no = 1; std::getline(in, line); ++no) {
+        if (line.empty()) continue;
+        events.clear();
+        std::string warning;
+        vantage::bgp::parse_ris_live_line(line, events, warning);
+        if (!warning.empty()) warnings.push_back("line " + std::to_string(no) + ": " + warning);
+        for (const auto& e : events) fn(e);
+      }
+      report(file, warnings);
+      continue;
+    }
+    if (kind == InputKind::bmp) {
+      std::ifstream in(file, std::ios::binary);
+      vantage::bgp::BmpDecoder decoder(name);
+      std::vector<char> chunk(64 * 1024);
+      while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+        events.clear();
+        decoder.feed(reinterpret_cast<const std::uint8_t*>(chunk.data()), static_cast<std::size_t>(in.gcount()), events);
+        for (const auto& e : events) fn(e);
+      }
+      report(file, decoder.warnings());
+      continue;
+    }
     std::unique_ptr<vantage::bgp::MrtReader> reader;
     try {
       reader = std::make_unique<vantage::bgp::MrtReader>(file);
@@ -85,15 +134,15 @@ int for_each_event(const std::vector<std::string>& files, const char* what, Fn&&
       status = 1;
       continue;
     }
-    vantage::bgp::RouteEventDecoder decoder(std::filesystem::path(file).filename().string());
+    vantage::bgp::RouteEventDecoder decoder(name);
     vantage::bgp::MrtRecord record;
     while (reader->next(record)) {
       events.clear();
       decoder.decode(record, events);
       for (const auto& e : events) fn(e);
     }
-    for (const auto& w : decoder.warnings()) std::fprintf(stderr, "vantage bgp %s: %s: %s\n", what, file.c_str(), w.c_str());
-    for (const auto& w : reader->warnings()) std::fprintf(stderr, "vantage bgp %s: %s: %s\n", what, file.c_str(), w.c_str());
+    report(file, decoder.warnings());
+    report(file, reader->warnings());
   }
   return status;
 }
@@ -169,7 +218,8 @@ int main(int argc, char** argv) {
   int min_peers = 0;
   auto* scan = bgp->add_subcommand(
       "scan", "Replay MRT files through the monitor and print hijack, leak, upstream, visibility and RPKI alerts");
-  scan->add_option("files", files, "MRT files, in time order")->required()->check(CLI::ExistingFile);
+  scan->add_option("files", files, "MRT files, captured BMP streams or RIS Live JSON lines, in time order")
+      ->required()->check(CLI::ExistingFile);
   scan->add_option("--prefixes", prefixes_file, "Expectations (BGPalerter-like prefixes file, YAML)")
       ->required()->check(CLI::ExistingFile);
   scan->add_option("--as-rel", as_rel_file, "CAIDA AS relationships (a|b|-1, a|b|0) for route leaks")

@@ -40,7 +40,9 @@ options:
 """
 
 
-class Scan(unittest.TestCase):
+class ScanTest(unittest.TestCase):
+    """Runs `vantage bgp scan --json` with a prefixes file written to a temporary directory."""
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="vantage-bgp-scan-")
         self.addCleanup(shutil.rmtree, self.dir, True)
@@ -57,6 +59,8 @@ class Scan(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return [json.loads(line) for line in p.stdout.splitlines()]
 
+
+class Scan(ScanTest):
     def test_lab_hijack_and_leak_are_detected_with_origin_and_leaker_from_every_router(self):
         as_rel = self.write("as-rel.txt", AS_REL)
         for mrt in ("gobgp-updates.mrt", "bird-messages.mrt", "frr-updates.mrt", "gobgp-table.mrt",
@@ -127,6 +131,31 @@ class Scan(unittest.TestCase):
     def test_min_peers_holds_back_an_alert_seen_by_too_few_peers(self):
         alerts = self.scan([os.path.join(LAB, "gobgp-updates.mrt")], LAB_PREFIXES, "--min-peers", "2")
         self.assertEqual(alerts, [])
+
+
+class OtherInputs(ScanTest):
+    def test_a_bmp_stream_from_gobgpd_raises_the_same_alerts_as_its_mrt_dump(self):
+        as_rel = self.write("as-rel.txt", AS_REL)
+        bmp = self.scan([os.path.join(LAB, "gobgp-bmp.bin")], LAB_PREFIXES, "--as-rel", as_rel)
+        mrt = self.scan([os.path.join(LAB, "gobgp-updates.mrt")], LAB_PREFIXES, "--as-rel", as_rel)
+        strip = lambda alerts: sorted((a["alert"], a["prefix"], a.get("origin"), a.get("leaker")) for a in alerts)
+        self.assertEqual(strip(bmp), strip(mrt))
+        self.assertEqual(len(bmp), 2)
+
+    def test_an_frr_bmp_stream_with_only_end_of_rib_markers_parses_quietly(self):
+        p = subprocess.run([VANTAGE, "bgp", "scan", os.path.join(LAB, "frr-bmp.bin"),
+                            "--prefixes", self.write("p.yml", LAB_PREFIXES)], capture_output=True, text=True)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, "", ""))
+
+    def test_ris_live_messages_become_route_events(self):
+        # The first message: 45.161.192.0/23 from AS268481 (path … 52993 268481 268481).
+        alerts = self.scan([os.path.join(DATA, "ris-live", "libbgpstream-ris-live-stream.json")],
+                           "45.161.192.0/22:\n  asn: [64500]\n")
+        self.assertEqual([(a["alert"], a["prefix"], a["origin"], a["time"]) for a in alerts],
+                         [("sub_prefix_hijack", "45.161.192.0/23", 268481, "2019-03-26T19:19:47.890000000Z")])
+        quiet = self.scan([os.path.join(DATA, "ris-live", "libbgpstream-ris-live-stream.json")],
+                          "45.161.192.0/22:\n  asn: [268481]\n  ignoreMorespecifics: true\n")
+        self.assertEqual(quiet, [])
 
 
 class Generate(unittest.TestCase):

@@ -1,0 +1,50 @@
+// BGP Monitoring Protocol v3 (RFC 7854) as received over TCP from a router: a stream decoder
+// that takes bytes in any chunking and turns Route Monitoring messages into route events (the
+// BGP UPDATE inside, with the per-peer header's peer address, AS and timestamp), Peer Down into
+// `peer_down`, and keeps the router's name from Initiation (sysName) as the events' collector.
+// Statistics, Peer Up (recorded), Termination and Route Mirroring produce no events.
+//
+// Never throws; a message with a bad version or an impossible length stops the stream (the next
+// message boundary cannot be found) with a warning; a bad UPDATE inside a good message is
+// reported and skipped.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "probe/bgp/route_event.hpp"
+
+namespace vantage::bgp {
+
+class BmpDecoder {
+ public:
+  explicit BmpDecoder(std::string collector) : collector_(std::move(collector)) {}
+  // Appends the events of every complete message in `data` (plus what was buffered).
+  void feed(const std::uint8_t* data, std::size_t size, std::vector<RouteEvent>& out);
+  bool failed() const noexcept { return failed_; }
+  std::vector<std::string>& warnings() noexcept { return warnings_; }
+  std::uint64_t messages() const noexcept { return messages_; }
+  const std::string& router_name() const noexcept { return router_name_; }
+  std::size_t peers_up() const noexcept { return peers_up_.size(); }
+
+ private:
+  void message(const std::uint8_t* m, std::size_t n, std::vector<RouteEvent>& out);
+  std::string collector_;
+  std::string router_name_;
+  std::vector<std::uint8_t> pending_;
+  std::set<std::string> peers_up_;
+  bool failed_ = false;
+  std::uint64_t messages_ = 0;
+  std::uint64_t offset_ = 0;
+  std::vector<std::string> warnings_;
+};
+
+// RIS Live messages (https://ris-live.ripe.net/manual/), one JSON object per line as the
+// websocket delivers them (saved to a file): `ris_message` UPDATEs become announcements and
+// withdrawals (AS_SETs in `path` as nested arrays), RIS_PEER_STATE "down" becomes `peer_down`;
+// other types are skipped. A line that is not such a message is reported in `warning`.
+void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, std::string& warning);
+
+}  // namespace vantage::bgp
