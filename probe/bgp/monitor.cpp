@@ -94,7 +94,7 @@ Expectations load_expectations(const std::string& path) {
       continue;
     }
     auto prefix = parse_prefix(key);
-    if (!prefix) node.fail("\"" + key + "\" is not a prefix like 192.0.2.0/24 or 2001:db8::/32");
+    if (!prefix) node.fail("\"" + key + "\" is not a prefix like 192.0.2.0/24 or 2001:db8::/32 (host bits must be zero)");
     node.expect_keys({"description", "asn", "ignoreMorespecifics", "ignore", "group", "upstreams"});
     MonitoredPrefix m;
     m.prefix = *prefix;

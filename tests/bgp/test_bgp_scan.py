@@ -158,6 +158,21 @@ class OtherInputs(ScanTest):
         self.assertEqual(quiet, [])
 
 
+class InvalidPrefixesFiles(unittest.TestCase):
+    def test_every_invalid_prefixes_file_fails_with_its_exact_message(self):
+        directory = os.path.join(HERE, "..", "config", "bgp")
+        with open(os.path.join(directory, "expected-errors.tsv")) as f:
+            expected = dict(line.rstrip("\n").split("\t", 1) for line in f if line.strip() and not line.startswith("#"))
+        files = sorted(n for n in os.listdir(directory) if n.endswith(".yaml"))
+        self.assertEqual(sorted(expected), files)
+        for name in files:
+            with self.subTest(file=name):
+                p = subprocess.run([VANTAGE, "bgp", "scan", os.path.join(LAB, "frr-rib.mrt"), "--prefixes", name],
+                                   capture_output=True, text=True, cwd=directory)
+                self.assertEqual(p.returncode, 2)
+                self.assertEqual(p.stderr, f"vantage bgp scan: {expected[name]}\n")
+
+
 class Generate(unittest.TestCase):
     def test_generate_proposes_the_origins_prefixes_with_their_upstreams(self):
         p = subprocess.run([VANTAGE, "bgp", "generate", RIS_RIB, "--origin", "3549"], capture_output=True,
