@@ -92,30 +92,7 @@ void BmpDecoder::message(const std::uint8_t* m, std::size_t n, std::vector<Route
   Update u;
   std::string error;
   if (!decode_update(body + 19, bgp_len - 19, !two_byte_as, false, u, error)) warn("UPDATE: " + error);
-  const AsPath path = effective_as_path(u.attributes);
-  std::vector<std::uint32_t> origin_set;
-  const auto origin = origin_as(path, &origin_set);
-  auto withdraw = [&](const Nlri& w) {
-    RouteEvent e = base;
-    e.kind = RouteEvent::Kind::withdraw;
-    e.prefix = w.prefix;
-    out.push_back(std::move(e));
-  };
-  for (const auto& w : u.withdrawn) withdraw(w);
-  for (const auto& w : u.attributes.mp_unreach_nlri) withdraw(w);
-  auto announce = [&](const Nlri& a) {
-    RouteEvent e = base;
-    e.prefix = a.prefix;
-    e.path = path;
-    e.origin = origin;
-    e.origin_set = origin_set;
-    e.communities = u.attributes.communities;
-    e.large_communities = u.attributes.large_communities;
-    e.only_to_customer = u.attributes.only_to_customer;
-    out.push_back(std::move(e));
-  };
-  for (const auto& a : u.announced) announce(a);
-  for (const auto& a : u.attributes.mp_reach_nlri) announce(a);
+  update_to_events(u, base, out);
 }
 
 namespace {

@@ -173,28 +173,36 @@ void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out)
     if (mlen < 19 || m[18] != 2) return;
     Update u;
     std::string error;
-    if (!decode_update(m + 19, std::min<std::size_t>(be16(m + 16), mlen) - 19, as4, add_path, u, error)) {
+    const std::size_t bgp_len = std::min<std::size_t>(be16(m + 16), mlen);
+    if (bgp_len < 19) return warn("BGP message length " + std::to_string(be16(m + 16)) + " is shorter than its header");
+    if (!decode_update(m + 19, bgp_len - 19, as4, add_path, u, error)) {
       warn("UPDATE: " + error);
     }
-    auto withdraw = [&](const Nlri& w) {
-      RouteEvent ev = base;
-      ev.kind = RouteEvent::Kind::withdraw;
-      ev.prefix = w.prefix;
-      ev.path_id = w.path_id;
-      out.push_back(std::move(ev));
-    };
-    for (const auto& w : u.withdrawn) withdraw(w);
-    for (const auto& w : u.attributes.mp_unreach_nlri) withdraw(w);
-    auto announce = [&](const Nlri& a) {
-      RouteEvent ev = base;
-      ev.prefix = a.prefix;
-      ev.path_id = a.path_id;
-      fill_path(ev, u.attributes);
-      out.push_back(std::move(ev));
-    };
-    for (const auto& a : u.announced) announce(a);
-    for (const auto& a : u.attributes.mp_reach_nlri) announce(a);
+    update_to_events(u, base, out);
   }
+}
+
+void update_to_events(const Update& u, const RouteEvent& base, std::vector<RouteEvent>& out) {
+  auto withdraw = [&](const Nlri& w) {
+    RouteEvent ev = base;
+    ev.kind = RouteEvent::Kind::withdraw;
+    ev.prefix = w.prefix;
+    ev.path_id = w.path_id;
+    out.push_back(std::move(ev));
+  };
+  for (const auto& w : u.withdrawn) withdraw(w);
+  for (const auto& w : u.attributes.mp_unreach_nlri) withdraw(w);
+  if (u.announced.empty() && u.attributes.mp_reach_nlri.empty()) return;
+  RouteEvent announced = base;
+  fill_path(announced, u.attributes);
+  auto announce = [&](const Nlri& a) {
+    RouteEvent ev = announced;
+    ev.prefix = a.prefix;
+    ev.path_id = a.path_id;
+    out.push_back(std::move(ev));
+  };
+  for (const auto& a : u.announced) announce(a);
+  for (const auto& a : u.attributes.mp_reach_nlri) announce(a);
 }
 
 }  // namespace vantage::bgp

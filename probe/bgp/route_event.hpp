@@ -35,6 +35,11 @@ struct RouteEvent {
 // are, as one element 0 with `sets` recording them is not needed by callers: sets are skipped).
 std::vector<std::uint32_t> flatten_path(const AsPath& path);
 
+// The announcements and withdrawals of one decoded UPDATE, each a copy of `base` (time,
+// collector, peer) with its prefix, path id and — for announcements — path, origin and
+// communities. Withdrawals first (classic, then MP_UNREACH), then announcements.
+void update_to_events(const Update& update, const RouteEvent& base, std::vector<RouteEvent>& out);
+
 // Decodes MRT records into route events. Keeps the TABLE_DUMP_V2 peer index between records.
 class RouteEventDecoder {
  public:
