@@ -23,10 +23,38 @@
 
 namespace {
 
+// "FILE: 42%" on stderr, twice a second at most, only when stderr is a terminal.
+class Progress {
+ public:
+  explicit Progress(const std::string& file)
+      : file_(file), enabled_(::isatty(STDERR_FILENO) == 1) {
+    std::error_code ec;
+    size_ = std::filesystem::file_size(file, ec);
+    if (ec) size_ = 0;
+  }
+  void update(std::uint64_t compressed_position) {
+    if (!enabled_ || !size_ || ++calls_ % 1024) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(500)) return;
+    last_ = now;
+    std::fprintf(stderr, "\r%s: %3.0f%%", file_.c_str(),
+                 100.0 * static_cast<double>(compressed_position) / static_cast<double>(size_));
+  }
+  ~Progress() {
+    if (enabled_ && size_) std::fprintf(stderr, "\r%s: done      \n", file_.c_str());
+  }
+
+ private:
+  std::string file_;
+  bool enabled_;
+  std::uint64_t size_ = 0;
+  std::uint64_t calls_ = 0;
+  std::chrono::steady_clock::time_point last_{};
+};
+
 // Streams every record of every file through the bgpdump formatter to stdout. Warnings go to
 // stderr prefixed with the file name; progress too, when stderr is a terminal.
 int bgp_dump(const std::vector<std::string>& files) {
-  const bool progress = ::isatty(STDERR_FILENO) == 1;
   std::string out;
   out.reserve(1 << 20);
   int status = 0;
@@ -39,11 +67,9 @@ int bgp_dump(const std::vector<std::string>& files) {
       status = 1;
       continue;
     }
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(file, ec);
     vantage::bgp::BgpdumpFormatter formatter;
     vantage::bgp::MrtRecord record;
-    auto last = std::chrono::steady_clock::now();
+    Progress progress(file);
     std::size_t reported = 0;
     while (reader->next(record)) {
       formatter.format(record, out);
@@ -55,16 +81,8 @@ int bgp_dump(const std::vector<std::string>& files) {
         std::fprintf(stderr, "vantage bgp dump: %s: %s\n", file.c_str(),
                      formatter.warnings()[reported].c_str());
       }
-      if (progress && size && (record.offset & 0xFFF) < 64) {
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last > std::chrono::milliseconds(500)) {
-          last = now;
-          std::fprintf(stderr, "\r%s: %3.0f%%", file.c_str(),
-                       100.0 * static_cast<double>(reader->compressed_bytes_read()) / static_cast<double>(size));
-        }
-      }
+      progress.update(reader->compressed_bytes_read());
     }
-    if (progress && size) std::fprintf(stderr, "\r%s: done      \n", file.c_str());
     for (const auto& w : reader->warnings()) {
       std::fprintf(stderr, "vantage bgp dump: %s: %s\n", file.c_str(), w.c_str());
     }
@@ -136,10 +154,12 @@ int for_each_event(const std::vector<std::string>& files, const char* what, Fn&&
     }
     vantage::bgp::RouteEventDecoder decoder(name);
     vantage::bgp::MrtRecord record;
+    Progress progress(file);
     while (reader->next(record)) {
       events.clear();
       decoder.decode(record, events);
       for (const auto& e : events) fn(e);
+      progress.update(reader->compressed_bytes_read());
     }
     report(file, decoder.warnings());
     report(file, reader->warnings());
