@@ -19,7 +19,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from collector_ingest import machine, write_section  # noqa: E402
+from collector_ingest import write_section  # noqa: E402
+from probe_cpu import machine  # noqa: E402
 
 SECTION = "## BGP dump"
 FILES = ["updates.et-header.2015.gz", "bview.20020722.2337.gz", "updates.20160811.1600.gz",

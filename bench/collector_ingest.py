@@ -25,7 +25,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from probe_cpu import free_port, wait_port  # noqa: E402
+from probe_cpu import free_port, machine, wait_port  # noqa: E402
 MMDB = os.path.join(REPO, "tests", "data", "mmdb")
 SECTION = "## Collector ingest"
 
@@ -130,16 +130,6 @@ def run_collector(binary, work, body_file, seconds, connections):
     con.close()
     result["sample_row"] = row
     return result
-
-
-def machine():
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores ({model}), Linux {os.uname().release}"
 
 
 def write_section(path, lines):

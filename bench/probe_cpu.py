@@ -296,12 +296,6 @@ def main():
         subprocess.run([sys.executable, TARGETS, "stop", state], stdout=subprocess.DEVNULL)
         shutil.rmtree(work, ignore_errors=True)
 
-    cpu_model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
     v = subprocess.run(["prometheus-blackbox-exporter", "--version"], capture_output=True, text=True)
     bb_version = (v.stdout + v.stderr).strip().splitlines()[0]
     curl_version = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
@@ -311,7 +305,7 @@ def main():
         "Measured by `scripts/bench` (bench/probe_cpu.py); rerun it to refresh this page. Numbers are",
         "from one run on the machine below, not averages over machines.",
         "",
-        f"- machine: {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}",
+        f"- machine: {machine()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- reference: {bb_version} (Debian package `prometheus-blackbox-exporter`)",
         f"- vantage-probe: release preset (-O2); {curl_version.split(' (')[0]}",
@@ -395,6 +389,17 @@ def main():
     with open(args.out, "w") as f:
         f.write("\n".join(header + body))
     print(f"wrote {args.out}")
+
+
+def machine():
+    """"2 cores (Intel(R) Xeon(R) Processor), Linux 6.1.0" for the benchmark pages."""
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
 
 
 def existing_sections(path):

@@ -208,7 +208,6 @@ int bgp_generate(const std::vector<std::string>& files, std::uint32_t origin) {
   std::printf("# Proposed by `vantage bgp generate --origin %u` from %zu file(s): review before use.\n",
               origin, files.size());
   for (const auto& [p, ups] : seen) {
-    // A more-specific of another proposed prefix by the same origin: keep it, it is announced.
     std::printf("%s:\n  description: announced by AS%u\n  asn: [%u]\n  ignoreMorespecifics: false\n", p.c_str(),
                 origin, origin);
     std::string list;

@@ -99,10 +99,6 @@ std::shared_ptr<const GeoIp::Databases> GeoIp::snapshot() const {
   return dbs_;
 }
 
-bool GeoIp::empty() const noexcept {
-  return city_path_.empty() && asn_path_.empty() && isp_path_.empty();
-}
-
 std::uint64_t GeoIp::lookup_errors() const noexcept {
   return g_lookup_errors.load(std::memory_order_relaxed);
 }

@@ -43,7 +43,6 @@ class GeoIp {
   // Re-opens every configured file. Returns false (and keeps the previous databases) when one
   // fails; `error` says which and why.
   bool reload(std::string& error);
-  bool empty() const noexcept;
   std::uint64_t lookup_errors() const noexcept;
 
  private:

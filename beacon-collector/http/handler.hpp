@@ -33,7 +33,6 @@ struct Request {
   std::string target;  // path and query as sent
   // The headers the collector reads ("" when absent).
   std::string origin, content_type, authorization, x_forwarded_for, forwarded, user_agent;
-  std::string access_control_request_method;
   std::optional<std::uint64_t> content_length;  // nullopt: chunked or absent
   enrich::IpAddress peer;                       // the TCP peer
   std::string body;
@@ -75,7 +74,6 @@ class Handler {
 
   // Shutdown: /readyz answers 503 and responses ask the client to close.
   void set_draining() noexcept { draining_ = true; }
-  bool draining() const noexcept { return draining_; }
   // The request count and duration histogram (called by the server when a response is written).
   void observe(const Route& route, int status);
 

@@ -51,7 +51,6 @@ Request to_request(const http::request_parser<http::string_body>& parser,
   r.x_forwarded_for = header(m, "X-Forwarded-For");
   r.forwarded = header(m, http::field::forwarded);
   r.user_agent = header(m, http::field::user_agent);
-  r.access_control_request_method = header(m, http::field::access_control_request_method);
   if (auto len = parser.content_length()) r.content_length = *len;
   const auto a = peer.address();
   if (auto ip = enrich::IpAddress::parse(a.to_string())) r.peer = *ip;

@@ -32,6 +32,9 @@ struct Prefix {
   std::uint8_t length = 0;
   bool operator==(const Prefix&) const = default;
   std::string to_string() const;  // "192.0.2.0/24"
+  // "192.0.2.0/24", "2001:db8::/32"; nullopt for anything else, including set host bits
+  // ("192.0.2.1/24" is refused rather than guessed at).
+  static std::optional<Prefix> parse(const std::string& text);
   bool contains(const Prefix& other) const noexcept;  // other is this or more specific
 };
 

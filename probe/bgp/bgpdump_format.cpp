@@ -254,7 +254,6 @@ void BgpdumpFormatter::warn(const MrtRecord& r, const std::string& what) {
 }
 
 void BgpdumpFormatter::format(const MrtRecord& r, std::string& out) {
-  const std::size_t before = out.size();
   switch (r.type) {
     case kMrtTableDump: table_dump(r, out); break;
     case kMrtTableDumpV2: table_dump_v2(r, out); break;
@@ -263,7 +262,6 @@ void BgpdumpFormatter::format(const MrtRecord& r, std::string& out) {
     case kMrtBgp: mrtd_bgp(r, out); break;
     default: break;  // other MRT types (OSPF, IS-IS, …): nothing to print
   }
-  for (std::size_t i = before; i < out.size(); ++i) lines_ += out[i] == '\n';
 }
 
 void BgpdumpFormatter::table_dump(const MrtRecord& r, std::string& out) {

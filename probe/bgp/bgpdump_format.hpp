@@ -25,7 +25,6 @@ class BgpdumpFormatter {
   // Problems found in records (with their offsets), e.g. "offset 120: TABLE_DUMP_V2 RIB before
   // any PEER_INDEX_TABLE".
   std::vector<std::string>& warnings() noexcept { return warnings_; }
-  std::uint64_t lines() const noexcept { return lines_; }
 
  private:
   struct Peer {
@@ -42,7 +41,6 @@ class BgpdumpFormatter {
   std::vector<Peer> peers_;
   bool have_peer_index_ = false;
   std::vector<std::string> warnings_;
-  std::uint64_t lines_ = 0;
 };
 
 // bgpdump's own IPv6 printer (not inet_ntop): "::ffff:a.b.c.d" for mapped, "::a.b.c.d" for

@@ -36,7 +36,6 @@ void BmpDecoder::feed(const std::uint8_t* data, std::size_t size, std::vector<Ro
     }
     if (pending_.size() - pos < len) break;
     message(m, len, out);
-    ++messages_;
     pos += len;
   }
   pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(pos));
@@ -71,15 +70,10 @@ void BmpDecoder::message(const std::uint8_t* m, std::size_t n, std::vector<Route
   std::memcpy(base.peer_ip.bytes.data(), v6 ? h + 10 : h + 22, v6 ? 16 : 4);
   base.peer_asn = be32(h + 26);
   base.time_us = std::int64_t{be32(h + 34)} * 1'000'000 + be32(h + 38);
-  const std::string peer = base.peer_ip.to_string() + " AS" + std::to_string(base.peer_asn);
   const std::uint8_t* body = h + kPeerHeader;
   const std::size_t body_len = n - kCommonHeader - kPeerHeader;
-  if (type == 3) {  // Peer Up
-    peers_up_.insert(peer);
-    return;
-  }
+  if (type == 3) return;  // Peer Up: routes follow as Route Monitoring
   if (type == 2) {  // Peer Down
-    peers_up_.erase(peer);
     RouteEvent e = base;
     e.kind = RouteEvent::Kind::peer_down;
     out.push_back(std::move(e));
@@ -94,26 +88,6 @@ void BmpDecoder::message(const std::uint8_t* m, std::size_t n, std::vector<Route
   if (!decode_update(body + 19, bgp_len - 19, !two_byte_as, false, u, error)) warn("UPDATE: " + error);
   update_to_events(u, base, out);
 }
-
-namespace {
-
-bool parse_prefix_text(const std::string& text, Prefix& p) {
-  const auto slash = text.find('/');
-  if (slash == std::string::npos) return false;
-  const std::string a = text.substr(0, slash);
-  p.addr.v6 = a.find(':') != std::string::npos;
-  if (::inet_pton(p.addr.v6 ? AF_INET6 : AF_INET, a.c_str(), p.addr.bytes.data()) != 1) return false;
-  try {
-    const int len = std::stoi(text.substr(slash + 1));
-    if (len < 0 || len > (p.addr.v6 ? 128 : 32)) return false;
-    p.length = static_cast<std::uint8_t>(len);
-  } catch (const std::exception&) {
-    return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, std::string& warning) {
   const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
@@ -170,17 +144,22 @@ void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, 
   const auto origin = origin_as(path, &origin_set);
   if (d.contains("withdrawals") && d["withdrawals"].is_array()) {
     for (const auto& w : d["withdrawals"]) {
+      auto prefix = w.is_string() ? Prefix::parse(w.get<std::string>()) : std::nullopt;
+      if (!prefix) continue;
       RouteEvent e = base;
       e.kind = RouteEvent::Kind::withdraw;
-      if (w.is_string() && parse_prefix_text(w.get<std::string>(), e.prefix)) out.push_back(std::move(e));
+      e.prefix = *prefix;
+      out.push_back(std::move(e));
     }
   }
   if (d.contains("announcements") && d["announcements"].is_array()) {
     for (const auto& a : d["announcements"]) {
       if (!a.is_object() || !a.contains("prefixes") || !a["prefixes"].is_array()) continue;
       for (const auto& p : a["prefixes"]) {
+        auto prefix = p.is_string() ? Prefix::parse(p.get<std::string>()) : std::nullopt;
+        if (!prefix) continue;
         RouteEvent e = base;
-        if (!p.is_string() || !parse_prefix_text(p.get<std::string>(), e.prefix)) continue;
+        e.prefix = *prefix;
         e.path = path;
         e.origin = origin;
         e.origin_set = origin_set;

@@ -2,7 +2,7 @@
 // that takes bytes in any chunking and turns Route Monitoring messages into route events (the
 // BGP UPDATE inside, with the per-peer header's peer address, AS and timestamp), Peer Down into
 // `peer_down`, and keeps the router's name from Initiation (sysName) as the events' collector.
-// Statistics, Peer Up (recorded), Termination and Route Mirroring produce no events.
+// Statistics, Peer Up, Termination and Route Mirroring produce no events.
 //
 // Never throws; a message with a bad version or an impossible length stops the stream (the next
 // message boundary cannot be found) with a warning; a bad UPDATE inside a good message is
@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cstdint>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -23,20 +22,14 @@ class BmpDecoder {
   explicit BmpDecoder(std::string collector) : collector_(std::move(collector)) {}
   // Appends the events of every complete message in `data` (plus what was buffered).
   void feed(const std::uint8_t* data, std::size_t size, std::vector<RouteEvent>& out);
-  bool failed() const noexcept { return failed_; }
   std::vector<std::string>& warnings() noexcept { return warnings_; }
-  std::uint64_t messages() const noexcept { return messages_; }
-  const std::string& router_name() const noexcept { return router_name_; }
-  std::size_t peers_up() const noexcept { return peers_up_.size(); }
 
  private:
   void message(const std::uint8_t* m, std::size_t n, std::vector<RouteEvent>& out);
   std::string collector_;
   std::string router_name_;
   std::vector<std::uint8_t> pending_;
-  std::set<std::string> peers_up_;
   bool failed_ = false;
-  std::uint64_t messages_ = 0;
   std::uint64_t offset_ = 0;
   std::vector<std::string> warnings_;
 };

@@ -1,7 +1,6 @@
 #include "probe/bgp/monitor.hpp"
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -13,32 +12,6 @@
 
 namespace vantage::bgp {
 namespace {
-
-std::optional<Prefix> parse_prefix(const std::string& text) {
-  const auto slash = text.find('/');
-  if (slash == std::string::npos) return std::nullopt;
-  Prefix p;
-  const std::string a = text.substr(0, slash);
-  if (::inet_pton(AF_INET, a.c_str(), p.addr.bytes.data()) == 1) {
-    p.addr.v6 = false;
-  } else if (::inet_pton(AF_INET6, a.c_str(), p.addr.bytes.data()) == 1) {
-    p.addr.v6 = true;
-  } else {
-    return std::nullopt;
-  }
-  const std::string len = text.substr(slash + 1);
-  if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  const int bits = std::stoi(len);
-  if (bits > (p.addr.v6 ? 128 : 32)) return std::nullopt;
-  p.length = static_cast<std::uint8_t>(bits);
-  // Host bits must be zero in a prefix: refuse "192.0.2.1/24" rather than guess.
-  Prefix masked = p;
-  for (int i = bits; i < (p.addr.v6 ? 128 : 32); ++i) {
-    masked.addr.bytes[static_cast<std::size_t>(i / 8)] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
-  }
-  if (!(masked == p)) return std::nullopt;
-  return p;
-}
 
 std::string join(const std::vector<std::uint32_t>& v, const char* sep) {
   std::string out;
@@ -74,8 +47,8 @@ bool is_bogon(const Prefix& p) {
   static const char* const kV6[] = {"::/8", "2001:db8::/32", "fc00::/7", "fe80::/10", "ff00::/8"};
   static const std::vector<Prefix> bogons = [] {
     std::vector<Prefix> out;
-    for (const char* s : kV4) out.push_back(*parse_prefix(s));
-    for (const char* s : kV6) out.push_back(*parse_prefix(s));
+    for (const char* s : kV4) out.push_back(*Prefix::parse(s));
+    for (const char* s : kV6) out.push_back(*Prefix::parse(s));
     return out;
   }();
   if (!p.addr.v6 && p.length < 8) return true;  // default and too-short routes
@@ -93,7 +66,7 @@ Expectations load_expectations(const std::string& path) {
       if (auto v = node.get("visibility_threshold")) e.visibility_threshold = v->as_double(0.01, 1);
       continue;
     }
-    auto prefix = parse_prefix(key);
+    auto prefix = Prefix::parse(key);
     if (!prefix) node.fail("\"" + key + "\" is not a prefix like 192.0.2.0/24 or 2001:db8::/32 (host bits must be zero)");
     node.expect_keys({"description", "asn", "ignoreMorespecifics", "ignore", "group", "upstreams"});
     MonitoredPrefix m;
@@ -171,7 +144,7 @@ Vrps Vrps::load(const std::string& path) {
       fail("bad asn");
     }
     if (asn > 4294967295ULL) fail("asn out of range");
-    auto prefix = item["prefix"].is_string() ? parse_prefix(item["prefix"].get<std::string>()) : std::nullopt;
+    auto prefix = item["prefix"].is_string() ? Prefix::parse(item["prefix"].get<std::string>()) : std::nullopt;
     if (!prefix) fail("bad prefix");
     int max_length = prefix->length;
     if (item.contains("maxLength")) {

@@ -145,7 +145,7 @@ class MrtReader::Source {
 };
 
 MrtReader::MrtReader(const std::string& path)
-    : path_(path), source_(std::make_unique<Source>(path)), buffer_(kChunk) {}
+    : source_(std::make_unique<Source>(path)), buffer_(kChunk) {}
 
 MrtReader::~MrtReader() = default;
 

@@ -51,14 +51,11 @@ class MrtReader {
   // What went wrong, in order ("offset 1234: truncated record: header says 5000 bytes, 12 left").
   const std::vector<std::string>& warnings() const noexcept { return warnings_; }
   std::uint64_t compressed_bytes_read() const noexcept;  // for progress and MB/s
-  std::uint64_t bytes_read() const noexcept { return consumed_; }
-  const std::string& path() const noexcept { return path_; }
 
  private:
   class Source;
   bool fill(std::size_t want);  // ensures `want` bytes are buffered; false at end of stream
 
-  std::string path_;
   std::unique_ptr<Source> source_;
   std::vector<std::uint8_t> buffer_;
   std::size_t begin_ = 0, end_ = 0;  // unread bytes: buffer_[begin_, end_)

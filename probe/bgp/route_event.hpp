@@ -31,8 +31,8 @@ struct RouteEvent {
   std::optional<std::uint32_t> only_to_customer;
 };
 
-// The path without prepending: consecutive repeats of one ASN collapsed (AS_SETs kept as they
-// are, as one element 0 with `sets` recording them is not needed by callers: sets are skipped).
+// The AS_SEQUENCE ASNs of a path, peer first, with prepending collapsed (consecutive repeats of
+// one ASN kept once). AS_SET and confederation segments are left out.
 std::vector<std::uint32_t> flatten_path(const AsPath& path);
 
 // The announcements and withdrawals of one decoded UPDATE, each a copy of `base` (time,
