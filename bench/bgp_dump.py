@@ -92,7 +92,7 @@ def main():
     gz_s = [ref[0] / ours[0] for _, label, _, ours, ref in rows if label == "gz"]
     lines += ["", f"Speed-up: raw {min(raw_s):.2f}–{max(raw_s):.2f}×, gzip {min(gz_s):.2f}–{max(gz_s):.2f}×. "
               f"**Goal ≥ 3× bgpdump: {'met' if min(speedups) >= 3 else 'not met'}**."]
-    write_section(args.out, lines)
+    write_section(args.out, lines, SECTION)
     print(f"wrote {args.out}")
 
 

@@ -132,12 +132,14 @@ def run_collector(binary, work, body_file, seconds, connections):
     return result
 
 
-def write_section(path, lines):
+def write_section(path, lines, heading):
+    """Replaces the section whose title starts with `heading` (or adds it before the closing
+    commentary), keeping every other section of the page."""
     text = open(path).read().splitlines() if os.path.exists(path) else ["# Benchmarks", ""]
     out, skip = [], False
     for line in text:
         if line.startswith("## "):
-            skip = line.startswith(SECTION)
+            skip = line.startswith(heading)
         if not skip:
             out.append(line)
     # Before the closing commentary, if there is one.
@@ -217,7 +219,7 @@ def main():
         "fewer (→ about 45,000). The rest is the price of the durable store and the enrichment: "
         "nginx's access log is an unbuffered append without fsync and without parsing.",
     ]
-    write_section(args.out, lines)
+    write_section(args.out, lines, SECTION)
     print(f"wrote {args.out}")
 
 

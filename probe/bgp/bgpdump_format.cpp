@@ -190,6 +190,21 @@ bool mp_next_hop(std::string& out, const Attributes& a) {
   return true;
 }
 
+// "AS_PATH|ORIGIN|": how every A and B line's attributes begin.
+void path_and_origin(std::string& out, const Attributes& a) {
+  as_path(out, a);
+  out += '|';
+  out += origin(a);
+  out += '|';
+}
+
+// "|LOCAL_PREF|MED|COMMUNITIES|AG|AGGREGATOR|\n": what follows the next hop (LP/MED unsigned).
+void after_next_hop(std::string& out, const Attributes& a, bool missing_separator = false) {
+  out += '|';
+  lp_med_unsigned(out, a);
+  tail(out, a, missing_separator);
+}
+
 void line_start(std::string& out, const char* format, const MrtRecord& r, bool et, const char* kind) {
   out += format;
   out += '|';
@@ -309,18 +324,13 @@ void BgpdumpFormatter::table_dump(const MrtRecord& r, std::string& out) {
   out += '/';
   num(out, mask);
   out += '|';
-  as_path(out, a);
-  out += '|';
-  out += origin(a);
-  out += '|';
+  path_and_origin(out, a);
   if (a.has_mp_reach && a.mp_next_hop && a.mp_reach_afi == 2) {
     append_bgpdump_ipv6(out, a.mp_next_hop->bytes.data());
   } else {
     next_hop_attr(out, a);
   }
-  out += '|';
-  lp_med_unsigned(out, a);
-  tail(out, a);
+  after_next_hop(out, a);
 }
 
 void BgpdumpFormatter::table_dump_v2(const MrtRecord& r, std::string& out) {
@@ -403,19 +413,14 @@ void BgpdumpFormatter::table_dump_v2(const MrtRecord& r, std::string& out) {
       num(out, path_id);
       out += '|';
     }
-    as_path(out, a);
-    out += '|';
-    out += origin(a);
-    out += '|';
+    path_and_origin(out, a);
     const bool mp = a.has_mp_reach && a.mp_reach_safi == 1 && (a.mp_reach_afi == 1 || a.mp_reach_afi == 2);
     if (mp) {
       mp_next_hop(out, a);  // other lengths: bgpdump prints garbage; we print nothing
     } else {
       next_hop_attr(out, a);
     }
-    out += '|';
-    lp_med_unsigned(out, a);
-    tail(out, a);
+    after_next_hop(out, a);
   }
 }
 
@@ -541,22 +546,14 @@ void BgpdumpFormatter::bgp4mp(const MrtRecord& r, std::string& out) {
   };
   if (!u.announced.empty()) {
     tail_text.clear();
-    as_path(tail_text, a);
-    tail_text += '|';
-    tail_text += origin(a);
-    tail_text += '|';
+    path_and_origin(tail_text, a);
     next_hop_attr(tail_text, a);
-    tail_text += '|';
-    lp_med_unsigned(tail_text, a);
-    tail(tail_text, a);
+    after_next_hop(tail_text, a);
     announce(u.announced);
   }
   if (mp_v4) {
     tail_text.clear();
-    as_path(tail_text, a);
-    tail_text += '|';
-    tail_text += origin(a);
-    tail_text += '|';
+    path_and_origin(tail_text, a);
     if (mp_next_hop(tail_text, a)) {
       tail_text += '|';
       // bgpdump prints these two with %d for IPv4 prefixes in MP_REACH.
@@ -570,10 +567,7 @@ void BgpdumpFormatter::bgp4mp(const MrtRecord& r, std::string& out) {
   } else if (mp_v6) {
     tail_text.clear();
     if (a.mp_next_hop) {
-      as_path(tail_text, a);
-      tail_text += '|';
-      tail_text += origin(a);
-      tail_text += '|';
+      path_and_origin(tail_text, a);
       mp_next_hop(tail_text, a);
       tail_text += '|';
       lp_med_unsigned(tail_text, a);
@@ -625,14 +619,9 @@ void BgpdumpFormatter::mrtd_bgp(const MrtRecord& r, std::string& out) {
     start("A");
     prefix(out, nlri.prefix);
     out += '|';
-    as_path(out, a);
-    out += '|';
-    out += origin(a);
-    out += '|';
+    path_and_origin(out, a);
     next_hop_attr(out, a);
-    out += '|';
-    lp_med_unsigned(out, a);
-    tail(out, a, /*missing_separator=*/true);  // bgpdump omits the "|" after MED here
+    after_next_hop(out, a, /*missing_separator=*/true);  // bgpdump omits the "|" after MED here
   }
 }
 
