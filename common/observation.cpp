@@ -101,6 +101,19 @@ json assertions_json(const std::vector<AssertionResult>& list) {
 
 }  // namespace
 
+json to_json(const Vantage& vantage) {
+  json v;
+  v["source"] = to_string(vantage.source);
+  put(v, "probe_id", vantage.probe_id);
+  put(v, "region", vantage.region);
+  put(v, "country", vantage.country);
+  put(v, "city", vantage.city);
+  if (vantage.asn) v["asn"] = vantage.asn;
+  put(v, "isp", vantage.isp);
+  put(v, "client_prefix", vantage.client_prefix);
+  return v;
+}
+
 json to_json(const CheckResult& r) {
   json j;
   j["kind"] = r.steps.empty() ? "check_result" : "journey_result";
@@ -109,16 +122,7 @@ json to_json(const CheckResult& r) {
   j["check_kind"] = r.check_kind;
   j["time"] = format_rfc3339(r.time);
 
-  json v;
-  v["source"] = to_string(r.vantage.source);
-  put(v, "probe_id", r.vantage.probe_id);
-  put(v, "region", r.vantage.region);
-  put(v, "country", r.vantage.country);
-  put(v, "city", r.vantage.city);
-  if (r.vantage.asn) v["asn"] = r.vantage.asn;
-  put(v, "isp", r.vantage.isp);
-  put(v, "client_prefix", r.vantage.client_prefix);
-  j["vantage"] = std::move(v);
+  j["vantage"] = to_json(r.vantage);
 
   json t = json::object();
   put(t, "url", r.target.url);
@@ -394,6 +398,22 @@ bool read_steps(Reader& r, std::vector<StepResult>& out, std::string& error) {
 
 }  // namespace
 
+namespace {
+
+bool read_vantage(Reader v, Vantage& out) {
+  std::string source = "probe";
+  if (!v.str("source", source)) return false;
+  auto s = parse_source(source);
+  if (!s) return v.fail("source", "expected probe, browser or bgp");
+  out.source = *s;
+  return v.str("probe_id", out.probe_id) && v.str("region", out.region) &&
+         v.str("country", out.country) && v.str("city", out.city) &&
+         v.integer("asn", out.asn, 0, 4294967295LL) && v.str("isp", out.isp) &&
+         v.str("client_prefix", out.client_prefix);
+}
+
+}  // namespace
+
 std::optional<CheckResult> check_result_from_json(const json& j, std::string& error) {
   error.clear();
   if (!j.is_object()) {
@@ -423,23 +443,7 @@ std::optional<CheckResult> check_result_from_json(const json& j, std::string& er
        {"vantage", "target", "outcome", "phases_ms", "http", "tls", "dns", "tcp"}) {
     if (!r.is_object_or_absent(key)) return std::nullopt;
   }
-  {
-    Reader v = r.sub("vantage");
-    std::string source = "probe";
-    if (!v.str("source", source)) return std::nullopt;
-    auto s = parse_source(source);
-    if (!s) {
-      v.fail("source", "expected probe, browser or bgp");
-      return std::nullopt;
-    }
-    out.vantage.source = *s;
-    if (!v.str("probe_id", out.vantage.probe_id) || !v.str("region", out.vantage.region) ||
-        !v.str("country", out.vantage.country) || !v.str("city", out.vantage.city) ||
-        !v.integer("asn", out.vantage.asn, 0, 4294967295LL) || !v.str("isp", out.vantage.isp) ||
-        !v.str("client_prefix", out.vantage.client_prefix)) {
-      return std::nullopt;
-    }
-  }
+  if (!read_vantage(r.sub("vantage"), out.vantage)) return std::nullopt;
   {
     Reader t = r.sub("target");
     if (!t.str("url", out.target.url) || !t.str("host", out.target.host) ||
@@ -574,6 +578,80 @@ std::optional<CheckResult> parse_check_result_line(std::string_view line, std::s
     return std::nullopt;
   }
   return check_result_from_json(j, error);
+}
+
+std::optional<BgpRecord> bgp_record_from_json(const json& j, std::string& error) {
+  error.clear();
+  if (!j.is_object()) {
+    error = "expected a JSON object";
+    return std::nullopt;
+  }
+  Reader r(j, "", error);
+  BgpRecord out;
+  std::optional<UtcTime> time;
+  if (!r.str("kind", out.kind, true)) return std::nullopt;
+  const bool event = out.kind == "route_event";
+  if (!event && out.kind != "bgp_alert") {
+    r.fail("kind", "expected \"route_event\" or \"bgp_alert\", got \"" + out.kind + "\"");
+    return std::nullopt;
+  }
+  if (!r.str("id", out.id, true) || !r.str("check", out.check, true) ||
+      !r.time("time", time, true) || !r.is_object_or_absent("vantage")) {
+    return std::nullopt;
+  }
+  if (out.id.empty() || out.id.size() > 128) {
+    r.fail("id", "must be 1 to 128 characters");
+    return std::nullopt;
+  }
+  out.time = *time;
+  if (!r.find("vantage")) {
+    r.fail("vantage", "missing");
+    return std::nullopt;
+  }
+  if (!read_vantage(r.sub("vantage"), out.vantage)) return std::nullopt;
+  if (!r.str("prefix", out.prefix) || !r.str("monitored_prefix", out.monitored_prefix)) {
+    return std::nullopt;
+  }
+  if (r.find("origin")) {
+    std::uint32_t origin = 0;
+    if (!r.integer("origin", origin, 0, 4294967295LL)) return std::nullopt;
+    out.origin = origin;
+  }
+  if (event) {
+    if (!r.str("event", out.event, true) || !r.str("collector", out.collector) ||
+        !r.str("as_path", out.as_path) || !r.is_object_or_absent("peer")) {
+      return std::nullopt;
+    }
+    if (out.event != "announce" && out.event != "withdraw" && out.event != "peer_down") {
+      r.fail("event", "expected announce, withdraw or peer_down");
+      return std::nullopt;
+    }
+    if (r.find("peer")) {
+      Reader peer = r.sub("peer");
+      if (!peer.str("ip", out.peer_ip) || !peer.integer("asn", out.peer_asn, 0, 4294967295LL)) {
+        return std::nullopt;
+      }
+    }
+    if (out.event != "peer_down" && out.prefix.empty()) {
+      r.fail("prefix", "missing");
+      return std::nullopt;
+    }
+    return out;
+  }
+  if (!r.str("alert", out.event, true) || !r.str("status", out.status, true) ||
+      !r.str("alert_key", out.alert_key, true) ||
+      !r.integer("leaker", out.leaker, 0, 4294967295LL)) {
+    return std::nullopt;
+  }
+  if (out.status != "open" && out.status != "resolved") {
+    r.fail("status", "expected open or resolved");
+    return std::nullopt;
+  }
+  if (out.prefix.empty()) {
+    r.fail("prefix", "missing");
+    return std::nullopt;
+  }
+  return out;
 }
 
 }  // namespace vantage

@@ -184,6 +184,10 @@ struct CheckResult {
   bool operator==(const CheckResult&) const = default;
 };
 
+// The `vantage` object of every record kind: {"source", "probe_id", "region", "country", "city",
+// "asn", "isp", "client_prefix"}, empty fields left out.
+nlohmann::json to_json(const Vantage& vantage);
+
 // Serialises to the wire form (an object with "kind": "check_result").
 nlohmann::json to_json(const CheckResult& r);
 // One NDJSON line (no trailing newline).
@@ -193,5 +197,33 @@ std::string to_ndjson_line(const CheckResult& r);
 // naming the field, e.g. `outcome.type: unknown failure type "tcp.oops"`.
 std::optional<CheckResult> check_result_from_json(const nlohmann::json& j, std::string& error);
 std::optional<CheckResult> parse_check_result_line(std::string_view line, std::string& error);
+
+// A record of a probe's bgp check (docs/bgp.md#records): a `route_event` (one prefix announced
+// or withdrawn by one BGP peer, or a peer's session gone) or a `bgp_alert` (a detection opening
+// or resolving). These are the fields a store indexes; the whole line is kept beside them.
+struct BgpRecord {
+  std::string kind;  // "route_event" | "bgp_alert"
+  std::string id;    // unique per record (UUIDv7); receivers drop duplicates by it
+  std::string check;
+  UtcTime time{};  // route_event: when the peer sent it; bgp_alert: when it opened/resolved
+  Vantage vantage;
+  // route_event: "announce" | "withdraw" | "peer_down"; bgp_alert: the alert ("hijack",
+  // "sub_prefix_hijack", "route_leak", "unexpected_upstream", "visibility_loss", "rpki_invalid").
+  std::string event;
+  std::string status;     // bgp_alert: "open" | "resolved"
+  std::string alert_key;  // bgp_alert: pairs an alert's open and resolved records
+  std::string prefix;     // e.g. "208.65.153.0/24" (empty for peer_down)
+  std::string monitored_prefix;
+  std::string collector;  // route_event: the BMP router or MRT file it came from
+  std::string peer_ip;
+  std::uint32_t peer_asn = 0;
+  std::optional<std::uint32_t> origin;  // origin AS (unset for an AS_SET origin)
+  std::uint32_t leaker = 0;             // route_leak: the leaking AS
+  std::string as_path;                  // route_event: "65000 3491 17557"
+};
+
+// Validates the wire form of a route_event or bgp_alert. Never throws: nullopt and `error`
+// naming the field on failure, e.g. `status: expected open or resolved`.
+std::optional<BgpRecord> bgp_record_from_json(const nlohmann::json& j, std::string& error);
 
 }  // namespace vantage

@@ -7,8 +7,11 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/observation.hpp"
@@ -37,6 +40,11 @@ struct Services {
   ResolverPool& resolvers;
   IdGenerator& ids;
   const Clock& clock;
+  // Publishes one record that is not a check result (`route_event`, `bgp_alert`) to every sink.
+  // `record` has its "kind", "id", "check" and "time"; the probe adds "vantage" and sends it as
+  // one NDJSON line. Set by the probe before any check starts; checks that stream (kind bgp) call
+  // it on the event loop as things happen.
+  std::function<void(std::string_view kind, nlohmann::json& record)> publish_record;
 };
 
 // Settings every check has, whatever its kind (probe/config.hpp fills the defaults).
@@ -84,6 +92,15 @@ class Check {
   // Time a run may take past `timeout` (journeys' cleanup steps); the scheduler's backstop
   // allows for it.
   virtual std::chrono::nanoseconds extra_time() const { return std::chrono::nanoseconds(0); }
+
+  // Called once before the scheduler's first run: a check that listens or watches between runs
+  // (kind bgp) starts here. Throws std::exception when it cannot (a port in use): the probe
+  // does not start then.
+  virtual void start(Services& /*services*/) {}
+
+  // Called once on the event loop after the scheduler finished and before the event loop is
+  // destroyed: a check that keeps listeners or threads between runs (kind bgp) closes them here.
+  virtual void shutdown() {}
 
  private:
   CheckCommon common_;

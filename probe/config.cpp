@@ -176,6 +176,8 @@ void parse_checks(const ConfigNode& list, const Defaults& defaults, ProbeConfig&
     if (auto v = item.get("timeout"))
       common.timeout = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
     if (auto v = item.get("retries")) parse_retries(*v, common.retries, common.retry_backoff);
+    // A bgp check's run only polls its MRT directory: no deadline of its own to configure.
+    if (common.kind == "bgp" && !item.get("timeout")) common.timeout = std::min(common.timeout, common.interval);
     if (common.timeout > common.interval) {
       (item.get("timeout") ? *item.get("timeout") : item)
           .fail("timeout " + format_duration(common.timeout) + " is longer than the interval " +

@@ -6,6 +6,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <nlohmann/json.hpp>
 
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -31,7 +32,7 @@ int ProbeApp::run() {
   net::CurlMulti curl(io);
   ResolverPool resolvers(io);
   IdGenerator ids;
-  Services services{io, curl, resolvers, ids, SystemClock::instance()};
+  Services services{io, curl, resolvers, ids, SystemClock::instance(), {}};
 
   sinks::Fanout fanout;
   std::optional<std::string> output = options_.output ? options_.output : config_.output_file;
@@ -131,6 +132,31 @@ int ProbeApp::run() {
     signals.add(SIGTERM);
     signals.add(SIGINT);
     wait_signal();
+  }
+
+  const Vantage record_vantage = [&] {
+    Vantage v = config_.vantage;
+    v.source = Source::bgp;  // route events and BGP alerts are the BGP feed's observations
+    return v;
+  }();
+  services.publish_record = [&fanout, record_vantage](std::string_view kind, nlohmann::json& record) {
+    record["vantage"] = to_json(record_vantage);
+    fanout.publish_record(kind, record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  };
+  // Checks that listen between runs (kind bgp) start now; whatever happens next, they close
+  // their sockets and threads before the event loop goes.
+  struct ShutdownChecks {
+    std::vector<CheckPtr>& checks;
+    ~ShutdownChecks() {
+      for (auto& c : checks) c->shutdown();
+    }
+  } shutdown_checks{config_.checks};
+  for (auto& c : config_.checks) {
+    try {
+      c->start(services);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("check " + c->id() + ": cannot start: " + e.what());
+    }
   }
 
   log::info("probe.started", {{"vantage_point", config_.vantage.probe_id},

@@ -93,6 +93,7 @@ int bgp_dump(const std::vector<std::string>& files) {
 }
 
 enum class InputKind { mrt, bmp, ris_live };
+constexpr const char* kMrtCollector = "mrt";
 
 // MRT, a captured BMP stream (first byte: version 3, then a plausible length and type) or RIS
 // Live JSON lines, by content. Compressed files are MRT.
@@ -152,7 +153,9 @@ int for_each_event(const std::vector<std::string>& files, const char* what, Fn&&
       status = 1;
       continue;
     }
-    vantage::bgp::RouteEventDecoder decoder(name);
+    // One collector name for every MRT file: the files are one collector's series (a RIB dump,
+    // then its update files), so a peer in one file is the same peer in the next.
+    vantage::bgp::RouteEventDecoder decoder(kMrtCollector);
     vantage::bgp::MrtRecord record;
     Progress progress(file);
     while (reader->next(record)) {

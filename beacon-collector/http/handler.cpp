@@ -377,7 +377,36 @@ struct Handler::Impl {
                                " results in one upload"));
       }
       std::string error;
-      auto result = parse_check_result_line(line, error);
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded()) {
+        return done(reject(400, "invalid_result", "line " + std::to_string(line_no) + ": not valid JSON"));
+      }
+      const auto kind = j.is_object() ? j.find("kind") : j.end();
+      if (kind != j.end() && kind->is_string() &&
+          (*kind == "route_event" || *kind == "bgp_alert")) {
+        auto bgp = bgp_record_from_json(j, error);
+        if (!bgp) {
+          return done(reject(400, "invalid_result", "line " + std::to_string(line_no) + ": " + error));
+        }
+        if (bgp->vantage.probe_id != route.probe_id) {
+          return done(reject(403, "forbidden",
+                             "line " + std::to_string(line_no) + ": the token belongs to probe \"" +
+                                 route.probe_id + "\", the record names \"" +
+                                 bgp->vantage.probe_id + "\""));
+        }
+        ResultRecord r;
+        r.id = bgp->id;
+        r.kind = bgp->kind;
+        r.time_ns = to_unix_nanos(bgp->time);
+        r.received_ns = route.started_ns;
+        r.probe_id = bgp->vantage.probe_id;
+        r.check = bgp->check;
+        r.json = std::string(line);
+        r.bgp = std::move(bgp);
+        upload.results.push_back(std::move(r));
+        continue;
+      }
+      auto result = check_result_from_json(j, error);
       if (!result) {
         return done(reject(400, "invalid_result", "line " + std::to_string(line_no) + ": " + error));
       }

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "common/observation.hpp"
+
 namespace vantage::collector {
 
 struct BrowserRecord {
@@ -44,7 +46,7 @@ struct BrowserRecord {
 
 struct ResultRecord {
   std::string id;  // the result's unique id (duplicates are dropped by it)
-  std::string kind;  // "check_result" | "journey_result"
+  std::string kind;  // "check_result" | "journey_result" | "route_event" | "bgp_alert"
   std::int64_t time_ns = 0;      // UTC nanoseconds, when the check ran
   std::int64_t received_ns = 0;  // UTC nanoseconds, when the collector read it
   std::string probe_id;
@@ -58,6 +60,9 @@ struct ResultRecord {
   std::optional<int> status_code;
   double total_ms = 0;
   std::string json;  // the whole result line as the probe sent it
+  // kind "route_event" | "bgp_alert" (a probe's bgp check): its indexed fields; stored in the
+  // route_events / bgp_alerts tables instead of probe_results.
+  std::optional<BgpRecord> bgp;
 };
 
 }  // namespace vantage::collector

@@ -59,7 +59,40 @@ CREATE TABLE IF NOT EXISTS probe_results (
   record        TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS probe_results_time ON probe_results(time_ns);
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS route_events (
+  result_id        TEXT PRIMARY KEY,
+  time_ns          INTEGER NOT NULL,
+  received_ns      INTEGER NOT NULL,
+  probe_id         TEXT NOT NULL,
+  check_name       TEXT NOT NULL,
+  event            TEXT NOT NULL,
+  collector        TEXT,
+  peer_ip          TEXT,
+  peer_asn         INTEGER,
+  prefix           TEXT,
+  monitored_prefix TEXT,
+  origin_asn       INTEGER,
+  as_path          TEXT,
+  record           TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS route_events_prefix_time ON route_events(monitored_prefix, time_ns);
+CREATE TABLE IF NOT EXISTS bgp_alerts (
+  result_id        TEXT PRIMARY KEY,
+  time_ns          INTEGER NOT NULL,
+  received_ns      INTEGER NOT NULL,
+  probe_id         TEXT NOT NULL,
+  check_name       TEXT NOT NULL,
+  alert            TEXT NOT NULL,
+  status           TEXT NOT NULL,
+  alert_key        TEXT NOT NULL,
+  prefix           TEXT NOT NULL,
+  monitored_prefix TEXT,
+  origin_asn       INTEGER,
+  leaker_asn       INTEGER,
+  record           TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bgp_alerts_time ON bgp_alerts(time_ns);
+PRAGMA user_version = 2;
 )sql";
 
 void bind_text(sqlite3_stmt* s, int i, const std::string& v, bool null_if_empty = true) {
@@ -107,6 +140,8 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
     if (db_) msg += ": " + std::string(sqlite3_errmsg(db_));
     sqlite3_finalize(insert_report_);
     sqlite3_finalize(insert_result_);
+  sqlite3_finalize(insert_route_event_);
+  sqlite3_finalize(insert_bgp_alert_);
     sqlite3_close(db_);
     db_ = nullptr;
     throw std::system_error(code, sqlite_category(), msg);
@@ -137,17 +172,65 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
       "region, asn, check_name, check_kind, target_url, server_ip, outcome, status_code, "
       "total_ms, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
       &insert_result_, "result insert");
+  prepare(
+      "INSERT OR IGNORE INTO route_events (result_id, time_ns, received_ns, probe_id, check_name, "
+      "event, collector, peer_ip, peer_asn, prefix, monitored_prefix, origin_asn, as_path, record) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      &insert_route_event_, "route event insert");
+  prepare(
+      "INSERT OR IGNORE INTO bgp_alerts (result_id, time_ns, received_ns, probe_id, check_name, "
+      "alert, status, alert_key, prefix, monitored_prefix, origin_asn, leaker_asn, record) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      &insert_bgp_alert_, "BGP alert insert");
 }
 
 SqliteStore::~SqliteStore() {
   sqlite3_finalize(insert_report_);
   sqlite3_finalize(insert_result_);
+  sqlite3_finalize(insert_route_event_);
+  sqlite3_finalize(insert_bgp_alert_);
   sqlite3_close(db_);
 }
 
 std::error_code SqliteStore::exec(const char* sql) {
   const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
   return rc == SQLITE_OK ? std::error_code() : std::error_code(rc, sqlite_category());
+}
+
+sqlite3_stmt* SqliteStore::bind_bgp(const ResultRecord& r) {
+  const BgpRecord& b = *r.bgp;
+  const bool event = r.kind == "route_event";
+  sqlite3_stmt* s = event ? insert_route_event_ : insert_bgp_alert_;
+  int i = 0;
+  bind_text(s, ++i, r.id, false);
+  sqlite3_bind_int64(s, ++i, r.time_ns);
+  sqlite3_bind_int64(s, ++i, r.received_ns);
+  bind_text(s, ++i, r.probe_id, false);
+  bind_text(s, ++i, r.check, false);
+  bind_text(s, ++i, b.event, false);
+  if (event) {
+    bind_text(s, ++i, b.collector);
+    bind_text(s, ++i, b.peer_ip);
+    bind_asn(s, ++i, b.peer_asn);
+    bind_text(s, ++i, b.prefix);
+  } else {
+    bind_text(s, ++i, b.status, false);
+    bind_text(s, ++i, b.alert_key, false);
+    bind_text(s, ++i, b.prefix, false);
+  }
+  bind_text(s, ++i, b.monitored_prefix);
+  if (b.origin) {
+    sqlite3_bind_int64(s, ++i, *b.origin);
+  } else {
+    sqlite3_bind_null(s, ++i);
+  }
+  if (event) {
+    bind_text(s, ++i, b.as_path);
+  } else {
+    bind_asn(s, ++i, b.leaker);
+  }
+  bind_text(s, ++i, r.json, false);
+  return s;
 }
 
 WriteOutcome SqliteStore::write(const Batch& batch) {
@@ -199,6 +282,11 @@ WriteOutcome SqliteStore::write(const Batch& batch) {
   out.result_inserted.reserve(batch.results.size());
   for (const ResultRecord* r : batch.results) {
     if (rc != SQLITE_OK) break;
+    if (r->bgp) {
+      if ((rc = step(bind_bgp(*r))) != SQLITE_OK) break;
+      out.result_inserted.push_back(sqlite3_changes(db_) > 0);
+      continue;
+    }
     sqlite3_stmt* s = insert_result_;
     bind_text(s, 1, r->id, false);
     bind_text(s, 2, r->kind, false);

@@ -43,6 +43,10 @@ class SqliteStore final : public Store {
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_report_ = nullptr;
   sqlite3_stmt* insert_result_ = nullptr;
+  sqlite3_stmt* insert_route_event_ = nullptr;
+  sqlite3_stmt* insert_bgp_alert_ = nullptr;
+  // Binds a route_event / bgp_alert record to its insert statement and returns the statement.
+  sqlite3_stmt* bind_bgp(const ResultRecord& r);
 };
 
 }  // namespace vantage::collector::store

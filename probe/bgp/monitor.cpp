@@ -213,10 +213,13 @@ std::string Alert::to_text() const {
   return s;
 }
 
-std::string Alert::to_json() const {
+std::string Alert::to_json() const { return json().dump(); }
+
+nlohmann::json Alert::json() const {
   nlohmann::json j{{"kind", "bgp_alert"},
                    {"alert", kind_name()},
                    {"status", resolved ? "resolved" : "open"},
+                   {"alert_key", key},
                    {"time", format_rfc3339(from_unix_nanos(time_us * 1000))},
                    {"prefix", prefix.to_string()},
                    {"monitored_prefix", monitored.to_string()},
@@ -232,13 +235,13 @@ std::string Alert::to_json() const {
   if (kind == Kind::unexpected_upstream) j["upstream"] = upstream;
   if (kind == Kind::visibility_loss) j["visibility"] = visibility;
   if (!example_path.empty()) j["path"] = example_path;
-  return j.dump();
+  return j;
 }
 
 Monitor::Monitor(Expectations expectations, const AsRelationships* relationships, const Vrps* vrps)
     : exp_(std::move(expectations)), rels_(relationships), vrps_(vrps) {}
 
-const MonitoredPrefix* Monitor::match(const Prefix& p) const {
+const MonitoredPrefix* Monitor::monitored(const Prefix& p) const {
   const MonitoredPrefix* best = nullptr;
   for (const auto& m : exp_.prefixes) {
     if (m.prefix.contains(p) && (!best || m.prefix.length > best->prefix.length)) best = &m;
@@ -315,7 +318,10 @@ std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const Monito
 void Monitor::add(const std::string& peer, const Issue& issue, std::int64_t time_us,
                   std::vector<Alert>& alerts) {
   State& s = states_[{std::to_string(static_cast<int>(issue.kind)) + issue.key, issue.alert.monitored.to_string()}];
-  if (s.peers.empty() && !s.open) s.alert = issue.alert;
+  if (s.peers.empty() && !s.open) {
+    s.alert = issue.alert;
+    s.alert.key = s.alert.kind_name() + " " + s.alert.monitored.to_string() + " " + issue.key;
+  }
   s.peers.insert(peer);
   if (!s.open && static_cast<int>(s.peers.size()) >= exp_.min_peers) {
     s.open = true;
@@ -381,6 +387,7 @@ void Monitor::visibility(const MonitoredPrefix& m, std::int64_t time_us, std::ve
     a.resolved = !lost;
     a.time_us = time_us;
     a.monitored = a.prefix = m.prefix;
+    a.key = a.kind_name() + " " + m.prefix.to_string();
     a.description = m.description;
     a.visibility = share;
     a.peers = static_cast<int>(max - now);
@@ -389,7 +396,9 @@ void Monitor::visibility(const MonitoredPrefix& m, std::int64_t time_us, std::ve
 }
 
 void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
-  const std::string peer = e.peer_ip.to_string() + " AS" + std::to_string(e.peer_asn);
+  // A peer is one BGP session as one collector (router, MRT source) saw it: the same neighbour
+  // seen by two routers counts twice, as it does for visibility.
+  const std::string peer = e.collector + "|" + e.peer_ip.to_string() + " AS" + std::to_string(e.peer_asn);
   if (e.kind == RouteEvent::Kind::peer_down) {
     // Some speakers (BIRD) write the final state change without the peer's address: then
     // every session of that peer AS goes down.
@@ -399,6 +408,7 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
     std::vector<std::string> keys;
     for (const auto& [k, r] : routes_) {
       const bool same = any_address ? r.peer.size() >= as_suffix.size() &&
+                                          r.peer.compare(0, e.collector.size() + 1, e.collector + "|") == 0 &&
                                           r.peer.compare(r.peer.size() - as_suffix.size(), as_suffix.size(), as_suffix) == 0
                                     : r.peer == peer;
       if (same) keys.push_back(k);
@@ -406,7 +416,7 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
     for (const auto& k : keys) withdraw_route(k, e.time_us, alerts);
     return;
   }
-  const MonitoredPrefix* m = match(e.prefix);
+  const MonitoredPrefix* m = monitored(e.prefix);
   if (!m || m->ignore) return;
   if (is_bogon(e.prefix) && !is_bogon(m->prefix)) {
     ++ignored_;

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -95,6 +96,9 @@ struct Alert {
   };
   Kind kind = Kind::hijack;
   bool resolved = false;
+  // Names the alert across its open and resolved records: kind, monitored prefix and what
+  // tells two alerts of one kind apart, e.g. "sub_prefix_hijack 208.65.152.0/22 208.65.153.0/24 17557".
+  std::string key;
   std::int64_t time_us = 0;  // UTC microseconds of the event that opened/resolved it
   Prefix monitored;          // the configured prefix it concerns
   std::string description;   // of the monitored prefix
@@ -111,7 +115,10 @@ struct Alert {
 
   std::string kind_name() const;
   std::string to_text() const;
-  std::string to_json() const;  // one JSON object, no newline
+  // The wire form (docs/bgp.md#bgp_alert): {"kind": "bgp_alert", "alert", "status": "open" |
+  // "resolved", "alert_key", "time", "prefix", "monitored_prefix", …}.
+  nlohmann::json json() const;
+  std::string to_json() const;  // json(), one line
 };
 
 class Monitor {
@@ -120,6 +127,10 @@ class Monitor {
   // Feeds one event; alerts it opens or resolves are appended to `alerts`.
   void observe(const RouteEvent& event, std::vector<Alert>& alerts);
   std::uint64_t ignored() const noexcept { return ignored_; }
+  // The most specific monitored prefix that covers `p` (itself or a less specific), or nullptr.
+  // Does not change the monitor (safe to call from another thread while nothing observes).
+  const MonitoredPrefix* monitored(const Prefix& p) const;
+  const Expectations& expectations() const noexcept { return exp_; }
 
  private:
   struct Issue {
@@ -133,7 +144,6 @@ class Monitor {
     std::set<std::string> peers;
     bool open = false;
   };
-  const MonitoredPrefix* match(const Prefix& p) const;
   std::vector<Issue> issues_of(const RouteEvent& e, const MonitoredPrefix& m);
   void add(const std::string& peer, const Issue& issue, std::int64_t time_us, std::vector<Alert>& alerts);
   void remove(const std::string& peer, const Issue& issue, std::int64_t time_us, std::vector<Alert>& alerts);

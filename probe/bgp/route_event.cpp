@@ -1,6 +1,9 @@
 #include "probe/bgp/route_event.hpp"
 
 #include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "common/time.hpp"
 
 namespace vantage::bgp {
 namespace {
@@ -203,6 +206,53 @@ void update_to_events(const Update& u, const RouteEvent& base, std::vector<Route
   };
   for (const auto& a : u.announced) announce(a);
   for (const auto& a : u.attributes.mp_reach_nlri) announce(a);
+}
+
+nlohmann::json to_json(const RouteEvent& e) {
+  static constexpr const char* kEvent[] = {"announce", "withdraw", "peer_down"};
+  nlohmann::json j{{"event", kEvent[static_cast<int>(e.kind)]},
+                   {"time", format_rfc3339(from_unix_nanos(e.time_us * 1000))},
+                   {"collector", e.collector},
+                   {"peer", {{"ip", e.peer_ip.to_string()}, {"asn", e.peer_asn}}}};
+  if (e.kind == RouteEvent::Kind::peer_down) return j;
+  j["prefix"] = e.prefix.to_string();
+  if (e.path_id) j["path_id"] = *e.path_id;
+  if (e.kind == RouteEvent::Kind::withdraw) return j;
+  nlohmann::json path = nlohmann::json::array();
+  std::string text;
+  for (const auto& seg : e.path) {
+    const bool set = seg.type == SegmentType::set || seg.type == SegmentType::confed_set;
+    const bool confed = seg.type == SegmentType::confed_sequence || seg.type == SegmentType::confed_set;
+    if (!text.empty()) text += ' ';
+    text += confed ? "(" : set ? "{" : "";
+    for (std::size_t i = 0; i < seg.asns.size(); ++i) {
+      if (i) text += set ? "," : " ";
+      text += std::to_string(seg.asns[i]);
+    }
+    text += confed ? ")" : set ? "}" : "";
+    if (confed) continue;  // confederation segments are local to the peer: not in `path`
+    if (set) {
+      path.push_back(seg.asns);
+    } else {
+      for (auto asn : seg.asns) path.push_back(asn);
+    }
+  }
+  j["path"] = std::move(path);
+  j["as_path"] = std::move(text);
+  if (e.origin) j["origin"] = *e.origin;
+  if (!e.origin_set.empty()) j["origin_set"] = e.origin_set;
+  if (!e.communities.empty()) {
+    auto& c = j["communities"] = nlohmann::json::array();
+    for (auto v : e.communities) c.push_back(std::to_string(v >> 16) + ":" + std::to_string(v & 0xffff));
+  }
+  if (!e.large_communities.empty()) {
+    auto& c = j["large_communities"] = nlohmann::json::array();
+    for (const auto& v : e.large_communities) {
+      c.push_back(std::to_string(v[0]) + ":" + std::to_string(v[1]) + ":" + std::to_string(v[2]));
+    }
+  }
+  if (e.only_to_customer) j["only_to_customer"] = *e.only_to_customer;
+  return j;
 }
 
 }  // namespace vantage::bgp

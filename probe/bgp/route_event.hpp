@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,13 @@ struct RouteEvent {
   std::vector<std::array<std::uint32_t, 3>> large_communities;
   std::optional<std::uint32_t> only_to_customer;
 };
+
+// The wire form of an event (docs/bgp.md#route_event): {"event": "announce"|"withdraw"|"peer_down",
+// "time": RFC 3339 UTC, "collector", "peer": {"ip", "asn"}, "prefix", "path_id", "path": [ASNs,
+// an AS_SET as a nested array], "as_path": "65000 3491 {64496,64497}", "origin", "origin_set",
+// "communities": ["3491:100"], "large_communities": ["65000:1:2"], "only_to_customer"}; fields
+// that do not apply are left out. The caller adds "kind", "id", "check" and "vantage".
+nlohmann::json to_json(const RouteEvent& event);
 
 // The AS_SEQUENCE ASNs of a path, peer first, with prepending collapsed (consecutive repeats of
 // one ASN kept once). AS_SET and confederation segments are left out.

@@ -3,6 +3,7 @@
 #include <array>
 #include <utility>
 
+#include "probe/checks/bgp/bgp_check.hpp"
 #include "probe/checks/dns/dns_check.hpp"
 #include "probe/checks/http/http_check.hpp"
 #include "probe/checks/journey/journey_check.hpp"
@@ -12,12 +13,13 @@
 namespace vantage::probe::checks {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, CheckFactory>, 5> kKinds{{
+constexpr std::array<std::pair<std::string_view, CheckFactory>, 6> kKinds{{
     {"http", &http::make_http_check},
     {"dns", &dns::make_dns_check},
     {"tcp", &tcp::make_tcp_check},
     {"tls", &tls::make_tls_check},
     {"journey", &journey::make_journey_check},
+    {"bgp", &bgp::make_bgp_check},
 }};
 
 }  // namespace

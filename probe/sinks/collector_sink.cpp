@@ -245,7 +245,12 @@ CollectorSink::~CollectorSink() {
 }
 
 void CollectorSink::publish(const CheckResult& result, const PublishInfo&) {
-  std::string line = to_ndjson_line(result);
+  enqueue(to_ndjson_line(result));
+}
+
+void CollectorSink::publish_record(std::string_view, const std::string& line) { enqueue(line); }
+
+void CollectorSink::enqueue(std::string line) {
   {
     std::lock_guard lock(worker_->mutex);
     if (worker_->queue.size() >= kMaxQueued) {

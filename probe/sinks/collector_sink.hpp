@@ -28,6 +28,7 @@ class CollectorSink final : public Sink {
 
   std::string name() const override { return "collector"; }
   void publish(const CheckResult& result, const PublishInfo& info) override;
+  void publish_record(std::string_view kind, const std::string& line) override;
   // Writes everything queued to the spool, syncs it, and keeps sending for at most `budget`.
   boost::asio::awaitable<void> close(std::chrono::milliseconds budget) override;
 
@@ -45,6 +46,7 @@ class CollectorSink final : public Sink {
 
  private:
   struct Worker;
+  void enqueue(std::string line);
   CollectorConfig config_;
   std::shared_ptr<Stats> stats_;
   std::unique_ptr<Worker> worker_;

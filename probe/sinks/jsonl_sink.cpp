@@ -27,7 +27,12 @@ JsonLinesSink::~JsonLinesSink() {
 }
 
 void JsonLinesSink::publish(const CheckResult& result, const PublishInfo&) {
-  std::string line = to_ndjson_line(result);
+  enqueue(to_ndjson_line(result));
+}
+
+void JsonLinesSink::publish_record(std::string_view, const std::string& line) { enqueue(line); }
+
+void JsonLinesSink::enqueue(std::string line) {
   line += '\n';
   bool wake = false;
   {

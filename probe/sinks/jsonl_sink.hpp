@@ -25,6 +25,7 @@ class JsonLinesSink final : public Sink {
 
   std::string name() const override { return "jsonl"; }
   void publish(const CheckResult& result, const PublishInfo& info) override;
+  void publish_record(std::string_view kind, const std::string& line) override;
   boost::asio::awaitable<void> close(std::chrono::milliseconds budget) override;
 
   static constexpr std::chrono::milliseconds kFlushInterval{100};
@@ -34,6 +35,7 @@ class JsonLinesSink final : public Sink {
   std::uint64_t written() const noexcept { return written_.load(); }
 
  private:
+  void enqueue(std::string line);
   void writer_loop();
   void stop_writer(std::chrono::milliseconds budget);
 

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace vantage::probe::sinks {
@@ -102,6 +103,33 @@ void MetricsSink::publish(const CheckResult& r, const PublishInfo& info) {
               std::chrono::duration_cast<std::chrono::steady_clock::duration>(ttl);
   results_total_[counter_labels][std::string(to_string(r.outcome.type))] += 1;
   if (r.flaky) flaky_total_[counter_labels] += 1;
+}
+
+void MetricsSink::publish_record(std::string_view kind, const std::string& line) {
+  if (kind != "route_event" && kind != "bgp_alert") return;
+  const auto j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object()) return;
+  auto str = [&](const char* key) {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  std::string labels;
+  label(labels, "check", str("check"));
+  label(labels, "vantage_point", vantage_.probe_id);
+  if (kind == "route_event") {
+    label(labels, "event", str("event"));
+    route_events_total_[labels] += 1;
+    return;
+  }
+  label(labels, "alert", str("alert"));
+  label(labels, "prefix", str("prefix"));
+  label(labels, "monitored_prefix", str("monitored_prefix"));
+  const std::string key = str("alert_key");
+  if (str("status") == "open") {
+    open_alerts_[key] = labels;
+  } else {
+    open_alerts_.erase(key);
+  }
 }
 
 void MetricsSink::add_gauge(std::string name, std::string help, std::function<double()> value) {
@@ -273,6 +301,23 @@ std::string MetricsSink::render() const {
            "counter");
   for (const auto& [labels, n] : flaky_total_)
     w.sample("vantage_check_flaky_results_total", labels, n);
+  if (!route_events_total_.empty()) {
+    w.family("vantage_bgp_route_events_total",
+             "BGP route events seen for the monitored prefixes, by event", "counter");
+    for (const auto& [labels, n] : route_events_total_) {
+      w.sample("vantage_bgp_route_events_total", labels, n);
+    }
+  }
+  if (!open_alerts_.empty()) {
+    w.family("vantage_bgp_alert_open",
+             "BGP alerts open now (hijack, sub_prefix_hijack, route_leak, unexpected_upstream, "
+             "visibility_loss, rpki_invalid) by kind and prefix; the series disappears when they "
+             "resolve",
+             "gauge");
+    std::map<std::string, double> by_labels;  // two origins hijacking one prefix: value 2
+    for (const auto& [key, labels] : open_alerts_) by_labels[labels] += 1;
+    for (const auto& [labels, n] : by_labels) w.sample("vantage_bgp_alert_open", labels, n);
+  }
   for (const auto& p : provided_) {
     w.family(p.name, p.help, p.type.c_str());
     if (p.value) {

@@ -21,6 +21,9 @@ class MetricsSink final : public Sink {
 
   std::string name() const override { return "metrics"; }
   void publish(const CheckResult& result, const PublishInfo& info) override;
+  // route_event: counted per check and event; bgp_alert: kept as an open-alert series until its
+  // resolution arrives (vantage_bgp_alert_open).
+  void publish_record(std::string_view kind, const std::string& line) override;
   boost::asio::awaitable<void> close(std::chrono::milliseconds) override { co_return; }
 
   // Health of the probe itself, read at scrape time. `name` must be a valid metric name;
@@ -53,6 +56,8 @@ class MetricsSink final : public Sink {
   std::map<std::string, std::map<std::string, double>> results_total_;  // labels -> type -> n
   std::map<std::string, double> flaky_total_;                           // labels -> n
   std::vector<Provided> provided_;
+  std::map<std::string, double> route_events_total_;  // labels -> n
+  std::map<std::string, std::string> open_alerts_;     // alert_key -> labels
 };
 
 // Escapes a label value (\\, \", \n) for the exposition format.

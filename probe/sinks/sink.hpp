@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/observation.hpp"
@@ -23,6 +24,9 @@ class Sink {
   virtual ~Sink() = default;
   virtual std::string name() const = 0;
   virtual void publish(const CheckResult& result, const PublishInfo& info) = 0;
+  // Another record kind (`route_event`, `bgp_alert`): `line` is its NDJSON line without the
+  // newline. Sinks that forward lines forward it; the default ignores it.
+  virtual void publish_record(std::string_view /*kind*/, const std::string& /*line*/) {}
   // Flushes what can be flushed within `budget` at shutdown (spool to disk, buffered lines).
   virtual boost::asio::awaitable<void> close(std::chrono::milliseconds budget) = 0;
 };
@@ -32,6 +36,9 @@ class Fanout {
   void add(std::shared_ptr<Sink> sink) { sinks_.push_back(std::move(sink)); }
   void publish(const CheckResult& result, const PublishInfo& info) {
     for (auto& s : sinks_) s->publish(result, info);
+  }
+  void publish_record(std::string_view kind, const std::string& line) {
+    for (auto& s : sinks_) s->publish_record(kind, line);
   }
   boost::asio::awaitable<void> close(std::chrono::milliseconds budget) {
     for (auto& s : sinks_) co_await s->close(budget);

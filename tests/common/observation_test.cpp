@@ -160,3 +160,58 @@ TEST_CASE("parsing names the offending field", "[common][model]") {
   CHECK_FALSE(parse_check_result_line("[]", error));
   CHECK(error == "expected a JSON object");
 }
+
+TEST_CASE("BGP records: route_event and bgp_alert are validated field by field", "[common][model][bgp]") {
+  const json event = json::parse(R"({"kind":"route_event","id":"01a200be-b178-7a76-9136-74abc8d7f0fa",
+    "check":"bgp-lab","time":"2026-11-22T00:53:47.000000000Z","event":"announce","collector":"lab-frr",
+    "peer":{"ip":"192.0.2.1","asn":65000},"prefix":"208.65.153.0/24","monitored_prefix":"208.65.152.0/22",
+    "path":[65000,3491,17557],"as_path":"65000 3491 17557","origin":17557,
+    "vantage":{"probe_id":"lab-bgp-1","source":"bgp"}})");
+  std::string error;
+  auto r = bgp_record_from_json(event, error);
+  REQUIRE(r);
+  CHECK(error.empty());
+  CHECK(r->kind == "route_event");
+  CHECK(r->event == "announce");
+  CHECK(r->peer_ip == "192.0.2.1");
+  CHECK(r->peer_asn == 65000);
+  CHECK(r->origin == 17557u);
+  CHECK(r->as_path == "65000 3491 17557");
+  CHECK(r->vantage.source == Source::bgp);
+  CHECK(r->vantage.probe_id == "lab-bgp-1");
+  CHECK(to_unix_nanos(r->time) == 1795308827000000000LL);
+
+  json bad = event;
+  bad["event"] = "flap";
+  CHECK_FALSE(bgp_record_from_json(bad, error));
+  CHECK(error == "event: expected announce, withdraw or peer_down");
+  bad = event;
+  bad.erase("prefix");
+  CHECK_FALSE(bgp_record_from_json(bad, error));
+  CHECK(error == "prefix: missing");
+  bad = event;
+  bad["peer"]["asn"] = -1;
+  CHECK_FALSE(bgp_record_from_json(bad, error));
+  CHECK(error == "peer.asn: out of range");
+
+  json alert = json::parse(R"({"kind":"bgp_alert","id":"01a200be-b178-74df-b77f-2859af788692","check":"bgp-lab",
+    "time":"2026-11-22T00:53:47.000000000Z","alert":"route_leak","status":"open",
+    "alert_key":"route_leak 104.20.0.0/20 104.20.0.0/20 396531","prefix":"104.20.0.0/20",
+    "monitored_prefix":"104.20.0.0/20","origin":13335,"leaker":396531,"segment":[33154,396531,701],
+    "vantage":{"probe_id":"lab-bgp-1","source":"bgp"}})");
+  r = bgp_record_from_json(alert, error);
+  REQUIRE(r);
+  CHECK(r->event == "route_leak");
+  CHECK(r->status == "open");
+  CHECK(r->leaker == 396531u);
+  alert["status"] = "closed";
+  CHECK_FALSE(bgp_record_from_json(alert, error));
+  CHECK(error == "status: expected open or resolved");
+  alert["status"] = "resolved";
+  alert.erase("alert_key");
+  CHECK_FALSE(bgp_record_from_json(alert, error));
+  CHECK(error == "alert_key: missing");
+  alert["kind"] = "check_result";
+  CHECK_FALSE(bgp_record_from_json(alert, error));
+  CHECK(error == "kind: expected \"route_event\" or \"bgp_alert\", got \"check_result\"");
+}

@@ -21,7 +21,7 @@ struct ProbeServices {
   probe::net::CurlMulti curl{io};
   probe::ResolverPool resolvers{io};
   IdGenerator ids{12345};
-  probe::Services services{io, curl, resolvers, ids, SystemClock::instance()};
+  probe::Services services{io, curl, resolvers, ids, SystemClock::instance(), {}};
 
   // Runs `aw` on the io_context until it completes and returns its value (rethrows).
   template <typename T>
