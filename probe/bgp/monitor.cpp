@@ -351,25 +351,37 @@ void Monitor::remove(const std::string& peer, const Issue& issue, std::int64_t t
   }
 }
 
+bool Monitor::carried(const std::string& peer, const Issue& issue) const {
+  for (const auto& [k, r] : routes_) {
+    if (r.peer != peer) continue;
+    for (const auto& i : r.issues) {
+      if (!(i < issue) && !(issue < i) && i.alert.monitored == issue.alert.monitored) return true;
+    }
+  }
+  return false;
+}
+
+void Monitor::forget(Route&& route, std::int64_t time_us, std::vector<Alert>& alerts) {
+  // Another route of the same peer may carry the same issue (ADD-PATH, or the announcement
+  // that replaced this one): keep it then.
+  for (const auto& issue : route.issues) {
+    if (!carried(route.peer, issue)) remove(route.peer, issue, time_us, alerts);
+  }
+  if (route.exact) {
+    auto& seen = seen_by_[route.monitored];
+    if (--seen[route.peer] <= 0) seen.erase(route.peer);
+  }
+}
+
 void Monitor::withdraw_route(const std::string& route_key, std::int64_t time_us, std::vector<Alert>& alerts) {
   auto it = routes_.find(route_key);
   if (it == routes_.end()) return;
   Route route = std::move(it->second);
   routes_.erase(it);
-  for (const auto& issue : route.issues) {
-    // Another route of the same peer may carry the same issue (ADD-PATH): keep it then.
-    bool still = false;
-    for (const auto& [k, r] : routes_) {
-      if (r.peer != route.peer) continue;
-      for (const auto& i : r.issues) still = still || (!(i < issue) && !(issue < i) && i.alert.monitored == issue.alert.monitored);
-    }
-    if (!still) remove(route.peer, issue, time_us, alerts);
-  }
-  if (route.exact) {
-    auto& seen = seen_by_[route.monitored];
-    if (--seen[route.peer] <= 0) seen.erase(route.peer);
-    visibility(*route.monitored, time_us, alerts);
-  }
+  const MonitoredPrefix* m = route.monitored;
+  const bool exact = route.exact;
+  forget(std::move(route), time_us, alerts);
+  if (exact) visibility(*m, time_us, alerts);
 }
 
 void Monitor::visibility(const MonitoredPrefix& m, std::int64_t time_us, std::vector<Alert>& alerts) {
@@ -423,15 +435,25 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
     return;
   }
   const std::string key = peer + "|" + e.prefix.to_string() + "|" + (e.path_id ? std::to_string(*e.path_id) : "");
-  withdraw_route(key, e.time_us, alerts);  // an announcement replaces the peer's previous route
-  if (e.kind == RouteEvent::Kind::withdraw) return;
+  if (e.kind == RouteEvent::Kind::withdraw) {
+    withdraw_route(key, e.time_us, alerts);
+    return;
+  }
+  // An announcement replaces the peer's previous route (an implicit withdrawal). The new route
+  // is counted before the old one is forgotten, so that what both carry (the prefix's
+  // visibility, an issue on both paths) neither resolves nor re-opens in between.
+  std::optional<Route> previous;
+  if (auto it = routes_.find(key); it != routes_.end()) {
+    previous = std::move(it->second);
+    routes_.erase(it);
+  }
   Route route{peer, m, e.prefix == m->prefix, issues_of(e, *m)};
   for (const auto& issue : route.issues) add(peer, issue, e.time_us, alerts);
-  if (route.exact) {
-    ++seen_by_[m][peer];
-    visibility(*m, e.time_us, alerts);
-  }
+  if (route.exact) ++seen_by_[m][peer];
+  const bool exact = route.exact;
   routes_.emplace(key, std::move(route));
+  if (previous) forget(std::move(*previous), e.time_us, alerts);
+  if (exact) visibility(*m, e.time_us, alerts);
 }
 
 }  // namespace vantage::bgp

@@ -148,6 +148,9 @@ class Monitor {
   void add(const std::string& peer, const Issue& issue, std::int64_t time_us, std::vector<Alert>& alerts);
   void remove(const std::string& peer, const Issue& issue, std::int64_t time_us, std::vector<Alert>& alerts);
   void withdraw_route(const std::string& route_key, std::int64_t time_us, std::vector<Alert>& alerts);
+  struct Route;
+  void forget(Route&& route, std::int64_t time_us, std::vector<Alert>& alerts);
+  bool carried(const std::string& peer, const Issue& issue) const;
   void visibility(const MonitoredPrefix& m, std::int64_t time_us, std::vector<Alert>& alerts);
 
   Expectations exp_;

@@ -256,8 +256,10 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
     self->sessions.erase(s);
   }
 
+  static constexpr std::chrono::seconds kSettle{2};
+
   // Starts reading the next MRT files that are complete (same size and mtime as at the previous
-  // poll, or older than a minute). One worker thread at a time; events come back to the loop.
+  // poll and two seconds old, or older than a minute). One worker thread at a time; events come back to the loop.
   void poll_mrt(bool first) {
     if (mrt_busy || stopping) return;
     std::vector<std::string> ready;
@@ -276,9 +278,11 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
       }
       seen[name] = {size, mtime};
       const auto prev = mrt_seen.find(name);
-      const bool stable = prev != mrt_seen.end() && prev->second == seen[name];
-      const bool old = fs::file_time_type::clock::now() - mtime > std::chrono::minutes(1);
-      if (stable || old) ready.push_back(name);
+      // Complete: unchanged since the previous poll and not written to for kSettle (a writer
+      // that pauses between chunks), or not touched for a minute (there before the probe).
+      const auto age = fs::file_time_type::clock::now() - mtime;
+      const bool stable = prev != mrt_seen.end() && prev->second == seen[name] && age >= kSettle;
+      if (stable || age > std::chrono::minutes(1)) ready.push_back(name);
     }
     if (ec) log::warn("bgp.mrt_dir_unreadable", {{"check", check_id}, {"dir", config.mrt_dir}, {"error", ec.message()}});
     mrt_seen = std::move(seen);
