@@ -279,7 +279,7 @@ class Reader {
   bool time(const char* key, std::optional<UtcTime>& out, bool required = false) {
     std::string s;
     if (!str(key, s, required)) return false;
-    if (s.empty()) return true;
+    if (s.empty()) return required ? fail(key, "expected an RFC 3339 date-time") : true;
     out = parse_rfc3339(s);
     if (!out) return fail(key, "expected an RFC 3339 date-time");
     return true;
@@ -622,8 +622,9 @@ std::optional<BgpRecord> bgp_record_from_json(const json& j, std::string& error)
         !r.str("as_path", out.as_path) || !r.is_object_or_absent("peer")) {
       return std::nullopt;
     }
-    if (out.event != "announce" && out.event != "withdraw" && out.event != "peer_down") {
-      r.fail("event", "expected announce, withdraw or peer_down");
+    if (out.event != "announce" && out.event != "withdraw" && out.event != "peer_down" &&
+        out.event != "peer_up") {
+      r.fail("event", "expected announce, withdraw, peer_down or peer_up");
       return std::nullopt;
     }
     if (r.find("peer")) {
@@ -632,7 +633,7 @@ std::optional<BgpRecord> bgp_record_from_json(const json& j, std::string& error)
         return std::nullopt;
       }
     }
-    if (out.event != "peer_down" && out.prefix.empty()) {
+    if ((out.event == "announce" || out.event == "withdraw") && out.prefix.empty()) {
       r.fail("prefix", "missing");
       return std::nullopt;
     }

@@ -207,14 +207,14 @@ struct BgpRecord {
   std::string check;
   UtcTime time{};  // route_event: when the peer sent it; bgp_alert: when it opened/resolved
   Vantage vantage;
-  // route_event: "announce" | "withdraw" | "peer_down"; bgp_alert: the alert ("hijack",
+  // route_event: "announce" | "withdraw" | "peer_down" | "peer_up"; bgp_alert: the alert ("hijack",
   // "sub_prefix_hijack", "route_leak", "unexpected_upstream", "visibility_loss", "rpki_invalid").
   std::string event;
   std::string status;     // bgp_alert: "open" | "resolved"
   std::string alert_key;  // bgp_alert: pairs an alert's open and resolved records
-  std::string prefix;     // e.g. "208.65.153.0/24" (empty for peer_down)
+  std::string prefix;     // e.g. "208.65.153.0/24" (empty for peer_down / peer_up)
   std::string monitored_prefix;
-  std::string collector;  // route_event: the BMP router or MRT file it came from
+  std::string collector;  // route_event: the BMP router's address (and RIB view) or the MRT directory
   std::string peer_ip;
   std::uint32_t peer_asn = 0;
   std::optional<std::uint32_t> origin;  // origin AS (unset for an AS_SET origin)

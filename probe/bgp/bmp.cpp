@@ -65,14 +65,32 @@ void BmpDecoder::message(const std::uint8_t* m, std::size_t n, std::vector<Route
   const bool v6 = flags & 0x80;
   const bool two_byte_as = flags & 0x20;
   RouteEvent base;
-  base.collector = router_name_.empty() ? collector_ : router_name_;
+  base.collector = name_from_sys_name_ && !router_name_.empty() ? router_name_ : collector_;
+  // Each RIB view is a separate set of peers (RFC 7854 §4.2; O flag: RFC 8671).
+  bool distinguished = h[0] != 0;
+  for (int i = 2; i < 10; ++i) distinguished = distinguished || h[i] != 0;
+  if (distinguished) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    base.collector += " rd:";
+    for (int i = 2; i < 10; ++i) {
+      base.collector += kHex[h[i] >> 4];
+      base.collector += kHex[h[i] & 15];
+    }
+  }
+  if (flags & 0x40) base.collector += " post-policy";
+  if (flags & 0x10) base.collector += " adj-rib-out";
   base.peer_ip.v6 = v6;
   std::memcpy(base.peer_ip.bytes.data(), v6 ? h + 10 : h + 22, v6 ? 16 : 4);
   base.peer_asn = be32(h + 26);
   base.time_us = std::int64_t{be32(h + 34)} * 1'000'000 + be32(h + 38);
   const std::uint8_t* body = h + kPeerHeader;
   const std::size_t body_len = n - kCommonHeader - kPeerHeader;
-  if (type == 3) return;  // Peer Up: routes follow as Route Monitoring
+  if (type == 3) {  // Peer Up: the peer's table follows as Route Monitoring
+    RouteEvent e = base;
+    e.kind = RouteEvent::Kind::peer_up;
+    out.push_back(std::move(e));
+    return;
+  }
   if (type == 2) {  // Peer Down
     RouteEvent e = base;
     e.kind = RouteEvent::Kind::peer_down;
@@ -83,9 +101,24 @@ void BmpDecoder::message(const std::uint8_t* m, std::size_t n, std::vector<Route
   if (body_len < 19 || body[18] != 2) return warn("Route Monitoring without a BGP UPDATE");
   const std::size_t bgp_len = std::min<std::size_t>(be16(body + 16), body_len);
   if (bgp_len < 19) return warn("BGP message length " + std::to_string(bgp_len));
+  // End-of-RIB (RFC 4724 §2): an empty UPDATE (IPv4 unicast), or one whose only attribute is
+  // an empty MP_UNREACH_NLRI (flags, type 15, length 3, AFI, SAFI).
+  const std::uint8_t* u8 = body + 19;
+  const std::size_t ulen = bgp_len - 19;
+  const bool eor_v4 = ulen == 4 && be32(u8) == 0;
+  const bool eor_mp = ulen == 10 && be16(u8) == 0 && be16(u8 + 2) == 6 && u8[5] == 15 && u8[6] == 3;
+  const bool eor_mp_ext = ulen == 11 && be16(u8) == 0 && be16(u8 + 2) == 7 && (u8[4] & 0x10) &&
+                          u8[5] == 15 && be16(u8 + 6) == 3;  // extended-length attribute
+  if (eor_v4 || eor_mp || eor_mp_ext) {
+    RouteEvent e = base;
+    e.kind = RouteEvent::Kind::end_of_rib;
+    e.prefix.addr.v6 = (eor_mp && be16(u8 + 7) == 2) || (eor_mp_ext && be16(u8 + 8) == 2);
+    out.push_back(std::move(e));
+    return;
+  }
   Update u;
   std::string error;
-  if (!decode_update(body + 19, bgp_len - 19, !two_byte_as, false, u, error)) warn("UPDATE: " + error);
+  if (!decode_update(u8, ulen, !two_byte_as, false, u, error)) warn("UPDATE: " + error);
   update_to_events(u, base, out);
 }
 

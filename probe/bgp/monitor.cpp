@@ -384,6 +384,30 @@ void Monitor::withdraw_route(const std::string& route_key, std::int64_t time_us,
   if (exact) visibility(*m, time_us, alerts);
 }
 
+void Monitor::withdraw_stale(const std::string& peer, std::optional<bool> v6, std::int64_t time_us,
+                             std::vector<Alert>& alerts) {
+  std::vector<std::string> keys;
+  bool left = false;
+  for (const auto& [k, r] : routes_) {
+    if (r.peer != peer || !r.stale) continue;
+    if (v6 && r.v6 != *v6) {
+      left = true;
+    } else {
+      keys.push_back(k);
+    }
+  }
+  for (const auto& k : keys) withdraw_route(k, time_us, alerts);
+  if (!left) refreshing_.erase(peer);
+}
+
+void Monitor::sweep_stale(std::int64_t now_us, std::int64_t max_age_us, std::vector<Alert>& alerts) {
+  std::vector<std::string> due;
+  for (const auto& [peer, since] : refreshing_) {
+    if (now_us - since > max_age_us) due.push_back(peer);
+  }
+  for (const auto& peer : due) withdraw_stale(peer, std::nullopt, now_us, alerts);
+}
+
 void Monitor::visibility(const MonitoredPrefix& m, std::int64_t time_us, std::vector<Alert>& alerts) {
   const std::size_t now = seen_by_[&m].size();
   std::size_t& max = max_seen_[&m];
@@ -410,8 +434,22 @@ void Monitor::visibility(const MonitoredPrefix& m, std::int64_t time_us, std::ve
 void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
   // A peer is one BGP session as one collector (router, MRT source) saw it: the same neighbour
   // seen by two routers counts twice, as it does for visibility.
-  const std::string peer = e.collector + "|" + e.peer_ip.to_string() + " AS" + std::to_string(e.peer_asn);
+  // '\0' separates the collector: no name or address contains it.
+  const std::string peer = e.collector + '\0' + e.peer_ip.to_string() + " AS" + std::to_string(e.peer_asn);
+  if (e.kind == RouteEvent::Kind::peer_up) {
+    bool any = false;
+    for (auto& [k, r] : routes_) {
+      if (r.peer == peer) any = r.stale = true;
+    }
+    if (any) refreshing_[peer] = e.time_us;
+    return;
+  }
+  if (e.kind == RouteEvent::Kind::end_of_rib) {
+    withdraw_stale(peer, e.prefix.addr.v6, e.time_us, alerts);
+    return;
+  }
   if (e.kind == RouteEvent::Kind::peer_down) {
+    refreshing_.erase(peer);
     // Some speakers (BIRD) write the final state change without the peer's address: then
     // every session of that peer AS goes down.
     const bool any_address = std::all_of(e.peer_ip.bytes.begin(), e.peer_ip.bytes.end(),
@@ -420,7 +458,7 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
     std::vector<std::string> keys;
     for (const auto& [k, r] : routes_) {
       const bool same = any_address ? r.peer.size() >= as_suffix.size() &&
-                                          r.peer.compare(0, e.collector.size() + 1, e.collector + "|") == 0 &&
+                                          r.peer.compare(0, e.collector.size() + 1, e.collector + '\0') == 0 &&
                                           r.peer.compare(r.peer.size() - as_suffix.size(), as_suffix.size(), as_suffix) == 0
                                     : r.peer == peer;
       if (same) keys.push_back(k);
@@ -447,7 +485,7 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
     previous = std::move(it->second);
     routes_.erase(it);
   }
-  Route route{peer, m, e.prefix == m->prefix, issues_of(e, *m)};
+  Route route{peer, m, e.prefix == m->prefix, issues_of(e, *m), e.prefix.addr.v6, false};
   for (const auto& issue : route.issues) add(peer, issue, e.time_us, alerts);
   if (route.exact) ++seen_by_[m][peer];
   const bool exact = route.exact;

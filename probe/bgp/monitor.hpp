@@ -125,10 +125,16 @@ class Monitor {
  public:
   Monitor(Expectations expectations, const AsRelationships* relationships, const Vrps* vrps);
   // Feeds one event; alerts it opens or resolves are appended to `alerts`.
+  // A `peer_up` marks the peer's routes stale: the router re-sends the routes it still has, and
+  // the peer's `end_of_rib` (per family) withdraws the stale ones it did not re-send.
   void observe(const RouteEvent& event, std::vector<Alert>& alerts);
+  // Withdraws the stale routes of peers whose `peer_up` came more than `max_age_us` before
+  // `now_us` (UTC microseconds) without an End-of-RIB: for routers that send none.
+  void sweep_stale(std::int64_t now_us, std::int64_t max_age_us, std::vector<Alert>& alerts);
   std::uint64_t ignored() const noexcept { return ignored_; }
   // The most specific monitored prefix that covers `p` (itself or a less specific), or nullptr.
-  // Does not change the monitor (safe to call from another thread while nothing observes).
+  // Reads only the expectations, which never change after construction: safe to call from
+  // another thread while this one observes.
   const MonitoredPrefix* monitored(const Prefix& p) const;
   const Expectations& expectations() const noexcept { return exp_; }
 
@@ -161,7 +167,12 @@ class Monitor {
     const MonitoredPrefix* monitored;
     bool exact;
     std::vector<Issue> issues;
+    bool v6 = false;
+    bool stale = false;  // not re-sent yet since the peer's last peer_up
   };
+  void withdraw_stale(const std::string& peer, std::optional<bool> v6, std::int64_t time_us,
+                      std::vector<Alert>& alerts);
+  std::map<std::string, std::int64_t> refreshing_;  // peer -> time of its peer_up
   std::map<std::string, Route> routes_;  // peer|prefix|path id -> route
   std::map<std::pair<std::string, std::string>, State> states_;  // (kind+key, monitored) -> state
   std::map<const MonitoredPrefix*, std::map<std::string, int>> seen_by_;  // exact prefix: peer -> routes

@@ -209,12 +209,16 @@ void update_to_events(const Update& u, const RouteEvent& base, std::vector<Route
 }
 
 nlohmann::json to_json(const RouteEvent& e) {
-  static constexpr const char* kEvent[] = {"announce", "withdraw", "peer_down"};
+  static constexpr const char* kEvent[] = {"announce", "withdraw", "peer_down", "peer_up", "end_of_rib"};
   nlohmann::json j{{"event", kEvent[static_cast<int>(e.kind)]},
                    {"time", format_rfc3339(from_unix_nanos(e.time_us * 1000))},
                    {"collector", e.collector},
                    {"peer", {{"ip", e.peer_ip.to_string()}, {"asn", e.peer_asn}}}};
-  if (e.kind == RouteEvent::Kind::peer_down) return j;
+  if (e.kind == RouteEvent::Kind::peer_down || e.kind == RouteEvent::Kind::peer_up) return j;
+  if (e.kind == RouteEvent::Kind::end_of_rib) {
+    j["afi"] = e.prefix.addr.v6 ? "ipv6" : "ipv4";
+    return j;
+  }
   j["prefix"] = e.prefix.to_string();
   if (e.path_id) j["path_id"] = *e.path_id;
   if (e.kind == RouteEvent::Kind::withdraw) return j;

@@ -16,13 +16,15 @@
 namespace vantage::bgp {
 
 struct RouteEvent {
-  enum class Kind : std::uint8_t { announce, withdraw, peer_down };
+  // peer_up: a BMP Peer Up — the router is about to (re)send the peer's whole table;
+  // end_of_rib: the End-of-RIB marker (RFC 4724 §2) after it, for the family of `prefix`.
+  enum class Kind : std::uint8_t { announce, withdraw, peer_down, peer_up, end_of_rib };
   Kind kind = Kind::announce;
   std::int64_t time_us = 0;  // UTC microseconds
-  std::string collector;     // where it was seen: MRT file name, BMP router
+  std::string collector;     // where it was seen: the BMP router, the MRT source
   IpAddr peer_ip;
   std::uint32_t peer_asn = 0;
-  Prefix prefix;                          // unset for peer_down
+  Prefix prefix;                          // unset for peer_down/peer_up; end_of_rib: family only
   std::optional<std::uint32_t> path_id;   // ADD-PATH
   AsPath path;                            // effective AS path (AS4_PATH merged), announcements
   std::optional<std::uint32_t> origin;    // last AS of the path; unset when it ends in an AS_SET
@@ -32,7 +34,8 @@ struct RouteEvent {
   std::optional<std::uint32_t> only_to_customer;
 };
 
-// The wire form of an event (docs/bgp.md#route_event): {"event": "announce"|"withdraw"|"peer_down",
+// The wire form of an event (docs/bgp.md#records): {"event": "announce"|"withdraw"|"peer_down"|
+// "peer_up"|"end_of_rib",
 // "time": RFC 3339 UTC, "collector", "peer": {"ip", "asn"}, "prefix", "path_id", "path": [ASNs,
 // an AS_SET as a nested array], "as_path": "65000 3491 {64496,64497}", "origin", "origin_set",
 // "communities": ["3491:100"], "large_communities": ["65000:1:2"], "only_to_customer"}; fields

@@ -124,7 +124,7 @@ void MetricsSink::publish_record(std::string_view kind, const std::string& line)
   label(labels, "alert", str("alert"));
   label(labels, "prefix", str("prefix"));
   label(labels, "monitored_prefix", str("monitored_prefix"));
-  const std::string key = str("alert_key");
+  const std::string key = str("check") + '\0' + str("alert_key");
   if (str("status") == "open") {
     open_alerts_[key] = labels;
   } else {

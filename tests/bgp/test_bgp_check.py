@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -18,6 +19,48 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from collector_harness import Collector  # noqa: E402
 from harness import Probe, free_port, wait_for, write_config  # noqa: E402
 from test_bgp_scan import AS_REL, LAB, LAB_PREFIXES  # noqa: E402
+
+
+# Hand-built BMP v3 messages (RFC 7854 §4) for the reconnect test; the captures hold the rest.
+def bmp_message(msg_type, body):
+    return struct.pack("!BIB", 3, 6 + len(body), msg_type) + body
+
+
+def per_peer_header(peer="192.0.2.1", asn=65000):
+    addr = b"\x00" * 12 + socket.inet_aton(peer)
+    return struct.pack("!BB8s16sII", 0, 0, b"\x00" * 8, addr, asn, 0x0a000001) + struct.pack("!II", int(time.time()), 0)
+
+
+def bmp_initiation(sys_name):
+    name = sys_name.encode()
+    return bmp_message(4, struct.pack("!HH", 2, len(name)) + name)
+
+
+def bgp_message(msg_type, body):
+    return b"\xff" * 16 + struct.pack("!HB", 19 + len(body), msg_type) + body
+
+
+def bmp_peer_up():
+    open_msg = bgp_message(1, struct.pack("!BHHIB", 4, 65000, 90, 0x0a000001, 0))
+    return bmp_message(3, per_peer_header() + socket.inet_aton("192.0.2.4") + b"\x00" * 12 +
+                       struct.pack("!HH", 179, 40000) + open_msg + open_msg)
+
+
+def update_announce(prefix, path):
+    net, length = prefix.split("/")
+    length = int(length)
+    nlri = bytes([length]) + socket.inet_aton(net)[:(length + 7) // 8]
+    as_path = struct.pack("!BB", 2, len(path)) + b"".join(struct.pack("!I", a) for a in path)
+    attrs = (b"\x40\x01\x01\x00" + struct.pack("!BBB", 0x40, 2, len(as_path)) + as_path +
+             b"\x40\x03\x04" + socket.inet_aton("192.0.2.1"))
+    return bgp_message(2, struct.pack("!H", 0) + struct.pack("!H", len(attrs)) + attrs + nlri)
+
+
+END_OF_RIB_V4 = bgp_message(2, b"\x00\x00\x00\x00")
+
+
+def bmp_route_monitoring(update):
+    return bmp_message(0, per_peer_header() + update)
 
 
 def records(path, kind=None):
@@ -56,7 +99,8 @@ class BgpCheck(unittest.TestCase):
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
             "checks": [{"id": "own-prefixes", "kind": "bgp", "interval": "200ms",
                         "prefixes": "prefixes.yml", "as_rel": "as-rel.txt",
-                        "bmp": {"listen": f"127.0.0.1:{self.bmp_port}"}, "mrt_dir": "mrt"}],
+                        "bmp": {"listen": f"127.0.0.1:{self.bmp_port}"}, "mrt_dir": "mrt",
+                        "mrt_pattern": "updates.*", "mrt_settle": "2s"}],
         }, self.dir)
         self.log = os.path.join(self.dir, "probe.log")
         self.probe = Probe(self.config, output=self.out, log=self.log)
@@ -80,11 +124,12 @@ class BgpCheck(unittest.TestCase):
         except OSError:
             return False
 
-    def send_bmp(self, capture, chunk=7):
-        """Sends a captured BMP stream as a router would, in small pieces (messages split across reads)."""
+    def send_bmp(self, capture, chunk=7, router="127.0.0.2"):
+        """Sends a captured BMP stream as the router at `router` would, in small pieces (messages
+        split across reads)."""
         with open(os.path.join(LAB, capture), "rb") as f:
             data = f.read()
-        with socket.create_connection(("127.0.0.1", self.bmp_port)) as s:
+        with socket.create_connection(("127.0.0.1", self.bmp_port), source_address=(router, 0)) as s:
             for i in range(0, len(data), chunk):
                 s.sendall(data[i:i + chunk])
             time.sleep(0.3)
@@ -107,9 +152,11 @@ class BgpCheck(unittest.TestCase):
             self.assertEqual(a["vantage"], {"probe_id": "it-bgp", "region": "lab", "asn": 64496, "source": "bgp"})
         # Route events: only the monitored prefixes and their more-specifics (not 198.51.100.0/24).
         events = records(self.out, "route_event")
+        self.assertEqual([e["event"] for e in events if "prefix" not in e], ["peer_up"])  # session events
         announced = sorted(e["prefix"] for e in events if e["event"] == "announce")
         self.assertEqual(announced, ["104.20.0.0/20", "2001:db8:100::/48", "208.65.152.0/22", "208.65.153.0/24"])
         hijack_event = next(e for e in events if e.get("prefix") == "208.65.153.0/24")
+        self.assertEqual(hijack_event["collector"], "127.0.0.2")  # the router, by its address
         self.assertEqual(hijack_event["peer"], {"ip": "192.0.2.1", "asn": 65000})
         self.assertEqual(hijack_event["path"], [65000, 3491, 17557])
         self.assertEqual(hijack_event["communities"], ["3491:100"])
@@ -135,22 +182,51 @@ class BgpCheck(unittest.TestCase):
         self.assertIn('vantage_bgp_route_events_total{check="own-prefixes",vantage_point="it-bgp",event="announce"} 4', m)
 
     def test_each_router_is_its_own_vantage_point(self):
-        # FRR's capture (sysName lab-frr) reports its session with AS65000 going down and that
-        # peer's routes withdrawn. The same neighbour seen through gobgpd is another peer: its
-        # routes, and the alerts they raised, stay.
+        # FRR's capture reports its session with AS65000 going down and that peer's routes
+        # withdrawn. The same neighbour seen through another router (another address) is another
+        # peer: its routes, and the alerts they raised, stay.
+        self.send_bmp("gobgp-bmp.bin", router="127.0.0.2")
+        wait_for(lambda: len(alerts(self.out, "open")) >= 2, 10, what="two alerts")
+        self.send_bmp("frr-bmp.bin", router="127.0.0.3")
+        wait_for(lambda: any(e["event"] == "peer_down" and e["collector"] == "127.0.0.3"
+                             for e in records(self.out, "route_event")), 10, what="the second router's Peer Down")
+        time.sleep(0.5)
+        self.assertEqual(alerts(self.out, "resolved"), [], "a second router's session must not touch the first's routes")
+        # The same capture from the first router's address: now its Peer Down is that peer's.
+        self.send_bmp("frr-bmp.bin", router="127.0.0.2")
+        wait_for(lambda: len(alerts(self.out, "resolved")) >= 2, 10, what="the alerts to resolve")
+
+    def test_a_router_that_reconnects_replaces_its_table_and_drops_what_it_did_not_resend(self):
+        # gobgpd's table (hijack and leak) arrives; the session drops; the router reconnects and
+        # sends Peer Up, only the legitimate /22 and End-of-RIB: the routes it did not re-send are
+        # withdrawn at End-of-RIB and their alerts resolve.
         self.send_bmp("gobgp-bmp.bin")
         wait_for(lambda: len(alerts(self.out, "open")) >= 2, 10, what="two alerts")
-        self.send_bmp("frr-bmp.bin")  # another router: its peers are not gobgpd's peers
-        time.sleep(1)
-        withdrawn = [e for e in records(self.out, "route_event") if e["collector"] == "lab-frr"]
-        self.assertIn("peer_down", [e["event"] for e in withdrawn])
-        self.assertEqual(alerts(self.out, "resolved"), [], "a second router's session must not touch the first's routes")
+        self.send_raw_bmp(bmp_initiation("lab-router") + bmp_peer_up() +
+                          bmp_route_monitoring(update_announce("208.65.152.0/22", [65000, 3356, 36561])) +
+                          bmp_route_monitoring(END_OF_RIB_V4))
+        wait_for(lambda: len(alerts(self.out, "resolved")) >= 2, 10, what="the alerts to resolve at End-of-RIB")
+        self.assertEqual(sorted(alerts(self.out, "resolved")),
+                         [("route_leak", "104.20.0.0/20"), ("sub_prefix_hijack", "208.65.153.0/24")])
+        # 104.20.0.0/20 was not re-sent: it lost its only peer. 2001:db8:100::/48 is IPv6, which
+        # had no End-of-RIB: still there.
+        self.assertIn(("visibility_loss", "104.20.0.0/20"), alerts(self.out, "open"))
+        self.assertNotIn(("visibility_loss", "2001:db8:100::/48"), alerts(self.out, "open"))
+
+    def send_raw_bmp(self, data, router="127.0.0.2"):
+        with socket.create_connection(("127.0.0.1", self.bmp_port), source_address=(router, 0)) as s:
+            s.sendall(data)
+            time.sleep(0.3)
 
     def test_new_mrt_files_in_the_watched_directory_are_read_once_complete(self):
-        # Written in two halves with a pause: the check waits until the file has stopped growing
-        # (unchanged between polls and two seconds old) and reads it once, whole.
         with open(os.path.join(LAB, "gobgp-updates.mrt"), "rb") as f:
             data = f.read()
+        # Written in two halves with a pause: the check waits until the file has stopped growing
+        # (unchanged between looks and mrt_settle old) and reads it once, whole. Files outside
+        # mrt_pattern and hidden files (rsync's temporaries) are never read.
+        for other in ("README", ".updates.20261122.0050.tmp"):
+            with open(os.path.join(self.mrt_dir, other), "wb") as f:
+                f.write(data if other.startswith(".") else b"not MRT")
         path = os.path.join(self.mrt_dir, "updates.20261122.0050")
         with open(path, "wb") as f:
             f.write(data[:100])
@@ -172,6 +248,27 @@ class BgpCheck(unittest.TestCase):
         self.assertEqual([(r["file"], r["events"]) for r in read],
                          [("updates.20261122.0050", 4), ("updates.20261122.0055", 0)])
         self.assertEqual(len(records(self.out, "bgp_alert")), 2)
+        # The collector has them; a restarted probe reads the directory again (mrt_skip_existing
+        # is false) and publishes the same records with the same ids: the collector drops them.
+        stored = lambda: (self.collector.query("SELECT count(*) AS n FROM route_events")[0]["n"],
+                          self.collector.query("SELECT count(*) AS n FROM bgp_alerts")[0]["n"])
+        wait_for(lambda: stored() == (4, 2), 10, what="the records in the collector")
+        first_ids = sorted(r["id"] for r in records(self.out))
+        self.stop_probe()
+        os.remove(self.out)
+        self.probe = Probe(self.config, output=self.out, log=self.log)
+        wait_for(lambda: len(records(self.out)) == len(first_ids), 15, what="the files read again")
+        self.assertEqual(sorted(r["id"] for r in records(self.out)), first_ids)
+        time.sleep(1)
+        self.assertEqual(stored(), (4, 2))
+
+    def test_a_stream_that_is_not_bmp_is_closed_and_the_listener_keeps_serving(self):
+        with socket.create_connection(("127.0.0.1", self.bmp_port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(s.recv(100), b"", "the probe should close a stream it cannot follow")
+        self.assertIn('"bgp.bmp_session_closed"', self.log_text())
+        self.send_bmp("gobgp-bmp.bin")
+        wait_for(lambda: len(alerts(self.out, "open")) >= 2, 10, what="alerts from the next router")
 
     def test_the_collector_refuses_a_malformed_bgp_record_with_the_field_named(self):
         line = json.dumps({"kind": "bgp_alert", "id": "x-1", "check": "own-prefixes", "time": "2026-11-22T00:53:47Z",

@@ -92,8 +92,8 @@ class BgpLabTest(unittest.TestCase):
         leak, leak_s = self.wait_alert("route_leak", "open", prefix="104.20.0.0/20")
         self.assertEqual((leak["leaker"], leak["segment"]), (396531, [33154, 396531, 701]))
         event = next(e for e in self.records("route_event") if e.get("prefix") == "208.65.153.0/24")
-        self.assertEqual((event["collector"], event["peer"], event["origin"], event["communities"]),
-                         ("vantage-lab-frr", {"ip": "192.0.2.1", "asn": 65000}, 17557, ["3491:100"]))
+        self.assertEqual((event["collector"], event["router_name"], event["peer"], event["origin"], event["communities"]),
+                         ("127.0.0.1", "vantage-lab-frr", {"ip": "192.0.2.1", "asn": 65000}, 17557, ["3491:100"]))
         # The AS path as FRR 8.4 reports it pre-policy: its own AS first, then ExaBGP's path.
         self.assertEqual(event["path"], [65003, *HIJACK[1]])
         print(f"\n  detection: hijack {hijack_s:.2f} s, leak {leak_s:.2f} s after the announcement",

@@ -155,6 +155,11 @@ TEST_CASE("parsing names the offending field", "[common][model]") {
   CHECK_FALSE(check_result_from_json(j, error));
   CHECK(error == "time: expected an RFC 3339 date-time");
 
+  j = to_json(sample());
+  j["time"] = "";  // a required time that is empty must not pass as "absent"
+  CHECK_FALSE(check_result_from_json(j, error));
+  CHECK(error == "time: expected an RFC 3339 date-time");
+
   CHECK_FALSE(parse_check_result_line("{not json", error));
   CHECK(error == "not valid JSON");
   CHECK_FALSE(parse_check_result_line("[]", error));
@@ -184,7 +189,11 @@ TEST_CASE("BGP records: route_event and bgp_alert are validated field by field",
   json bad = event;
   bad["event"] = "flap";
   CHECK_FALSE(bgp_record_from_json(bad, error));
-  CHECK(error == "event: expected announce, withdraw or peer_down");
+  CHECK(error == "event: expected announce, withdraw, peer_down or peer_up");
+  bad = event;
+  bad["time"] = "";
+  CHECK_FALSE(bgp_record_from_json(bad, error));
+  CHECK(error == "time: expected an RFC 3339 date-time");
   bad = event;
   bad.erase("prefix");
   CHECK_FALSE(bgp_record_from_json(bad, error));

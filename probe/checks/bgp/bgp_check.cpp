@@ -1,6 +1,7 @@
 #include "probe/checks/bgp/bgp_check.hpp"
 
 #include <fnmatch.h>
+#include <openssl/evp.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -9,9 +10,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -48,7 +51,7 @@ std::string config_relative(const ConfigNode& node) {
 
 BgpConfig parse_bgp_config(const ConfigNode& node) {
   expect_check_keys(node, {"prefixes", "as_rel", "vrp", "min_peers", "bmp", "mrt_dir",
-                           "mrt_pattern", "mrt_skip_existing", "route_events"});
+                           "mrt_pattern", "mrt_skip_existing", "mrt_settle", "route_events"});
   BgpConfig c;
   const ConfigNode prefixes = node.require("prefixes");
   c.prefixes_file = config_relative(prefixes);
@@ -119,6 +122,10 @@ BgpConfig parse_bgp_config(const ConfigNode& node) {
     if (c.mrt_dir.empty()) v->fail("mrt_pattern needs mrt_dir");
     c.mrt_pattern = v->as_nonempty_string();
   }
+  if (auto v = node.get("mrt_settle")) {
+    if (c.mrt_dir.empty()) v->fail("mrt_settle needs mrt_dir");
+    c.mrt_settle = v->as_duration(std::chrono::seconds(1), std::chrono::hours(24));
+  }
   if (auto v = node.get("mrt_skip_existing")) {
     if (c.mrt_dir.empty()) v->fail("mrt_skip_existing needs mrt_dir");
     c.mrt_skip_existing = v->as_bool();
@@ -137,204 +144,361 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
         config(c),
         monitor(*c.expectations, c.relationships.get(), c.vrps.get()) {}
 
+  static constexpr std::size_t kMaxSessions = 64;  // routers at once
+  static constexpr std::size_t kApplyBatch = 1000;  // events per turn of the event loop
+  // Stale routes of a peer whose router sent Peer Up but never End-of-RIB are withdrawn after:
+  static constexpr std::chrono::minutes kRefreshTimeout{5};
+
   Services& services;
   std::string check_id;
   BgpConfig config;  // keeps the shared expectations, relationships and VRPs alive
   vantage::bgp::Monitor monitor;
   std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<asio::steady_timer> accept_pause;
   std::set<std::shared_ptr<tcp::socket>> sessions;
   bool stopping = false;
   std::vector<Alert> alerts;  // scratch
 
-  // MRT directory: files read (by name), sizes seen at the previous poll, the worker.
+  // Where the events being applied came from: a BMP router (live) or an MRT file, whose records
+  // get ids derived from the file, so that reading it again (a restart) gives the same ids and
+  // the collector drops the copies.
+  struct Source {
+    std::string router_name;  // BMP: the router's sysName, "" when not sent
+    std::string id_seed;      // MRT: check, file, size, mtime
+    std::uint64_t seq = 0;    // records published from this file so far
+  };
+
+  // MRT directory: files read (by name), what the previous look saw, the worker and the events
+  // it read, applied in order a batch at a time.
+  struct Look {
+    std::uintmax_t size;
+    fs::file_time_type mtime;
+  };
+  struct FileEvents {
+    std::string name;
+    Source source;
+    std::vector<RouteEvent> events;
+    std::size_t next = 0;
+  };
   std::set<std::string> mrt_done;
-  std::map<std::string, std::pair<std::uintmax_t, fs::file_time_type>> mrt_seen;
+  std::map<std::string, Look> mrt_seen;
+  std::chrono::steady_clock::time_point mrt_last_look{};
   std::thread mrt_worker;
-  bool mrt_busy = false;
+  bool mrt_busy = false;      // a worker runs or its events are still being applied
+  bool mrt_reading = false;   // the worker thread has not finished
+  bool draining = false;      // a drain turn is queued on the event loop
+  std::deque<FileEvents> mrt_ready;
   std::shared_ptr<std::atomic<bool>> mrt_cancel = std::make_shared<std::atomic<bool>>(false);
 
   // Feeds events to the monitor and publishes what is worth publishing. On the event loop.
-  void apply(std::vector<RouteEvent>& events) {
+  void apply(RouteEvent* begin, RouteEvent* end, Source& source) {
     const auto now_us = to_unix_nanos(services.clock.utc_now()) / 1000;
-    for (auto& e : events) {
+    for (RouteEvent* e = begin; e != end; ++e) {
       // Some routers leave the BMP per-peer timestamp at zero: then it happened now.
-      if (e.time_us <= 0) e.time_us = now_us;
+      if (e->time_us <= 0) e->time_us = now_us;
+      const bool session = e->kind == RouteEvent::Kind::peer_down || e->kind == RouteEvent::Kind::peer_up;
       const vantage::bgp::MonitoredPrefix* m =
-          e.kind == RouteEvent::Kind::peer_down ? nullptr : monitor.monitored(e.prefix);
-      if (config.publish_route_events && (m || e.kind == RouteEvent::Kind::peer_down)) {
-        nlohmann::json j = vantage::bgp::to_json(e);
+          session || e->kind == RouteEvent::Kind::end_of_rib ? nullptr : monitor.monitored(e->prefix);
+      if (config.publish_route_events && ((m && !m->ignore) || session)) {
+        nlohmann::json j = vantage::bgp::to_json(*e);
         if (m) j["monitored_prefix"] = m->prefix.to_string();
-        publish("route_event", std::move(j), e.time_us);
+        if (!source.router_name.empty()) j["router_name"] = source.router_name;
+        publish("route_event", std::move(j), e->time_us, source);
       }
       alerts.clear();
-      monitor.observe(e, alerts);
-      for (const auto& a : alerts) {
-        log::warn("bgp.alert", {{"check", check_id},
-                                {"alert", a.kind_name()},
-                                {"status", a.resolved ? "resolved" : "open"},
-                                {"text", a.to_text()}});
-        publish("bgp_alert", a.json(), a.time_us);
-      }
+      monitor.observe(*e, alerts);
+      publish_alerts(&source);
     }
   }
 
-  void publish(std::string_view kind, nlohmann::json j, std::int64_t time_us) {
+  void publish_alerts(Source* source) {
+    for (const auto& a : alerts) {
+      log::warn("bgp.alert", {{"check", check_id},
+                              {"alert", a.kind_name()},
+                              {"status", a.resolved ? "resolved" : "open"},
+                              {"text", a.to_text()}});
+      Source none;
+      publish("bgp_alert", a.json(), a.time_us, source ? *source : none);
+    }
+  }
+
+  void publish(std::string_view kind, nlohmann::json j, std::int64_t time_us, Source& source) {
     j["kind"] = kind;
-    j["id"] = services.ids.uuid_v7(from_unix_nanos(time_us * 1000));
+    j["id"] = source.id_seed.empty()
+                  ? services.ids.uuid_v7(from_unix_nanos(time_us * 1000))
+                  : derived_id(source.id_seed + '\0' + std::to_string(source.seq++));
     j["check"] = check_id;
     if (services.publish_record) services.publish_record(kind, j);
+  }
+
+  // A UUID (version 8, RFC 9562 §5.8) from the first 128 bits of SHA-256(`seed`).
+  static std::string derived_id(const std::string& seed) {
+    unsigned char b[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(seed.data(), seed.size(), b, &len, EVP_sha256(), nullptr);
+    b[6] = static_cast<std::uint8_t>((b[6] & 0x0f) | 0x80);
+    b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 16; ++i) {
+      if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+      out += kHex[b[i] >> 4];
+      out += kHex[b[i] & 15];
+    }
+    return out;
   }
 
   void start_bmp() {
     const BmpListen& b = *config.bmp;
     const tcp::endpoint ep(asio::ip::make_address(b.address), b.port);
     acceptor = std::make_unique<tcp::acceptor>(services.io);
-    acceptor->open(ep.protocol());
-    acceptor->set_option(asio::socket_base::reuse_address(true));
-    if (ep.address().is_v6()) acceptor->set_option(asio::ip::v6_only(false));
-    acceptor->bind(ep);  // throws: reported by the scheduler as the check's internal error
-    acceptor->listen();
+    accept_pause = std::make_unique<asio::steady_timer>(services.io);
+    boost::system::error_code ec;
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && ep.address().is_v6()) acceptor->set_option(asio::ip::v6_only(false), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      throw std::runtime_error("BMP listener on " + b.address + " port " + std::to_string(b.port) + ": " +
+                               ec.message());
+    }
     log::info("bgp.bmp_listening", {{"check", check_id}, {"address", b.address}, {"port", b.port}});
+    if (b.allowed_routers.empty() && !ep.address().is_loopback()) {
+      log::warn("bgp.bmp_open_to_any_router",
+                {{"check", check_id},
+                 {"detail", "bmp.allowed_routers is empty: anyone who reaches this port can send routes"}});
+    }
     asio::co_spawn(services.io, accept_loop(shared_from_this()), asio::detached);
   }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<Runtime> self) {
     while (!self->stopping) {
       auto [ec, socket] = co_await self->acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
+      if (self->stopping || ec == asio::error::operation_aborted) co_return;
       if (ec) {
-        if (self->stopping || ec == asio::error::operation_aborted) co_return;
+        // EMFILE and friends fail at once: pause instead of spinning.
         log::warn("bgp.bmp_accept_failed", {{"check", self->check_id}, {"error", ec.message()}});
+        self->accept_pause->expires_after(std::chrono::seconds(1));
+        co_await self->accept_pause->async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
       }
       boost::system::error_code rec;
       const auto remote = socket.remote_endpoint(rec);
       std::string router = rec ? "unknown" : remote.address().to_string();
-      if (remote.address().is_v6() && remote.address().to_v6().is_v4_mapped()) {
+      if (!rec && remote.address().is_v6() && remote.address().to_v6().is_v4_mapped()) {
         router = asio::ip::make_address_v4(asio::ip::v4_mapped, remote.address().to_v6()).to_string();
       }
       const auto& allowed = self->config.bmp->allowed_routers;
       if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), router) == allowed.end()) {
-        log::warn("bgp.bmp_refused", {{"check", self->check_id}, {"router", router}});
+        log::warn("bgp.bmp_refused", {{"check", self->check_id}, {"router", router}, {"reason", "not in allowed_routers"}});
         socket.close(rec);
         continue;
       }
+      if (self->sessions.size() >= kMaxSessions) {
+        log::warn("bgp.bmp_refused", {{"check", self->check_id}, {"router", router}, {"reason", "too many sessions"}});
+        socket.close(rec);
+        continue;
+      }
+      // BMP has no keepalive of its own: let TCP find routers that vanished.
+      socket.set_option(asio::socket_base::keep_alive(true), rec);
       auto s = std::make_shared<tcp::socket>(std::move(socket));
       self->sessions.insert(s);
       asio::co_spawn(self->services.io, session(self, s, router), asio::detached);
     }
   }
 
-  // One router's BMP stream. When it ends, the routes it reported are kept (the router sends
-  // its whole table again when it reconnects, replacing them); a Peer Down message withdraws.
+  // One router's BMP stream. The router is named by its address (sysName only for display).
+  // When the stream ends, the routes it reported are kept: after reconnecting, the router sends
+  // Peer Up and the peer's table again; what it does not re-send before End-of-RIB (or within
+  // kRefreshTimeout) is withdrawn then. A Peer Down withdraws the peer's routes at once.
   static asio::awaitable<void> session(std::shared_ptr<Runtime> self, std::shared_ptr<tcp::socket> s,
                                        std::string router) {
+    struct Close {
+      std::shared_ptr<Runtime> self;
+      std::shared_ptr<tcp::socket> s;
+      ~Close() {
+        boost::system::error_code ignored;
+        s->close(ignored);
+        self->sessions.erase(s);
+      }
+    } close{self, s};
     log::info("bgp.bmp_session_up", {{"check", self->check_id}, {"router", router}});
-    vantage::bgp::BmpDecoder decoder(router);
-    std::vector<std::uint8_t> buf(64 * 1024);
-    std::vector<RouteEvent> events;
-    std::size_t warned = 0;
+    std::string reason = "probe stopping";
     std::uint64_t bytes = 0;
-    for (;;) {
-      auto [ec, n] = co_await s->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
-      if (ec || self->stopping) {
-        log::info("bgp.bmp_session_down",
-                  {{"check", self->check_id}, {"router", router}, {"bytes", bytes},
-                   {"reason", ec ? ec.message() : std::string("probe stopping")}});
-        break;
+    try {
+      vantage::bgp::BmpDecoder decoder(router, /*name_from_sys_name=*/false);
+      std::vector<std::uint8_t> buf(64 * 1024);
+      std::vector<RouteEvent> events;
+      Source source;
+      for (;;) {
+        auto [ec, n] = co_await s->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+        if (self->stopping) break;
+        if (ec) {
+          reason = ec.message();
+          break;
+        }
+        bytes += n;
+        events.clear();
+        decoder.feed(buf.data(), n, events);
+        for (const auto& w : decoder.warnings()) {
+          log::warn("bgp.bmp_warning", {{"check", self->check_id}, {"router", router}, {"warning", w}});
+        }
+        decoder.warnings().clear();
+        source.router_name = decoder.router_name();
+        self->apply(events.data(), events.data() + events.size(), source);
+        if (decoder.failed()) {
+          // The next message boundary cannot be found: the router must reconnect.
+          reason = "unreadable BMP stream";
+          log::warn("bgp.bmp_session_closed", {{"check", self->check_id}, {"router", router}, {"reason", reason}});
+          break;
+        }
       }
-      bytes += n;
-      events.clear();
-      decoder.feed(buf.data(), n, events);
-      for (; warned < decoder.warnings().size(); ++warned) {
-        log::warn("bgp.bmp_warning", {{"check", self->check_id}, {"router", router},
-                                      {"warning", decoder.warnings()[warned]}});
-      }
-      self->apply(events);
+    } catch (const std::exception& e) {
+      reason = std::string("internal error: ") + e.what();
+      log::error("bgp.bmp_session_failed", {{"check", self->check_id}, {"router", router}, {"error", e.what()}});
     }
-    boost::system::error_code ignored;
-    s->close(ignored);
-    self->sessions.erase(s);
+    log::info("bgp.bmp_session_down", {{"check", self->check_id}, {"router", router}, {"bytes", bytes}, {"reason", reason}});
   }
 
-  static constexpr std::chrono::seconds kSettle{2};
+  // Routers that sent Peer Up but never End-of-RIB: their unrefreshed routes go after a while.
+  void sweep() {
+    alerts.clear();
+    monitor.sweep_stale(to_unix_nanos(services.clock.utc_now()) / 1000,
+                        std::chrono::duration_cast<std::chrono::microseconds>(kRefreshTimeout).count(), alerts);
+    publish_alerts(nullptr);
+  }
 
-  // Starts reading the next MRT files that are complete (same size and mtime as at the previous
-  // poll and two seconds old, or older than a minute). One worker thread at a time; events come back to the loop.
+  // Starts reading the MRT files that are complete, in name order, on a worker thread. A file is
+  // complete when it looked the same at the previous look (at least a second earlier) and either
+  // a later file matching the pattern exists (the writer rotated) or it has not been written to
+  // for `mrt_settle`.
   void poll_mrt(bool first) {
     if (mrt_busy || stopping) return;
-    std::vector<std::string> ready;
+    const auto now = std::chrono::steady_clock::now();
+    const bool spaced = now - mrt_last_look >= std::chrono::seconds(1);
+    if (!first && !spaced) return;
+    mrt_last_look = now;
     std::error_code ec;
-    std::map<std::string, std::pair<std::uintmax_t, fs::file_time_type>> seen;
+    std::map<std::string, Look> seen;
     for (fs::directory_iterator it(config.mrt_dir, ec), end; !ec && it != end; it.increment(ec)) {
-      if (!it->is_regular_file(ec)) continue;
+      std::error_code fec;
+      if (!it->is_regular_file(fec)) continue;
       const std::string name = it->path().filename().string();
-      if (mrt_done.count(name) || fnmatch(config.mrt_pattern.c_str(), name.c_str(), 0) != 0) continue;
-      const auto size = it->file_size(ec);
-      const auto mtime = it->last_write_time(ec);
-      if (ec) continue;
+      // FNM_PERIOD: hidden files (rsync's temporaries) never match.
+      if (mrt_done.count(name) || fnmatch(config.mrt_pattern.c_str(), name.c_str(), FNM_PERIOD) != 0) continue;
+      const auto size = it->file_size(fec);
+      const auto mtime = it->last_write_time(fec);
+      if (fec) continue;
       if (first && config.mrt_skip_existing) {
         mrt_done.insert(name);
         continue;
       }
       seen[name] = {size, mtime};
-      const auto prev = mrt_seen.find(name);
-      // Complete: unchanged since the previous poll and not written to for kSettle (a writer
-      // that pauses between chunks), or not touched for a minute (there before the probe).
-      const auto age = fs::file_time_type::clock::now() - mtime;
-      const bool stable = prev != mrt_seen.end() && prev->second == seen[name] && age >= kSettle;
-      if (stable || age > std::chrono::minutes(1)) ready.push_back(name);
     }
     if (ec) log::warn("bgp.mrt_dir_unreadable", {{"check", check_id}, {"dir", config.mrt_dir}, {"error", ec.message()}});
+    std::vector<std::pair<std::string, Look>> ready;
+    for (auto it = seen.begin(); it != seen.end(); ++it) {
+      const auto prev = mrt_seen.find(it->first);
+      const bool unchanged = prev != mrt_seen.end() && prev->second.size == it->second.size &&
+                             prev->second.mtime == it->second.mtime;
+      const bool rotated = std::next(it) != seen.end();  // a later file exists
+      const bool settled = fs::file_time_type::clock::now() - it->second.mtime >= config.mrt_settle;
+      if (unchanged && (rotated || settled)) {
+        ready.emplace_back(*it);
+      } else {
+        break;  // keep name order: nothing after a file that is not complete yet
+      }
+    }
     mrt_seen = std::move(seen);
     if (ready.empty()) return;
-    std::sort(ready.begin(), ready.end());  // collectors name files by time
-    for (const auto& n : ready) {
-      mrt_done.insert(n);
-      mrt_seen.erase(n);
-    }
     if (mrt_worker.joinable()) mrt_worker.join();
-    mrt_busy = true;
-    // The worker only reads the immutable expectations (monitored()), never the monitor's state.
-    mrt_worker = std::thread([self = shared_from_this(), ready, cancel = mrt_cancel] {
-      for (const auto& name : ready) {
-        if (*cancel) break;
-        auto events = std::make_shared<std::vector<RouteEvent>>();
-        std::vector<std::string> warnings;
-        const std::string path = (fs::path(self->config.mrt_dir) / name).string();
-        std::uint64_t records = 0;
-        try {
-          vantage::bgp::MrtReader reader(path);
-          // The directory is one collector's series: its peers are the same from file to file.
-          vantage::bgp::RouteEventDecoder decoder(self->config.mrt_dir);
-          vantage::bgp::MrtRecord record;
-          std::vector<RouteEvent> all;
-          while (!*cancel && reader.next(record)) {
-            ++records;
-            all.clear();
-            decoder.decode(record, all);
-            for (auto& e : all) {
-              if (e.kind == RouteEvent::Kind::peer_down || self->monitor.monitored(e.prefix)) {
-                events->push_back(std::move(e));
-              }
-            }
+    mrt_busy = mrt_reading = true;
+    try {
+      // The worker only reads the immutable expectations (monitored()), never the monitor's state.
+      mrt_worker = std::thread([self = shared_from_this(), ready, cancel = mrt_cancel] { self->read_mrt(ready, *cancel); });
+    } catch (const std::system_error& e) {
+      mrt_busy = mrt_reading = false;
+      log::error("bgp.mrt_worker_failed", {{"check", check_id}, {"error", e.what()}});
+      return;  // the files stay unread: the next look tries again
+    }
+    for (const auto& [name, look] : ready) {
+      mrt_done.insert(name);
+      mrt_seen.erase(name);
+    }
+  }
+
+  // On the worker thread: decodes each file and hands its events (monitored prefixes and
+  // session changes only) to the event loop.
+  void read_mrt(const std::vector<std::pair<std::string, Look>>& files, const std::atomic<bool>& cancel) {
+    auto self = shared_from_this();
+    for (const auto& [name, look] : files) {
+      if (cancel) break;
+      FileEvents file;
+      file.name = name;
+      file.source.id_seed = check_id + '\0' + name + '\0' + std::to_string(look.size) + '\0' +
+                            std::to_string(look.mtime.time_since_epoch().count());
+      std::vector<std::string> warnings;
+      std::uint64_t records = 0;
+      try {
+        vantage::bgp::MrtReader reader((fs::path(config.mrt_dir) / name).string());
+        // The directory is one collector's series: its peers are the same from file to file.
+        vantage::bgp::RouteEventDecoder decoder(config.mrt_dir);
+        vantage::bgp::MrtRecord record;
+        std::vector<RouteEvent> all;
+        while (!cancel && reader.next(record)) {
+          ++records;
+          all.clear();
+          decoder.decode(record, all);
+          for (auto& e : all) {
+            if (e.kind == RouteEvent::Kind::peer_down || monitor.monitored(e.prefix)) file.events.push_back(std::move(e));
           }
-          warnings = decoder.warnings();
-          warnings.insert(warnings.end(), reader.warnings().begin(), reader.warnings().end());
-        } catch (const std::exception& e) {
-          warnings.push_back(e.what());
         }
-        asio::post(self->services.io, [self, events, warnings, name, records] {
-          for (const auto& w : warnings) {
-            log::warn("bgp.mrt_warning", {{"check", self->check_id}, {"file", name}, {"warning", w}});
-          }
-          log::info("bgp.mrt_file_read", {{"check", self->check_id},
-                                          {"file", name},
-                                          {"records", records},
-                                          {"events", static_cast<std::uint64_t>(events->size())}});
-          if (!self->stopping) self->apply(*events);
-        });
+        warnings = decoder.warnings();
+        warnings.insert(warnings.end(), reader.warnings().begin(), reader.warnings().end());
+      } catch (const std::exception& e) {
+        warnings.push_back(e.what());
       }
-      asio::post(self->services.io, [self] { self->mrt_busy = false; });
+      auto shared = std::make_shared<FileEvents>(std::move(file));
+      asio::post(services.io, [self, shared, warnings = std::move(warnings), records] {
+        for (const auto& w : warnings) {
+          log::warn("bgp.mrt_warning", {{"check", self->check_id}, {"file", shared->name}, {"warning", w}});
+        }
+        log::info("bgp.mrt_file_read", {{"check", self->check_id},
+                                        {"file", shared->name},
+                                        {"records", records},
+                                        {"events", static_cast<std::uint64_t>(shared->events.size())}});
+        self->mrt_ready.push_back(std::move(*shared));
+        self->drain();
+      });
+    }
+    asio::post(services.io, [self] {
+      self->mrt_reading = false;
+      self->drain();
+    });
+  }
+
+  // Applies the read files' events in order, kApplyBatch at a time, so that a large file does
+  // not hold the event loop (and the other checks' timings) for long.
+  void drain() {
+    if (draining) return;
+    if (stopping) {
+      mrt_ready.clear();
+      return;
+    }
+    if (mrt_ready.empty()) {
+      if (!mrt_reading) mrt_busy = false;
+      return;
+    }
+    FileEvents& f = mrt_ready.front();
+    const std::size_t n = std::min(kApplyBatch, f.events.size() - f.next);
+    apply(f.events.data() + f.next, f.events.data() + f.next + n, f.source);
+    f.next += n;
+    if (f.next == f.events.size()) mrt_ready.pop_front();
+    draining = true;
+    asio::post(services.io, [self = shared_from_this()] {
+      self->draining = false;
+      self->drain();
     });
   }
 
@@ -343,6 +507,7 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
     *mrt_cancel = true;
     boost::system::error_code ignored;
     if (acceptor) acceptor->close(ignored);
+    if (accept_pause) accept_pause->cancel();
     for (const auto& s : sessions) s->close(ignored);
     if (mrt_worker.joinable()) mrt_worker.join();
   }
@@ -371,6 +536,7 @@ void BgpCheck::start(Services& services) {
 
 asio::awaitable<std::vector<CheckResult>> BgpCheck::run(RunContext& ctx) {
   if (!runtime_) start(ctx.services);
+  runtime_->sweep();
   if (!config_.mrt_dir.empty()) runtime_->poll_mrt(false);
   co_return std::vector<CheckResult>{};
 }
@@ -378,9 +544,10 @@ asio::awaitable<std::vector<CheckResult>> BgpCheck::run(RunContext& ctx) {
 void BgpCheck::shutdown() {
   if (!runtime_) return;
   runtime_->stop();
-  // The acceptor belongs to the event loop that is about to go: release it here. Sessions still
-  // referenced by their coroutines die with the loop.
+  // The acceptor and timer belong to the event loop that is about to go: release them here.
+  // Sessions still referenced by their coroutines die with the loop.
   runtime_->acceptor.reset();
+  runtime_->accept_pause.reset();
   runtime_.reset();
 }
 

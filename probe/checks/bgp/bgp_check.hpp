@@ -43,6 +43,9 @@ struct BgpConfig {
   std::string mrt_dir;                // watched directory (optional)
   std::string mrt_pattern = "*";      // fnmatch(3) glob on file names
   bool mrt_skip_existing = false;     // true: files present at start are not read
+  // The last file is complete when not written to for this long (earlier ones: once a later
+  // file exists).
+  std::chrono::nanoseconds mrt_settle{std::chrono::seconds(60)};
   bool publish_route_events = true;   // false: only bgp_alert records
   // Loaded at start-up so a bad file fails the config, not the running probe.
   std::shared_ptr<const vantage::bgp::Expectations> expectations;

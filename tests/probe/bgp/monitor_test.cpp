@@ -2,6 +2,7 @@
 // a resolve and re-open; min_peers; one neighbour seen by two routers is two peers.
 #include "probe/bgp/monitor.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 using namespace vantage::bgp;
@@ -100,4 +101,40 @@ TEST_CASE("min_peers counts peers per collector: one neighbour seen by two route
   CHECK(alerts.empty());  // r2's peer still carries it
   m.observe(withdraw("r2", "104.20.0.0/20", 65000), alerts);
   CHECK(names(alerts) == std::vector<std::string>{"resolved hijack", "open visibility_loss"});
+}
+
+TEST_CASE("a router's Peer Up makes the peer's routes stale until it re-sends them; End-of-RIB "
+          "or the refresh timeout withdraws the rest", "[bgp][monitor]") {
+  Monitor m(expectations(1), nullptr, nullptr);
+  std::vector<Alert> alerts;
+  m.observe(announce("r1", "104.20.0.0/20", {65000, 3356, 13335}), alerts);
+  m.observe(announce("r1", "104.20.1.0/24", {65000, 3491, 17557}), alerts);  // a sub-prefix hijack
+  REQUIRE(names(alerts) == std::vector<std::string>{"open sub_prefix_hijack"});
+  alerts.clear();
+  RouteEvent up = withdraw("r1", "104.20.0.0/20", 65000, 10);
+  up.kind = RouteEvent::Kind::peer_up;
+  m.observe(up, alerts);
+  CHECK(alerts.empty());  // nothing changes until the table has been re-sent
+  m.observe(announce("r1", "104.20.0.0/20", {65000, 3356, 13335}, 11), alerts);
+  CHECK(alerts.empty());
+  RouteEvent eor_v6 = withdraw("r1", "2001:db8::/32", 65000, 12);
+  eor_v6.kind = RouteEvent::Kind::end_of_rib;
+  m.observe(eor_v6, alerts);
+  CHECK(alerts.empty());  // the IPv6 End-of-RIB does not touch IPv4 routes
+  RouteEvent eor_v4 = withdraw("r1", "0.0.0.0/0", 65000, 13);
+  eor_v4.kind = RouteEvent::Kind::end_of_rib;
+  m.observe(eor_v4, alerts);
+  CHECK(names(alerts) == std::vector<std::string>{"resolved sub_prefix_hijack"});
+
+  // A router that sends no End-of-RIB: the sweep withdraws what was not re-sent in time.
+  alerts.clear();
+  m.observe(announce("r1", "104.20.1.0/24", {65000, 3491, 17557}, 20), alerts);
+  m.observe(up, alerts);  // time 10, before: refresh started "long ago"
+  alerts.clear();
+  m.sweep_stale(/*now_us=*/1000, /*max_age_us=*/5000, alerts);
+  CHECK(alerts.empty());  // not due yet
+  m.sweep_stale(/*now_us=*/6000, /*max_age_us=*/5000, alerts);
+  auto swept = names(alerts);  // neither route was re-sent after the second Peer Up
+  std::sort(swept.begin(), swept.end());
+  CHECK(swept == std::vector<std::string>{"open visibility_loss", "resolved sub_prefix_hijack"});
 }
