@@ -98,8 +98,8 @@ class Check {
   // does not start then.
   virtual void start(Services& /*services*/) {}
 
-  // Called once on the event loop after the scheduler finished and before the event loop is
-  // destroyed: a check that keeps listeners or threads between runs (kind bgp) closes them here.
+  // Called once after the event loop stopped and before it is destroyed (also when start()
+  // failed): a check that keeps listeners or threads between runs (kind bgp) closes them here.
   virtual void shutdown() {}
 
  private:
