@@ -6,7 +6,9 @@ slow/broken DNS upstreams, a black-holed port), writes a probe configuration for
 check once and prints what the probe saw — outcome in NEL terms, the failing phase and per-phase
 timings — then runs the probe as a daemon for a few seconds shipping to a real vantage-collector,
 shows its Prometheus metrics and what the collector stored, and replays real Chromium report
-uploads into the collector as if from users in four networks.
+uploads into the collector as if from users in four networks. Its `bgp` check receives the BMP
+stream a real gobgpd sent in a lab run (the 2008 YouTube hijack, the 2019 Cloudflare leak) and
+the collector shows the route events and alerts.
 """
 import json
 import os
@@ -28,6 +30,8 @@ from targets import free_port  # noqa: E402  (ports below the ephemeral range)
 
 CAPTURES = os.path.join(ROOT, "tests", "data", "browser-reports", "captures")
 MMDB = os.path.join(ROOT, "tests", "data", "mmdb")
+LAB_BGP = os.path.join(ROOT, "regions", "lab", "bgp")
+BMP_CAPTURE = os.path.join(ROOT, "tests", "data", "bgp", "lab", "gobgp-bmp.bin")
 # Users in four networks of MaxMind's test databases, each sending one real Chromium upload
 # through a trusted proxy (X-Forwarded-For).
 USERS = [
@@ -215,12 +219,22 @@ def main():
         daemon_config["collector"] = {"url": f"http://127.0.0.1:{collector_port}/v1/results",
                                       "token_file": token_file, "spool_dir": os.path.join(state, "spool"),
                                       "flush_interval": "500ms"}
+        bmp_port = free_port()
+        daemon_config["checks"].append({
+            "id": "own-prefixes", "kind": "bgp", "interval": "1s",
+            "prefixes": os.path.join(LAB_BGP, "prefixes.yml"), "as_rel": os.path.join(LAB_BGP, "as-rel.txt"),
+            "bmp": {"listen": f"127.0.0.1:{bmp_port}", "allowed_routers": ["127.0.0.1"]}})
         config = os.path.join(state, "probe-daemon.yaml")
         with open(config, "w") as f:
             json.dump(daemon_config, f, indent=2)
         log = open(os.path.join(state, "probe.log"), "w")
         daemon = subprocess.Popen([probe, "--config", config], stdout=log, stderr=log, env=penv)
-        time.sleep(5)
+        time.sleep(1)
+        # A router streaming BMP to the probe's bgp check: the bytes gobgpd sent in a lab run.
+        with socket.create_connection(("127.0.0.1", bmp_port), timeout=5) as bmp, open(BMP_CAPTURE, "rb") as f:
+            bmp.sendall(f.read())
+            time.sleep(0.5)
+        time.sleep(4)
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=3).read().decode()
         wanted = ("probe_success{check=\"shop-home\"", "probe_http_duration_seconds{check=\"shop-home\"",
                   "probe_ssl_earliest_cert_expiry{check=\"shop-home\"", "vantage_check_failure_info",
@@ -244,6 +258,22 @@ def main():
         print(f"  {'check':<18} {'outcome':<26} {'results':>7} {'avg ms':>8}")
         for name, outcome, n, avg in rows:
             print(f"  {name:<18} {outcome:<26} {n:>7} {avg if avg is not None else '':>8}")
+
+        print("\n== BGP: the probe's bgp check fed a router's BMP stream (gobgpd, lab run: tests/data/bgp/lab); "
+              "expectations regions/lab/bgp/prefixes.yml\n")
+        for time_ns, event, prefix, as_path, collector in con.execute(
+                "SELECT time_ns, event, prefix, as_path, collector FROM route_events ORDER BY time_ns, result_id"):
+            print(f"  route_event {event:<9} {prefix or '':<20} path {as_path or '':<36} from router {collector}")
+        print()
+        for alert, status, prefix, record in con.execute(
+                "SELECT alert, status, prefix, record FROM bgp_alerts ORDER BY time_ns, result_id"):
+            a = json.loads(record)
+            detail = (f"origin AS{a.get('origin')}, expected AS{a.get('expected')}" if "hijack" in alert else
+                      f"AS{a.get('leaker')} leaked it (segment {' '.join(map(str, a.get('segment', [])))})"
+                      if alert == "route_leak" else "")
+            print(f"  bgp_alert {status.upper():<8} {alert:<18} {prefix:<20} {detail}")
+        print("\n  live version: ExaBGP -> FRR -> BMP -> probe in network namespaces, "
+              "tests/bgp/test_bgp_lab.py (docs/bgp.md#the-lab)")
 
         print("\n== real Chromium report uploads (tests/data/browser-reports) replayed into the collector "
               "as if from users in four networks (X-Forwarded-For from a trusted proxy)\n")

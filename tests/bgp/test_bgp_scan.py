@@ -16,28 +16,13 @@ RIS_RIB = os.path.join(DATA, "bgpdump", "bview.20020722.2337.gz")  # RIS rrc05, 
 BUILD_DIR = os.environ.get("VANTAGE_BUILD_DIR", os.path.join(HERE, "..", "..", "build", "dev"))
 VANTAGE = os.path.join(BUILD_DIR, "analysis", "vantage")
 
-# CAIDA as-rel lines for the ASes of the lab's leak path 65000 701 396531 33154 3356 13335:
-# AS396531 is a customer of both AS33154 and AS701 and passed one provider's route to the other.
-AS_REL = """# provider|customer|-1, peer|peer|0
-3356|13335|-1
-3356|33154|-1
-33154|396531|-1
-701|396531|-1
-3491|17557|-1
-3356|36561|-1
-"""
-LAB_PREFIXES = """208.65.152.0/22:
-  description: YouTube
-  asn: [36561]
-104.20.0.0/20:
-  description: Cloudflare
-  asn: 13335
-2001:db8:100::/48:
-  asn: [4200000001]
-  upstreams: [6939]
-options:
-  min_peers: 1
-"""
+# The lab's expectations and AS relationships (regions/lab/bgp/): the YouTube /22 (AS36561), the
+# Cloudflare /20 (AS13335) and 2001:db8:100::/48; AS396531 a customer of both AS33154 and AS701.
+LAB_BGP = os.path.join(HERE, "..", "..", "regions", "lab", "bgp")
+with open(os.path.join(LAB_BGP, "as-rel.txt")) as _f:
+    AS_REL = _f.read()
+with open(os.path.join(LAB_BGP, "prefixes.yml")) as _f:
+    LAB_PREFIXES = _f.read()
 
 
 class ScanTest(unittest.TestCase):
