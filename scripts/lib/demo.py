@@ -260,18 +260,22 @@ def main():
             print(f"  {name:<18} {outcome:<26} {n:>7} {avg if avg is not None else '':>8}")
 
         print("\n== BGP: the probe's bgp check fed a router's BMP stream (gobgpd, lab run: tests/data/bgp/lab); "
-              "expectations regions/lab/bgp/prefixes.yml\n")
+              "expectations regions/lab/bgp/prefixes.yml; times (UTC) as the router stamped them\n")
+        def utc(ns):
+            return time.strftime("%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9 // 1000:06d}"
         for time_ns, event, prefix, as_path, collector in con.execute(
-                "SELECT time_ns, event, prefix, as_path, collector FROM route_events ORDER BY time_ns, result_id"):
-            print(f"  route_event {event:<9} {prefix or '':<20} path {as_path or '':<36} from router {collector}")
+                "SELECT time_ns, event, prefix, as_path, collector FROM route_events "
+                "ORDER BY time_ns, event != 'peer_up', prefix"):
+            print(f"  {utc(time_ns)} route_event {event:<9} {prefix or '':<20} {as_path or '':<36} router {collector}")
         print()
-        for alert, status, prefix, record in con.execute(
-                "SELECT alert, status, prefix, record FROM bgp_alerts ORDER BY time_ns, result_id"):
+        for time_ns, alert, status, prefix, record in con.execute(
+                "SELECT time_ns, alert, status, prefix, record FROM bgp_alerts ORDER BY time_ns, result_id"):
             a = json.loads(record)
-            detail = (f"origin AS{a.get('origin')}, expected AS{a.get('expected')}" if "hijack" in alert else
+            expected = ", ".join(f"AS{x}" for x in a.get("expected", []))
+            detail = (f"origin AS{a.get('origin')}, expected {expected}" if "hijack" in alert else
                       f"AS{a.get('leaker')} leaked it (segment {' '.join(map(str, a.get('segment', [])))})"
                       if alert == "route_leak" else "")
-            print(f"  bgp_alert {status.upper():<8} {alert:<18} {prefix:<20} {detail}")
+            print(f"  {utc(time_ns)} bgp_alert {status.upper():<8} {alert:<18} {prefix:<20} {detail}")
         print("\n  live version: ExaBGP -> FRR -> BMP -> probe in network namespaces, "
               "tests/bgp/test_bgp_lab.py (docs/bgp.md#the-lab)")
 
