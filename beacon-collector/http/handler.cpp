@@ -377,23 +377,22 @@ struct Handler::Impl {
                                " results in one upload"));
       }
       std::string error;
+      auto invalid = [&](const std::string& why) {
+        return done(reject(400, "invalid_result", "line " + std::to_string(line_no) + ": " + why));
+      };
+      auto other_probe = [&](const char* what, const std::string& named) {
+        return done(reject(403, "forbidden",
+                           "line " + std::to_string(line_no) + ": the token belongs to probe \"" +
+                               route.probe_id + "\", the " + what + " names \"" + named + "\""));
+      };
       const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded()) {
-        return done(reject(400, "invalid_result", "line " + std::to_string(line_no) + ": not valid JSON"));
-      }
+      if (j.is_discarded()) return invalid("not valid JSON");
       const auto kind = j.is_object() ? j.find("kind") : j.end();
       if (kind != j.end() && kind->is_string() &&
           (*kind == "route_event" || *kind == "bgp_alert")) {
         auto bgp = bgp_record_from_json(j, error);
-        if (!bgp) {
-          return done(reject(400, "invalid_result", "line " + std::to_string(line_no) + ": " + error));
-        }
-        if (bgp->vantage.probe_id != route.probe_id) {
-          return done(reject(403, "forbidden",
-                             "line " + std::to_string(line_no) + ": the token belongs to probe \"" +
-                                 route.probe_id + "\", the record names \"" +
-                                 bgp->vantage.probe_id + "\""));
-        }
+        if (!bgp) return invalid(error);
+        if (bgp->vantage.probe_id != route.probe_id) return other_probe("record", bgp->vantage.probe_id);
         ResultRecord r;
         r.id = bgp->id;
         r.kind = bgp->kind;
@@ -407,15 +406,8 @@ struct Handler::Impl {
         continue;
       }
       auto result = check_result_from_json(j, error);
-      if (!result) {
-        return done(reject(400, "invalid_result", "line " + std::to_string(line_no) + ": " + error));
-      }
-      if (result->vantage.probe_id != route.probe_id) {
-        return done(reject(403, "forbidden",
-                           "line " + std::to_string(line_no) + ": the token belongs to probe \"" +
-                               route.probe_id + "\", the result names \"" +
-                               result->vantage.probe_id + "\""));
-      }
+      if (!result) return invalid(error);
+      if (result->vantage.probe_id != route.probe_id) return other_probe("result", result->vantage.probe_id);
       ResultRecord r;
       r.id = result->id;
       r.kind = result->steps.empty() ? "check_result" : "journey_result";
