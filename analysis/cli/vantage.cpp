@@ -1,5 +1,6 @@
-// vantage: the analysis CLI. Today: `vantage bgp dump FILE...` (bgpdump -m compatible lines
-// from MRT files, see docs/bgp.md). Detectors, incidents and reports follow (DESIGN §6).
+// vantage: the analysis CLI. `vantage bgp dump|scan|generate` (MRT, BMP and RIS Live files, see
+// docs/bgp.md); `vantage incidents` (detectors and incidents over a collector store) and
+// `vantage generate` (scenario streams for them), see docs/analysis.md. Reports follow (DESIGN §6).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,10 @@
 #include "common/config_node.hpp"
 #include <fstream>
 
+#include "analysis/detect/analyzer.hpp"
+#include "analysis/generate/generator.hpp"
+#include "analysis/store/event_store.hpp"
+#include "common/time.hpp"
 #include "probe/bgp/bgpdump_format.hpp"
 #include "probe/bgp/bmp.hpp"
 #include "probe/bgp/monitor.hpp"
@@ -225,6 +230,74 @@ int bgp_generate(const std::vector<std::string>& files, std::uint32_t origin) {
   return status;
 }
 
+std::string utc(std::int64_t ns) {
+  const std::string s = vantage::format_rfc3339(vantage::from_unix_nanos(ns));
+  return s.substr(0, 19) + "Z";  // to the second
+}
+
+int generate_events(const std::string& db, const vantage::analysis::GeneratorOptions& o) {
+  try {
+    const auto sum = vantage::analysis::generate(db, o);
+    std::printf("%s: scenario %s, seed %llu: %llu probe results, %llu browser reports, %s to %s\n", db.c_str(),
+                o.scenario.c_str(), static_cast<unsigned long long>(o.seed),
+                static_cast<unsigned long long>(sum.results), static_cast<unsigned long long>(sum.reports),
+                utc(o.start_ns).c_str(),
+                utc(o.start_ns + static_cast<std::int64_t>(o.hours * 3600) * 1'000'000'000).c_str());
+    if (!sum.fault.empty()) {
+      std::printf("fault %s to %s: %s\n", utc(sum.fault_from_ns).c_str(), utc(sum.fault_to_ns).c_str(),
+                  sum.fault.c_str());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vantage generate: %s\n", e.what());
+    return e.what() == std::string("unknown scenario \"") + o.scenario + "\"" ? 2 : 1;
+  }
+}
+
+int incidents(const std::string& db, const std::string& from, const std::string& to, bool json,
+              const vantage::analysis::AnalyzerOptions& options) {
+  try {
+    auto store = vantage::analysis::open_sqlite_store(db);
+    auto span = store->time_span();
+    if (!span) {
+      std::fprintf(stderr, "vantage incidents: %s holds no results or reports\n", db.c_str());
+      return json ? (std::printf("[]\n"), 0) : 0;
+    }
+    auto parse = [&](const std::string& text, std::int64_t fallback) {
+      if (text.empty()) return fallback;
+      auto t = vantage::parse_rfc3339(text);
+      if (!t) throw std::invalid_argument("\"" + text + "\" is not an RFC 3339 time (2026-11-22T01:00:00Z)");
+      return vantage::to_unix_nanos(*t);
+    };
+    const std::int64_t from_ns = parse(from, span->first);
+    const std::int64_t to_ns = parse(to, span->second + 1);
+    const auto result = vantage::analysis::analyze(*store, from_ns, to_ns, options);
+    if (json) {
+      std::printf("[");
+      for (std::size_t i = 0; i < result.incidents.size(); ++i) {
+        std::printf("%s%s", i ? ",\n " : "", vantage::analysis::incident_json(result.incidents[i]).c_str());
+      }
+      std::printf("]\n");
+      return 0;
+    }
+    std::printf("%s to %s: %llu probe results, %llu browser reports\n\n", utc(from_ns).c_str(), utc(to_ns).c_str(),
+                static_cast<unsigned long long>(result.results), static_cast<unsigned long long>(result.reports));
+    for (const auto& e : result.events) {
+      std::printf("%s %-8s %-6s %-18s %s\n", utc(e.time_ns).c_str(), e.change == "opened" ? "OPENED" : "RESOLVED",
+                  e.incident.severity.c_str(), e.incident.kind.c_str(), e.incident.title.c_str());
+      if (e.change == "opened") std::printf("%30s runbook: %s\n", "", e.incident.runbook.c_str());
+    }
+    std::printf("\n%zu incident%s", result.incidents.size(), result.incidents.size() == 1 ? "" : "s");
+    std::size_t open = 0;
+    for (const auto& i : result.incidents) open += i.status == "open";
+    std::printf(" (%zu still open)\n", open);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vantage incidents: %s\n", e.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -254,6 +327,25 @@ int main(int argc, char** argv) {
   auto* generate = bgp->add_subcommand("generate", "Propose a prefixes file for an origin AS from MRT files");
   generate->add_option("files", files, "MRT files (RIB dumps)")->required()->check(CLI::ExistingFile);
   generate->add_option("--origin", origin, "The origin AS")->required();
+  std::string db, from, to;
+  vantage::analysis::GeneratorOptions gen;
+  auto* gen_cmd = app.add_subcommand("generate", "Write a seeded scenario stream (probe results and NEL reports) into a store");
+  gen_cmd->add_option("--db", db, "The SQLite store (created when missing)")->required();
+  gen_cmd->add_option("--scenario", gen.scenario, "baseline, isp-blackhole, http-4xx-spike, dns-nxdomain, slow-checkout")
+      ->check(CLI::IsMember(vantage::analysis::generator_scenarios()));
+  gen_cmd->add_option("--seed", gen.seed, "Random seed");
+  gen_cmd->add_option("--hours", gen.hours, "Length of the stream")->check(CLI::Range(1.5, 24.0 * 30));
+  gen_cmd->add_option("--users-per-minute", gen.users_per_minute, "NEL reports per network per minute (daily mean)")
+      ->check(CLI::Range(1.0, 100000.0));
+  vantage::analysis::AnalyzerOptions aopts;
+  auto* inc_cmd = app.add_subcommand("incidents", "Replay a store through the detectors and print the incidents");
+  inc_cmd->add_option("--db", db, "The collector's SQLite store")->required()->check(CLI::ExistingFile);
+  inc_cmd->add_option("--from", from, "Start (RFC 3339 UTC); default: the first event");
+  inc_cmd->add_option("--to", to, "End (RFC 3339 UTC); default: the last event");
+  inc_cmd->add_flag("--json", json, "A JSON array of the incidents");
+  inc_cmd->add_option("--slo-objective", aopts.slo_objective, "SLO objective for journeys and http checks")
+      ->check(CLI::Range(0.5, 0.99999));
+  inc_cmd->add_option("--latency-ms", aopts.latency_ms, "A run slower than this counts against the SLO");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -263,5 +355,7 @@ int main(int argc, char** argv) {
   if (dump->parsed()) return bgp_dump(files);
   if (scan->parsed()) return bgp_scan(files, prefixes_file, as_rel_file, vrp_file, json, min_peers);
   if (generate->parsed()) return bgp_generate(files, origin);
+  if (gen_cmd->parsed()) return generate_events(db, gen);
+  if (inc_cmd->parsed()) return incidents(db, from, to, json, aopts);
   return 2;
 }

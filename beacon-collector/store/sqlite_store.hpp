@@ -1,6 +1,6 @@
 // The embedded store: one SQLite database in WAL mode (https://sqlite.org/wal.html) with
 // synchronous=FULL, so a committed batch survives a crash of the collector or the machine.
-// Schema (user_version 1), documented column by column in docs/collector.md#store:
+// Schema (user_version 2), documented column by column in docs/collector.md#store:
 //   browser_reports(id, received_ns, event_ns, kind, type, endpoint, url, origin, nel_type,
 //                   nel_phase, status_code, method, protocol, elapsed_ms, server_ip, server_asn,
 //                   server_as_org, weight, client_prefix, country, city, asn, isp, ua_family,
@@ -8,6 +8,10 @@
 //   probe_results(result_id PRIMARY KEY, kind, time_ns, received_ns, probe_id, region, asn,
 //                 check_name, check_kind, target_url, server_ip, outcome, status_code, total_ms,
 //                 record)
+//   route_events(result_id PRIMARY KEY, time_ns, received_ns, probe_id, check_name, event,
+//                collector, peer_ip, peer_asn, prefix, monitored_prefix, origin_asn, as_path, record)
+//   bgp_alerts(result_id PRIMARY KEY, time_ns, received_ns, probe_id, check_name, alert, status,
+//              alert_key, prefix, monitored_prefix, origin_asn, leaker_asn, record)
 // Only the writer thread calls write(); readers (analysis, tests) open their own connections.
 #pragma once
 

@@ -1,0 +1,481 @@
+#include "analysis/detect/analyzer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/time.hpp"
+
+namespace vantage::analysis {
+namespace {
+
+// Failure types that say "the network path failed" (as opposed to DNS, an HTTP status or an
+// assertion): the signature of a route leak or an ISP outage.
+bool connection_failure(const std::string& t) {
+  return t != "ok" && t.rfind("dns.", 0) != 0 && t != "http.error" && t != "assertion.failed";
+}
+bool dns_failure(const std::string& t) { return t.rfind("dns.", 0) == 0 || t == "assertion.failed"; }
+
+std::string endpoint_of(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const auto path = url.find('/', scheme + 3);
+  return path == std::string::npos ? "/" : url.substr(path);
+}
+
+struct VantagePoint {
+  std::uint32_t asn = 0;
+  std::string isp, region, country;
+};
+
+struct Counts {
+  int total = 0;
+  int failed = 0;
+  std::map<std::string, int> types;
+};
+
+struct SpikeCounts {
+  double n = 0, x4 = 0, x5 = 0;  // unweighted reports: all, 4xx, 5xx
+  std::set<std::uint32_t> asns4, asns5;
+};
+
+struct SloCounts {
+  int total = 0, bad = 0;
+  std::vector<float> ms;
+};
+
+template <typename T>
+void add_unique(std::vector<T>& v, const T& x) {
+  if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+}
+
+double percentile(std::vector<float> v, double q) {
+  if (v.empty()) return 0;
+  const auto k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+std::string join_asns(const std::vector<std::uint32_t>& v) {
+  std::string s;
+  for (auto a : v) s += (s.empty() ? "AS" : ", AS") + std::to_string(a);
+  return s;
+}
+
+class Replay {
+ public:
+  Replay(const AnalyzerOptions& o, std::int64_t from, std::int64_t to) : o_(o), from_(from), to_(to) {}
+
+  int minute(std::int64_t t) const { return static_cast<int>((t - from_) / o_.step_ns); }
+
+  void add(const ProbeResultRow& r) {
+    const int m = minute(r.time_ns);
+    auto& vp = vps_[r.probe_id];
+    vp.asn = r.asn;
+    vp.isp = r.isp;
+    vp.region = r.region;
+    vp.country = r.country;
+    kinds_[r.check] = r.check_kind;
+    Counts& c = per_vp_[{r.check, r.probe_id}][m];
+    ++c.total;
+    if (r.outcome != "ok") {
+      ++c.failed;
+      ++c.types[r.outcome];
+    }
+    if (r.check_kind == "dns") resolver_[{r.check, r.probe_id}] = r.server_ip;
+    targets_[r.check] = r.target;
+    if (r.check_kind == "journey" || r.check_kind == "http") {
+      SloCounts& s = slo_[{r.check, r.probe_id}][m];
+      ++s.total;
+      if (r.outcome != "ok" || r.total_ms > o_.latency_ms) ++s.bad;
+      s.ms.push_back(static_cast<float>(r.total_ms));
+    }
+  }
+
+  void add(const BrowserReportRow& r) {
+    const int m = minute(r.time_ns);
+    if (r.type != "network-error") {
+      if (r.type == "http_error") nel_[r.asn][m]["agent http_error"] += r.weight;
+      return;
+    }
+    if (r.nel_type != "ok") nel_[r.asn][m][r.nel_type] += r.weight;
+    // Per endpoint × country for the significance test (unweighted: the test needs counts).
+    SpikeCounts& k = spikes_by_country_[{endpoint_of(r.url), r.country}][m];
+    k.n += 1;
+    if (r.nel_type == "http.error" && r.status_code && *r.status_code >= 400) {
+      (*r.status_code < 500 ? k.x4 : k.x5) += 1;
+      (*r.status_code < 500 ? k.asns4 : k.asns5).insert(r.asn);
+    }
+  }
+
+  AnalysisResult run() {
+    AnalysisResult out;
+    out.from_ns = from_;
+    out.to_ns = to_;
+    const int last = minute(to_ - 1);
+    const int w = static_cast<int>(o_.window_ns / o_.step_ns);
+    for (int m = w; m <= last + 1; ++m) {
+      const std::int64_t t = from_ + static_cast<std::int64_t>(m) * o_.step_ns;
+      findings_.clear();
+      failing_probes_.clear();
+      reachability(m - w, m);
+      dns(m - w, m);
+      spikes(m - w, m);
+      slo(m);
+      transitions(t, out);
+    }
+    for (auto& [key, st] : state_) {
+      if (st.open) out.incidents.push_back(st.incident);
+    }
+    std::sort(out.incidents.begin(), out.incidents.end(),
+              [](const Incident& a, const Incident& b) { return a.opened_ns < b.opened_ns; });
+    return out;
+  }
+
+ private:
+  template <typename Map>
+  static auto sum(const Map& per_minute, int from, int to) {
+    typename Map::mapped_type total{};
+    for (auto it = per_minute.lower_bound(from); it != per_minute.end() && it->first < to; ++it) {
+      merge(total, it->second);
+    }
+    return total;
+  }
+  static void merge(Counts& a, const Counts& b) {
+    a.total += b.total;
+    a.failed += b.failed;
+    for (const auto& [t, n] : b.types) a.types[t] += n;
+  }
+  static void merge(SpikeCounts& a, const SpikeCounts& b) {
+    a.n += b.n;
+    a.x4 += b.x4;
+    a.x5 += b.x5;
+    a.asns4.insert(b.asns4.begin(), b.asns4.end());
+    a.asns5.insert(b.asns5.begin(), b.asns5.end());
+  }
+  static void merge(SloCounts& a, const SloCounts& b) {
+    a.total += b.total;
+    a.bad += b.bad;
+    a.ms.insert(a.ms.end(), b.ms.begin(), b.ms.end());
+  }
+  static void merge(std::map<std::string, double>& a, const std::map<std::string, double>& b) {
+    for (const auto& [k, v] : b) a[k] += v;
+  }
+
+  // Weighted browser reports from `asn` in the window whose NEL type passes `pick`.
+  template <typename Pick>
+  std::map<std::string, double> browser_evidence(std::uint32_t asn, int from, int to, Pick pick) const {
+    std::map<std::string, double> out;
+    auto it = nel_.find(asn);
+    if (it == nel_.end()) return out;
+    for (const auto& [type, n] : sum(it->second, from, to)) {
+      if (pick(type)) out[type] += n;
+    }
+    return out;
+  }
+
+  struct Finding {
+    Incident incident;
+  };
+
+  // A vantage point fails a check when most of its results in the window failed in the way
+  // `counts_as` says; the finding needs others that reach the same check.
+  template <typename CountsAs>
+  void localized(int from, int to, bool dns_checks, CountsAs counts_as) {
+    std::map<std::string, std::vector<std::pair<std::string, Counts>>> by_check;
+    for (const auto& [key, per_minute] : per_vp_) {
+      const bool is_dns = kinds_[key.first] == "dns";
+      if (is_dns != dns_checks) continue;
+      Counts c = sum(per_minute, from, to);
+      if (c.total == 0) continue;
+      by_check[key.first].push_back({key.second, c});
+    }
+    for (const auto& [check, vps] : by_check) {
+      std::vector<std::pair<std::string, Counts>> failing;
+      int healthy = 0;
+      for (const auto& [probe, c] : vps) {
+        int bad = 0;
+        for (const auto& [t, n] : c.types) bad += counts_as(t) ? n : 0;
+        const double ratio = static_cast<double>(bad) / c.total;
+        if (c.total >= o_.min_results && ratio >= o_.fail_ratio) {
+          failing.push_back({probe, c});
+        } else if (static_cast<double>(c.failed) / c.total < o_.ok_ratio) {
+          ++healthy;
+        }
+      }
+      if (failing.empty() || healthy == 0) continue;  // nothing failing, or failing everywhere
+      for (const auto& [probe, c] : failing) {
+        const VantagePoint& vp = vps_[probe];
+        for (int k = from; k < to; ++k) explained_[probe].insert(k);
+        // One incident per failing network (reachability) or resolver (DNS), whatever it breaks.
+        const std::string resolver = resolver_[{check, probe}];
+        const std::string key = dns_checks ? "dns_failure resolver=" + resolver
+                                           : "reachability_loss asn=" + std::to_string(vp.asn);
+        Incident& inc = findings_[key].incident;
+        inc.id = key;
+        inc.kind = dns_checks ? "dns_failure" : "reachability_loss";
+        inc.severity = "page";
+        add_unique(inc.targets, dns_checks ? targets_[check] + " via " + resolver : targets_[check]);
+        add_unique(inc.asns, vp.asn);
+        add_unique(inc.isps, vp.isp);
+        add_unique(inc.regions, vp.region);
+        add_unique(inc.countries, vp.country);
+        for (const auto& [t, n] : c.types) inc.failure_types[t] += n;
+        failing_probes_[key].insert(probe);
+        inc.failing_vantage_points = static_cast<int>(failing_probes_[key].size());
+        inc.vantage_points = static_cast<int>(vps.size());
+        inc.value = std::max(inc.value, static_cast<double>(c.failed) / c.total);
+        inc.browser_reports = browser_evidence(vp.asn, from, to, [&](const std::string& t) {
+          return dns_checks ? t.rfind("dns.", 0) == 0 : (t.rfind("tcp.", 0) == 0 || t.rfind("tls.", 0) == 0);
+        });
+      }
+    }
+  }
+
+  void reachability(int from, int to) { localized(from, to, false, connection_failure); }
+  void dns(int from, int to) { localized(from, to, true, dns_failure); }
+
+  void spikes(int from, int to) {
+    // The baseline ends one window before the current one: the minutes just before a spike is
+    // detected already hold some of it.
+    const int b = static_cast<int>(o_.baseline_ns / o_.step_ns);
+    const int gap = to - from;
+    if (from - gap - b < 0) return;  // no baseline yet
+    for (const auto& [key, per_minute] : spikes_by_country_) {
+      const SpikeCounts now = sum(per_minute, from, to);
+      for (int cls = 4; cls <= 5; ++cls) {
+        const std::string cls_name = cls == 4 ? "4xx" : "5xx";
+        const std::string id = "http_error_spike endpoint=" + key.first + " status=" + cls_name;
+        const std::string base_key = id + " country=" + key.second;
+        const double x = cls == 4 ? now.x4 : now.x5;
+        if (now.n <= 0 || x < o_.min_errors) continue;
+        double p0;
+        if (auto f = frozen_baseline_.find(base_key); f != frozen_baseline_.end()) {
+          p0 = f->second;
+        } else {
+          const SpikeCounts base = sum(per_minute, from - gap - b, from - gap);
+          const double x0 = cls == 4 ? base.x4 : base.x5;
+          p0 = std::max(base.n > 0 ? x0 / base.n : 0.0, 0.001);
+        }
+        const double p = x / now.n;
+        const double z = (p - p0) / std::sqrt(p0 * (1 - p0) / now.n);
+        if (z < o_.z_min || p < 2 * p0 || p < o_.min_share) continue;
+        frozen_baseline_.emplace(base_key, p0);
+        spike_keys_[id].insert(base_key);
+        Incident& inc = findings_[id].incident;
+        inc.id = id;
+        inc.kind = "http_error_spike";
+        inc.severity = cls == 5 ? "page" : "ticket";
+        add_unique(inc.endpoints, key.first);
+        add_unique(inc.countries, key.second);
+        for (auto asn : cls == 4 ? now.asns4 : now.asns5) add_unique(inc.asns, asn);
+        inc.browser_reports["http.error " + cls_name] += x;
+        inc.value = std::max(inc.value, p);
+        inc.baseline = p0;
+      }
+    }
+  }
+
+  void slo(int m) {
+    auto minutes = [&](std::int64_t ns) { return static_cast<int>(ns / o_.step_ns); };
+    const double budget = 1 - o_.slo_objective;
+    std::map<std::string, std::vector<const std::pair<const std::pair<std::string, std::string>,
+                                                      std::map<int, SloCounts>>*>> by_check;
+    for (const auto& entry : slo_) by_check[entry.first.first].push_back(&entry);
+    for (const auto& [check, vps] : by_check) {
+      // The minutes in which a localised incident explained a vantage point's failures are left
+      // out: they belong to that incident, not to the service's SLO.
+      auto window = [&](std::int64_t span_ns) {
+        SloCounts c;
+        for (const auto* vp : vps) {
+          const auto explained = explained_.find(vp->first.second);
+          for (auto it = vp->second.lower_bound(m - minutes(span_ns)); it != vp->second.end() && it->first < m; ++it) {
+            if (explained != explained_.end() && explained->second.count(it->first)) continue;
+            merge(c, it->second);
+          }
+        }
+        return c;
+      };
+      auto burn = [&](const SloCounts& c) {
+        return c.total >= 10 ? static_cast<double>(c.bad) / c.total / budget : 0.0;
+      };
+      const SloCounts hour = window(3'600'000'000'000);
+      const double b5m = burn(window(300'000'000'000)), b1h = burn(hour);
+      const double b30m = burn(window(1'800'000'000'000)), b6h = burn(window(21'600'000'000'000));
+      const bool page = b1h >= 14.4 && b5m >= 14.4;
+      const bool ticket = b6h >= 6 && b30m >= 6;
+      if (!page && !ticket) continue;
+      const std::string id = "slo_burn check=" + check;
+      Incident& inc = findings_[id].incident;
+      inc.id = id;
+      inc.kind = "slo_burn";
+      inc.severity = page ? "page" : "ticket";
+      add_unique(inc.targets, targets_[check]);
+      inc.value = page ? std::min(b1h, b5m) : std::min(b6h, b30m);
+      inc.p95_ms = percentile(hour.ms, 0.95);
+      inc.p99_ms = percentile(hour.ms, 0.99);
+    }
+  }
+
+  struct State {
+    Incident incident;
+    int seen = 0, clear = 0;
+    bool open = false;
+  };
+
+  static std::string title(const Incident& i) {
+    if (i.kind == "reachability_loss" || i.kind == "dns_failure") {
+      std::string types;
+      for (const auto& [t, n] : i.failure_types) types += (types.empty() ? "" : ", ") + t;
+      return (i.kind == "dns_failure" ? "DNS fails for " : "unreachable: ") +
+             (i.targets.empty() ? std::string() : i.targets.front()) +
+             (i.targets.size() > 1 ? " (+" + std::to_string(i.targets.size() - 1) + ")" : "") + " from " +
+             std::to_string(i.failing_vantage_points) + " of " + std::to_string(i.vantage_points) +
+             " vantage points in " + join_asns(i.asns) + (i.isps.empty() ? "" : " " + i.isps.front()) + " (" +
+             types + ")";
+    }
+    if (i.kind == "http_error_spike") {
+      std::string where;
+      for (const auto& c : i.countries) where += (where.empty() ? "" : ", ") + c;
+      char buf[160];
+      std::snprintf(buf, sizeof buf, " in %s: %.1f%% (baseline %.1f%%)", where.c_str(), 100 * i.value,
+                    100 * i.baseline);
+      const auto status = i.id.find("status=");
+      return i.id.substr(status + 7, 3) + " spike on " + i.endpoints.front() + buf;
+    }
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " burning its error budget %.1fx (p95 %.0f ms, p99 %.0f ms)", i.value, i.p95_ms,
+                  i.p99_ms);
+    return (i.targets.empty() ? i.id : i.targets.front()) + buf;
+  }
+
+  void transitions(std::int64_t t, AnalysisResult& out) {
+    for (auto& [key, f] : findings_) {
+      State& st = state_[key];
+      st.clear = 0;
+      ++st.seen;
+      if (!st.open) {
+        if (st.seen >= o_.open_after) {
+          st.open = true;
+          st.incident = f.incident;
+          st.incident.id = key + " @" + format_rfc3339(from_unix_nanos(t)).substr(0, 19) + "Z";
+          st.incident.status = "open";
+          st.incident.opened_ns = t;
+          st.incident.resolved_ns = 0;
+          st.incident.runbook = "docs/runbooks/" + f.incident.kind + ".md";
+          st.incident.title = title(st.incident);
+          out.events.push_back({t, "opened", st.incident});
+        }
+        continue;
+      }
+      // Ongoing: widen the scope with what this evaluation saw; keep the worst figures.
+      Incident& inc = st.incident;
+      for (const auto& x : f.incident.targets) add_unique(inc.targets, x);
+      for (const auto& x : f.incident.asns) add_unique(inc.asns, x);
+      for (const auto& x : f.incident.isps) add_unique(inc.isps, x);
+      for (const auto& x : f.incident.regions) add_unique(inc.regions, x);
+      for (const auto& x : f.incident.countries) add_unique(inc.countries, x);
+      for (const auto& x : f.incident.endpoints) add_unique(inc.endpoints, x);
+      for (const auto& [k, v] : f.incident.failure_types) inc.failure_types[k] = std::max(inc.failure_types[k], v);
+      for (const auto& [k, v] : f.incident.browser_reports) inc.browser_reports[k] = std::max(inc.browser_reports[k], v);
+      inc.failing_vantage_points = std::max(inc.failing_vantage_points, f.incident.failing_vantage_points);
+      inc.value = std::max(inc.value, f.incident.value);
+      if (f.incident.severity == "page") inc.severity = "page";
+      inc.p95_ms = std::max(inc.p95_ms, f.incident.p95_ms);
+      inc.p99_ms = std::max(inc.p99_ms, f.incident.p99_ms);
+      inc.title = title(inc);
+    }
+    for (auto& [key, st] : state_) {
+      if (findings_.count(key)) continue;
+      st.seen = 0;
+      if (!st.open) {
+        for (const auto& k : spike_keys_[key]) frozen_baseline_.erase(k);
+        spike_keys_.erase(key);
+        continue;
+      }
+      if (++st.clear >= o_.resolve_after) {
+        st.open = false;
+        st.incident.status = "resolved";
+        st.incident.resolved_ns = t;
+        out.events.push_back({t, "resolved", st.incident});
+        out.incidents.push_back(st.incident);
+        for (const auto& k : spike_keys_[key]) frozen_baseline_.erase(k);
+        spike_keys_.erase(key);
+      }
+    }
+  }
+
+  AnalyzerOptions o_;
+  std::int64_t from_, to_;
+  std::map<std::string, VantagePoint> vps_;
+  std::map<std::string, std::string> kinds_, targets_;
+  std::map<std::pair<std::string, std::string>, std::map<int, Counts>> per_vp_;  // (check, probe)
+  std::map<std::pair<std::string, std::string>, std::string> resolver_;
+  std::map<std::uint32_t, std::map<int, std::map<std::string, double>>> nel_;  // asn -> minute -> type
+  std::map<std::pair<std::string, std::string>, std::map<int, SpikeCounts>> spikes_by_country_;
+  std::map<std::pair<std::string, std::string>, std::map<int, SloCounts>> slo_;  // (check, probe)
+  std::map<std::string, std::set<int>> explained_;  // probe -> minutes a localised finding explains
+  std::map<std::string, Finding> findings_;
+  std::map<std::string, std::set<std::string>> failing_probes_;  // finding -> vantage points
+  // http_error_spike: the baseline share of a key, frozen when the key first looks anomalous and
+  // kept while its incident lasts, so that the spike does not become its own baseline.
+  std::map<std::string, double> frozen_baseline_;
+  std::map<std::string, std::set<std::string>> spike_keys_;  // incident key -> its baseline keys
+  std::map<std::string, State> state_;
+};
+
+}  // namespace
+
+AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_ns, const AnalyzerOptions& options) {
+  Replay replay(options, from_ns, to_ns);
+  std::uint64_t results = 0, reports = 0;
+  store.scan_results(from_ns, to_ns, [&](const ProbeResultRow& r) {
+    ++results;
+    replay.add(r);
+  });
+  store.scan_reports(from_ns, to_ns, [&](const BrowserReportRow& r) {
+    ++reports;
+    replay.add(r);
+  });
+  AnalysisResult out = replay.run();
+  out.results = results;
+  out.reports = reports;
+  return out;
+}
+
+std::string incident_json(const Incident& i) {
+  nlohmann::json j{{"id", i.id},
+                   {"kind", i.kind},
+                   {"severity", i.severity},
+                   {"status", i.status},
+                   {"title", i.title},
+                   {"runbook", i.runbook},
+                   {"opened", format_rfc3339(from_unix_nanos(i.opened_ns))},
+                   {"scope",
+                    {{"targets", i.targets},
+                     {"asns", i.asns},
+                     {"isps", i.isps},
+                     {"regions", i.regions},
+                     {"countries", i.countries},
+                     {"endpoints", i.endpoints}}},
+                   {"evidence",
+                    {{"failure_types", i.failure_types},
+                     {"browser_reports", i.browser_reports},
+                     {"failing_vantage_points", i.failing_vantage_points},
+                     {"vantage_points", i.vantage_points}}}};
+  if (i.resolved_ns) j["resolved"] = format_rfc3339(from_unix_nanos(i.resolved_ns));
+  if (i.kind == "http_error_spike") {
+    j["evidence"]["share"] = i.value;
+    j["evidence"]["baseline_share"] = i.baseline;
+  }
+  if (i.kind == "slo_burn") {
+    j["evidence"]["burn_rate"] = i.value;
+    j["evidence"]["p95_ms"] = i.p95_ms;
+    j["evidence"]["p99_ms"] = i.p99_ms;
+  }
+  if (i.kind == "reachability_loss" || i.kind == "dns_failure") j["evidence"]["failure_ratio"] = i.value;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace vantage::analysis

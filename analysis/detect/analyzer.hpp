@@ -1,0 +1,104 @@
+// Detectors and incidents (DESIGN §6): replays a store's probe results and browser reports minute
+// by minute and turns what the detectors find into incidents with a lifecycle.
+//
+// Detectors (each evaluation looks at the last `window` of data):
+//   reachability_loss — a target fails from some vantage points (connection-level failures:
+//       tcp.*, tls.*, timeout, abandoned, unknown, http.protocol.error, …) while others reach it:
+//       "fail from N of M", naming the failing vantage points' ASNs, regions and failure types;
+//       corroborated by browser NEL reports of connection failures from the same ASNs.
+//   dns_failure — a dns check fails (dns.* or an answer outside the expected set) through some
+//       resolvers while others answer; corroborated by NEL dns.* reports from the same ASNs.
+//   http_error_spike — the share of 4xx or 5xx in NEL reports for one endpoint (URL path) in one
+//       country, or one ASN, against the same key's share over the previous `baseline`: a
+//       one-sided binomial z-test on the unweighted counts (z >= z_min), at least min_errors
+//       reports and at least twice the baseline share, so that small numbers never page. ASN
+//       findings inside a country finding for the same endpoint are merged into it.
+//   slo_burn — journeys and http checks against an SLO (a run is good when it passed within
+//       latency_ms): multi-window, multi-burn-rate alerts of the Google SRE workbook (page: burn
+//       rate >= 14.4 over 1 h and 5 min; ticket: >= 6 over 6 h and 30 min), p95/p99 reported.
+// Incidents: a finding opens an incident after `open_after` consecutive evaluations, the incident
+// resolves after `resolve_after` consecutive evaluations without it (hysteresis: no flapping), and
+// one key (kind + scope) never has two open incidents.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "analysis/store/event_store.hpp"
+
+namespace vantage::analysis {
+
+struct AnalyzerOptions {
+  std::int64_t step_ns = 60'000'000'000;     // evaluation every minute
+  std::int64_t window_ns = 300'000'000'000;  // detectors look at the last 5 minutes
+  std::int64_t baseline_ns = 3'600'000'000'000;  // http_error_spike baseline: the hour before
+  // reachability / dns: a vantage point (or resolver) fails when at least `min_results` results
+  // in the window and at least `fail_ratio` of them failed; it is healthy under `ok_ratio`.
+  int min_results = 3;
+  double fail_ratio = 0.5;
+  double ok_ratio = 0.2;
+  // http_error_spike
+  double z_min = 4.0;
+  int min_errors = 10;
+  double min_share = 0.05;
+  // slo_burn
+  double slo_objective = 0.99;
+  double latency_ms = 2000;
+  // incidents
+  int open_after = 2;
+  int resolve_after = 5;
+};
+
+struct Incident {
+  // What it is about ("reachability_loss asn=64502", "dns_failure resolver=192.0.2.13",
+  // "http_error_spike endpoint=/api/checkout status=4xx", "slo_burn check=checkout") and when it
+  // opened: "reachability_loss asn=64502 @2026-11-22T01:52:00Z". The same in every replay.
+  std::string id;
+  std::string kind;  // reachability_loss | dns_failure | http_error_spike | slo_burn
+  std::string severity;  // page | ticket | log (alerting pyramid)
+  std::string status;    // open | resolved
+  std::int64_t opened_ns = 0;
+  std::int64_t resolved_ns = 0;  // 0 while open
+  std::string title;             // one line, e.g. "shop-home unreachable from 1 of 4 vantage points (AS64501)"
+  std::string runbook;           // docs/runbooks/<kind>.md
+  // Scope.
+  std::vector<std::string> targets;
+  std::vector<std::uint32_t> asns;
+  std::vector<std::string> isps;
+  std::vector<std::string> regions;
+  std::vector<std::string> countries;
+  std::vector<std::string> endpoints;
+  // Evidence (from the evaluation that opened it, then the worst seen).
+  std::map<std::string, double> failure_types;  // probe results by type
+  std::map<std::string, double> browser_reports;  // weighted NEL/agent reports by type
+  int failing_vantage_points = 0;
+  int vantage_points = 0;
+  double value = 0;      // error share (spike), burn rate (slo), failure ratio (reachability)
+  double baseline = 0;   // baseline share (spike)
+  double p95_ms = 0, p99_ms = 0;  // slo_burn
+};
+
+// One incident transition, in time order.
+struct IncidentEvent {
+  std::int64_t time_ns = 0;
+  std::string change;  // "opened" | "resolved"
+  Incident incident;
+};
+
+struct AnalysisResult {
+  std::vector<IncidentEvent> events;
+  std::vector<Incident> incidents;  // every incident of the range, open or resolved
+  std::int64_t from_ns = 0, to_ns = 0;
+  std::uint64_t results = 0, reports = 0;  // rows read
+};
+
+// Replays [from_ns, to_ns) of `store`. Throws std::runtime_error on a read error.
+AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_ns,
+                       const AnalyzerOptions& options = {});
+
+// JSON text of one incident (docs/analysis.md#incidents).
+std::string incident_json(const Incident& incident);
+
+}  // namespace vantage::analysis

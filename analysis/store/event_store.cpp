@@ -1,0 +1,153 @@
+#include "analysis/store/event_store.hpp"
+
+#include <sqlite3.h>
+
+#include <map>
+#include <stdexcept>
+
+namespace vantage::analysis {
+namespace {
+
+std::string text(sqlite3_stmt* s, int i) {
+  const auto* p = sqlite3_column_text(s, i);
+  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, i)))
+           : std::string();
+}
+
+std::optional<int> opt_int(sqlite3_stmt* s, int i) {
+  if (sqlite3_column_type(s, i) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_int(s, i);
+}
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql, const std::string& path) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(path + ": " + sqlite3_errmsg(db) + " (is it a vantage-collector store?)");
+    }
+  }
+  ~Statement() { sqlite3_finalize(s_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  sqlite3_stmt* get() const noexcept { return s_; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+class SqliteEventStore final : public EventStore {
+ public:
+  explicit SqliteEventStore(std::string path) : path_(std::move(path)) {
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("cannot open the store " + path_ + ": " + why);
+    }
+    sqlite3_busy_timeout(db_, 10000);
+    Statement check(db_, "SELECT count(*) FROM probe_results WHERE 0", path_);  // is it a store?
+  }
+  ~SqliteEventStore() override { sqlite3_close(db_); }
+
+  void scan_results(std::int64_t from_ns, std::int64_t to_ns,
+                    const std::function<void(const ProbeResultRow&)>& fn) override {
+    Statement q(db_,
+                "SELECT time_ns, probe_id, region, asn, check_name, check_kind, target_url, server_ip, "
+                "outcome, status_code, total_ms FROM probe_results WHERE time_ns >= ? AND time_ns < ? "
+                "ORDER BY time_ns",
+                path_);
+    sqlite3_bind_int64(q.get(), 1, from_ns);
+    sqlite3_bind_int64(q.get(), 2, to_ns);
+    ProbeResultRow r;
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      sqlite3_stmt* s = q.get();
+      r.time_ns = sqlite3_column_int64(s, 0);
+      r.probe_id = text(s, 1);
+      r.region = text(s, 2);
+      r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 3));
+      r.check = text(s, 4);
+      r.check_kind = text(s, 5);
+      r.target = text(s, 6);
+      r.server_ip = text(s, 7);
+      if (r.target.empty()) r.target = r.check_kind == "dns" ? r.check : r.server_ip;
+      r.outcome = text(s, 8);
+      r.status_code = opt_int(s, 9);
+      r.total_ms = sqlite3_column_double(s, 10);
+      const Vantage& v = vantage(r.probe_id);
+      r.isp = v.isp;
+      r.country = v.country;
+      fn(r);
+    }
+    if (rc != SQLITE_DONE) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+  }
+
+  void scan_reports(std::int64_t from_ns, std::int64_t to_ns,
+                    const std::function<void(const BrowserReportRow&)>& fn) override {
+    Statement q(db_,
+                "SELECT event_ns, kind, type, url, nel_type, status_code, asn, isp, country, weight "
+                "FROM browser_reports WHERE event_ns >= ? AND event_ns < ? ORDER BY event_ns",
+                path_);
+    sqlite3_bind_int64(q.get(), 1, from_ns);
+    sqlite3_bind_int64(q.get(), 2, to_ns);
+    BrowserReportRow r;
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      sqlite3_stmt* s = q.get();
+      r.time_ns = sqlite3_column_int64(s, 0);
+      r.kind = text(s, 1);
+      r.type = text(s, 2);
+      r.url = text(s, 3);
+      r.nel_type = text(s, 4);
+      r.status_code = opt_int(s, 5);
+      r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
+      r.isp = text(s, 7);
+      r.country = text(s, 8);
+      r.weight = sqlite3_column_double(s, 9);
+      fn(r);
+    }
+    if (rc != SQLITE_DONE) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+  }
+
+  std::optional<std::pair<std::int64_t, std::int64_t>> time_span() override {
+    Statement q(db_,
+                "SELECT min(t0), max(t1) FROM (SELECT min(time_ns) t0, max(time_ns) t1 FROM probe_results "
+                "UNION ALL SELECT min(event_ns), max(event_ns) FROM browser_reports)",
+                path_);
+    if (sqlite3_step(q.get()) != SQLITE_ROW || sqlite3_column_type(q.get(), 0) == SQLITE_NULL) return std::nullopt;
+    return std::pair{sqlite3_column_int64(q.get(), 0), sqlite3_column_int64(q.get(), 1)};
+  }
+
+ private:
+  struct Vantage {
+    std::string isp, country;
+  };
+  // The vantage point's ISP and country are in its records, not in columns: looked up once per
+  // vantage point (rows are stored in id order, which is time order, so the first match is near).
+  const Vantage& vantage(const std::string& probe_id) {
+    auto it = vantages_.find(probe_id);
+    if (it != vantages_.end()) return it->second;
+    Statement q(db_,
+                "SELECT json_extract(record, '$.vantage.isp'), json_extract(record, '$.vantage.country') "
+                "FROM probe_results WHERE probe_id = ? LIMIT 1",
+                path_);
+    sqlite3_bind_text(q.get(), 1, probe_id.data(), static_cast<int>(probe_id.size()), SQLITE_STATIC);
+    Vantage v;
+    if (sqlite3_step(q.get()) == SQLITE_ROW) {
+      v.isp = text(q.get(), 0);
+      v.country = text(q.get(), 1);
+    }
+    return vantages_.emplace(probe_id, std::move(v)).first->second;
+  }
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::map<std::string, Vantage> vantages_;
+};
+
+}  // namespace
+
+std::unique_ptr<EventStore> open_sqlite_store(const std::string& path) {
+  return std::make_unique<SqliteEventStore>(path);
+}
+
+}  // namespace vantage::analysis

@@ -1,0 +1,63 @@
+// What analysis reads: probe results and browser reports in a time range, streamed row by row
+// (DESIGN §6). EventStore is the interface (a ClickHouse reader implements the same calls);
+// SqliteEventStore reads the collector's SQLite file (docs/collector.md#store) over its own
+// read-only connection, so it can run while the collector writes (WAL).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace vantage::analysis {
+
+// One probe result (check_result / journey_result). Times are UTC nanoseconds, durations ms.
+struct ProbeResultRow {
+  std::int64_t time_ns = 0;
+  std::string probe_id;  // vantage point
+  std::string region;
+  std::uint32_t asn = 0;  // the vantage point's ASN (0 unknown)
+  std::string isp;        // the vantage point's ISP name
+  std::string country;    // ISO 3166-1 alpha-2 of the vantage point
+  std::string check;      // check id: the target key (the same check runs from many vantage points)
+  std::string check_kind;
+  std::string target;     // URL, or host / resolver for checks without one
+  std::string server_ip;  // address connected to; the resolver for dns checks
+  std::string outcome;    // "ok" or a failure type ("tcp.timed_out", …)
+  std::optional<int> status_code;
+  double total_ms = 0;
+};
+
+// One browser report or agent event.
+struct BrowserReportRow {
+  std::int64_t time_ns = 0;  // event time (receive − age)
+  std::string kind;          // "browser_report" | "rum_event"
+  std::string type;          // "network-error", "csp-violation", "http_error", …
+  std::string url;           // without query
+  std::string nel_type;      // NEL type ("ok", "http.error", "tcp.timed_out", …); "" otherwise
+  std::optional<int> status_code;
+  std::uint32_t asn = 0;
+  std::string isp;
+  std::string country;
+  double weight = 1;  // 1 / sampling fraction
+};
+
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+  // Calls `fn` for every row with from_ns <= time < to_ns, in time order. Throws
+  // std::runtime_error on a read error.
+  virtual void scan_results(std::int64_t from_ns, std::int64_t to_ns,
+                            const std::function<void(const ProbeResultRow&)>& fn) = 0;
+  virtual void scan_reports(std::int64_t from_ns, std::int64_t to_ns,
+                            const std::function<void(const BrowserReportRow&)>& fn) = 0;
+  // [first, last] event time over results and reports; nullopt when the store is empty.
+  virtual std::optional<std::pair<std::int64_t, std::int64_t>> time_span() = 0;
+};
+
+// Opens `path` read-only. Throws std::runtime_error naming the file when it cannot be opened or
+// is not a collector store.
+std::unique_ptr<EventStore> open_sqlite_store(const std::string& path);
+
+}  // namespace vantage::analysis

@@ -1,0 +1,116 @@
+"""Detectors and incidents on seeded scenario streams (`vantage generate` writes them into a
+collector store through the collector's own SQLite schema): every fault scenario gives exactly
+one incident, of the right kind and scope, opened during the fault and resolved after it; the
+clean baseline gives none. Several seeds, so that a detector tuned to one noise pattern fails."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+from datetime import datetime
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD_DIR = os.environ.get("VANTAGE_BUILD_DIR", os.path.join(HERE, "..", "..", "build", "dev"))
+VANTAGE = os.path.join(BUILD_DIR, "analysis", "vantage")
+SEEDS = (1, 2, 3)
+
+
+def ts(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class Scenarios(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="vantage-analysis-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def run_scenario(self, scenario, seed):
+        db = os.path.join(self.dir, f"{scenario}-{seed}.db")
+        g = subprocess.run([VANTAGE, "generate", "--db", db, "--scenario", scenario, "--seed", str(seed),
+                            "--users-per-minute", "100"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(g.returncode, 0, g.stderr)
+        fault = None
+        for line in g.stdout.splitlines():
+            if line.startswith("fault "):
+                words = line.split()
+                fault = (ts(words[1]), ts(words[3].rstrip(":")))
+        p = subprocess.run([VANTAGE, "incidents", "--db", db, "--json"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout), fault
+
+    def one_incident(self, scenario, kind, check_scope):
+        for seed in SEEDS:
+            with self.subTest(seed=seed):
+                incidents, fault = self.run_scenario(scenario, seed)
+                self.assertEqual(len(incidents), 1, json.dumps(incidents, indent=1))
+                inc = incidents[0]
+                self.assertEqual(inc["kind"], kind)
+                self.assertEqual(inc["status"], "resolved")
+                # Opened within 10 minutes of the fault's start, resolved within 40 of its end.
+                self.assertGreaterEqual(ts(inc["opened"]), fault[0])
+                self.assertLessEqual(ts(inc["opened"]), fault[0] + 600)
+                self.assertGreaterEqual(ts(inc["resolved"]), fault[1])
+                self.assertLessEqual(ts(inc["resolved"]), fault[1] + 2400)
+                self.assertEqual(inc["runbook"], f"docs/runbooks/{kind}.md")
+                self.assertTrue(os.path.exists(os.path.join(HERE, "..", "..", inc["runbook"])))
+                check_scope(inc)
+
+    def test_clean_baseline_gives_no_incident(self):
+        for seed in SEEDS:
+            with self.subTest(seed=seed):
+                incidents, fault = self.run_scenario("baseline", seed)
+                self.assertIsNone(fault)
+                self.assertEqual(incidents, [])
+
+    def test_isp_blackhole_is_one_reachability_loss_in_that_asn(self):
+        def scope(inc):
+            self.assertEqual(inc["severity"], "page")
+            self.assertEqual(inc["scope"]["asns"], [64502])
+            self.assertEqual(inc["scope"]["isps"], ["Example Cable"])
+            self.assertEqual(sorted(inc["scope"]["targets"]),
+                             ["https://shop.example.com/", "https://shop.example.com/api/checkout"])
+            self.assertEqual(list(inc["evidence"]["failure_types"]), ["tcp.timed_out"])
+            self.assertEqual(inc["evidence"]["failing_vantage_points"], 2)
+            self.assertEqual(inc["evidence"]["vantage_points"], 8)
+            # Corroborated by real users in the same ASN.
+            self.assertGreater(inc["evidence"]["browser_reports"].get("tcp.timed_out", 0), 50)
+        self.one_incident("isp-blackhole", "reachability_loss", scope)
+
+    def test_4xx_spike_in_one_country_is_one_http_error_spike_on_that_endpoint(self):
+        def scope(inc):
+            self.assertEqual(inc["severity"], "ticket")
+            self.assertEqual(inc["scope"]["endpoints"], ["/api/checkout"])
+            self.assertEqual(inc["scope"]["countries"], ["FR"])
+            self.assertEqual(inc["scope"]["asns"], [64505])
+            self.assertGreater(inc["evidence"]["share"], 0.15)
+            self.assertLess(inc["evidence"]["baseline_share"], 0.02)
+        self.one_incident("http-4xx-spike", "http_error_spike", scope)
+
+    def test_nxdomain_from_one_resolver_is_one_dns_failure(self):
+        def scope(inc):
+            self.assertEqual(inc["severity"], "page")
+            self.assertEqual(inc["id"].split(" @")[0], "dns_failure resolver=192.0.2.13")
+            self.assertEqual(inc["scope"]["asns"], [64503])
+            self.assertEqual(list(inc["evidence"]["failure_types"]), ["dns.name_not_resolved"])
+            self.assertGreater(inc["evidence"]["browser_reports"].get("dns.name_not_resolved", 0), 50)
+        self.one_incident("dns-nxdomain", "dns_failure", scope)
+
+    def test_slow_checkout_is_one_slo_burn_of_the_journey(self):
+        def scope(inc):
+            self.assertEqual(inc["severity"], "page")  # escalated to the fast burn
+            self.assertEqual(inc["scope"]["targets"], ["https://shop.example.com/api/checkout"])
+            self.assertGreaterEqual(inc["evidence"]["burn_rate"], 14.4)
+            self.assertGreater(inc["evidence"]["p95_ms"], 2000)
+        self.one_incident("slow-checkout", "slo_burn", scope)
+
+    def test_a_bad_time_range_is_refused(self):
+        db = os.path.join(self.dir, "empty.db")
+        subprocess.run([VANTAGE, "generate", "--db", db, "--hours", "2"], check=True, capture_output=True)
+        p = subprocess.run([VANTAGE, "incidents", "--db", db, "--from", "yesterday"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('"yesterday" is not an RFC 3339 time', p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
