@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/config_node.hpp"
@@ -18,6 +19,7 @@
 
 #include "analysis/detect/analyzer.hpp"
 #include "analysis/generate/generator.hpp"
+#include "analysis/report/isp_report.hpp"
 #include "analysis/store/event_store.hpp"
 #include "common/time.hpp"
 #include "probe/bgp/bgpdump_format.hpp"
@@ -254,23 +256,59 @@ int generate_events(const std::string& db, const vantage::analysis::GeneratorOpt
   }
 }
 
+// The range [from, to) of a replay: the given RFC 3339 times, or the store's first and last event.
+// Throws std::invalid_argument for a bad time; nullopt when the store is empty.
+std::optional<std::pair<std::int64_t, std::int64_t>> replay_range(vantage::analysis::EventStore& store,
+                                                                  const std::string& from, const std::string& to) {
+  auto span = store.time_span();
+  if (!span) return std::nullopt;
+  auto parse = [&](const std::string& text, std::int64_t fallback) {
+    if (text.empty()) return fallback;
+    auto t = vantage::parse_rfc3339(text);
+    if (!t) throw std::invalid_argument("\"" + text + "\" is not an RFC 3339 time (2026-11-22T01:00:00Z)");
+    return vantage::to_unix_nanos(*t);
+  };
+  return std::pair{parse(from, span->first), parse(to, span->second + 1)};
+}
+
+int report_isp(const std::string& db, const std::string& from, const std::string& to, const std::string& format,
+               const std::string& output, const vantage::analysis::AnalyzerOptions& options) {
+  try {
+    auto store = vantage::analysis::open_sqlite_store(db);
+    const auto range = replay_range(*store, from, to);
+    if (!range) {
+      std::fprintf(stderr, "vantage report isp: %s holds no results or reports\n", db.c_str());
+      return 1;
+    }
+    const auto report = vantage::analysis::build_isp_report(*store, range->first, range->second, options);
+    const std::string text = format == "json"   ? vantage::analysis::render_isp_json(report)
+                             : format == "html" ? vantage::analysis::render_isp_html(report)
+                                                : vantage::analysis::render_isp_text(report);
+    if (output.empty() || output == "-") {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+    } else {
+      std::ofstream out(output, std::ios::binary);
+      out << text;
+      if (!out.flush()) throw std::runtime_error("cannot write " + output);
+      std::fprintf(stderr, "vantage report isp: wrote %s (%zu bytes)\n", output.c_str(), text.size());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vantage report isp: %s\n", e.what());
+    return 1;
+  }
+}
+
 int incidents(const std::string& db, const std::string& from, const std::string& to, bool json,
               const vantage::analysis::AnalyzerOptions& options) {
   try {
     auto store = vantage::analysis::open_sqlite_store(db);
-    auto span = store->time_span();
-    if (!span) {
+    const auto range = replay_range(*store, from, to);
+    if (!range) {
       std::fprintf(stderr, "vantage incidents: %s holds no results or reports\n", db.c_str());
       return json ? (std::printf("[]\n"), 0) : 0;
     }
-    auto parse = [&](const std::string& text, std::int64_t fallback) {
-      if (text.empty()) return fallback;
-      auto t = vantage::parse_rfc3339(text);
-      if (!t) throw std::invalid_argument("\"" + text + "\" is not an RFC 3339 time (2026-11-22T01:00:00Z)");
-      return vantage::to_unix_nanos(*t);
-    };
-    const std::int64_t from_ns = parse(from, span->first);
-    const std::int64_t to_ns = parse(to, span->second + 1);
+    const auto [from_ns, to_ns] = *range;
     const auto result = vantage::analysis::analyze(*store, from_ns, to_ns, options);
     if (json) {
       std::printf("[");
@@ -346,6 +384,15 @@ int main(int argc, char** argv) {
   inc_cmd->add_option("--slo-objective", aopts.slo_objective, "SLO objective for journeys and http checks")
       ->check(CLI::Range(0.5, 0.99999));
   inc_cmd->add_option("--latency-ms", aopts.latency_ms, "A run slower than this counts against the SLO");
+  std::string format = "text", output;
+  auto* report_cmd = app.add_subcommand("report", "Reports over a collector store")->require_subcommand(1);
+  auto* isp_cmd = report_cmd->add_subcommand(
+      "isp", "Per ISP: availability, latency per target, top failure types, incidents (text, JSON or HTML)");
+  isp_cmd->add_option("--db", db, "The collector's SQLite store")->required()->check(CLI::ExistingFile);
+  isp_cmd->add_option("--from", from, "Start (RFC 3339 UTC); default: the first event");
+  isp_cmd->add_option("--to", to, "End (RFC 3339 UTC); default: the last event");
+  isp_cmd->add_option("--format", format, "text, json or html")->check(CLI::IsMember({"text", "json", "html"}));
+  isp_cmd->add_option("--output,-o", output, "Write to this file instead of stdout");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -357,5 +404,6 @@ int main(int argc, char** argv) {
   if (generate->parsed()) return bgp_generate(files, origin);
   if (gen_cmd->parsed()) return generate_events(db, gen);
   if (inc_cmd->parsed()) return incidents(db, from, to, json, aopts);
+  if (isp_cmd->parsed()) return report_isp(db, from, to, format, output, aopts);
   return 2;
 }

@@ -36,7 +36,8 @@ struct Counts {
 };
 
 struct SpikeCounts {
-  double n = 0, x4 = 0, x5 = 0;  // unweighted reports: all, 4xx, 5xx
+  double n = 0;            // requests answered over HTTP (weighted NEL ok + http.error)
+  double x4 = 0, x5 = 0;   // 4xx and 5xx error reports
   std::set<std::uint32_t> asns4, asns5;
 };
 
@@ -100,9 +101,12 @@ class Replay {
       return;
     }
     if (r.nel_type != "ok") nel_[r.asn][m][r.nel_type] += r.weight;
-    // Per endpoint × country for the significance test (unweighted: the test needs counts).
+    // Per endpoint × country: the requests that got an HTTP answer (NEL "ok" and "http.error";
+    // weighted: successes are sampled) and the error reports (counted: failures are reported at
+    // failure_fraction, normally 1).
+    if (r.nel_type != "ok" && r.nel_type != "http.error") return;
     SpikeCounts& k = spikes_by_country_[{endpoint_of(r.url), r.country}][m];
-    k.n += 1;
+    k.n += r.weight;
     if (r.nel_type == "http.error" && r.status_code && *r.status_code >= 400) {
       (*r.status_code < 500 ? k.x4 : k.x5) += 1;
       (*r.status_code < 500 ? k.asns4 : k.asns5).insert(r.asn);
@@ -258,8 +262,11 @@ class Replay {
           const double x0 = cls == 4 ? base.x4 : base.x5;
           p0 = std::max(base.n > 0 ? x0 / base.n : 0.0, 0.001);
         }
+        // Error reports are counts (every failure is reported): a Poisson test of x against the
+        // λ = p0 · requests the baseline share predicts.
         const double p = x / now.n;
-        const double z = (p - p0) / std::sqrt(p0 * (1 - p0) / now.n);
+        const double lambda = p0 * now.n;
+        const double z = (x - lambda) / std::sqrt(std::max(lambda, 1.0));
         if (z < o_.z_min || p < 2 * p0 || p < o_.min_share) continue;
         frozen_baseline_.emplace(base_key, p0);
         spike_keys_[id].insert(base_key);

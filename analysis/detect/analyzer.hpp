@@ -8,11 +8,12 @@
 //       corroborated by browser NEL reports of connection failures from the same ASNs.
 //   dns_failure — a dns check fails (dns.* or an answer outside the expected set) through some
 //       resolvers while others answer; corroborated by NEL dns.* reports from the same ASNs.
-//   http_error_spike — the share of 4xx or 5xx in NEL reports for one endpoint (URL path) in one
-//       country, or one ASN, against the same key's share over the previous `baseline`: a
-//       one-sided binomial z-test on the unweighted counts (z >= z_min), at least min_errors
-//       reports and at least twice the baseline share, so that small numbers never page. ASN
-//       findings inside a country finding for the same endpoint are merged into it.
+//   http_error_spike — the share of 4xx or 5xx among the requests of one endpoint (URL path) in
+//       one country that got an HTTP answer (NEL ok reports weighted by 1/sampling_fraction, plus
+//       the error reports), against the same key's share over the previous `baseline`: a
+//       one-sided Poisson test of the error count against what the baseline share predicts
+//       (z >= z_min), at least min_errors reports, at least min_share and twice the baseline
+//       share, so that small numbers never page. One incident per endpoint and status class.
 //   slo_burn — journeys and http checks against an SLO (a run is good when it passed within
 //       latency_ms): multi-window, multi-burn-rate alerts of the Google SRE workbook (page: burn
 //       rate >= 14.4 over 1 h and 5 min; ticket: >= 6 over 6 h and 30 min), p95/p99 reported.

@@ -181,41 +181,22 @@ GeneratorSummary generate(const std::string& db_path, const GeneratorOptions& o)
           results.push_back(std::move(rec));
         }
       }
-      // Browser users: NEL reports (success_fraction 0.05, failure_fraction 1.0).
-      const double expected = o.users_per_minute * diurnal;
-      const int n = std::poisson_distribution<int>(expected)(rng);
-      for (int i = 0; i < n; ++i) {
-        BrowserRecord b;
-        b.event_ns = t0 + static_cast<std::int64_t>(uniform() * 60e9);
-        b.received_ns = b.event_ns + 30'000'000'000;
-        b.kind = "browser_report";
-        b.type = "network-error";
-        b.endpoint = "reports/nel";
+      // Browser users: their requests, reported by NEL with success_fraction 0.05 (one report
+      // stands for 20 successful requests) and failure_fraction 1.0 (every failure reported).
+      const double expected = o.users_per_minute * 20 * diurnal;
+      const int requests = std::poisson_distribution<int>(expected)(rng);
+      for (int i = 0; i < requests; ++i) {
         const char* path = kEndpoints[std::uniform_int_distribution<int>(0, 3)(rng)];
-        b.url = std::string(kSite) + path;
-        b.origin = kSite;
-        b.method = std::string(path).rfind("/api/", 0) == 0 ? "POST" : "GET";
-        b.protocol = "h2";
-        b.server_ip = kServerIp;
-        b.client_prefix = net.user_prefix;
-        b.country = net.country;
-        b.city = net.city;
-        b.asn = net.asn;
-        b.isp = net.isp;
-        b.ua_family = "Chrome";
-        b.ua_major = 131;
-        b.elapsed_ms = lognormal(std::string(path) == "/api/checkout" ? 420 : 90, 0.4);
         const double u = uniform();
         const bool spiked = fault && o.scenario == "http-4xx-spike" && std::string(net.country) == spiked_country &&
                             std::string(path) == "/api/checkout";
+        BrowserRecord b;
         if (net_blackholed) {
           b.nel_type = "tcp.timed_out";
           b.nel_phase = "connection";
-          b.elapsed_ms = 30000;
         } else if (net_nxdomain) {
           b.nel_type = "dns.name_not_resolved";
           b.nel_phase = "dns";
-          b.server_ip.clear();
         } else if (spiked && u < 0.35) {
           b.nel_type = "http.error";
           b.nel_phase = "application";
@@ -228,10 +209,29 @@ GeneratorSummary generate(const std::string& db_path, const GeneratorOptions& o)
           b.nel_type = "tcp.reset";
           b.nel_phase = "connection";
         } else {
+          if (uniform() >= 0.05) continue;  // a success that was not sampled
           b.nel_type = "ok";
           b.nel_phase = "application";
           b.status_code = 200;
         }
+        b.event_ns = t0 + static_cast<std::int64_t>(uniform() * 60e9);
+        b.received_ns = b.event_ns + 30'000'000'000;
+        b.kind = "browser_report";
+        b.type = "network-error";
+        b.endpoint = "reports/nel";
+        b.url = std::string(kSite) + path;
+        b.origin = kSite;
+        b.method = std::string(path).rfind("/api/", 0) == 0 ? "POST" : "GET";
+        b.protocol = "h2";
+        b.server_ip = b.nel_phase == "dns" ? "" : kServerIp;
+        b.client_prefix = net.user_prefix;
+        b.country = net.country;
+        b.city = net.city;
+        b.asn = net.asn;
+        b.isp = net.isp;
+        b.ua_family = "Chrome";
+        b.ua_major = 131;
+        b.elapsed_ms = b.nel_type == "tcp.timed_out" ? 30000 : lognormal(std::string(path) == "/api/checkout" ? 420 : 90, 0.4);
         b.weight = b.nel_type == "ok" ? 20 : 1;
         nlohmann::json body{{"type", b.nel_type},
                             {"phase", b.nel_phase},

@@ -1,0 +1,65 @@
+// The per-ISP reachability report (`vantage report isp`, DESIGN §6): for each ISP (ASN + name),
+// what its users and the vantage points in it saw of the service over a time range —
+// availability, latency percentiles per target, the top failure types and the incidents that
+// touched it — as a terminal table, JSON, or a self-contained HTML page with inline SVG charts.
+// Memory is bounded by the number of keys (ISP × target × time bucket), not by events: latency
+// percentiles come from fixed log-spaced histograms.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "analysis/detect/analyzer.hpp"
+#include "analysis/store/event_store.hpp"
+
+namespace vantage::analysis {
+
+// Latency histogram: 5 % wide log buckets from 0.1 ms to ~1,000 s; quantiles to 5 %.
+class LatencyHistogram {
+ public:
+  void add(double ms);
+  double quantile(double q) const;  // ms; 0 when empty
+  std::uint64_t count() const noexcept { return count_; }
+
+ private:
+  std::vector<std::uint32_t> buckets_;
+  std::uint64_t count_ = 0;
+};
+
+struct TargetStats {
+  std::uint64_t runs = 0, ok = 0;
+  LatencyHistogram latency;  // ms, every run
+};
+
+struct IspStats {
+  std::uint32_t asn = 0;
+  std::string isp, country;
+  std::vector<std::string> vantage_points;
+  std::map<std::string, TargetStats> targets;        // probe results by target
+  std::map<std::string, double> failure_types;       // probe results by failure type
+  double browser_total = 0, browser_ok = 0;          // NEL reports, weighted
+  std::map<std::string, double> browser_failures;    // NEL failure types, weighted
+  std::map<std::int64_t, std::pair<double, double>> series;  // bucket start ns -> (runs, ok) probes
+  std::vector<const Incident*> incidents;
+  double availability() const;          // probe runs ok / runs (1 when none)
+  double browser_availability() const;  // weighted NEL ok share (1 when none)
+};
+
+struct IspReport {
+  std::int64_t from_ns = 0, to_ns = 0, bucket_ns = 0;
+  std::vector<IspStats> isps;  // by ASN
+  AnalysisResult analysis;     // the incidents of the range
+};
+
+// Reads [from_ns, to_ns) of the store and runs the detectors over it.
+IspReport build_isp_report(EventStore& store, std::int64_t from_ns, std::int64_t to_ns,
+                           const AnalyzerOptions& options = {});
+
+std::string render_isp_text(const IspReport& report);
+std::string render_isp_json(const IspReport& report);
+// One HTML document, no external resource, no script: SVG charts inline.
+std::string render_isp_html(const IspReport& report);
+
+}  // namespace vantage::analysis
