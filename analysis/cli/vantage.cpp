@@ -3,7 +3,11 @@
 // `vantage generate` (scenario streams for them), see docs/analysis.md. Reports follow (DESIGN §6).
 #include <unistd.h>
 
+#include <csignal>
+#include <thread>
+
 #include <CLI/CLI.hpp>
+#include <curl/curl.h>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +23,7 @@
 
 #include "analysis/detect/analyzer.hpp"
 #include "analysis/generate/generator.hpp"
+#include "analysis/notify/notifier.hpp"
 #include "analysis/report/isp_report.hpp"
 #include "analysis/store/event_store.hpp"
 #include "common/time.hpp"
@@ -299,8 +304,109 @@ int report_isp(const std::string& db, const std::string& from, const std::string
   }
 }
 
+struct NotifyOptions {
+  std::vector<std::string> alertmanagers, webhooks;
+  std::string runbook_base;
+  bool save = true;
+};
+
+std::vector<std::unique_ptr<vantage::analysis::Notifier>> make_notifiers(const NotifyOptions& n, int firing_for_s) {
+  std::vector<std::unique_ptr<vantage::analysis::Notifier>> out;
+  for (const auto& u : n.alertmanagers) out.push_back(vantage::analysis::make_alertmanager_notifier(u, n.runbook_base, firing_for_s));
+  for (const auto& u : n.webhooks) out.push_back(vantage::analysis::make_webhook_notifier(u));
+  return out;
+}
+
+// Sends one change to every notifier; returns false when one of them failed (reported).
+bool deliver(const std::vector<std::unique_ptr<vantage::analysis::Notifier>>& notifiers,
+             const vantage::analysis::IncidentEvent& e, bool refresh_only = false) {
+  bool ok = true;
+  for (const auto& n : notifiers) {
+    if (refresh_only && n->describe().rfind("alertmanager", 0) != 0) continue;  // only Alertmanager wants re-sends
+    std::string error;
+    if (!n->notify(e, error)) {
+      std::fprintf(stderr, "vantage: %s: %s %s: %s\n", n->describe().c_str(), e.change.c_str(), e.incident.id.c_str(),
+                   error.c_str());
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+// Continuous analysis: every `interval`, replays the last `lookback` (on a grid aligned to the
+// step, so an incident keeps its id from one cycle to the next), prints and notifies what opened
+// or resolved, re-sends open incidents to Alertmanager, and stores the incidents.
+int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& options, const NotifyOptions& notify,
+          std::chrono::nanoseconds interval, std::chrono::nanoseconds lookback) {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  const int firing_for_s = static_cast<int>(std::max<std::int64_t>(60, 3 * interval.count() / 1'000'000'000));
+  const auto notifiers = make_notifiers(notify, firing_for_s);
+  std::map<std::string, vantage::analysis::Incident> open;  // id -> incident, as last notified
+  std::fprintf(stderr, "vantage watch: %s every %s over the last %s\n", db.c_str(),
+               vantage::format_duration(interval).c_str(), vantage::format_duration(lookback).c_str());
+  int status = 0;
+  while (!g_stop) {
+    try {
+      auto store = vantage::analysis::open_sqlite_store(db);
+      const std::int64_t now = vantage::to_unix_nanos(vantage::SystemClock::instance().utc_now());
+      const std::int64_t from = (now - lookback.count()) / options.step_ns * options.step_ns;
+      const auto result = vantage::analysis::analyze(*store, from, now, options);
+      std::set<std::string> seen;
+      for (const auto& i : result.incidents) {
+        seen.insert(i.id);
+        const bool known = open.count(i.id) > 0;
+        if (i.status == "open") {
+          vantage::analysis::IncidentEvent e{now, "opened", i};
+          if (known) e.incident.severity = open[i.id].severity;  // the alert's labels stay as opened
+          if (!known) {
+            std::printf("%s OPENED   %-6s %-18s %s\n", utc(i.opened_ns).c_str(), i.severity.c_str(), i.kind.c_str(),
+                        i.title.c_str());
+            deliver(notifiers, e);
+          } else {
+            deliver(notifiers, e, /*refresh_only=*/true);
+          }
+          if (!known) open[i.id] = i;
+        } else if (known) {
+          std::printf("%s RESOLVED %-6s %-18s %s\n", utc(i.resolved_ns).c_str(), i.severity.c_str(), i.kind.c_str(),
+                      i.title.c_str());
+          vantage::analysis::IncidentEvent e{i.resolved_ns, "resolved", i};
+          e.incident.severity = open[i.id].severity;
+          deliver(notifiers, e);
+          open.erase(i.id);
+        }
+      }
+      // An open incident that the replay no longer finds (it fell out of the lookback): resolved now.
+      for (auto it = open.begin(); it != open.end();) {
+        if (seen.count(it->first)) {
+          ++it;
+          continue;
+        }
+        vantage::analysis::Incident i = it->second;
+        i.status = "resolved";
+        i.resolved_ns = now;
+        std::printf("%s RESOLVED %-6s %-18s %s\n", utc(now).c_str(), i.severity.c_str(), i.kind.c_str(), i.title.c_str());
+        deliver(notifiers, {now, "resolved", i});
+        it = open.erase(it);
+      }
+      std::fflush(stdout);
+      if (notify.save && !result.incidents.empty()) vantage::analysis::save_incidents(db, result.incidents);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "vantage watch: %s\n", e.what());
+      status = 1;
+    }
+    for (auto slept = std::chrono::nanoseconds(0); slept < interval && !g_stop; slept += std::chrono::milliseconds(100)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  return status;
+}
+
 int incidents(const std::string& db, const std::string& from, const std::string& to, bool json,
-              const vantage::analysis::AnalyzerOptions& options) {
+              const vantage::analysis::AnalyzerOptions& options, const NotifyOptions& notify) {
   try {
     auto store = vantage::analysis::open_sqlite_store(db);
     const auto range = replay_range(*store, from, to);
@@ -308,8 +414,16 @@ int incidents(const std::string& db, const std::string& from, const std::string&
       std::fprintf(stderr, "vantage incidents: %s holds no results or reports\n", db.c_str());
       return json ? (std::printf("[]\n"), 0) : 0;
     }
-    const auto [from_ns, to_ns] = *range;
+    // On a grid of whole steps, so that every replay of the same data gives the same incident ids.
+    const std::int64_t from_ns = range->first / options.step_ns * options.step_ns;
+    const std::int64_t to_ns = range->second;
     const auto result = vantage::analysis::analyze(*store, from_ns, to_ns, options);
+    store.reset();
+    if (notify.save) vantage::analysis::save_incidents(db, result.incidents);
+    const auto notifiers = make_notifiers(notify, 600);
+    bool delivered = true;
+    for (const auto& e : result.events) delivered = deliver(notifiers, e) && delivered;
+    if (!delivered) return 1;
     if (json) {
       std::printf("[");
       for (std::size_t i = 0; i < result.incidents.size(); ++i) {
@@ -384,6 +498,26 @@ int main(int argc, char** argv) {
   inc_cmd->add_option("--slo-objective", aopts.slo_objective, "SLO objective for journeys and http checks")
       ->check(CLI::Range(0.5, 0.99999));
   inc_cmd->add_option("--latency-ms", aopts.latency_ms, "A run slower than this counts against the SLO");
+  NotifyOptions nopts;
+  std::string step = "60s", window = "5m", interval = "60s", lookback = "6h";
+  auto analysis_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--step", step, "Evaluation step (default 60s)");
+    cmd->add_option("--window", window, "What each evaluation looks at (default 5m)");
+    cmd->add_option("--open-after", aopts.open_after, "Evaluations with a finding before an incident opens")
+        ->check(CLI::Range(1, 1000));
+    cmd->add_option("--resolve-after", aopts.resolve_after, "Clean evaluations before an incident resolves")
+        ->check(CLI::Range(1, 1000));
+    cmd->add_option("--alertmanager", nopts.alertmanagers, "Alertmanager base URL (API v2), e.g. http://127.0.0.1:9093");
+    cmd->add_option("--webhook", nopts.webhooks, "POST each change as JSON to this URL");
+    cmd->add_option("--runbook-base", nopts.runbook_base, "Prefix for runbook links, e.g. https://git.example.com/vantage/blob/main/");
+    cmd->add_flag("!--no-save", nopts.save, "Do not store the incidents in the store's incidents table");
+  };
+  analysis_flags(inc_cmd);
+  auto* watch_cmd = app.add_subcommand("watch", "Analyse continuously; print, store and notify incidents as they open and resolve");
+  watch_cmd->add_option("--db", db, "The collector's SQLite store")->required()->check(CLI::ExistingFile);
+  watch_cmd->add_option("--interval", interval, "How often (default 60s)");
+  watch_cmd->add_option("--lookback", lookback, "How much history each cycle replays (default 6h, the longest SLO window)");
+  analysis_flags(watch_cmd);
   std::string format = "text", output;
   auto* report_cmd = app.add_subcommand("report", "Reports over a collector store")->require_subcommand(1);
   auto* isp_cmd = report_cmd->add_subcommand(
@@ -403,7 +537,23 @@ int main(int argc, char** argv) {
   if (scan->parsed()) return bgp_scan(files, prefixes_file, as_rel_file, vrp_file, json, min_peers);
   if (generate->parsed()) return bgp_generate(files, origin);
   if (gen_cmd->parsed()) return generate_events(db, gen);
-  if (inc_cmd->parsed()) return incidents(db, from, to, json, aopts);
+  auto duration = [](const std::string& text, const char* what) {
+    const auto d = vantage::parse_duration(text);
+    if (!d || d->count() <= 0) {
+      std::fprintf(stderr, "vantage: %s: \"%s\" is not a duration like 10s, 5m, 6h\n", what, text.c_str());
+      std::exit(2);
+    }
+    return *d;
+  };
+  aopts.step_ns = duration(step, "--step").count();
+  aopts.window_ns = duration(window, "--window").count();
+  if (aopts.window_ns < aopts.step_ns) {
+    std::fprintf(stderr, "vantage: --window must be at least --step\n");
+    return 2;
+  }
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (watch_cmd->parsed()) return watch(db, aopts, nopts, duration(interval, "--interval"), duration(lookback, "--lookback"));
+  if (inc_cmd->parsed()) return incidents(db, from, to, json, aopts, nopts);
   if (isp_cmd->parsed()) return report_isp(db, from, to, format, output, aopts);
   return 2;
 }

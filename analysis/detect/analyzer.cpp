@@ -85,7 +85,8 @@ class Replay {
       ++c.types[r.outcome];
     }
     if (r.check_kind == "dns") resolver_[{r.check, r.probe_id}] = r.server_ip;
-    targets_[r.check] = r.target;
+    targets_[{r.check, r.probe_id}] = r.target;
+    check_target_[r.check] = r.target;
     if (r.check_kind == "journey" || r.check_kind == "http") {
       SloCounts& s = slo_[{r.check, r.probe_id}][m];
       ++s.total;
@@ -119,7 +120,10 @@ class Replay {
     out.to_ns = to_;
     const int last = minute(to_ - 1);
     const int w = static_cast<int>(o_.window_ns / o_.step_ns);
-    for (int m = w; m <= last + 1; ++m) {
+    // Evaluations at whole steps only, never past the end of the range: a step still filling is
+    // evaluated once it is complete (by the next `vantage watch` cycle), so times and ids stay on
+    // the grid from one replay to the next.
+    for (int m = w; m <= last; ++m) {
       const std::int64_t t = from_ + static_cast<std::int64_t>(m) * o_.step_ns;
       findings_.clear();
       failing_probes_.clear();
@@ -220,7 +224,8 @@ class Replay {
         inc.id = key;
         inc.kind = dns_checks ? "dns_failure" : "reachability_loss";
         inc.severity = "page";
-        add_unique(inc.targets, dns_checks ? targets_[check] + " via " + resolver : targets_[check]);
+        const std::string& target = targets_[{check, probe}];
+        add_unique(inc.targets, dns_checks ? target + " via " + resolver : target);
         add_unique(inc.asns, vp.asn);
         add_unique(inc.isps, vp.isp);
         add_unique(inc.regions, vp.region);
@@ -318,7 +323,7 @@ class Replay {
       inc.id = id;
       inc.kind = "slo_burn";
       inc.severity = page ? "page" : "ticket";
-      add_unique(inc.targets, targets_[check]);
+      add_unique(inc.targets, check_target_[check]);
       inc.value = page ? std::min(b1h, b5m) : std::min(b6h, b30m);
       inc.p95_ms = percentile(hour.ms, 0.95);
       inc.p99_ms = percentile(hour.ms, 0.99);
@@ -416,7 +421,8 @@ class Replay {
   AnalyzerOptions o_;
   std::int64_t from_, to_;
   std::map<std::string, VantagePoint> vps_;
-  std::map<std::string, std::string> kinds_, targets_;
+  std::map<std::string, std::string> kinds_, check_target_;  // check -> kind, last target
+  std::map<std::pair<std::string, std::string>, std::string> targets_;  // (check, probe) -> target
   std::map<std::pair<std::string, std::string>, std::map<int, Counts>> per_vp_;  // (check, probe)
   std::map<std::pair<std::string, std::string>, std::string> resolver_;
   std::map<std::uint32_t, std::map<int, std::map<std::string, double>>> nel_;  // asn -> minute -> type

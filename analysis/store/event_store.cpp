@@ -1,5 +1,7 @@
 #include "analysis/store/event_store.hpp"
 
+#include "analysis/detect/analyzer.hpp"
+
 #include <sqlite3.h>
 
 #include <map>
@@ -148,6 +150,62 @@ class SqliteEventStore final : public EventStore {
 
 std::unique_ptr<EventStore> open_sqlite_store(const std::string& path) {
   return std::make_unique<SqliteEventStore>(path);
+}
+
+void save_incidents(const std::string& path, const std::vector<Incident>& incidents) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    const std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw std::runtime_error("cannot open " + path + " to store the incidents: " + why);
+  }
+  struct Close {
+    sqlite3* db;
+    ~Close() { sqlite3_close_v2(db); }  // after every statement is finalized
+  } close{db};
+  sqlite3_busy_timeout(db, 10000);
+  auto exec = [&](const char* sql) {
+    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      const std::string why = sqlite3_errmsg(db);
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw std::runtime_error(path + ": storing the incidents: " + why);
+    }
+  };
+  exec("CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL, "
+       "status TEXT NOT NULL, opened_ns INTEGER NOT NULL, resolved_ns INTEGER, title TEXT NOT NULL, runbook TEXT, "
+       "record TEXT NOT NULL) WITHOUT ROWID");
+  exec("BEGIN IMMEDIATE");
+  {
+    Statement q(db,
+                "INSERT OR REPLACE INTO incidents (id, kind, severity, status, opened_ns, resolved_ns, title, runbook, "
+                "record) VALUES (?,?,?,?,?,?,?,?,?)",
+                path);
+    for (const auto& i : incidents) {
+      sqlite3_stmt* s = q.get();
+      const std::string json = incident_json(i);
+      sqlite3_bind_text(s, 1, i.id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 2, i.kind.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 3, i.severity.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 4, i.status.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(s, 5, i.opened_ns);
+      if (i.resolved_ns) {
+        sqlite3_bind_int64(s, 6, i.resolved_ns);
+      } else {
+        sqlite3_bind_null(s, 6);
+      }
+      sqlite3_bind_text(s, 7, i.title.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 8, i.runbook.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 9, json.c_str(), -1, SQLITE_TRANSIENT);
+      const int rc = sqlite3_step(s);
+      sqlite3_reset(s);
+      if (rc != SQLITE_DONE) {
+        const std::string why = sqlite3_errmsg(db);
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw std::runtime_error(path + ": storing an incident: " + why);
+      }
+    }
+  }
+  exec("COMMIT");
 }
 
 }  // namespace vantage::analysis

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace vantage::analysis {
 
@@ -60,4 +61,13 @@ class EventStore {
 // is not a collector store.
 std::unique_ptr<EventStore> open_sqlite_store(const std::string& path);
 
+}  // namespace vantage::analysis
+
+namespace vantage::analysis {
+struct Incident;
+
+// Writes (inserts or replaces by id) incidents into the `incidents` table of the store at
+// `path` (created when missing: id, kind, severity, status, opened_ns, resolved_ns, title,
+// runbook, record = the incident's JSON). Throws std::runtime_error naming the file.
+void save_incidents(const std::string& path, const std::vector<Incident>& incidents);
 }  // namespace vantage::analysis

@@ -1,0 +1,131 @@
+#include "analysis/notify/notifier.hpp"
+
+#include <curl/curl.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/time.hpp"
+
+namespace vantage::analysis {
+namespace {
+
+std::size_t keep(char* data, std::size_t size, std::size_t n, void* out) {
+  auto* s = static_cast<std::string*>(out);
+  if (s->size() < 2048) s->append(data, std::min<std::size_t>(size * n, 2048 - s->size()));
+  return size * n;
+}
+
+// POSTs a JSON body; three attempts (0.5 s, 1 s back-off); any 2xx is success.
+bool post_json(const std::string& url, const std::string& body, std::string& error) {
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    CURL* curl = curl_easy_init();
+    if (!curl) {
+      error = "libcurl could not start";
+      return false;
+    }
+    std::string answer;
+    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+    const CURLcode rc = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    if (rc == CURLE_OK && status >= 200 && status < 300) return true;
+    error = rc != CURLE_OK ? std::string(curl_easy_strerror(rc))
+                           : "HTTP " + std::to_string(status) + (answer.empty() ? "" : ": " + answer);
+    if (rc == CURLE_OK && status >= 400 && status < 500 && status != 429) return false;  // will not improve
+    if (attempt < 3) std::this_thread::sleep_for(std::chrono::milliseconds(500 * attempt));
+  }
+  return false;
+}
+
+std::string rfc3339(std::int64_t ns) { return format_rfc3339(from_unix_nanos(ns)); }
+
+std::string camel(const std::string& kind) {
+  std::string out = "Vantage";
+  bool up = true;
+  for (char c : kind) {
+    if (c == '_') {
+      up = true;
+      continue;
+    }
+    out += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    up = false;
+  }
+  return out;
+}
+
+class Alertmanager final : public Notifier {
+ public:
+  Alertmanager(std::string url, std::string runbook_base, int firing_for_s)
+      : url_(std::move(url)), runbook_base_(std::move(runbook_base)), firing_for_s_(firing_for_s) {
+    while (!url_.empty() && url_.back() == '/') url_.pop_back();
+  }
+
+  bool notify(const IncidentEvent& e, std::string& error) override {
+    const Incident& i = e.incident;
+    std::string asns, targets;
+    for (auto a : i.asns) asns += (asns.empty() ? "" : ",") + std::to_string(a);
+    for (const auto& t : i.targets) targets += (targets.empty() ? "" : ",") + t;
+    for (const auto& t : i.endpoints) targets += (targets.empty() ? "" : ",") + t;
+    // Labels name the alert and must not change while it lasts: what it is about (kind and the
+    // incident's key) and the severity it opened with. What grows (scope, evidence) is annotated.
+    nlohmann::json labels{{"alertname", camel(i.kind)}, {"kind", i.kind}, {"severity", i.severity},
+                          {"incident", i.id.substr(0, i.id.find(" @"))}, {"source", "vantage"}};
+    nlohmann::json incident = nlohmann::json::parse(incident_json(i));
+    nlohmann::json annotations{{"summary", i.title},
+                               {"runbook_url", runbook_base_ + i.runbook},
+                               {"description", incident["scope"].dump() + " " + incident["evidence"].dump()}};
+    if (!asns.empty()) annotations["asns"] = asns;
+    if (!targets.empty()) annotations["targets"] = targets;
+    nlohmann::json alert{{"labels", labels}, {"annotations", annotations}, {"startsAt", rfc3339(i.opened_ns)}};
+    const auto now_ns = to_unix_nanos(SystemClock::instance().utc_now());
+    // A resolution must end in the past for Alertmanager: an endsAt still ahead would lose to the
+    // endsAt of the last firing re-send and keep the alert active until then.
+    alert["endsAt"] = e.change == "resolved" ? rfc3339(i.resolved_ns ? std::min(i.resolved_ns, now_ns) : now_ns)
+                                             : rfc3339(now_ns + std::int64_t{firing_for_s_} * 1'000'000'000);
+    return post_json(url_ + "/api/v2/alerts", nlohmann::json::array({alert}).dump(), error);
+  }
+
+  std::string describe() const override { return "alertmanager " + url_; }
+
+ private:
+  std::string url_, runbook_base_;
+  int firing_for_s_;
+};
+
+class Webhook final : public Notifier {
+ public:
+  explicit Webhook(std::string url) : url_(std::move(url)) {}
+  bool notify(const IncidentEvent& e, std::string& error) override {
+    nlohmann::json body{{"event", e.change},
+                        {"time", rfc3339(e.time_ns)},
+                        {"incident", nlohmann::json::parse(incident_json(e.incident))}};
+    return post_json(url_, body.dump(), error);
+  }
+  std::string describe() const override { return "webhook " + url_; }
+
+ private:
+  std::string url_;
+};
+
+}  // namespace
+
+std::unique_ptr<Notifier> make_alertmanager_notifier(const std::string& url, const std::string& runbook_base,
+                                                     int firing_for_s) {
+  return std::make_unique<Alertmanager>(url, runbook_base, firing_for_s);
+}
+
+std::unique_ptr<Notifier> make_webhook_notifier(const std::string& url) { return std::make_unique<Webhook>(url); }
+
+}  // namespace vantage::analysis
