@@ -4,6 +4,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 
 #include "common/time.hpp"
 
@@ -16,13 +17,6 @@ bool connection_failure(const std::string& t) {
   return t != "ok" && t.rfind("dns.", 0) != 0 && t != "http.error" && t != "assertion.failed";
 }
 bool dns_failure(const std::string& t) { return t.rfind("dns.", 0) == 0 || t == "assertion.failed"; }
-
-std::string endpoint_of(const std::string& url) {
-  const auto scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  const auto path = url.find('/', scheme + 3);
-  return path == std::string::npos ? "/" : url.substr(path);
-}
 
 struct VantagePoint {
   std::uint32_t asn = 0;
@@ -106,7 +100,7 @@ class Replay {
     // weighted: successes are sampled) and the error reports (counted: failures are reported at
     // failure_fraction, normally 1).
     if (r.nel_type != "ok" && r.nel_type != "http.error") return;
-    SpikeCounts& k = spikes_by_country_[{endpoint_of(r.url), r.country}][m];
+    SpikeCounts& k = spike_counts(r.url, r.country)[m];
     k.n += r.weight;
     if (r.nel_type == "http.error" && r.status_code && *r.status_code >= 400) {
       (*r.status_code < 500 ? k.x4 : k.x5) += 1;
@@ -186,6 +180,22 @@ class Replay {
   struct Finding {
     Incident incident;
   };
+
+  // The per-minute counts of (endpoint of `url`, country), found without building a key per row.
+  std::map<int, SpikeCounts>& spike_counts(const std::string& url, const std::string& country) {
+    const auto scheme = url.find("://");
+    const auto path = scheme == std::string::npos ? 0 : url.find('/', scheme + 3);
+    key_buf_.assign(url, path == std::string::npos ? url.size() : path);
+    if (path == std::string::npos) key_buf_ += '/';
+    key_buf_ += '\0';
+    key_buf_ += country;
+    auto it = spike_index_.find(key_buf_);
+    if (it != spike_index_.end()) return *it->second;
+    const auto sep = key_buf_.find('\0');
+    auto& counts = spikes_by_country_[{key_buf_.substr(0, sep), key_buf_.substr(sep + 1)}];
+    spike_index_.emplace(key_buf_, &counts);
+    return counts;
+  }
 
   // A vantage point fails a check when most of its results in the window failed in the way
   // `counts_as` says; the finding needs others that reach the same check.
@@ -427,6 +437,8 @@ class Replay {
   std::map<std::pair<std::string, std::string>, std::string> resolver_;
   std::map<std::uint32_t, std::map<int, std::map<std::string, double>>> nel_;  // asn -> minute -> type
   std::map<std::pair<std::string, std::string>, std::map<int, SpikeCounts>> spikes_by_country_;
+  std::unordered_map<std::string, std::map<int, SpikeCounts>*> spike_index_;  // "endpoint\0country"
+  std::string key_buf_;
   std::map<std::pair<std::string, std::string>, std::map<int, SloCounts>> slo_;  // (check, probe)
   std::map<std::string, std::set<int>> explained_;  // probe -> minutes a localised finding explains
   std::map<std::string, Finding> findings_;
@@ -440,16 +452,20 @@ class Replay {
 
 }  // namespace
 
-AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_ns, const AnalyzerOptions& options) {
+AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_ns, const AnalyzerOptions& options,
+                       const std::function<void(const ProbeResultRow&)>& on_result,
+                       const std::function<void(const BrowserReportRow&)>& on_report) {
   Replay replay(options, from_ns, to_ns);
   std::uint64_t results = 0, reports = 0;
   store.scan_results(from_ns, to_ns, [&](const ProbeResultRow& r) {
     ++results;
     replay.add(r);
+    if (on_result) on_result(r);
   });
   store.scan_reports(from_ns, to_ns, [&](const BrowserReportRow& r) {
     ++reports;
     replay.add(r);
+    if (on_report) on_report(r);
   });
   AnalysisResult out = replay.run();
   out.results = results;

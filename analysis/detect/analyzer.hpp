@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -96,8 +97,12 @@ struct AnalysisResult {
 };
 
 // Replays [from_ns, to_ns) of `store`. Throws std::runtime_error on a read error.
+// `on_result` / `on_report`, when set, also see every row (one pass for a report and the
+// detectors).
 AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_ns,
-                       const AnalyzerOptions& options = {});
+                       const AnalyzerOptions& options = {},
+                       const std::function<void(const ProbeResultRow&)>& on_result = {},
+                       const std::function<void(const BrowserReportRow&)>& on_report = {});
 
 // JSON text of one incident (docs/analysis.md#incidents).
 std::string incident_json(const Incident& incident);

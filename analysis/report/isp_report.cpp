@@ -86,9 +86,9 @@ IspReport build_isp_report(EventStore& store, std::int64_t from_ns, std::int64_t
   report.to_ns = to_ns;
   // About 48 points on the availability chart, in whole minutes.
   report.bucket_ns = std::max<std::int64_t>(60'000'000'000, (to_ns - from_ns) / 48 / 60'000'000'000 * 60'000'000'000);
-  report.analysis = analyze(store, from_ns, to_ns, options);
   std::map<std::uint32_t, IspStats> by_asn;
-  store.scan_results(from_ns, to_ns, [&](const ProbeResultRow& r) {
+  // One pass: the detectors and the report see the same rows.
+  auto on_result = [&](const ProbeResultRow& r) {
     IspStats& s = by_asn[r.asn];
     s.asn = r.asn;
     if (s.isp.empty()) s.isp = r.isp;
@@ -105,8 +105,8 @@ IspReport build_isp_report(EventStore& store, std::int64_t from_ns, std::int64_t
     auto& point = s.series[from_ns + (r.time_ns - from_ns) / report.bucket_ns * report.bucket_ns];
     point.first += 1;
     point.second += ok;
-  });
-  store.scan_reports(from_ns, to_ns, [&](const BrowserReportRow& r) {
+  };
+  auto on_report = [&](const BrowserReportRow& r) {
     if (r.type != "network-error") return;
     IspStats& s = by_asn[r.asn];
     s.asn = r.asn;
@@ -118,7 +118,8 @@ IspReport build_isp_report(EventStore& store, std::int64_t from_ns, std::int64_t
     } else {
       s.browser_failures[r.nel_type + (r.status_code ? " " + std::to_string(*r.status_code) : "")] += r.weight;
     }
-  });
+  };
+  report.analysis = analyze(store, from_ns, to_ns, options, on_result, on_report);
   for (auto& [asn, s] : by_asn) {
     for (const auto& i : report.analysis.incidents) {
       if (touches(i, asn)) s.incidents.push_back(&i);

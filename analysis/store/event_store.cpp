@@ -53,9 +53,11 @@ class SqliteEventStore final : public EventStore {
   void scan_results(std::int64_t from_ns, std::int64_t to_ns,
                     const std::function<void(const ProbeResultRow&)>& fn) override {
     Statement q(db_,
-                "SELECT time_ns, probe_id, region, asn, check_name, check_kind, target_url, server_ip, "
-                "outcome, status_code, total_ms FROM probe_results WHERE time_ns >= ? AND time_ns < ? "
-                "ORDER BY time_ns",
+                wide(from_ns, to_ns)
+                    ? "SELECT time_ns, probe_id, region, asn, check_name, check_kind, target_url, server_ip, "
+                      "outcome, status_code, total_ms FROM probe_results WHERE +time_ns >= ? AND +time_ns < ?"
+                    : "SELECT time_ns, probe_id, region, asn, check_name, check_kind, target_url, server_ip, "
+                      "outcome, status_code, total_ms FROM probe_results WHERE time_ns >= ? AND time_ns < ?",
                 path_);
     sqlite3_bind_int64(q.get(), 1, from_ns);
     sqlite3_bind_int64(q.get(), 2, to_ns);
@@ -85,9 +87,14 @@ class SqliteEventStore final : public EventStore {
 
   void scan_reports(std::int64_t from_ns, std::int64_t to_ns,
                     const std::function<void(const BrowserReportRow&)>& fn) override {
+    // A range covering most of the table is read in storage order (sequential) instead of through
+    // the time index (a random lookup per row): several times faster on millions of rows.
     Statement q(db_,
-                "SELECT event_ns, kind, type, url, nel_type, status_code, asn, isp, country, weight "
-                "FROM browser_reports WHERE event_ns >= ? AND event_ns < ? ORDER BY event_ns",
+                wide(from_ns, to_ns)
+                    ? "SELECT event_ns, kind, type, url, nel_type, status_code, asn, isp, country, weight "
+                      "FROM browser_reports WHERE +event_ns >= ? AND +event_ns < ?"
+                    : "SELECT event_ns, kind, type, url, nel_type, status_code, asn, isp, country, weight "
+                      "FROM browser_reports WHERE event_ns >= ? AND event_ns < ?",
                 path_);
     sqlite3_bind_int64(q.get(), 1, from_ns);
     sqlite3_bind_int64(q.get(), 2, to_ns);
@@ -108,6 +115,14 @@ class SqliteEventStore final : public EventStore {
       fn(r);
     }
     if (rc != SQLITE_DONE) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+  }
+
+  // True when [from, to) covers at least a fifth of what the store holds.
+  bool wide(std::int64_t from, std::int64_t to) {
+    if (!span_) span_ = time_span().value_or(std::pair<std::int64_t, std::int64_t>{0, 0});
+    const double all = static_cast<double>(span_->second - span_->first) + 1;
+    const double covered = static_cast<double>(std::min(to, span_->second + 1) - std::max(from, span_->first));
+    return covered >= 0.2 * all;
   }
 
   std::optional<std::pair<std::int64_t, std::int64_t>> time_span() override {
@@ -144,6 +159,7 @@ class SqliteEventStore final : public EventStore {
   std::string path_;
   sqlite3* db_ = nullptr;
   std::map<std::string, Vantage> vantages_;
+  std::optional<std::pair<std::int64_t, std::int64_t>> span_;
 };
 
 }  // namespace

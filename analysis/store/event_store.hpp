@@ -47,8 +47,8 @@ struct BrowserReportRow {
 class EventStore {
  public:
   virtual ~EventStore() = default;
-  // Calls `fn` for every row with from_ns <= time < to_ns, in time order. Throws
-  // std::runtime_error on a read error.
+  // Calls `fn` for every row with from_ns <= time < to_ns, in no particular order (the
+  // detectors bucket by time). Throws std::runtime_error on a read error.
   virtual void scan_results(std::int64_t from_ns, std::int64_t to_ns,
                             const std::function<void(const ProbeResultRow&)>& fn) = 0;
   virtual void scan_reports(std::int64_t from_ns, std::int64_t to_ns,
