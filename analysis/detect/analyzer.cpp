@@ -1,8 +1,12 @@
 #include "analysis/detect/analyzer.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <set>
 #include <unordered_map>
 
@@ -17,6 +21,25 @@ bool connection_failure(const std::string& t) {
   return t != "ok" && t.rfind("dns.", 0) != 0 && t != "http.error" && t != "assertion.failed";
 }
 bool dns_failure(const std::string& t) { return t.rfind("dns.", 0) == 0 || t == "assertion.failed"; }
+
+// Address-in-prefix, IPv4 or IPv6 ("203.0.113.0/24" covers "203.0.113.10").
+bool covers(const std::string& prefix, const std::string& ip) {
+  const auto slash = prefix.find('/');
+  if (slash == std::string::npos || ip.empty()) return false;
+  unsigned char p[16] = {}, a[16] = {};
+  const bool v6 = prefix.find(':') != std::string::npos;
+  if (v6 != (ip.find(':') != std::string::npos)) return false;
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, prefix.substr(0, slash).c_str(), p) != 1 ||
+      inet_pton(v6 ? AF_INET6 : AF_INET, ip.c_str(), a) != 1) {
+    return false;
+  }
+  int bits = std::atoi(prefix.c_str() + slash + 1);
+  for (int i = 0; bits > 0; ++i, bits -= 8) {
+    const unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
+    if ((p[i] & mask) != (a[i] & mask)) return false;
+  }
+  return true;
+}
 
 struct VantagePoint {
   std::uint32_t asn = 0;
@@ -79,6 +102,7 @@ class Replay {
       ++c.types[r.outcome];
     }
     if (r.check_kind == "dns") resolver_[{r.check, r.probe_id}] = r.server_ip;
+    if (r.check_kind != "dns" && !r.server_ip.empty()) server_ips_[{r.check, r.probe_id}] = r.server_ip;
     targets_[{r.check, r.probe_id}] = r.target;
     check_target_[r.check] = r.target;
     if (r.check_kind == "journey" || r.check_kind == "http") {
@@ -105,6 +129,18 @@ class Replay {
     if (r.nel_type == "http.error" && r.status_code && *r.status_code >= 400) {
       (*r.status_code < 500 ? k.x4 : k.x5) += 1;
       (*r.status_code < 500 ? k.asns4 : k.asns5).insert(r.asn);
+    }
+  }
+
+  void add(const BgpAlertRow& a) {
+    BgpSpan& span = bgp_spans_[a.alert_key];
+    if (a.status == "open") {
+      span.alert = a;
+      span.from = a.time_ns;
+      span.to = std::numeric_limits<std::int64_t>::max();
+    } else {
+      if (span.alert.alert.empty()) span.alert = a;  // opened before the range
+      span.to = a.time_ns;
     }
   }
 
@@ -245,6 +281,18 @@ class Replay {
         inc.failing_vantage_points = static_cast<int>(failing_probes_[key].size());
         inc.vantage_points = static_cast<int>(vps.size());
         inc.value = std::max(inc.value, static_cast<double>(c.failed) / c.total);
+        if (!dns_checks) {
+          const std::string& ip = server_ips_[{check, probe}];
+          const std::int64_t t0 = from_ + static_cast<std::int64_t>(from) * o_.step_ns;
+          const std::int64_t t1 = from_ + static_cast<std::int64_t>(to) * o_.step_ns;
+          for (const auto& [alert_key, span] : bgp_spans_) {
+            if (span.from >= t1 || span.to < t0 || !covers(span.alert.prefix, ip)) continue;
+            std::string what = span.alert.alert + " " + span.alert.prefix;
+            if (span.alert.leaker_asn) what += " (leaker AS" + std::to_string(span.alert.leaker_asn) + ")";
+            else if (span.alert.origin_asn) what += " (origin AS" + std::to_string(span.alert.origin_asn) + ")";
+            add_unique(inc.bgp_alerts, what);
+          }
+        }
         inc.browser_reports = browser_evidence(vp.asn, from, to, [&](const std::string& t) {
           return dns_checks ? t.rfind("dns.", 0) == 0 : (t.rfind("tcp.", 0) == 0 || t.rfind("tls.", 0) == 0);
         });
@@ -401,6 +449,7 @@ class Replay {
       for (const auto& x : f.incident.endpoints) add_unique(inc.endpoints, x);
       for (const auto& [k, v] : f.incident.failure_types) inc.failure_types[k] = std::max(inc.failure_types[k], v);
       for (const auto& [k, v] : f.incident.browser_reports) inc.browser_reports[k] = std::max(inc.browser_reports[k], v);
+      for (const auto& x : f.incident.bgp_alerts) add_unique(inc.bgp_alerts, x);
       inc.failing_vantage_points = std::max(inc.failing_vantage_points, f.incident.failing_vantage_points);
       inc.value = std::max(inc.value, f.incident.value);
       if (f.incident.severity == "page") inc.severity = "page";
@@ -435,6 +484,13 @@ class Replay {
   std::map<std::pair<std::string, std::string>, std::string> targets_;  // (check, probe) -> target
   std::map<std::pair<std::string, std::string>, std::map<int, Counts>> per_vp_;  // (check, probe)
   std::map<std::pair<std::string, std::string>, std::string> resolver_;
+  std::map<std::pair<std::string, std::string>, std::string> server_ips_;  // (check, probe) -> address
+  struct BgpSpan {
+    BgpAlertRow alert;
+    std::int64_t from = std::numeric_limits<std::int64_t>::min();
+    std::int64_t to = std::numeric_limits<std::int64_t>::max();
+  };
+  std::map<std::string, BgpSpan> bgp_spans_;  // alert_key -> when it was open
   std::map<std::uint32_t, std::map<int, std::map<std::string, double>>> nel_;  // asn -> minute -> type
   std::map<std::pair<std::string, std::string>, std::map<int, SpikeCounts>> spikes_by_country_;
   std::unordered_map<std::string, std::map<int, SpikeCounts>*> spike_index_;  // "endpoint\0country"
@@ -467,6 +523,8 @@ AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_
     replay.add(r);
     if (on_report) on_report(r);
   });
+  // BGP alerts from an hour before (one opened earlier may still be open).
+  store.scan_bgp_alerts(from_ns - 3'600'000'000'000, to_ns, [&](const BgpAlertRow& a) { replay.add(a); });
   AnalysisResult out = replay.run();
   out.results = results;
   out.reports = reports;
@@ -492,6 +550,7 @@ std::string incident_json(const Incident& i) {
                     {{"failure_types", i.failure_types},
                      {"browser_reports", i.browser_reports},
                      {"failing_vantage_points", i.failing_vantage_points},
+                     {"bgp_alerts", i.bgp_alerts},
                      {"vantage_points", i.vantage_points}}}};
   if (i.resolved_ns) j["resolved"] = format_rfc3339(from_unix_nanos(i.resolved_ns));
   if (i.kind == "http_error_spike") {

@@ -5,7 +5,8 @@
 //   reachability_loss — a target fails from some vantage points (connection-level failures:
 //       tcp.*, tls.*, timeout, abandoned, unknown, http.protocol.error, …) while others reach it:
 //       "fail from N of M", naming the failing vantage points' ASNs, regions and failure types;
-//       corroborated by browser NEL reports of connection failures from the same ASNs.
+//       corroborated by browser NEL reports of connection failures from the same ASNs and by BGP
+//       alerts (hijack, route leak, visibility loss) for a prefix covering the target's address.
 //   dns_failure — a dns check fails (dns.* or an answer outside the expected set) through some
 //       resolvers while others answer; corroborated by NEL dns.* reports from the same ASNs.
 //   http_error_spike — the share of 4xx or 5xx among the requests of one endpoint (URL path) in
@@ -75,6 +76,10 @@ struct Incident {
   // Evidence (from the evaluation that opened it, then the worst seen).
   std::map<std::string, double> failure_types;  // probe results by type
   std::map<std::string, double> browser_reports;  // weighted NEL/agent reports by type
+  // reachability_loss: BGP alerts of the probe's bgp checks, open during the window, whose
+  // prefix covers an address the failing vantage points connected to, e.g.
+  // "route_leak 203.0.113.0/24 (leaker AS64510)".
+  std::vector<std::string> bgp_alerts;
   int failing_vantage_points = 0;
   int vantage_points = 0;
   double value = 0;      // error share (spike), burn rate (slo), failure ratio (reachability)

@@ -72,7 +72,8 @@ GeneratorSummary generate(const std::string& db_path, const GeneratorOptions& o)
   const char* spiked_country = "FR";
   if (o.scenario == "isp-blackhole") {
     sum.fault = std::string("AS") + std::to_string(blackholed.asn) + " " + blackholed.isp +
-                ": its route to " + kServerIp + " black-holed (probes and users time out)";
+                ": its route to " + kServerIp + " black-holed (probes and users time out), the origin's prefix "
+                "leaked by AS64510 (a route_leak from a bgp check)";
   } else if (o.scenario == "http-4xx-spike") {
     sum.fault = std::string("403 from a WAF rule on /api/checkout for users in ") + spiked_country;
   } else if (o.scenario == "dns-nxdomain") {
@@ -84,6 +85,40 @@ GeneratorSummary generate(const std::string& db_path, const GeneratorOptions& o)
 
   std::vector<BrowserRecord> reports;
   std::vector<ResultRecord> results;
+  // isp-blackhole: the leaked path behind it, as a probe's bgp check reports it (a route_leak of
+  // the origin's prefix opening at the fault and resolving after it).
+  if (o.scenario == "isp-blackhole") {
+    for (const bool open : {true, false}) {
+      BgpRecord b;
+      b.kind = "bgp_alert";
+      b.time = from_unix_nanos(open ? sum.fault_from_ns - 60'000'000'000 : sum.fault_to_ns + 30'000'000'000);
+      b.id = ids.uuid_v7(b.time);
+      b.check = "shop-prefixes-bgp";
+      b.vantage.source = Source::bgp;
+      b.vantage.probe_id = "eu-west-64501-1";
+      b.event = "route_leak";
+      b.status = open ? "open" : "resolved";
+      b.alert_key = "route_leak 203.0.113.0/24 203.0.113.0/24 64510";
+      b.prefix = b.monitored_prefix = "203.0.113.0/24";
+      b.origin = 64500;
+      b.leaker = 64510;
+      nlohmann::json j{{"kind", b.kind}, {"id", b.id}, {"check", b.check}, {"time", format_rfc3339(b.time)},
+                       {"alert", b.event}, {"status", b.status}, {"alert_key", b.alert_key}, {"prefix", b.prefix},
+                       {"monitored_prefix", b.monitored_prefix}, {"origin", 64500}, {"leaker", 64510},
+                       {"segment", {64502, 64510, 64503}}, {"peers", 3},
+                       {"vantage", to_json(b.vantage)}};
+      ResultRecord rec;
+      rec.id = b.id;
+      rec.kind = b.kind;
+      rec.time_ns = to_unix_nanos(b.time);
+      rec.received_ns = rec.time_ns + 1'000'000'000;
+      rec.probe_id = b.vantage.probe_id;
+      rec.check = b.check;
+      rec.json = j.dump();
+      rec.bgp = b;
+      results.push_back(std::move(rec));
+    }
+  }
   auto flush = [&](bool force) {
     if (!force && reports.size() + results.size() < 20000) return;
     collector::store::Batch batch;

@@ -117,6 +117,34 @@ class SqliteEventStore final : public EventStore {
     if (rc != SQLITE_DONE) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
   }
 
+  void scan_bgp_alerts(std::int64_t from_ns, std::int64_t to_ns,
+                       const std::function<void(const BgpAlertRow&)>& fn) override {
+    {
+      Statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bgp_alerts'", path_);
+      if (sqlite3_step(t.get()) != SQLITE_ROW || sqlite3_column_int(t.get(), 0) == 0) return;
+    }
+    Statement q(db_,
+                "SELECT time_ns, alert, status, alert_key, prefix, origin_asn, leaker_asn FROM bgp_alerts "
+                "WHERE time_ns >= ? AND time_ns < ? ORDER BY time_ns",
+                path_);
+    sqlite3_bind_int64(q.get(), 1, from_ns);
+    sqlite3_bind_int64(q.get(), 2, to_ns);
+    BgpAlertRow r;
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      sqlite3_stmt* s = q.get();
+      r.time_ns = sqlite3_column_int64(s, 0);
+      r.alert = text(s, 1);
+      r.status = text(s, 2);
+      r.alert_key = text(s, 3);
+      r.prefix = text(s, 4);
+      r.origin_asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 5));
+      r.leaker_asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
+      fn(r);
+    }
+    if (rc != SQLITE_DONE) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+  }
+
   // True when [from, to) covers at least a fifth of what the store holds.
   bool wide(std::int64_t from, std::int64_t to) {
     if (!span_) span_ = time_span().value_or(std::pair<std::int64_t, std::int64_t>{0, 0});

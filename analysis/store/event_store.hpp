@@ -44,6 +44,16 @@ struct BrowserReportRow {
   double weight = 1;  // 1 / sampling fraction
 };
 
+// One BGP alert transition from a probe's bgp check (docs/bgp.md#records).
+struct BgpAlertRow {
+  std::int64_t time_ns = 0;
+  std::string alert;   // hijack, sub_prefix_hijack, route_leak, unexpected_upstream, visibility_loss, rpki_invalid
+  std::string status;  // open | resolved
+  std::string alert_key;
+  std::string prefix;  // the announced prefix, e.g. "203.0.113.0/24"
+  std::uint32_t origin_asn = 0, leaker_asn = 0;
+};
+
 class EventStore {
  public:
   virtual ~EventStore() = default;
@@ -53,6 +63,10 @@ class EventStore {
                             const std::function<void(const ProbeResultRow&)>& fn) = 0;
   virtual void scan_reports(std::int64_t from_ns, std::int64_t to_ns,
                             const std::function<void(const BrowserReportRow&)>& fn) = 0;
+  // BGP alert transitions with from_ns <= time < to_ns, in time order (none in a store without
+  // the bgp_alerts table).
+  virtual void scan_bgp_alerts(std::int64_t from_ns, std::int64_t to_ns,
+                               const std::function<void(const BgpAlertRow&)>& fn) = 0;
   // [first, last] event time over results and reports; nullopt when the store is empty.
   virtual std::optional<std::pair<std::int64_t, std::int64_t>> time_span() = 0;
 };

@@ -73,8 +73,9 @@ class Scenarios(unittest.TestCase):
             self.assertEqual(list(inc["evidence"]["failure_types"]), ["tcp.timed_out"])
             self.assertEqual(inc["evidence"]["failing_vantage_points"], 2)
             self.assertEqual(inc["evidence"]["vantage_points"], 8)
-            # Corroborated by real users in the same ASN.
+            # Corroborated by real users in the same ASN, and by the route leak of the origin's prefix.
             self.assertGreater(inc["evidence"]["browser_reports"].get("tcp.timed_out", 0), 50)
+            self.assertEqual(inc["evidence"]["bgp_alerts"], ["route_leak 203.0.113.0/24 (leaker AS64510)"])
         self.one_incident("isp-blackhole", "reachability_loss", scope)
 
     def test_4xx_spike_in_one_country_is_one_http_error_spike_on_that_endpoint(self):
@@ -94,6 +95,7 @@ class Scenarios(unittest.TestCase):
             self.assertEqual(inc["scope"]["asns"], [64503])
             self.assertEqual(list(inc["evidence"]["failure_types"]), ["dns.name_not_resolved"])
             self.assertGreater(inc["evidence"]["browser_reports"].get("dns.name_not_resolved", 0), 50)
+            self.assertEqual(inc["evidence"]["bgp_alerts"], [])
         self.one_incident("dns-nxdomain", "dns_failure", scope)
 
     def test_slow_checkout_is_one_slo_burn_of_the_journey(self):
