@@ -359,7 +359,7 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
       for (const auto& i : result.incidents) {
         seen.insert(i.id);
         const bool known = open.count(i.id) > 0;
-        if (i.status == "open") {
+        if (i.status != "resolved") {
           vantage::analysis::IncidentEvent e{now, "opened", i};
           if (known) e.incident.severity = open[i.id].severity;  // the alert's labels stay as opened
           if (!known) {
@@ -441,7 +441,7 @@ int incidents(const std::string& db, const std::string& from, const std::string&
     }
     std::printf("\n%zu incident%s", result.incidents.size(), result.incidents.size() == 1 ? "" : "s");
     std::size_t open = 0;
-    for (const auto& i : result.incidents) open += i.status == "open";
+    for (const auto& i : result.incidents) open += i.status != "resolved";
     std::printf(" (%zu still open)\n", open);
     return 0;
   } catch (const std::exception& e) {

@@ -441,6 +441,7 @@ class Replay {
       }
       // Ongoing: widen the scope with what this evaluation saw; keep the worst figures.
       Incident& inc = st.incident;
+      inc.status = "ongoing";
       for (const auto& x : f.incident.targets) add_unique(inc.targets, x);
       for (const auto& x : f.incident.asns) add_unique(inc.asns, x);
       for (const auto& x : f.incident.isps) add_unique(inc.isps, x);

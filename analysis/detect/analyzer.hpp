@@ -18,9 +18,10 @@
 //   slo_burn — journeys and http checks against an SLO (a run is good when it passed within
 //       latency_ms): multi-window, multi-burn-rate alerts of the Google SRE workbook (page: burn
 //       rate >= 14.4 over 1 h and 5 min; ticket: >= 6 over 6 h and 30 min), p95/p99 reported.
-// Incidents: a finding opens an incident after `open_after` consecutive evaluations, the incident
-// resolves after `resolve_after` consecutive evaluations without it (hysteresis: no flapping), and
-// one key (kind + scope) never has two open incidents.
+// Incidents: a finding opens an incident after `open_after` consecutive evaluations (open), the
+// incident is ongoing while later evaluations still find it (its scope widens, its severity can
+// rise) and resolves after `resolve_after` consecutive evaluations without it (hysteresis: no
+// flapping); one key (kind + scope) never has two unresolved incidents.
 #pragma once
 
 #include <cstdint>
@@ -61,7 +62,7 @@ struct Incident {
   std::string id;
   std::string kind;  // reachability_loss | dns_failure | http_error_spike | slo_burn
   std::string severity;  // page | ticket | log (alerting pyramid)
-  std::string status;    // open | resolved
+  std::string status;    // open (this evaluation) | ongoing (seen again since) | resolved
   std::int64_t opened_ns = 0;
   std::int64_t resolved_ns = 0;  // 0 while open
   std::string title;             // one line, e.g. "shop-home unreachable from 1 of 4 vantage points (AS64501)"

@@ -301,6 +301,34 @@ svg text{font:11px system-ui,sans-serif}
     }
     h += "</svg>\n";
   }
+  // Latency: per target, one bar pair per ISP (p50 light, p95 dark), on a log scale.
+  {
+    std::map<std::string, std::vector<std::pair<const IspStats*, const TargetStats*>>> by_target;
+    double max_ms = 1;
+    for (const auto& s : r.isps) {
+      for (const auto& [target, t] : s.targets) {
+        by_target[target].push_back({&s, &t});
+        max_ms = std::max(max_ms, t.latency.quantile(0.95));
+      }
+    }
+    h += "<h2>Latency per ISP (probe runs: p50 light, p95 dark)</h2>\n";
+    auto bar = [&](double ms) { return 420 * std::log1p(ms) / std::log1p(max_ms); };
+    for (const auto& [target, rows] : by_target) {
+      h += "<h3>" + html_escape(target) + "</h3>\n<svg class=\"latency\" width=\"760\" height=\"" +
+           std::to_string(22 * rows.size() + 4) + "\">\n";
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        const double p50 = rows[i].second->latency.quantile(0.5), p95 = rows[i].second->latency.quantile(0.95);
+        const std::string top_y = std::to_string(22 * i + 3);
+        h += "<text x=\"0\" y=\"" + std::to_string(22 * i + 15) + "\">AS" + std::to_string(rows[i].first->asn) + " " +
+             html_escape(rows[i].first->isp) + "</text><rect x=\"200\" y=\"" + top_y + "\" width=\"" +
+             fmt("%.1f", std::max(1.0, bar(p95))) + "\" height=\"16\" fill=\"#1f4e79\"/><rect x=\"200\" y=\"" + top_y +
+             "\" width=\"" + fmt("%.1f", std::max(1.0, bar(p50))) + "\" height=\"16\" fill=\"#9ecae1\"/><text x=\"" +
+             fmt("%.1f", 206 + bar(p95)) + "\" y=\"" + std::to_string(22 * i + 15) + "\">" + fmt("%.0f", p50) + " / " +
+             fmt("%.0f", p95) + " ms</text>\n";
+      }
+      h += "</svg>\n";
+    }
+  }
   // Latency table.
   h += "<h2>Latency per ISP and target (probe runs)</h2>\n<table id=\"latency\"><tr><th>ASN</th><th>target</th><th>runs</th>"
        "<th>ok</th><th>p50 ms</th><th>p95 ms</th></tr>\n";

@@ -83,7 +83,10 @@ neighbor {ROUTER_IP} {{
 
 
 def run(*cmd, check=True):
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit status {p.returncode}: {p.stderr.strip()}")
+    return p
 
 
 def requirements():

@@ -134,7 +134,9 @@ class IspReport(unittest.TestCase):
         self.assertEqual(dom.returncode, 0, dom.stderr[-2000:])
         for asn, name in ISPS.items():
             self.assertIn(f'<tr class="isp" data-asn="{asn}"><td>AS{asn}</td><td>{name}</td>', dom.stdout)
-        self.assertIn('<polyline', dom.stdout)
+        self.assertIn('<polyline', dom.stdout)  # availability over time
+        self.assertEqual(dom.stdout.count('<svg class="latency"'), 3)  # one latency chart per target
+        self.assertIn('<svg class="failures"', dom.stdout)
 
 
 if __name__ == "__main__":
