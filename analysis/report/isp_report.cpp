@@ -116,7 +116,8 @@ IspReport build_isp_report(EventStore& store, std::int64_t from_ns, std::int64_t
     if (r.nel_type == "ok") {
       s.browser_ok += r.weight;
     } else {
-      s.browser_failures[r.nel_type + (r.status_code ? " " + std::to_string(*r.status_code) : "")] += r.weight;
+      s.browser_failures[r.nel_type + (r.status_code.value_or(0) > 0 ? " " + std::to_string(*r.status_code) : "")] +=
+          r.weight;
     }
   };
   report.analysis = analyze(store, from_ns, to_ns, options, on_result, on_report);
@@ -142,8 +143,10 @@ std::string render_isp_text(const IspReport& r) {
     for (const auto& [k, v] : top(all, 2)) failures += (failures.empty() ? "" : ", ") + k + " " + fmt("%.0f", v);
     std::string incidents;
     for (const auto* i : s.incidents) incidents += (incidents.empty() ? "" : ", ") + i->kind;
-    std::snprintf(line, sizeof line, "AS%-6u %-18.18s %-3s %8.2f%% %8.2f%%  %-36.36s %s\n", s.asn, s.isp.c_str(),
-                  s.country.c_str(), 100 * s.availability(), 100 * s.browser_availability(), failures.c_str(),
+    const std::string probes = s.targets.empty() ? "-" : fmt("%.2f%%", 100 * s.availability());
+    const std::string users = s.browser_total > 0 ? fmt("%.2f%%", 100 * s.browser_availability()) : "-";
+    std::snprintf(line, sizeof line, "AS%-6u %-18.18s %-3s %9s %9s  %-36.36s %s\n", s.asn, s.isp.c_str(),
+                  s.country.c_str(), probes.c_str(), users.c_str(), failures.c_str(),
                   incidents.empty() ? "-" : incidents.c_str());
     out += line;
   }
@@ -189,8 +192,9 @@ std::string render_isp_json(const IspReport& r) {
                     {"isp", s.isp},
                     {"country", s.country},
                     {"vantage_points", s.vantage_points},
-                    {"availability", s.availability()},
-                    {"browser_availability", s.browser_availability()},
+                    {"availability", s.targets.empty() ? nlohmann::json() : nlohmann::json(s.availability())},
+                    {"browser_availability",
+                     s.browser_total > 0 ? nlohmann::json(s.browser_availability()) : nlohmann::json()},
                     {"browser_reports", s.browser_total},
                     {"failure_types", s.failure_types},
                     {"browser_failures", s.browser_failures},
@@ -240,7 +244,8 @@ svg text{font:11px system-ui,sans-serif}
     const bool bad = s.availability() < 0.99;
     h += "<tr class=\"isp\" data-asn=\"" + std::to_string(s.asn) + "\"><td>AS" + std::to_string(s.asn) + "</td><td>" +
          html_escape(s.isp) + "</td><td>" + html_escape(s.country) + "</td><td class=\"n" + (bad ? " bad" : "") + "\">" +
-         fmt("%.2f%%", 100 * s.availability()) + "</td><td class=\"n\">" + fmt("%.2f%%", 100 * s.browser_availability()) +
+         (s.targets.empty() ? std::string("–") : fmt("%.2f%%", 100 * s.availability())) + "</td><td class=\"n\">" +
+         (s.browser_total > 0 ? fmt("%.2f%%", 100 * s.browser_availability()) : std::string("–")) +
          "</td><td>" + failures + "</td><td>" + (incidents.empty() ? "–" : incidents) + "</td></tr>\n";
   }
   h += "</table>\n";

@@ -43,8 +43,8 @@ struct IspStats {
   std::map<std::string, double> browser_failures;    // NEL failure types, weighted
   std::map<std::int64_t, std::pair<double, double>> series;  // bucket start ns -> (runs, ok) probes
   std::vector<const Incident*> incidents;
-  double availability() const;          // probe runs ok / runs (1 when none)
-  double browser_availability() const;  // weighted NEL ok share (1 when none)
+  double availability() const;          // probe runs ok / runs (1 when none; shown as "-" / null)
+  double browser_availability() const;  // weighted NEL ok share (1 when none; shown as "-" / null)
 };
 
 struct IspReport {

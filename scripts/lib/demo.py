@@ -167,7 +167,7 @@ def set_faults(env, faults):
 
 
 def main():
-    probe, collector = sys.argv[1], sys.argv[2]
+    probe, collector, vantage = sys.argv[1], sys.argv[2], sys.argv[3]
     state = tempfile.mkdtemp(prefix="vantage-demo-")
     os.chmod(state, 0o755)  # nginx's workers (nobody) must reach the files below
     try:
@@ -297,6 +297,22 @@ def main():
               "--collector https://collector.example.com")
         collector_proc.send_signal(signal.SIGTERM)
         collector_proc.wait(timeout=15)
+
+        print("\n== vantage report isp over what the collector stored (the probe above and the users' "
+              "NEL reports, per ISP)\n")
+        report = subprocess.run([vantage, "report", "isp", "--db", db], capture_output=True, text=True)
+        print("  " + "\n  ".join(report.stdout.splitlines()[:12]))
+        html = os.path.join(ROOT, "build", "demo-isp-report.html")
+        subprocess.run([vantage, "report", "isp", "--db", db, "--format", "html", "-o", html], capture_output=True)
+        print(f"\n  the same as an HTML page with charts: {html}")
+
+        print("\n== the detectors on a generated day with one ISP black-holed "
+              "(vantage generate --scenario isp-blackhole; docs/analysis.md)\n")
+        gen_db = os.path.join(state, "scenario.db")
+        subprocess.run([vantage, "generate", "--db", gen_db, "--scenario", "isp-blackhole"], check=True,
+                       stdout=subprocess.DEVNULL)
+        incidents = subprocess.run([vantage, "incidents", "--db", gen_db], capture_output=True, text=True)
+        print("  " + "\n  ".join(incidents.stdout.strip().splitlines()))
     finally:
         subprocess.run([sys.executable, TARGETS, "stop", os.path.join(state, "targets")],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -88,6 +88,8 @@ class IspReport(unittest.TestCase):
                 self.assertGreater(isp["browser_availability"], 0.99, asn)
                 if isp["vantage_points"]:
                     self.assertGreater(isp["availability"], 0.99, asn)
+                else:
+                    self.assertIsNone(isp["availability"], asn)  # no probe there: not 100 %
                 self.assertEqual(isp["incidents"], [], asn)
         # Latency percentiles per target: the black-holed ISP's p95 is the connect timeout.
         home = by_asn[64502]["targets"]["https://shop.example.com/"]
