@@ -273,7 +273,11 @@ std::optional<std::pair<std::int64_t, std::int64_t>> replay_range(vantage::analy
     if (!t) throw std::invalid_argument("\"" + text + "\" is not an RFC 3339 time (2026-11-22T01:00:00Z)");
     return vantage::to_unix_nanos(*t);
   };
-  return std::pair{parse(from, span->first), parse(to, span->second + 1)};
+  // Clamped to what the store holds: a far --from would mean replaying years of empty minutes.
+  const std::int64_t f = std::max(parse(from, span->first), span->first);
+  const std::int64_t t = std::min(parse(to, span->second + 1), span->second + 1);
+  if (t <= f) throw std::invalid_argument("the range holds no data (the store spans " + utc(span->first) + " to " + utc(span->second) + ")");
+  return std::pair{f, t};
 }
 
 int report_isp(const std::string& db, const std::string& from, const std::string& to, const std::string& format,
@@ -345,7 +349,10 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
   std::signal(SIGTERM, on_signal);
   const int firing_for_s = static_cast<int>(std::max<std::int64_t>(60, 3 * interval.count() / 1'000'000'000));
   const auto notifiers = make_notifiers(notify, firing_for_s);
-  std::map<std::string, vantage::analysis::Incident> open;  // id -> incident, as last notified
+  // Unresolved incidents as first notified, by key (kind + scope, the id without "@opened"): an
+  // incident older than the lookback re-opens later in each replay, but it is the same incident.
+  std::map<std::string, vantage::analysis::Incident> open;
+  auto key_of = [](const vantage::analysis::Incident& i) { return i.id.substr(0, i.id.find(" @")); };
   std::fprintf(stderr, "vantage watch: %s every %s over the last %s\n", db.c_str(),
                vantage::format_duration(interval).c_str(), vantage::format_duration(lookback).c_str());
   int status = 0;
@@ -353,30 +360,40 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
     try {
       auto store = vantage::analysis::open_sqlite_store(db);
       const std::int64_t now = vantage::to_unix_nanos(vantage::SystemClock::instance().utc_now());
-      const std::int64_t from = (now - lookback.count()) / options.step_ns * options.step_ns;
-      const auto result = vantage::analysis::analyze(*store, from, now, options);
+      // One step of settling: late browser reports (received − age) and spooled probe results
+      // still arrive for the last moments.
+      const std::int64_t to = now - options.step_ns;
+      const std::int64_t from = (to - lookback.count()) / options.step_ns * options.step_ns;
+      const auto result = vantage::analysis::analyze(*store, from, to, options);
+      store.reset();
       std::set<std::string> seen;
-      for (const auto& i : result.incidents) {
-        seen.insert(i.id);
-        const bool known = open.count(i.id) > 0;
+      std::vector<vantage::analysis::Incident> changed;  // to store
+      for (const auto& replayed : result.incidents) {
+        const std::string key = key_of(replayed);
+        auto it = open.find(key);
+        vantage::analysis::Incident i = replayed;
+        if (it != open.end()) {  // keep the identity it was notified with
+          i.id = it->second.id;
+          i.opened_ns = it->second.opened_ns;
+          i.opened_severity = it->second.opened_severity;
+        }
         if (i.status != "resolved") {
-          vantage::analysis::IncidentEvent e{now, "opened", i};
-          if (known) e.incident.severity = open[i.id].severity;  // the alert's labels stay as opened
-          if (!known) {
+          seen.insert(key);
+          if (it == open.end()) {
             std::printf("%s OPENED   %-6s %-18s %s\n", utc(i.opened_ns).c_str(), i.severity.c_str(), i.kind.c_str(),
                         i.title.c_str());
-            deliver(notifiers, e);
+            // Not delivered everywhere: tried again next cycle.
+            if (deliver(notifiers, {now, "opened", i})) open[key] = i;
           } else {
-            deliver(notifiers, e, /*refresh_only=*/true);
+            deliver(notifiers, {now, "opened", i}, /*refresh_only=*/true);
           }
-          if (!known) open[i.id] = i;
-        } else if (known) {
+          changed.push_back(i);
+        } else if (it != open.end() && replayed.resolved_ns > it->second.opened_ns) {
+          seen.insert(key);
           std::printf("%s RESOLVED %-6s %-18s %s\n", utc(i.resolved_ns).c_str(), i.severity.c_str(), i.kind.c_str(),
                       i.title.c_str());
-          vantage::analysis::IncidentEvent e{i.resolved_ns, "resolved", i};
-          e.incident.severity = open[i.id].severity;
-          deliver(notifiers, e);
-          open.erase(i.id);
+          if (deliver(notifiers, {i.resolved_ns, "resolved", i})) open.erase(it);
+          changed.push_back(i);
         }
       }
       // An open incident that the replay no longer finds (it fell out of the lookback): resolved now.
@@ -387,13 +404,13 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
         }
         vantage::analysis::Incident i = it->second;
         i.status = "resolved";
-        i.resolved_ns = now;
-        std::printf("%s RESOLVED %-6s %-18s %s\n", utc(now).c_str(), i.severity.c_str(), i.kind.c_str(), i.title.c_str());
-        deliver(notifiers, {now, "resolved", i});
-        it = open.erase(it);
+        i.resolved_ns = to;
+        std::printf("%s RESOLVED %-6s %-18s %s\n", utc(to).c_str(), i.severity.c_str(), i.kind.c_str(), i.title.c_str());
+        changed.push_back(i);
+        it = deliver(notifiers, {to, "resolved", i}) ? open.erase(it) : std::next(it);
       }
       std::fflush(stdout);
-      if (notify.save && !result.incidents.empty()) vantage::analysis::save_incidents(db, result.incidents);
+      if (notify.save && !changed.empty()) vantage::analysis::save_incidents(db, changed);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "vantage watch: %s\n", e.what());
       status = 1;
@@ -419,18 +436,29 @@ int incidents(const std::string& db, const std::string& from, const std::string&
     const std::int64_t to_ns = range->second;
     const auto result = vantage::analysis::analyze(*store, from_ns, to_ns, options);
     store.reset();
-    if (notify.save) vantage::analysis::save_incidents(db, result.incidents);
-    const auto notifiers = make_notifiers(notify, 600);
-    bool delivered = true;
-    for (const auto& e : result.events) delivered = deliver(notifiers, e) && delivered;
-    if (!delivered) return 1;
+    // Print first; then store and notify (a failure there still exits 1, after the output).
+    int status = 0;
+    auto side_effects = [&] {
+      try {
+        if (notify.save) vantage::analysis::save_incidents(db, result.incidents);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "vantage incidents: %s\n", e.what());
+        status = 1;
+      }
+      const auto notifiers = make_notifiers(notify, 600);
+      for (const auto& e : result.events) {
+        if (!deliver(notifiers, e)) status = 1;
+      }
+    };
     if (json) {
       std::printf("[");
       for (std::size_t i = 0; i < result.incidents.size(); ++i) {
         std::printf("%s%s", i ? ",\n " : "", vantage::analysis::incident_json(result.incidents[i]).c_str());
       }
       std::printf("]\n");
-      return 0;
+      std::fflush(stdout);
+      side_effects();
+      return status;
     }
     std::printf("%s to %s: %llu probe results, %llu browser reports\n\n", utc(from_ns).c_str(), utc(to_ns).c_str(),
                 static_cast<unsigned long long>(result.results), static_cast<unsigned long long>(result.reports));
@@ -443,7 +471,9 @@ int incidents(const std::string& db, const std::string& from, const std::string&
     std::size_t open = 0;
     for (const auto& i : result.incidents) open += i.status != "resolved";
     std::printf(" (%zu still open)\n", open);
-    return 0;
+    std::fflush(stdout);
+    side_effects();
+    return status;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "vantage incidents: %s\n", e.what());
     return 1;
@@ -495,14 +525,10 @@ int main(int argc, char** argv) {
   inc_cmd->add_option("--from", from, "Start (RFC 3339 UTC); default: the first event");
   inc_cmd->add_option("--to", to, "End (RFC 3339 UTC); default: the last event");
   inc_cmd->add_flag("--json", json, "A JSON array of the incidents");
-  inc_cmd->add_option("--slo-objective", aopts.slo_objective, "SLO objective for journeys and http checks")
-      ->check(CLI::Range(0.5, 0.99999));
-  inc_cmd->add_option("--latency-ms", aopts.latency_ms, "A run slower than this counts against the SLO");
+
   NotifyOptions nopts;
   std::string step = "60s", window = "5m", interval = "60s", lookback = "6h";
   auto analysis_flags = [&](CLI::App* cmd) {
-    cmd->add_option("--step", step, "Evaluation step (default 60s)");
-    cmd->add_option("--window", window, "What each evaluation looks at (default 5m)");
     cmd->add_option("--open-after", aopts.open_after, "Evaluations with a finding before an incident opens")
         ->check(CLI::Range(1, 1000));
     cmd->add_option("--resolve-after", aopts.resolve_after, "Clean evaluations before an incident resolves")
@@ -512,12 +538,21 @@ int main(int argc, char** argv) {
     cmd->add_option("--runbook-base", nopts.runbook_base, "Prefix for runbook links, e.g. https://git.example.com/vantage/blob/main/");
     cmd->add_flag("!--no-save", nopts.save, "Do not store the incidents in the store's incidents table");
   };
+  auto slo_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--slo-objective", aopts.slo_objective, "SLO objective for journeys and http checks")
+        ->check(CLI::Range(0.5, 0.99999));
+    cmd->add_option("--latency-ms", aopts.latency_ms, "A run slower than this counts against the SLO (ms)");
+    cmd->add_option("--step", step, "Evaluation step (default 60s)");
+    cmd->add_option("--window", window, "What each evaluation looks at (default 5m; a whole number of steps)");
+  };
   analysis_flags(inc_cmd);
+  slo_flags(inc_cmd);
   auto* watch_cmd = app.add_subcommand("watch", "Analyse continuously; print, store and notify incidents as they open and resolve");
   watch_cmd->add_option("--db", db, "The collector's SQLite store")->required()->check(CLI::ExistingFile);
   watch_cmd->add_option("--interval", interval, "How often (default 60s)");
   watch_cmd->add_option("--lookback", lookback, "How much history each cycle replays (default 6h, the longest SLO window)");
   analysis_flags(watch_cmd);
+  slo_flags(watch_cmd);
   std::string format = "text", output;
   auto* report_cmd = app.add_subcommand("report", "Reports over a collector store")->require_subcommand(1);
   auto* isp_cmd = report_cmd->add_subcommand(
@@ -527,6 +562,7 @@ int main(int argc, char** argv) {
   isp_cmd->add_option("--to", to, "End (RFC 3339 UTC); default: the last event");
   isp_cmd->add_option("--format", format, "text, json or html")->check(CLI::IsMember({"text", "json", "html"}));
   isp_cmd->add_option("--output,-o", output, "Write to this file instead of stdout");
+  slo_flags(isp_cmd);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -547,8 +583,9 @@ int main(int argc, char** argv) {
   };
   aopts.step_ns = duration(step, "--step").count();
   aopts.window_ns = duration(window, "--window").count();
-  if (aopts.window_ns < aopts.step_ns) {
-    std::fprintf(stderr, "vantage: --window must be at least --step\n");
+  if (aopts.window_ns < aopts.step_ns || aopts.window_ns % aopts.step_ns != 0 || aopts.step_ns > 300'000'000'000) {
+    std::fprintf(stderr, "vantage: --window must be a whole number of steps, and --step at most 5m (the SLO's "
+                         "shortest window)\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);

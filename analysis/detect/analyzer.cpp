@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -33,7 +34,11 @@ bool covers(const std::string& prefix, const std::string& ip) {
       inet_pton(v6 ? AF_INET6 : AF_INET, ip.c_str(), a) != 1) {
     return false;
   }
-  int bits = std::atoi(prefix.c_str() + slash + 1);
+  int bits = -1;
+  const char* first = prefix.data() + slash + 1;
+  const char* last = prefix.data() + prefix.size();
+  const auto [end, ec] = std::from_chars(first, last, bits);
+  if (ec != std::errc() || end != last || bits < 0 || bits > (v6 ? 128 : 32)) return false;
   for (int i = 0; bits > 0; ++i, bits -= 8) {
     const unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
     if ((p[i] & mask) != (a[i] & mask)) return false;
@@ -95,13 +100,16 @@ class Replay {
     vp.region = r.region;
     vp.country = r.country;
     kinds_[r.check] = r.check_kind;
-    Counts& c = per_vp_[{r.check, r.probe_id}][m];
+    // A dns check with several resolvers gives one result per resolver per run: each resolver
+    // is a vantage point of its own.
+    const std::string vp_key = r.check_kind == "dns" ? r.probe_id + '\0' + r.server_ip : r.probe_id;
+    Counts& c = per_vp_[{r.check, vp_key}][m];
     ++c.total;
     if (r.outcome != "ok") {
       ++c.failed;
       ++c.types[r.outcome];
     }
-    if (r.check_kind == "dns") resolver_[{r.check, r.probe_id}] = r.server_ip;
+    if (r.check_kind == "dns") resolver_[{r.check, vp_key}] = r.server_ip;
     if (r.check_kind != "dns" && !r.server_ip.empty()) server_ips_[{r.check, r.probe_id}] = r.server_ip;
     targets_[{r.check, r.probe_id}] = r.target;
     check_target_[r.check] = r.target;
@@ -132,15 +140,16 @@ class Replay {
     }
   }
 
+  // BGP alert transitions in time order: each open..resolved episode is one span.
   void add(const BgpAlertRow& a) {
-    BgpSpan& span = bgp_spans_[a.alert_key];
+    auto& spans = bgp_spans_[a.alert_key];
     if (a.status == "open") {
-      span.alert = a;
-      span.from = a.time_ns;
-      span.to = std::numeric_limits<std::int64_t>::max();
+      if (!spans.empty() && spans.back().to == std::numeric_limits<std::int64_t>::max()) return;  // already open
+      spans.push_back({a, a.time_ns, std::numeric_limits<std::int64_t>::max()});
+    } else if (!spans.empty() && spans.back().to == std::numeric_limits<std::int64_t>::max()) {
+      spans.back().to = a.time_ns;
     } else {
-      if (span.alert.alert.empty()) span.alert = a;  // opened before the range
-      span.to = a.time_ns;
+      spans.push_back({a, std::numeric_limits<std::int64_t>::min(), a.time_ns});  // opened before what was read
     }
   }
 
@@ -148,7 +157,7 @@ class Replay {
     AnalysisResult out;
     out.from_ns = from_;
     out.to_ns = to_;
-    const int last = minute(to_ - 1);
+    const int last = static_cast<int>((to_ - from_) / o_.step_ns);  // the last whole step
     const int w = static_cast<int>(o_.window_ns / o_.step_ns);
     // Evaluations at whole steps only, never past the end of the range: a step still filling is
     // evaluated once it is complete (by the next `vantage watch` cycle), so times and ids stay on
@@ -157,6 +166,7 @@ class Replay {
       const std::int64_t t = from_ + static_cast<std::int64_t>(m) * o_.step_ns;
       findings_.clear();
       failing_probes_.clear();
+      evidence_asns_.clear();
       reachability(m - w, m);
       dns(m - w, m);
       spikes(m - w, m);
@@ -259,11 +269,12 @@ class Replay {
         }
       }
       if (failing.empty() || healthy == 0) continue;  // nothing failing, or failing everywhere
-      for (const auto& [probe, c] : failing) {
+      for (const auto& [vp_key, c] : failing) {
+        const std::string probe = vp_key.substr(0, vp_key.find('\0'));
         const VantagePoint& vp = vps_[probe];
         for (int k = from; k < to; ++k) explained_[probe].insert(k);
         // One incident per failing network (reachability) or resolver (DNS), whatever it breaks.
-        const std::string resolver = resolver_[{check, probe}];
+        const std::string resolver = resolver_[{check, vp_key}];
         const std::string key = dns_checks ? "dns_failure resolver=" + resolver
                                            : "reachability_loss asn=" + std::to_string(vp.asn);
         Incident& inc = findings_[key].incident;
@@ -285,17 +296,28 @@ class Replay {
           const std::string& ip = server_ips_[{check, probe}];
           const std::int64_t t0 = from_ + static_cast<std::int64_t>(from) * o_.step_ns;
           const std::int64_t t1 = from_ + static_cast<std::int64_t>(to) * o_.step_ns;
-          for (const auto& [alert_key, span] : bgp_spans_) {
-            if (span.from >= t1 || span.to < t0 || !covers(span.alert.prefix, ip)) continue;
-            std::string what = span.alert.alert + " " + span.alert.prefix;
-            if (span.alert.leaker_asn) what += " (leaker AS" + std::to_string(span.alert.leaker_asn) + ")";
-            else if (span.alert.origin_asn) what += " (origin AS" + std::to_string(span.alert.origin_asn) + ")";
-            add_unique(inc.bgp_alerts, what);
+          for (const auto& [alert_key, spans] : bgp_spans_) {
+            for (const auto& span : spans) {
+              if (span.from >= t1 || span.to < t0 || !covers(span.alert.prefix, ip)) continue;
+              std::string what = span.alert.alert + " " + span.alert.prefix;
+              if (span.alert.leaker_asn) {
+                what += " (leaker AS" + std::to_string(span.alert.leaker_asn) + ")";
+              } else if (span.alert.origin_asn) {
+                what += " (origin AS" + std::to_string(span.alert.origin_asn) + ")";
+              }
+              add_unique(inc.bgp_alerts, what);
+            }
           }
         }
-        inc.browser_reports = browser_evidence(vp.asn, from, to, [&](const std::string& t) {
-          return dns_checks ? t.rfind("dns.", 0) == 0 : (t.rfind("tcp.", 0) == 0 || t.rfind("tls.", 0) == 0);
-        });
+        if (std::find(evidence_asns_[key].begin(), evidence_asns_[key].end(), vp.asn) == evidence_asns_[key].end()) {
+          evidence_asns_[key].push_back(vp.asn);  // each ASN's users once, however many probes it has
+          for (const auto& [t, n] : browser_evidence(vp.asn, from, to, [&](const std::string& type) {
+                 return dns_checks ? type.rfind("dns.", 0) == 0
+                                   : (type.rfind("tcp.", 0) == 0 || type.rfind("tls.", 0) == 0);
+               })) {
+            inc.browser_reports[t] += n;
+          }
+        }
       }
     }
   }
@@ -431,6 +453,7 @@ class Replay {
           st.incident = f.incident;
           st.incident.id = key + " @" + format_rfc3339(from_unix_nanos(t)).substr(0, 19) + "Z";
           st.incident.status = "open";
+          st.incident.opened_severity = st.incident.severity;
           st.incident.opened_ns = t;
           st.incident.resolved_ns = 0;
           st.incident.runbook = "docs/runbooks/" + f.incident.kind + ".md";
@@ -491,7 +514,7 @@ class Replay {
     std::int64_t from = std::numeric_limits<std::int64_t>::min();
     std::int64_t to = std::numeric_limits<std::int64_t>::max();
   };
-  std::map<std::string, BgpSpan> bgp_spans_;  // alert_key -> when it was open
+  std::map<std::string, std::vector<BgpSpan>> bgp_spans_;  // alert_key -> its open episodes
   std::map<std::uint32_t, std::map<int, std::map<std::string, double>>> nel_;  // asn -> minute -> type
   std::map<std::pair<std::string, std::string>, std::map<int, SpikeCounts>> spikes_by_country_;
   std::unordered_map<std::string, std::map<int, SpikeCounts>*> spike_index_;  // "endpoint\0country"
@@ -500,6 +523,7 @@ class Replay {
   std::map<std::string, std::set<int>> explained_;  // probe -> minutes a localised finding explains
   std::map<std::string, Finding> findings_;
   std::map<std::string, std::set<std::string>> failing_probes_;  // finding -> vantage points
+  std::map<std::string, std::vector<std::uint32_t>> evidence_asns_;  // finding -> ASNs counted
   // http_error_spike: the baseline share of a key, frozen when the key first looks anomalous and
   // kept while its incident lasts, so that the spike does not become its own baseline.
   std::map<std::string, double> frozen_baseline_;
@@ -524,8 +548,11 @@ AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_
     replay.add(r);
     if (on_report) on_report(r);
   });
-  // BGP alerts from an hour before (one opened earlier may still be open).
-  store.scan_bgp_alerts(from_ns - 3'600'000'000'000, to_ns, [&](const BgpAlertRow& a) { replay.add(a); });
+  // BGP alerts from a day before: one opened earlier may still be open (its resolution, if any,
+  // comes later; one resolved without its opening in sight counts from the start).
+  const std::int64_t day = 86'400'000'000'000;
+  store.scan_bgp_alerts(from_ns > std::numeric_limits<std::int64_t>::min() + day ? from_ns - day : from_ns, to_ns,
+                        [&](const BgpAlertRow& a) { replay.add(a); });
   AnalysisResult out = replay.run();
   out.results = results;
   out.reports = reports;

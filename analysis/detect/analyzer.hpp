@@ -10,14 +10,15 @@
 //   dns_failure — a dns check fails (dns.* or an answer outside the expected set) through some
 //       resolvers while others answer; corroborated by NEL dns.* reports from the same ASNs.
 //   http_error_spike — the share of 4xx or 5xx among the requests of one endpoint (URL path) in
-//       one country that got an HTTP answer (NEL ok reports weighted by 1/sampling_fraction, plus
-//       the error reports), against the same key's share over the previous `baseline`: a
-//       one-sided Poisson test of the error count against what the baseline share predicts
-//       (z >= z_min), at least min_errors reports, at least min_share and twice the baseline
-//       share, so that small numbers never page. One incident per endpoint and status class.
+//       one country that got an HTTP answer (NEL reports weighted by 1/sampling_fraction), against
+//       the same key's share over the previous `baseline`: a one-sided test of the error report
+//       count against the Poisson count the baseline share predicts (normal approximation,
+//       z >= z_min), at least min_errors reports, at least min_share and twice the baseline share,
+//       so that small numbers never page. One incident per endpoint and status class.
 //   slo_burn — journeys and http checks against an SLO (a run is good when it passed within
-//       latency_ms): multi-window, multi-burn-rate alerts of the Google SRE workbook (page: burn
-//       rate >= 14.4 over 1 h and 5 min; ticket: >= 6 over 6 h and 30 min), p95/p99 reported.
+//       latency_ms): multi-window, multi-burn-rate alerts after the Google SRE workbook (page: burn
+//       rate >= 14.4 over 1 h and 5 min; ticket: >= 6 over 6 h and 30 min — the workbook pages on
+//       that one too), a window counting only with at least 10 runs; p95/p99 reported.
 // Incidents: a finding opens an incident after `open_after` consecutive evaluations (open), the
 // incident is ongoing while later evaluations still find it (its scope widens, its severity can
 // rise) and resolves after `resolve_after` consecutive evaluations without it (hysteresis: no
@@ -61,7 +62,8 @@ struct Incident {
   // opened: "reachability_loss asn=64502 @2026-11-22T01:52:00Z". The same in every replay.
   std::string id;
   std::string kind;  // reachability_loss | dns_failure | http_error_spike | slo_burn
-  std::string severity;  // page | ticket | log (alerting pyramid)
+  std::string severity;  // page | ticket | log (alerting pyramid); can rise while it lasts
+  std::string opened_severity;  // the severity it opened with (Alertmanager's label)
   std::string status;    // open (this evaluation) | ongoing (seen again since) | resolved
   std::int64_t opened_ns = 0;
   std::int64_t resolved_ns = 0;  // 0 while open

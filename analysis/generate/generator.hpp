@@ -1,7 +1,8 @@
 // A seeded generator of realistic observation streams, written into a collector store through
-// the collector's own SqliteStore (one schema): probes in five networks running an http check,
-// the checkout journey and a dns check every minute, and browser NEL reports with diurnal
-// traffic, sampling weights and background noise — plus one injected fault per scenario.
+// the collector's own SqliteStore (one schema): probes in four networks running an http check,
+// the checkout journey and a dns check every minute, and browser NEL reports from users in five
+// networks with diurnal traffic, sampling weights and background noise — plus one injected fault
+// per scenario.
 // Used by the detector tests (each fault scenario must give exactly one incident) and by the
 // analysis benchmark. Networks use documentation ASNs (64496–64511) and addresses.
 #pragma once

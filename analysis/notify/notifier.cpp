@@ -80,7 +80,9 @@ class Alertmanager final : public Notifier {
     for (const auto& t : i.endpoints) targets += (targets.empty() ? "" : ",") + t;
     // Labels name the alert and must not change while it lasts: what it is about (kind and the
     // incident's key) and the severity it opened with. What grows (scope, evidence) is annotated.
-    nlohmann::json labels{{"alertname", camel(i.kind)}, {"kind", i.kind}, {"severity", i.severity},
+    nlohmann::json labels{{"alertname", camel(i.kind)},
+                          {"kind", i.kind},
+                          {"severity", i.opened_severity.empty() ? i.severity : i.opened_severity},
                           {"incident", i.id.substr(0, i.id.find(" @"))}, {"source", "vantage"}};
     nlohmann::json incident = nlohmann::json::parse(incident_json(i));
     nlohmann::json annotations{{"summary", i.title},
@@ -94,7 +96,9 @@ class Alertmanager final : public Notifier {
     // endsAt of the last firing re-send and keep the alert active until then.
     alert["endsAt"] = e.change == "resolved" ? rfc3339(i.resolved_ns ? std::min(i.resolved_ns, now_ns) : now_ns)
                                              : rfc3339(now_ns + std::int64_t{firing_for_s_} * 1'000'000'000);
-    return post_json(url_ + "/api/v2/alerts", nlohmann::json::array({alert}).dump(), error);
+    return post_json(url_ + "/api/v2/alerts",
+                     nlohmann::json::array({alert}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                     error);
   }
 
   std::string describe() const override { return "alertmanager " + url_; }
@@ -111,7 +115,7 @@ class Webhook final : public Notifier {
     nlohmann::json body{{"event", e.change},
                         {"time", rfc3339(e.time_ns)},
                         {"incident", nlohmann::json::parse(incident_json(e.incident))}};
-    return post_json(url_, body.dump(), error);
+    return post_json(url_, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), error);
   }
   std::string describe() const override { return "webhook " + url_; }
 

@@ -13,7 +13,7 @@ namespace {
 constexpr double kMinMs = 0.1;
 constexpr double kGrowth = 1.05;
 const double kLogGrowth = std::log(kGrowth);
-constexpr std::size_t kBuckets = 420;  // 0.1 ms · 1.05^420 ≈ 800 s
+constexpr std::size_t kBuckets = 330;  // 0.1 ms · 1.05^330 ≈ 1,000 s
 
 std::string fmt(const char* f, double v) {
   char buf[64];
@@ -53,7 +53,7 @@ bool touches(const Incident& i, std::uint32_t asn) {
 void LatencyHistogram::add(double ms) {
   if (buckets_.empty()) buckets_.assign(kBuckets, 0);
   std::size_t b = 0;
-  if (ms > kMinMs) b = std::min(kBuckets - 1, static_cast<std::size_t>(std::log(ms / kMinMs) / kLogGrowth));
+  if (ms > kMinMs) b = static_cast<std::size_t>(std::min(static_cast<double>(kBuckets - 1), std::log(ms / kMinMs) / kLogGrowth));
   ++buckets_[b];
   ++count_;
 }

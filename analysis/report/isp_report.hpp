@@ -2,8 +2,10 @@
 // what its users and the vantage points in it saw of the service over a time range —
 // availability, latency percentiles per target, the top failure types and the incidents that
 // touched it — as a terminal table, JSON, or a self-contained HTML page with inline SVG charts.
-// Memory is bounded by the number of keys (ISP × target × time bucket), not by events: latency
-// percentiles come from fixed log-spaced histograms.
+// The report's own memory is bounded by the number of keys (ISP × target × time bucket), not by
+// events: latency percentiles come from fixed log-spaced histograms. (The detectors it runs keep
+// per-minute counters, and the SLO detector the durations of journey/http runs: probe runs, few
+// next to browser reports.)
 #pragma once
 
 #include <cstdint>

@@ -46,7 +46,12 @@ class SqliteEventStore final : public EventStore {
       throw std::runtime_error("cannot open the store " + path_ + ": " + why);
     }
     sqlite3_busy_timeout(db_, 10000);
-    Statement check(db_, "SELECT count(*) FROM probe_results WHERE 0", path_);  // is it a store?
+    try {
+      Statement check(db_, "SELECT count(*) FROM probe_results WHERE 0", path_);  // is it a store?
+    } catch (...) {
+      sqlite3_close(db_);  // the destructor does not run for a throwing constructor
+      throw;
+    }
   }
   ~SqliteEventStore() override { sqlite3_close(db_); }
 
@@ -121,7 +126,8 @@ class SqliteEventStore final : public EventStore {
                        const std::function<void(const BgpAlertRow&)>& fn) override {
     {
       Statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bgp_alerts'", path_);
-      if (sqlite3_step(t.get()) != SQLITE_ROW || sqlite3_column_int(t.get(), 0) == 0) return;
+      if (sqlite3_step(t.get()) != SQLITE_ROW) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+      if (sqlite3_column_int(t.get(), 0) == 0) return;
     }
     Statement q(db_,
                 "SELECT time_ns, alert, status, alert_key, prefix, origin_asn, leaker_asn FROM bgp_alerts "
@@ -158,7 +164,8 @@ class SqliteEventStore final : public EventStore {
                 "SELECT min(t0), max(t1) FROM (SELECT min(time_ns) t0, max(time_ns) t1 FROM probe_results "
                 "UNION ALL SELECT min(event_ns), max(event_ns) FROM browser_reports)",
                 path_);
-    if (sqlite3_step(q.get()) != SQLITE_ROW || sqlite3_column_type(q.get(), 0) == SQLITE_NULL) return std::nullopt;
+    if (sqlite3_step(q.get()) != SQLITE_ROW) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+    if (sqlite3_column_type(q.get(), 0) == SQLITE_NULL) return std::nullopt;
     return std::pair{sqlite3_column_int64(q.get(), 0), sqlite3_column_int64(q.get(), 1)};
   }
 

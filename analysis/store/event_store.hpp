@@ -23,7 +23,7 @@ struct ProbeResultRow {
   std::string country;    // ISO 3166-1 alpha-2 of the vantage point
   std::string check;      // check id: the target key (the same check runs from many vantage points)
   std::string check_kind;
-  std::string target;     // URL, or host / resolver for checks without one
+  std::string target;     // URL; for dns checks the check id; else the address connected to
   std::string server_ip;  // address connected to; the resolver for dns checks
   std::string outcome;    // "ok" or a failure type ("tcp.timed_out", …)
   std::optional<int> status_code;

@@ -19,6 +19,7 @@ Lessons from getting FRR 8.4 to send routes over BMP (see docs/bgp.md#the-lab):
   * FRR 8.4 puts its own AS in front of the AS path of pre-policy Route Monitoring messages
     (65003 65000 …), as if the route had been sent on.
 """
+import errno
 import os
 import shutil
 import signal
@@ -164,9 +165,19 @@ class BgpLab:
             text = f.read()
         return f"{SPEAKER_IP} in vrf default Up" in text or "rcvd End-of-RIB" in text
 
-    def command(self, line):
-        """Sends one ExaBGP API command; fails at once (ENXIO) when ExaBGP's relay is not running."""
-        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+    def command(self, line, timeout=15):
+        """Sends one ExaBGP API command. ExaBGP starts its API process (the relay reading the FIFO)
+        on its own schedule, sometimes after the session is up: until the relay has the FIFO open,
+        opening it for writing fails with ENXIO, so wait for it (never block)."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                if e.errno != errno.ENXIO or time.time() > deadline:
+                    raise RuntimeError(f"ExaBGP's API relay is not reading {self.fifo}: {e}") from e
+                time.sleep(0.05)
         try:
             os.write(fd, (line.rstrip("\n") + "\n").encode())
         finally:
