@@ -122,19 +122,29 @@ void BmpDecoder::message(const std::uint8_t* m, std::size_t n, std::vector<Route
   update_to_events(u, base, out);
 }
 
+namespace {
+
+// A string member, or `fallback` when absent or of another type (json::value would throw then).
+std::string string_member(const nlohmann::json& o, const char* key, const char* fallback) {
+  const auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
+}
+
+}  // namespace
+
 void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, std::string& warning) {
   const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     warning = "not JSON";
     return;
   }
-  if (j.value("type", "") != "ris_message" || !j.contains("data") || !j["data"].is_object()) return;
+  if (string_member(j, "type", "") != "ris_message" || !j.contains("data") || !j["data"].is_object()) return;
   const auto& d = j["data"];
   RouteEvent base;
-  base.collector = d.value("host", "ris-live");
+  base.collector = string_member(d, "host", "ris-live");
   const double ts = d.contains("timestamp") && d["timestamp"].is_number() ? d["timestamp"].get<double>() : 0;
   base.time_us = static_cast<std::int64_t>(std::llround(ts * 1e6));
-  const std::string peer = d.value("peer", "");
+  const std::string peer = string_member(d, "peer", "");
   base.peer_ip.v6 = peer.find(':') != std::string::npos;
   if (::inet_pton(base.peer_ip.v6 ? AF_INET6 : AF_INET, peer.c_str(), base.peer_ip.bytes.data()) != 1) {
     warning = "bad peer address \"" + peer + "\"";
@@ -148,9 +158,9 @@ void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, 
     warning = "bad peer_asn";
     return;
   }
-  const std::string type = d.value("type", "");
+  const std::string type = string_member(d, "type", "");
   if (type == "RIS_PEER_STATE") {
-    if (d.value("state", "") == "down") {
+    if (string_member(d, "state", "") == "down") {
       RouteEvent e = base;
       e.kind = RouteEvent::Kind::peer_down;
       out.push_back(std::move(e));
