@@ -326,7 +326,7 @@ bool deliver(const std::vector<std::unique_ptr<vantage::analysis::Notifier>>& no
              const vantage::analysis::IncidentEvent& e, bool refresh_only = false) {
   bool ok = true;
   for (const auto& n : notifiers) {
-    if (refresh_only && n->describe().rfind("alertmanager", 0) != 0) continue;  // only Alertmanager wants re-sends
+    if (refresh_only && !n->wants_refresh()) continue;
     std::string error;
     if (!n->notify(e, error)) {
       std::fprintf(stderr, "vantage: %s: %s %s: %s\n", n->describe().c_str(), e.change.c_str(), e.incident.id.c_str(),

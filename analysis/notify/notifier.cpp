@@ -102,6 +102,7 @@ class Alertmanager final : public Notifier {
   }
 
   std::string describe() const override { return "alertmanager " + url_; }
+  bool wants_refresh() const override { return true; }
 
  private:
   std::string url_, runbook_base_;

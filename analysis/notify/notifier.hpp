@@ -17,6 +17,8 @@ class Notifier {
   // change "opened"). Returns false, with `error` set, when every attempt failed.
   virtual bool notify(const IncidentEvent& event, std::string& error) = 0;
   virtual std::string describe() const = 0;
+  // True when an open incident must be re-sent every cycle to stay open (Alertmanager: endsAt).
+  virtual bool wants_refresh() const { return false; }
 };
 
 // Alertmanager API v2 (https://github.com/prometheus/alertmanager/blob/main/api/v2/openapi.yaml):

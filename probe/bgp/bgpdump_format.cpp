@@ -205,6 +205,17 @@ void after_next_hop(std::string& out, const Attributes& a, bool missing_separato
   tail(out, a, missing_separator);
 }
 
+// The end of a STATE line, after the peer address: "|PEER_AS|OLD_STATE|NEW_STATE\n".
+void state_tail(std::string& out, std::uint32_t peer_as, std::uint16_t old_state, std::uint16_t new_state) {
+  out += '|';
+  num(out, peer_as);
+  out += '|';
+  num(out, old_state);
+  out += '|';
+  num(out, new_state);
+  out += '\n';
+}
+
 void line_start(std::string& out, const char* format, const MrtRecord& r, bool et, const char* kind) {
   out += format;
   out += '|';
@@ -436,13 +447,8 @@ void BgpdumpFormatter::bgp4mp(const MrtRecord& r, std::string& out) {
       // with address 0.0.0.0.
       warn(r, "BGP4MP STATE_CHANGE: 8-byte record (Zebra bug)");
       line_start(out, et ? "BGP4MP_ET" : "BGP4MP", r, et, "STATE");
-      out += "0.0.0.0|";
-      num(out, be16(p));
-      out += '|';
-      num(out, be16(p + 4));
-      out += '|';
-      num(out, be16(p + 6));
-      out += '\n';
+      out += "0.0.0.0";
+      state_tail(out, be16(p), be16(p + 4), be16(p + 6));
       return;
     }
     if (n < 2 * as_len + 4) return warn(r, "BGP4MP STATE_CHANGE: too short");
@@ -455,13 +461,7 @@ void BgpdumpFormatter::bgp4mp(const MrtRecord& r, std::string& out) {
     const std::uint8_t* ip = p + 2 * as_len + 4;
     line_start(out, et ? "BGP4MP_ET" : "BGP4MP", r, et, "STATE");
     if (afi == 2) append_bgpdump_ipv6(out, ip); else ipv4(out, ip);
-    out += '|';
-    num(out, as_len == 4 ? be32(p) : std::uint32_t{be16(p)});
-    out += '|';
-    num(out, be16(ip + 2 * ip_len));
-    out += '|';
-    num(out, be16(ip + 2 * ip_len + 2));
-    out += '\n';
+    state_tail(out, as_len == 4 ? be32(p) : std::uint32_t{be16(p)}, be16(ip + 2 * ip_len), be16(ip + 2 * ip_len + 2));
     return;
   }
   if (sub == 2 || sub == 3) return warn(r, "BGP4MP subtype " + std::to_string(sub) + " (ENTRY/SNAPSHOT) is not implemented");
@@ -585,13 +585,7 @@ void BgpdumpFormatter::mrtd_bgp(const MrtRecord& r, std::string& out) {
     if (n < 10) return warn(r, "BGP STATE_CHANGE: too short");
     line_start(out, "BGP", r, false, "STATE");
     ipv4(out, p + 2);
-    out += '|';
-    num(out, be16(p));
-    out += '|';
-    num(out, be16(p + 6));
-    out += '|';
-    num(out, be16(p + 8));
-    out += '\n';
+    state_tail(out, be16(p), be16(p + 6), be16(p + 8));
     return;
   }
   if (r.subtype != 1) return;  // only UPDATEs print
