@@ -344,7 +344,7 @@ void on_signal(int) { g_stop = 1; }
 // step, so an incident keeps its id from one cycle to the next), prints and notifies what opened
 // or resolved, re-sends open incidents to Alertmanager, and stores the incidents.
 int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& options, const NotifyOptions& notify,
-          std::chrono::nanoseconds interval, std::chrono::nanoseconds lookback) {
+          std::chrono::nanoseconds interval, std::chrono::nanoseconds lookback, std::int64_t settle_ns) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   const int firing_for_s = static_cast<int>(std::max<std::int64_t>(60, 3 * interval.count() / 1'000'000'000));
@@ -360,9 +360,9 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
     try {
       auto store = vantage::analysis::open_sqlite_store(db);
       const std::int64_t now = vantage::to_unix_nanos(vantage::SystemClock::instance().utc_now());
-      // One step of settling: late browser reports (received − age) and spooled probe results
-      // still arrive for the last moments.
-      const std::int64_t to = now - options.step_ns;
+      // Settling: late browser reports (received − age) and probe results on their way still
+      // arrive for the last moments.
+      const std::int64_t to = now - settle_ns;
       const std::int64_t from = (to - lookback.count()) / options.step_ns * options.step_ns;
       const auto result = vantage::analysis::analyze(*store, from, to, options);
       store.reset();
@@ -527,7 +527,8 @@ int main(int argc, char** argv) {
   inc_cmd->add_flag("--json", json, "A JSON array of the incidents");
 
   NotifyOptions nopts;
-  std::string step = "60s", window = "5m", interval = "60s", lookback = "6h";
+  std::string step = "60s", window = "5m", interval = "60s", lookback = "6h", settle;
+  std::string baseline = "1h", bgp_hold, slo_page = "1h,5m", slo_ticket = "6h,30m";
   auto analysis_flags = [&](CLI::App* cmd) {
     cmd->add_option("--open-after", aopts.open_after, "Evaluations with a finding before an incident opens")
         ->check(CLI::Range(1, 1000));
@@ -544,6 +545,16 @@ int main(int argc, char** argv) {
     cmd->add_option("--latency-ms", aopts.latency_ms, "A run slower than this counts against the SLO (ms)");
     cmd->add_option("--step", step, "Evaluation step (default 60s)");
     cmd->add_option("--window", window, "What each evaluation looks at (default 5m; a whole number of steps)");
+    cmd->add_option("--baseline", baseline, "http_error_spike: the period a key's error share is compared with (default 1h)");
+    cmd->add_option("--min-results", aopts.min_results,
+                    "reachability/DNS: results a vantage point needs in the window to count as failing (default 3)")
+        ->check(CLI::Range(1, 100000));
+    cmd->add_option("--slo-page-windows", slo_page, "Burn-rate windows LONG,SHORT of the page alert (default 1h,5m)");
+    cmd->add_option("--slo-ticket-windows", slo_ticket, "Burn-rate windows LONG,SHORT of the ticket alert (default 6h,30m)");
+    cmd->add_option("--slo-min-runs", aopts.slo_min_runs, "Runs a burn-rate window needs to count (default 10)")
+        ->check(CLI::Range(1, 1000000));
+    cmd->add_option("--bgp-hold", bgp_hold,
+                    "How long a BGP alert no reachability loss carries waits before it is an incident (default: --window)");
   };
   analysis_flags(inc_cmd);
   slo_flags(inc_cmd);
@@ -551,6 +562,8 @@ int main(int argc, char** argv) {
   watch_cmd->add_option("--db", db, "The collector's SQLite store")->required()->check(CLI::ExistingFile);
   watch_cmd->add_option("--interval", interval, "How often (default 60s)");
   watch_cmd->add_option("--lookback", lookback, "How much history each cycle replays (default 6h, the longest SLO window)");
+  watch_cmd->add_option("--settle", settle,
+                        "How far behind now each cycle stops, for uploads still on their way (default: one --step)");
   analysis_flags(watch_cmd);
   slo_flags(watch_cmd);
   std::string format = "text", output;
@@ -588,8 +601,28 @@ int main(int argc, char** argv) {
                          "shortest window)\n");
     return 2;
   }
+  aopts.baseline_ns = duration(baseline, "--baseline").count();
+  if (!bgp_hold.empty()) aopts.bgp_hold_ns = duration(bgp_hold, "--bgp-hold").count();
+  auto windows = [&](const std::string& text, const char* what, std::int64_t& long_ns, std::int64_t& short_ns) {
+    const auto comma = text.find(',');
+    if (comma == std::string::npos) {
+      std::fprintf(stderr, "vantage: %s: \"%s\" is not LONG,SHORT like 1h,5m\n", what, text.c_str());
+      std::exit(2);
+    }
+    long_ns = duration(text.substr(0, comma), what).count();
+    short_ns = duration(text.substr(comma + 1), what).count();
+    if (short_ns > long_ns) {
+      std::fprintf(stderr, "vantage: %s: the short window is longer than the long one\n", what);
+      std::exit(2);
+    }
+  };
+  windows(slo_page, "--slo-page-windows", aopts.slo_page_long_ns, aopts.slo_page_short_ns);
+  windows(slo_ticket, "--slo-ticket-windows", aopts.slo_ticket_long_ns, aopts.slo_ticket_short_ns);
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (watch_cmd->parsed()) return watch(db, aopts, nopts, duration(interval, "--interval"), duration(lookback, "--lookback"));
+  if (watch_cmd->parsed()) {
+    const std::int64_t settle_ns = settle.empty() ? aopts.step_ns : duration(settle, "--settle").count();
+    return watch(db, aopts, nopts, duration(interval, "--interval"), duration(lookback, "--lookback"), settle_ns);
+  }
   if (inc_cmd->parsed()) return incidents(db, from, to, json, aopts, nopts);
   if (isp_cmd->parsed()) return report_isp(db, from, to, format, output, aopts);
   return 2;

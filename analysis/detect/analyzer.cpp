@@ -169,8 +169,10 @@ class Replay {
       evidence_asns_.clear();
       reachability(m - w, m);
       dns(m - w, m);
+      dns_takes_over();
       spikes(m - w, m);
       slo(m);
+      bgp(t);
       transitions(t, out);
     }
     for (auto& [key, st] : state_) {
@@ -225,6 +227,7 @@ class Replay {
 
   struct Finding {
     Incident incident;
+    bool immediate = false;  // opens on its first evaluation (bgp_<alert>: after its hold)
   };
 
   // The per-minute counts of (endpoint of `url`, country), found without building a key per row.
@@ -258,14 +261,19 @@ class Replay {
     for (const auto& [check, vps] : by_check) {
       std::vector<std::pair<std::string, Counts>> failing;
       int healthy = 0;
+      std::set<std::string> healthy_ips;  // the addresses healthy vantage points reached
       for (const auto& [probe, c] : vps) {
         int bad = 0;
         for (const auto& [t, n] : c.types) bad += counts_as(t) ? n : 0;
         const double ratio = static_cast<double>(bad) / c.total;
         if (c.total >= o_.min_results && ratio >= o_.fail_ratio) {
           failing.push_back({probe, c});
-        } else if (static_cast<double>(c.failed) / c.total < o_.ok_ratio) {
-          ++healthy;
+        } else {
+          dns_suspect_since_.erase({check, probe});
+          if (static_cast<double>(c.failed) / c.total < o_.ok_ratio) {
+            ++healthy;
+            if (auto ip = server_ips_.find({check, probe}); ip != server_ips_.end()) healthy_ips.insert(ip->second);
+          }
         }
       }
       if (failing.empty() || healthy == 0) continue;  // nothing failing, or failing everywhere
@@ -273,6 +281,17 @@ class Replay {
         const std::string probe = vp_key.substr(0, vp_key.find('\0'));
         const VantagePoint& vp = vps_[probe];
         for (int k = from; k < to; ++k) explained_[probe].insert(k);
+        if (!dns_checks) {
+          // Failing at an address no healthy vantage point reached: a wrong DNS answer, most
+          // likely. The dns checks get a whole window to say so before this counts here.
+          const auto ip = server_ips_.find({check, probe});
+          if (ip != server_ips_.end() && !healthy_ips.empty() && !healthy_ips.count(ip->second)) {
+            const int since = dns_suspect_since_.emplace(std::make_pair(check, probe), to).first->second;
+            if (to - since < to - from) {
+              continue;
+            }
+          }
+        }
         // One incident per failing network (reachability) or resolver (DNS), whatever it breaks.
         const std::string resolver = resolver_[{check, vp_key}];
         const std::string key = dns_checks ? "dns_failure resolver=" + resolver
@@ -299,6 +318,7 @@ class Replay {
           for (const auto& [alert_key, spans] : bgp_spans_) {
             for (const auto& span : spans) {
               if (span.from >= t1 || span.to < t0 || !covers(span.alert.prefix, ip)) continue;
+              claimed_bgp_.insert({alert_key, span.from});
               std::string what = span.alert.alert + " " + span.alert.prefix;
               if (span.alert.leaker_asn) {
                 what += " (leaker AS" + std::to_string(span.alert.leaker_asn) + ")";
@@ -324,6 +344,55 @@ class Replay {
 
   void reachability(int from, int to) { localized(from, to, false, connection_failure); }
   void dns(int from, int to) { localized(from, to, true, dns_failure); }
+
+  // A network whose resolver answers wrongly cannot reach what it was pointed at: the DNS failure
+  // is the incident, the connection failures behind it are its consequence (still explained).
+  void dns_takes_over() {
+    std::set<std::uint32_t> dns_asns;
+    for (const auto& [key, f] : findings_) {
+      if (f.incident.kind == "dns_failure") dns_asns.insert(f.incident.asns.begin(), f.incident.asns.end());
+    }
+    for (auto it = findings_.begin(); it != findings_.end();) {
+      const Incident& inc = it->second.incident;
+      const bool taken = inc.kind == "reachability_loss" &&
+                         std::all_of(inc.asns.begin(), inc.asns.end(), [&](auto a) { return dns_asns.count(a); });
+      it = taken ? findings_.erase(it) : std::next(it);
+    }
+  }
+
+  // BGP alerts open for the hold that no reachability finding carried during their episode.
+  void bgp(std::int64_t t) {
+    const std::int64_t hold = o_.bgp_hold_ns > 0 ? o_.bgp_hold_ns : o_.window_ns;
+    for (const auto& [alert_key, spans] : bgp_spans_) {
+      for (const auto& span : spans) {
+        if (span.from > t || span.to <= t || t - span.from < hold) continue;
+        if (claimed_bgp_.count({alert_key, span.from})) continue;
+        const BgpAlertRow& a = span.alert;
+        std::string id = "bgp_" + a.alert + " prefix=" + a.prefix;
+        if (a.leaker_asn) {
+          id += " leaker=AS" + std::to_string(a.leaker_asn);
+        } else if (a.origin_asn) {
+          id += " origin=AS" + std::to_string(a.origin_asn);
+        }
+        Finding& f = findings_[id];
+        f.immediate = true;  // the hold was its confirmation
+        Incident& inc = f.incident;
+        inc.id = id;
+        inc.kind = "bgp_" + a.alert;
+        inc.severity = a.alert == "unexpected_upstream" || a.alert == "rpki_invalid" ? "ticket" : "page";
+        add_unique(inc.prefixes, a.prefix);
+        if (a.leaker_asn) add_unique(inc.asns, a.leaker_asn);
+        if (a.origin_asn) add_unique(inc.asns, a.origin_asn);
+        std::string what = a.alert + " " + a.prefix;
+        if (a.leaker_asn) {
+          what += " (leaker AS" + std::to_string(a.leaker_asn) + ")";
+        } else if (a.origin_asn) {
+          what += " (origin AS" + std::to_string(a.origin_asn) + ")";
+        }
+        add_unique(inc.bgp_alerts, what);
+      }
+    }
+  }
 
   void spikes(int from, int to) {
     // The baseline ends one window before the current one: the minutes just before a spike is
@@ -361,6 +430,12 @@ class Replay {
         inc.severity = cls == 5 ? "page" : "ticket";
         add_unique(inc.endpoints, key.first);
         add_unique(inc.countries, key.second);
+        // The vantage points in that country see the same errors: their runs belong to this
+        // incident, not to the SLO.
+        for (const auto& [probe, vp] : vps_) {
+          if (vp.country != key.second) continue;
+          for (int k = from; k < to; ++k) explained_[probe].insert(k);
+        }
         for (auto asn : cls == 4 ? now.asns4 : now.asns5) add_unique(inc.asns, asn);
         inc.browser_reports["http.error " + cls_name] += x;
         inc.value = std::max(inc.value, p);
@@ -390,11 +465,11 @@ class Replay {
         return c;
       };
       auto burn = [&](const SloCounts& c) {
-        return c.total >= 10 ? static_cast<double>(c.bad) / c.total / budget : 0.0;
+        return c.total >= o_.slo_min_runs ? static_cast<double>(c.bad) / c.total / budget : 0.0;
       };
-      const SloCounts hour = window(3'600'000'000'000);
-      const double b5m = burn(window(300'000'000'000)), b1h = burn(hour);
-      const double b30m = burn(window(1'800'000'000'000)), b6h = burn(window(21'600'000'000'000));
+      const SloCounts hour = window(o_.slo_page_long_ns);
+      const double b5m = burn(window(o_.slo_page_short_ns)), b1h = burn(hour);
+      const double b30m = burn(window(o_.slo_ticket_short_ns)), b6h = burn(window(o_.slo_ticket_long_ns));
       const bool page = b1h >= 14.4 && b5m >= 14.4;
       const bool ticket = b6h >= 6 && b30m >= 6;
       if (!page && !ticket) continue;
@@ -436,6 +511,14 @@ class Replay {
       const auto status = i.id.find("status=");
       return i.id.substr(status + 7, 3) + " spike on " + i.endpoints.front() + buf;
     }
+    if (i.kind.rfind("bgp_", 0) == 0) {
+      std::string what = i.kind.substr(4);
+      std::replace(what.begin(), what.end(), '_', ' ');
+      std::string prefixes;
+      for (const auto& p : i.prefixes) prefixes += (prefixes.empty() ? "" : ", ") + p;
+      return what + " of " + prefixes + (i.asns.empty() ? "" : " (" + join_asns(i.asns) + ")") +
+             " seen in BGP; no vantage point lost reachability";
+    }
     char buf[160];
     std::snprintf(buf, sizeof buf, " burning its error budget %.1fx (p95 %.0f ms, p99 %.0f ms)", i.value, i.p95_ms,
                   i.p99_ms);
@@ -448,7 +531,7 @@ class Replay {
       st.clear = 0;
       ++st.seen;
       if (!st.open) {
-        if (st.seen >= o_.open_after) {
+        if (st.seen >= o_.open_after || f.immediate) {
           st.open = true;
           st.incident = f.incident;
           st.incident.id = key + " @" + format_rfc3339(from_unix_nanos(t)).substr(0, 19) + "Z";
@@ -456,7 +539,8 @@ class Replay {
           st.incident.opened_severity = st.incident.severity;
           st.incident.opened_ns = t;
           st.incident.resolved_ns = 0;
-          st.incident.runbook = "docs/runbooks/" + f.incident.kind + ".md";
+          st.incident.runbook =
+              "docs/runbooks/" + (f.incident.kind.rfind("bgp_", 0) == 0 ? std::string("bgp") : f.incident.kind) + ".md";
           st.incident.title = title(st.incident);
           out.events.push_back({t, "opened", st.incident});
         }
@@ -471,6 +555,7 @@ class Replay {
       for (const auto& x : f.incident.regions) add_unique(inc.regions, x);
       for (const auto& x : f.incident.countries) add_unique(inc.countries, x);
       for (const auto& x : f.incident.endpoints) add_unique(inc.endpoints, x);
+      for (const auto& x : f.incident.prefixes) add_unique(inc.prefixes, x);
       for (const auto& [k, v] : f.incident.failure_types) inc.failure_types[k] = std::max(inc.failure_types[k], v);
       for (const auto& [k, v] : f.incident.browser_reports) inc.browser_reports[k] = std::max(inc.browser_reports[k], v);
       for (const auto& x : f.incident.bgp_alerts) add_unique(inc.bgp_alerts, x);
@@ -521,6 +606,9 @@ class Replay {
   std::string key_buf_;
   std::map<std::pair<std::string, std::string>, std::map<int, SloCounts>> slo_;  // (check, probe)
   std::map<std::string, std::set<int>> explained_;  // probe -> minutes a localised finding explains
+  // (check, probe) -> the step since which it fails at an address no healthy vantage point reached
+  std::map<std::pair<std::string, std::string>, int> dns_suspect_since_;
+  std::set<std::pair<std::string, std::int64_t>> claimed_bgp_;  // (alert key, episode start) a reachability loss carried
   std::map<std::string, Finding> findings_;
   std::map<std::string, std::set<std::string>> failing_probes_;  // finding -> vantage points
   std::map<std::string, std::vector<std::uint32_t>> evidence_asns_;  // finding -> ASNs counted
@@ -573,7 +661,8 @@ std::string incident_json(const Incident& i) {
                      {"isps", i.isps},
                      {"regions", i.regions},
                      {"countries", i.countries},
-                     {"endpoints", i.endpoints}}},
+                     {"endpoints", i.endpoints},
+                     {"prefixes", i.prefixes}}},
                    {"evidence",
                     {{"failure_types", i.failure_types},
                      {"browser_reports", i.browser_reports},

@@ -19,6 +19,16 @@
 //       latency_ms): multi-window, multi-burn-rate alerts after the Google SRE workbook (page: burn
 //       rate >= 14.4 over 1 h and 5 min; ticket: >= 6 over 6 h and 30 min — the workbook pages on
 //       that one too), a window counting only with at least 10 runs; p95/p99 reported.
+//   bgp_<alert> (bgp_hijack, bgp_sub_prefix_hijack, bgp_route_leak, bgp_visibility_loss,
+//       bgp_unexpected_upstream, bgp_rpki_invalid) — an alert of the probes' bgp checks
+//       (docs/bgp.md) open for `bgp_hold` that no reachability_loss carries as evidence: a BGP
+//       event nobody's traffic has (yet) shown. One that a reachability loss carries is part of
+//       that incident, not one of its own (one outage, one incident).
+// One outage, one incident: a vantage point whose connection failures went to an address no
+// healthy vantage point reached looks like a wrong DNS answer — it counts toward
+// reachability_loss only after a whole window without a dns_failure from its ASN, which takes it
+// over; runs a localised incident explains (reachability, DNS, an error spike in the vantage
+// point's country) are left out of the SLO.
 // Incidents: a finding opens an incident after `open_after` consecutive evaluations (open), the
 // incident is ongoing while later evaluations still find it (its scope widens, its severity can
 // rise) and resolves after `resolve_after` consecutive evaluations without it (hysteresis: no
@@ -51,6 +61,13 @@ struct AnalyzerOptions {
   // slo_burn
   double slo_objective = 0.99;
   double latency_ms = 2000;
+  // Burn-rate windows (long, short) of the page and ticket alerts, and the runs a window needs.
+  std::int64_t slo_page_long_ns = 3'600'000'000'000, slo_page_short_ns = 300'000'000'000;
+  std::int64_t slo_ticket_long_ns = 21'600'000'000'000, slo_ticket_short_ns = 1'800'000'000'000;
+  int slo_min_runs = 10;
+  // bgp_<alert>: how long an alert stays open, unclaimed by a reachability loss, before it is an
+  // incident of its own (0: one window).
+  std::int64_t bgp_hold_ns = 0;
   // incidents
   int open_after = 2;
   int resolve_after = 5;
@@ -61,7 +78,7 @@ struct Incident {
   // "http_error_spike endpoint=/api/checkout status=4xx", "slo_burn check=checkout") and when it
   // opened: "reachability_loss asn=64502 @2026-11-22T01:52:00Z". The same in every replay.
   std::string id;
-  std::string kind;  // reachability_loss | dns_failure | http_error_spike | slo_burn
+  std::string kind;  // reachability_loss | dns_failure | http_error_spike | slo_burn | bgp_<alert>
   std::string severity;  // page | ticket | log (alerting pyramid); can rise while it lasts
   std::string opened_severity;  // the severity it opened with (Alertmanager's label)
   std::string status;    // open (this evaluation) | ongoing (seen again since) | resolved
@@ -76,6 +93,7 @@ struct Incident {
   std::vector<std::string> regions;
   std::vector<std::string> countries;
   std::vector<std::string> endpoints;
+  std::vector<std::string> prefixes;  // bgp_<alert>: the announced prefix
   // Evidence (from the evaluation that opened it, then the worst seen).
   std::map<std::string, double> failure_types;  // probe results by type
   std::map<std::string, double> browser_reports;  // weighted NEL/agent reports by type

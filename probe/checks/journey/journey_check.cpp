@@ -546,6 +546,12 @@ asio::awaitable<std::vector<CheckResult>> JourneyCheck::run(RunContext& ctx) {
     const auto step_start = std::chrono::steady_clock::now();
     const http::FetchResult fetched = co_await http::fetch(step_ctx, std::move(req), res, options);
     const net::HttpExchange& ex = fetched.last;
+    // The journey's address: the one its failing step connected to, else its first step's
+    // (the analysis compares it with what other vantage points reached: a DNS answer problem
+    // shows as a different address).
+    if (!fetched.server_ip.empty() && (r.target.server_ip.empty() || (fetched.failure && !failed_step))) {
+      r.target.server_ip = fetched.server_ip;
+    }
     s.phases = fetched.phases;
     s.redirects = fetched.redirects;
     s.body_bytes = ex.body_bytes;
