@@ -530,16 +530,16 @@ int main(int argc, char** argv) {
   std::string step = "60s", window = "5m", interval = "60s", lookback = "6h", settle;
   std::string baseline = "1h", bgp_hold, slo_page = "1h,5m", slo_ticket = "6h,30m";
   auto analysis_flags = [&](CLI::App* cmd) {
-    cmd->add_option("--open-after", aopts.open_after, "Evaluations with a finding before an incident opens")
-        ->check(CLI::Range(1, 1000));
-    cmd->add_option("--resolve-after", aopts.resolve_after, "Clean evaluations before an incident resolves")
-        ->check(CLI::Range(1, 1000));
     cmd->add_option("--alertmanager", nopts.alertmanagers, "Alertmanager base URL (API v2), e.g. http://127.0.0.1:9093");
     cmd->add_option("--webhook", nopts.webhooks, "POST each change as JSON to this URL");
     cmd->add_option("--runbook-base", nopts.runbook_base, "Prefix for runbook links, e.g. https://git.example.com/vantage/blob/main/");
     cmd->add_flag("!--no-save", nopts.save, "Do not store the incidents in the store's incidents table");
   };
   auto slo_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--open-after", aopts.open_after, "Evaluations with a finding before an incident opens")
+        ->check(CLI::Range(1, 1000));
+    cmd->add_option("--resolve-after", aopts.resolve_after, "Clean evaluations before an incident resolves")
+        ->check(CLI::Range(1, 1000));
     cmd->add_option("--slo-objective", aopts.slo_objective, "SLO objective for journeys and http checks")
         ->check(CLI::Range(0.5, 0.99999));
     cmd->add_option("--latency-ms", aopts.latency_ms, "A run slower than this counts against the SLO (ms)");

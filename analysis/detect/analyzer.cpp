@@ -55,6 +55,7 @@ struct Counts {
   int total = 0;
   int failed = 0;
   std::map<std::string, int> types;
+  std::set<std::string> failed_ips;  // the addresses failed runs went to
 };
 
 struct SpikeCounts {
@@ -108,6 +109,7 @@ class Replay {
     if (r.outcome != "ok") {
       ++c.failed;
       ++c.types[r.outcome];
+      if (r.check_kind != "dns" && !r.server_ip.empty()) c.failed_ips.insert(r.server_ip);
     }
     if (r.check_kind == "dns") resolver_[{r.check, vp_key}] = r.server_ip;
     if (r.check_kind != "dns" && !r.server_ip.empty()) server_ips_[{r.check, r.probe_id}] = r.server_ip;
@@ -167,6 +169,7 @@ class Replay {
       findings_.clear();
       failing_probes_.clear();
       evidence_asns_.clear();
+      evaluation_ = m;
       reachability(m - w, m);
       dns(m - w, m);
       dns_takes_over();
@@ -196,6 +199,7 @@ class Replay {
     a.total += b.total;
     a.failed += b.failed;
     for (const auto& [t, n] : b.types) a.types[t] += n;
+    a.failed_ips.insert(b.failed_ips.begin(), b.failed_ips.end());
   }
   static void merge(SpikeCounts& a, const SpikeCounts& b) {
     a.n += b.n;
@@ -282,14 +286,20 @@ class Replay {
         const VantagePoint& vp = vps_[probe];
         for (int k = from; k < to; ++k) explained_[probe].insert(k);
         if (!dns_checks) {
-          // Failing at an address no healthy vantage point reached: a wrong DNS answer, most
-          // likely. The dns checks get a whole window to say so before this counts here.
-          const auto ip = server_ips_.find({check, probe});
-          if (ip != server_ips_.end() && !healthy_ips.empty() && !healthy_ips.count(ip->second)) {
+          // Failing at addresses no healthy vantage point reached: a wrong DNS answer, most
+          // likely. The dns checks get a whole window to say so before this counts here, and
+          // while a DNS failure from this network was seen in the last window it is its part.
+          const bool elsewhere = !c.failed_ips.empty() && !healthy_ips.empty() &&
+                                 std::none_of(c.failed_ips.begin(), c.failed_ips.end(),
+                                              [&](const std::string& ip) { return healthy_ips.count(ip) > 0; });
+          if (elsewhere) {
             const int since = dns_suspect_since_.emplace(std::make_pair(check, probe), to).first->second;
-            if (to - since < to - from) {
+            const auto dns_seen = dns_seen_.find(vp.asn);
+            if (to - since < to - from || (dns_seen != dns_seen_.end() && to - dns_seen->second <= to - from)) {
               continue;
             }
+          } else {
+            dns_suspect_since_.erase({check, probe});
           }
         }
         // One incident per failing network (reachability) or resolver (DNS), whatever it breaks.
@@ -352,6 +362,7 @@ class Replay {
     for (const auto& [key, f] : findings_) {
       if (f.incident.kind == "dns_failure") dns_asns.insert(f.incident.asns.begin(), f.incident.asns.end());
     }
+    for (auto asn : dns_asns) dns_seen_[asn] = evaluation_;
     for (auto it = findings_.begin(); it != findings_.end();) {
       const Incident& inc = it->second.incident;
       const bool taken = inc.kind == "reachability_loss" &&
@@ -608,6 +619,8 @@ class Replay {
   std::map<std::string, std::set<int>> explained_;  // probe -> minutes a localised finding explains
   // (check, probe) -> the step since which it fails at an address no healthy vantage point reached
   std::map<std::pair<std::string, std::string>, int> dns_suspect_since_;
+  std::map<std::uint32_t, int> dns_seen_;  // ASN -> the last evaluation with a dns_failure from it
+  int evaluation_ = 0;
   std::set<std::pair<std::string, std::int64_t>> claimed_bgp_;  // (alert key, episode start) a reachability loss carried
   std::map<std::string, Finding> findings_;
   std::map<std::string, std::set<std::string>> failing_probes_;  // finding -> vantage points

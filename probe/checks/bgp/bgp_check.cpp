@@ -194,8 +194,11 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
   void apply(RouteEvent* begin, RouteEvent* end, Source& source) {
     const auto now_us = to_unix_nanos(services.clock.utc_now()) / 1000;
     for (RouteEvent* e = begin; e != end; ++e) {
-      // Some routers leave the BMP per-peer timestamp at zero: then it happened now.
-      if (e->time_us <= 0) e->time_us = now_us;
+      // A BMP stream is live: what it says happened when it arrives. Per-peer header timestamps
+      // are router-specific (RFC 7854 §4.2 allows either the route's or the message's time; FRR
+      // 8.4 stamps a replaced path with its predecessor's time, some routers send zero), so an
+      // alert would otherwise open in the past. MRT records keep their own times.
+      if (source.id_seed.empty() || e->time_us <= 0) e->time_us = now_us;
       const bool session = e->kind == RouteEvent::Kind::peer_down || e->kind == RouteEvent::Kind::peer_up;
       const vantage::bgp::MonitoredPrefix* m =
           session || e->kind == RouteEvent::Kind::end_of_rib ? nullptr : monitor.monitored(e->prefix);

@@ -1,0 +1,647 @@
+#!/usr/bin/env python3
+"""The lab: several ISPs, an origin, a collector and BGP emulated on one machine with Linux network
+namespaces and veth links (regions/lab/lab.yml describes them; docs/lab.md explains them).
+
+    lab.py cleanup      removes whatever a killed run left: processes in the lab's namespaces,
+                        the namespaces, /etc/netns/vlab-*, /tmp/vantage-lab-*
+
+Everything the lab starts runs inside one of its namespaces (so `cleanup` finds it), under a
+temporary directory /tmp/vantage-lab-XXXX removed by stop(). Needs root, iproute2, nginx with njs,
+unbound, Chromium, ExaBGP, FRR and MaxMind's DB writer (scripts/install-deps installs them).
+
+Faults (Lab.inject / Lab.remove) are what scenarios (regions/lab/scenarios/*.yml) are made of:
+  blackhole    {isp}                 the core router drops the ISP's packets to the origin's prefix
+  dns_hijack   {isp, name, address}  the ISP's resolver answers `name` with `address`
+  waf_block    {isp}                 the origin answers 403 to the ISP's prefix on /api/ (a WAF rule)
+  latency      {endpoint, ms}        the origin delays one API endpoint (e.g. checkout)
+  bgp_announce {prefix, as_path}     the BGP upstream announces a route (removal: the baseline
+                                     route again, or a withdrawal)
+"""
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import bgp_lab  # noqa: E402
+
+PREFIX = "vlab"                       # namespace and interface names start with it
+CORE, ORIGIN, COLL = f"{PREFIX}-core", f"{PREFIX}-origin", f"{PREFIX}-coll"
+BGP_NAME = f"{PREFIX}-bgp"            # bgp_lab namespaces: vlab-bgp-spk, vlab-bgp-rtr
+TMP_GLOB = "/tmp/vantage-lab-*"
+BLACKHOLE_TABLE = 100
+NGINX_NJS = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+CHROMIUM = "/usr/bin/chromium"
+SHOP, COLLECTOR_HOST, NS_HOST = "shop.lab.test", "collector.lab.test", "ns.lab.test"
+
+
+def load_config(path=os.path.join(HERE, "lab.yml")):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def run(*cmd, check=True, input=None):
+    p = subprocess.run(cmd, capture_output=True, text=True, input=input)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit status {p.returncode}: {(p.stderr or p.stdout).strip()}")
+    return p
+
+
+def requirements():
+    """What is missing to run the lab, as one sentence, or None."""
+    if os.geteuid() != 0:
+        return ("the lab needs root: it creates network namespaces and veth links "
+                "(run it as root, or with sudo)")
+    missing = [c for c in ("ip", "nginx", "unbound", "unbound-control", "perl", "exabgp", "openssl", "certutil")
+               if not shutil.which(c)]
+    missing += [p for p in (CHROMIUM, NGINX_NJS, bgp_lab.BGPD) if not os.path.exists(p)]
+    if run("perl", "-MMaxMind::DB::Writer::Tree", "-e", "1", check=False).returncode != 0:
+        missing.append("MaxMind::DB::Writer (libmaxmind-db-writer-perl)")
+    if missing:
+        return "the lab needs " + ", ".join(missing) + " (scripts/install-deps installs them)"
+    return None
+
+
+def ns_exec(ns, *cmd):
+    return ["ip", "netns", "exec", ns, *cmd]
+
+
+def seconds(text):
+    text = str(text)
+    for suffix, scale in (("ms", 0.001), ("s", 1), ("m", 60)):
+        if text.endswith(suffix) and text[:-len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[:-len(suffix)]) * scale
+    raise ValueError(f"not a duration like 5s or 2m: {text!r}")
+
+
+class Lab:
+    def __init__(self, binaries, config=None, log=print):
+        self.cfg = config or load_config()
+        self.bin = binaries  # {"probe": path, "collector": path, "vantage": path}
+        self.log = log
+        self.dir = None
+        self.procs = {}
+        self.isps = {i["id"]: i for i in self.cfg["isps"]}
+        self.faults_state = {}   # the origin's faults.json
+        self.bgp = None
+        self.tokens = {}
+        self.started = False
+
+    # -- addresses ---------------------------------------------------------------------------
+    def isp_ns(self, isp_id):
+        return f"{PREFIX}-{isp_id}"
+
+    def isp_addr(self, isp_id, host):
+        net = self.isps[isp_id]["subnet"].split("/")[0].rsplit(".", 1)[0]
+        return f"{net}.{host}"
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self):
+        missing = requirements()
+        if missing:
+            raise SystemExit(f"lab: {missing}")
+        cleanup(quiet=True)  # what a killed run left
+        self.dir = tempfile.mkdtemp(prefix="vantage-lab-")
+        os.chmod(self.dir, 0o755)
+        self.started = True
+        self.network()
+        self.certificates()
+        self.mmdb()
+        self.start_origin()
+        self.start_collector()
+        for isp_id in self.isps:
+            self.start_resolver(isp_id)
+        self.wait_ready()
+        self.start_bgp()
+        for isp_id in self.isps:
+            self.start_probe(isp_id)
+        for isp_id in self.isps:
+            self.start_user(isp_id)
+        return self
+
+    def stop(self):
+        """Stops everything and removes the namespaces and the temporary directory (idempotent)."""
+        for key, p in reversed(list(self.procs.items())):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for key, p in self.procs.items():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        self.procs.clear()
+        cleanup(quiet=True)
+        self.dir = None
+
+    def spawn(self, key, ns, cmd, env=None):
+        log = open(self.path(f"{key}.log"), "a")
+        self.procs[key] = subprocess.Popen(ns_exec(ns, *cmd), stdout=log, stderr=log, env=env, cwd=self.dir,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        return self.procs[key]
+
+    def read_log(self, key):
+        try:
+            with open(self.path(f"{key}.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    # -- the network -------------------------------------------------------------------------
+    def network(self):
+        o, c = self.cfg["origin"], self.cfg["collector"]
+        namespaces = [CORE, ORIGIN, COLL] + [self.isp_ns(i) for i in self.isps]
+        for ns in namespaces:
+            run("ip", "netns", "add", ns)
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+        run(*ns_exec(CORE, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
+
+        def link(peer_ns, core_if, core_addr, peer_addr, prefix_len):
+            run("ip", "-n", CORE, "link", "add", core_if, "type", "veth", "peer", "name", "eth0", "netns", peer_ns)
+            run("ip", "-n", CORE, "addr", "add", f"{core_addr}/{prefix_len}", "dev", core_if)
+            run("ip", "-n", peer_ns, "addr", "add", f"{peer_addr}/{prefix_len}", "dev", "eth0")
+            run("ip", "-n", CORE, "link", "set", core_if, "up")
+            run("ip", "-n", peer_ns, "link", "set", "eth0", "up")
+            run("ip", "-n", peer_ns, "route", "add", "default", "via", core_addr)
+
+        # Origin and collector: a /30 transfer network each, their service addresses behind it.
+        link(ORIGIN, f"{PREFIX}-o", "10.254.0.1", "10.254.0.2", 30)
+        for a in (o["web"], o["dns"]):
+            run("ip", "-n", ORIGIN, "addr", "add", f"{a}/32", "dev", "eth0")
+        run("ip", "-n", CORE, "route", "add", o["prefix"], "via", "10.254.0.2")
+        run("ip", "-n", CORE, "route", "replace", f"{o['dns']}/32", "via", "10.254.0.2")  # the DNS host
+        link(COLL, f"{PREFIX}-c", "10.254.0.5", "10.254.0.6", 30)
+        run("ip", "-n", COLL, "addr", "add", f"{c['address']}/32", "dev", "eth0")
+        run("ip", "-n", CORE, "route", "add", f"{c['address']}/32", "via", "10.254.0.6")
+        # ISPs: the core is each one's gateway (.1); the ISP's hosts share .2.
+        for isp_id, isp in self.isps.items():
+            plen = int(isp["subnet"].split("/")[1])
+            link(self.isp_ns(isp_id), f"{PREFIX}-{isp_id}", self.isp_addr(isp_id, 1), self.isp_addr(isp_id, 2), plen)
+            # Chromium and the probe read resolv.conf: `ip netns exec` shows them this one.
+            os.makedirs(f"/etc/netns/{self.isp_ns(isp_id)}", exist_ok=True)
+            with open(f"/etc/netns/{self.isp_ns(isp_id)}/resolv.conf", "w") as f:
+                f.write(f"# vantage lab: {isp['name']}'s resolver\nnameserver {self.isp_addr(isp_id, 2)}\n")
+
+    # -- certificates and the lab MMDB ----------------------------------------------------------
+    def certificates(self):
+        d = self.path("certs")
+        os.makedirs(d)
+
+        def ssl(*args):
+            run("openssl", *args)
+
+        ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem",
+            "-days", "7", "-subj", "/CN=Vantage Lab CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        for name in (SHOP, COLLECTOR_HOST):
+            ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr",
+                "-subj", f"/CN={name}")
+            ext = f"{d}/{name}.ext"
+            with open(ext, "w") as f:
+                f.write(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
+            ssl("x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
+                "-CAcreateserial", "-out", f"{d}/{name}.pem", "-days", "7", "-extfile", ext)
+        self.ca = f"{d}/ca.pem"
+
+    def mmdb(self):
+        networks = [{"network": i["subnet"], "asn": i["asn"], "isp": i["name"], "country": i["country"],
+                     "city": i["city"]} for i in self.isps.values()]
+        spec = self.path("mmdb-networks.json")
+        with open(spec, "w") as f:
+            json.dump(networks, f)
+        run("perl", os.path.join(HERE, "mmdb", "write-lab-mmdb.pl"), spec, self.path())
+        self.city_db, self.asn_db = self.path("Lab-City.mmdb"), self.path("Lab-ASN.mmdb")
+
+    # -- the origin: nginx + njs (the demo shop) and the authoritative DNS server -------------
+    def site_headers(self):
+        out = run(self.bin["collector"], "headers", "--site", f"https://{SHOP}", "--collector",
+                  f"https://{COLLECTOR_HOST}", "--nel-success-fraction", "1", "--nel-failure-fraction", "1",
+                  "--max-age", "3600").stdout
+        headers, agent = {}, ""
+        for line in out.splitlines():
+            if line.startswith(("Reporting-Endpoints:", "Report-To:", "NEL:")):
+                k, v = line.split(": ", 1)
+                headers[k] = v
+            elif line.startswith("<script"):
+                agent = line
+        return headers, agent
+
+    def start_origin(self):
+        o = self.cfg["origin"]
+        state = self.path("origin")
+        www = self.path("www")
+        os.makedirs(state)
+        os.makedirs(www)
+        self.shop_password = "lab-" + os.urandom(8).hex()
+        with open(os.path.join(state, "config.json"), "w") as f:
+            json.dump({"shop_password": self.shop_password}, f)
+        self.write_faults()
+        open(os.path.join(state, "requests.jsonl"), "w").close()
+        headers, agent = self.site_headers()
+        with open(os.path.join(HERE, "www", "index.html")) as f:
+            page = f.read().replace("<!-- vantage agent -->", agent)
+        with open(os.path.join(www, "index.html"), "w") as f:
+            f.write(page)
+        add_headers = "".join(f"        add_header {k} '{v}' always;\n" for k, v in headers.items())
+        certs = self.path("certs")
+        conf = self.path("nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""load_module {NGINX_NJS};
+worker_processes 1;
+pid {self.path('nginx.pid')};
+error_log {self.path('nginx-error.log')} warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {self.path('nginx-access.log')};
+    client_body_temp_path {state}/tmp;
+    proxy_temp_path {state}/tmp;
+    fastcgi_temp_path {state}/tmp;
+    uwsgi_temp_path {state}/tmp;
+    scgi_temp_path {state}/tmp;
+    default_type text/html;
+    keepalive_timeout 5s;
+    js_import api from {os.path.join(HERE, "origin", "api.js")};
+    server {{
+        listen {o['web']}:443 ssl;
+        server_name {SHOP};
+        ssl_certificate {certs}/{SHOP}.pem;
+        ssl_certificate_key {certs}/{SHOP}.key;
+        root {www};
+{add_headers}
+        location = / {{ try_files /index.html =404; }}
+        location = /favicon.ico {{ return 204; }}
+        location /api/ {{ set $origin_dir {state}; js_content api.api; }}
+    }}
+}}
+""")
+        os.makedirs(os.path.join(state, "tmp"))
+        subprocess.run(["chmod", "-R", "a+rX", self.dir], check=True)
+        subprocess.run(["chmod", "-R", "a+rwX", state], check=True)
+        self.spawn("nginx", ORIGIN, ["nginx", "-c", conf, "-p", self.dir, "-e", self.path("nginx-error.log"),
+                                     "-g", "daemon off;"])
+        # The authoritative server for lab.test (unbound's auth-zone).
+        zone = self.path("lab.test.zone")
+        records = [f"@ 60 IN SOA {NS_HOST}. hostmaster.lab.test. 1 3600 600 86400 1",
+                   f"@ 60 IN NS {NS_HOST}.", f"ns 60 IN A {o['dns']}",
+                   f"shop 5 IN A {o['web']}", f"www.shop 5 IN A {o['web']}",
+                   f"collector 60 IN A {self.cfg['collector']['address']}"]
+        with open(zone, "w") as f:
+            f.write("$ORIGIN lab.test.\n" + "\n".join(records) + "\n")
+        self.unbound("auth", ORIGIN, o["dns"], f"""
+    local-zone: "test." nodefault
+auth-zone:
+    name: "lab.test."
+    zonefile: "{zone}"
+    for-downstream: yes
+    for-upstream: no
+""", access="0.0.0.0/0 allow")
+
+    def unbound(self, key, ns, address, extra, access):
+        conf = self.path(f"unbound-{key}.conf")
+        with open(conf, "w") as f:
+            f.write(f"""server:
+    interface: {address}
+    port: 53
+    do-ip6: no
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "{self.dir}"
+    pidfile: "{self.path(f'unbound-{key}.pid')}"
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    access-control: {access}
+    module-config: "iterator"
+    qname-minimisation: no
+    num-threads: 1
+    cache-max-ttl: 5
+    cache-max-negative-ttl: 1
+{extra}
+remote-control:
+    control-enable: yes
+    control-interface: {self.path(f'unbound-{key}.ctl')}
+    control-use-cert: no
+""")
+        self.spawn(f"unbound-{key}", ns, ["unbound", "-d", "-c", conf])
+        return conf
+
+    def start_resolver(self, isp_id):
+        """The ISP's recursive resolver: asks ns.lab.test for lab.test, like any resolver would."""
+        o = self.cfg["origin"]
+        self.unbound(isp_id, self.isp_ns(isp_id), self.isp_addr(isp_id, 2), f"""
+    local-zone: "test." nodefault
+    do-not-query-localhost: no
+stub-zone:
+    name: "lab.test."
+    stub-addr: {o['dns']}
+""", access=f"{self.isps[isp_id]['subnet']} allow\n    access-control: 10.254.0.0/16 allow")
+
+    # -- the collector -----------------------------------------------------------------------
+    def start_collector(self):
+        c = self.cfg["collector"]
+        probes = []
+        for isp_id in list(self.isps) + ["bgp"]:
+            token = os.urandom(16).hex()
+            self.tokens[isp_id] = token
+            probes.append({"id": self.probe_id(isp_id), "token_env": f"VANTAGE_TOKEN_{isp_id.upper()}"})
+        self.db = self.path("collector.db")
+        config = {
+            "listen": f"{c['address']}:443",
+            "threads": 1,
+            "tls": {"cert_file": self.path("certs", f"{COLLECTOR_HOST}.pem"),
+                    "key_file": self.path("certs", f"{COLLECTOR_HOST}.key")},
+            "allowed_origins": [f"https://{SHOP}"],
+            "geoip": {"city_db": self.city_db, "asn_db": self.asn_db},
+            "limits": {"per_ip": {"rate": 200, "burst": 1000}},
+            "store": {"sqlite": self.db, "commit_interval": "100ms"},
+            "probes": probes,
+        }
+        path = self.path("collector.yaml")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=2)
+        env = dict(os.environ, **{f"VANTAGE_TOKEN_{k.upper()}": v for k, v in self.tokens.items()})
+        self.spawn("collector", COLL, [self.bin["collector"], "--config", path], env=env)
+
+    def probe_id(self, isp_id):
+        if isp_id == "bgp":
+            return f"{self.cfg['bgp']['isp']}-border-bmp"
+        return f"{isp_id}-probe"
+
+    # -- the vantage points ------------------------------------------------------------------
+    def start_probe(self, isp_id):
+        isp = self.isps[isp_id]
+        t = self.cfg["timing"]
+        interval = t["probe_interval"]
+        timeout = f"{int(seconds(t['connect_timeout']) * 2000)}ms"
+        o = self.cfg["origin"]
+        config = {
+            "vantage_point": {"id": self.probe_id(isp_id), "region": isp["region"], "country": isp["country"],
+                              "city": isp["city"], "asn": isp["asn"], "isp": isp["name"]},
+            "collector": {"url": f"https://{COLLECTOR_HOST}/v1/results", "token_env": "VANTAGE_PROBE_TOKEN",
+                          "spool_dir": self.path(f"spool-{isp_id}"), "flush_interval": "200ms",
+                          "tls": {"ca_file": self.ca}},
+            "defaults": {"interval": interval, "timeout": timeout},
+            "checks": [
+                {"id": "shop-home", "kind": "http", "url": f"https://{SHOP}/", "tls": {"ca_file": self.ca},
+                 "expect": {"status": [200], "body_matches": "Welcome"}},
+                {"id": "shop-api-catalog", "kind": "http", "url": f"https://{SHOP}/api/products",
+                 "tls": {"ca_file": self.ca}, "expect": {"status": [200]}},
+                {"id": "shop-dns", "kind": "dns", "name": SHOP, "type": "A",
+                 "resolvers": [f"{self.isp_addr(isp_id, 2)}:53"],
+                 "expect": {"rcode": "NOERROR", "answers_within": [o["prefix"]]}},
+                {"id": "checkout", "kind": "journey", "timeout": "4s",
+                 "include": os.path.join(ROOT, "regions", "journeys", "checkout.yaml"),
+                 "variables": {"base": f"https://{SHOP}", "user": f"lab-{isp_id}"},
+                 "tls": {"ca_file": self.ca}},
+            ],
+        }
+        path = self.path(f"probe-{isp_id}.yaml")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=2)
+        env = dict(os.environ, VANTAGE_PROBE_TOKEN=self.tokens[isp_id], SHOP_PROBE_PASSWORD=self.shop_password)
+        self.spawn(f"probe-{isp_id}", self.isp_ns(isp_id),
+                   [self.bin["probe"], "--config", path, "--output", self.path(f"probe-{isp_id}.jsonl")], env=env)
+
+    def start_user(self, isp_id):
+        """A user of the ISP: headless Chromium on the shop's page, which browses the catalogue
+        twice a second; the page's agent and NEL report to the collector."""
+        home = self.path(f"home-{isp_id}")
+        nssdb = os.path.join(home, ".pki", "nssdb")
+        os.makedirs(nssdb)
+        run("certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password")
+        run("certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "vantage-lab-ca", "-i", self.ca)
+        self.spawn(f"user-{isp_id}", self.isp_ns(isp_id),
+                   [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--short-reporting-delay", "--js-flags=--max-old-space-size=64",
+                    f"--user-data-dir={os.path.join(home, 'profile')}", f"https://{SHOP}/"],
+                   env=dict(os.environ, HOME=home))
+
+    # -- BGP: ExaBGP -> FRR (the ISP's border router) -> BMP -> a probe's bgp check ------------
+    def start_bgp(self):
+        b = self.cfg["bgp"]
+        os.makedirs(self.path("bgp"))
+        self.bgp = bgp_lab.BgpLab(name=BGP_NAME, directory=self.path("bgp"))
+        self.bgp.create()
+        rtr = self.bgp.router_ns
+        # The router reaches the collector through the core.
+        run("ip", "-n", CORE, "link", "add", f"{PREFIX}-b", "type", "veth", "peer", "name", "eth1", "netns", rtr)
+        run("ip", "-n", CORE, "addr", "add", "10.254.0.9/30", "dev", f"{PREFIX}-b")
+        run("ip", "-n", rtr, "addr", "add", "10.254.0.10/30", "dev", "eth1")
+        run("ip", "-n", CORE, "link", "set", f"{PREFIX}-b", "up")
+        run("ip", "-n", rtr, "link", "set", "eth1", "up")
+        run("ip", "-n", rtr, "route", "add", "default", "via", "10.254.0.9")
+        isp = self.isps[b["isp"]]
+        o = self.cfg["origin"]
+        prefixes = self.path("bgp-prefixes.yml")
+        with open(prefixes, "w") as f:
+            f.write(f"{o['prefix']}:\n  description: the lab origin (shop.lab.test)\n  asn: [{o['asn']}]\n"
+                    f"  ignoreMorespecifics: false\noptions:\n  min_peers: 1\n")
+        shutil.copy(os.path.join(HERE, "bgp", "lab-as-rel.txt"), self.path("as-rel.txt"))
+        config = {
+            "vantage_point": {"id": self.probe_id("bgp"), "region": isp["region"], "country": isp["country"],
+                              "asn": isp["asn"], "isp": isp["name"]},
+            "collector": {"url": f"https://{COLLECTOR_HOST}/v1/results", "token_env": "VANTAGE_PROBE_TOKEN",
+                          "spool_dir": self.path("spool-bgp"), "flush_interval": "200ms",
+                          "tls": {"ca_file": self.ca}},
+            "checks": [{"id": "origin-prefix-bgp", "kind": "bgp", "interval": "5s", "prefixes": prefixes,
+                        "as_rel": self.path("as-rel.txt"),
+                        "bmp": {"listen": f"127.0.0.1:{bgp_lab.BMP_PORT}"}}],
+        }
+        path = self.path("probe-bgp.yaml")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=2)
+        # /etc/hosts-free: the router namespace resolves collector.lab.test through ISP 1's resolver.
+        os.makedirs(f"/etc/netns/{rtr}", exist_ok=True)
+        with open(f"/etc/netns/{rtr}/resolv.conf", "w") as f:
+            f.write(f"nameserver {self.isp_addr(b['isp'], 2)}\n")
+        env = dict(os.environ, VANTAGE_PROBE_TOKEN=self.tokens["bgp"])
+        self.spawn("probe-bgp", rtr, [self.bin["probe"], "--config", path, "--output", self.path("probe-bgp.jsonl")],
+                   env=env)
+        wait(lambda: "bgp.bmp_listening" in self.read_log("probe-bgp"), 15, "the bgp check's BMP listener")
+        self.bgp.start_router()
+        self.bgp.start_speaker()
+        wait(lambda: "bgp.bmp_session_up" in self.read_log("probe-bgp"), 30, "FRR's BMP session to the probe")
+        wait(self.bgp.established, 60, "the eBGP session ExaBGP -> FRR")
+        for r in b["routes"]:
+            self.bgp.announce(r["prefix"], r["as_path"])
+        wait(lambda: '"route_event"' in self.file(self.path("probe-bgp.jsonl")), 20, "the baseline route over BMP")
+
+    @staticmethod
+    def file(path):
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    # -- readiness ---------------------------------------------------------------------------
+    def wait_ready(self):
+        o = self.cfg["origin"]
+        for isp_id in self.isps:
+            ns = self.isp_ns(isp_id)
+
+            def resolves():
+                p = run(*ns_exec(ns, "getent", "ahostsv4", SHOP), check=False)
+                return o["web"] in p.stdout
+
+            wait(resolves, 20, f"{SHOP} through {self.isps[isp_id]['name']}'s resolver")
+            for url in (f"https://{SHOP}/", f"https://{COLLECTOR_HOST}/healthz"):
+                wait(lambda: run(*ns_exec(ns, "curl", "-sf", "--max-time", "2", "--cacert", self.ca, "-o",
+                                          "/dev/null", url), check=False).returncode == 0,
+                     20, f"{url} from {self.isps[isp_id]['name']}")
+
+    # -- faults ------------------------------------------------------------------------------
+    def write_faults(self):
+        path = self.path("origin", "faults.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(self.faults_state, f)
+        os.chmod(path + ".tmp", 0o666)
+        os.rename(path + ".tmp", path)
+
+    def describe(self, fault):
+        (kind, a), = fault.items()
+        if kind == "blackhole":
+            return (f"the core router drops {self.isps[a['isp']]['name']}'s packets ({self.isps[a['isp']]['subnet']}) "
+                    f"to the origin ({self.cfg['origin']['prefix']})")
+        if kind == "dns_hijack":
+            return f"{self.isps[a['isp']]['name']}'s resolver answers {a['name']} with {a['address']}"
+        if kind == "waf_block":
+            return f"the origin's WAF answers 403 on /api/ to {self.isps[a['isp']]['name']} ({self.isps[a['isp']]['subnet']})"
+        if kind == "latency":
+            return f"the origin delays {a['endpoint']} by {a['ms']} ms"
+        if kind == "bgp_announce":
+            return f"BGP: {a['prefix']} announced with AS path {' '.join(map(str, a['as_path']))}"
+        raise ValueError(f"unknown fault {kind!r}")
+
+    def inject(self, fault):
+        self.apply(fault, True)
+
+    def remove(self, fault):
+        self.apply(fault, False)
+
+    def apply(self, fault, on):
+        (kind, a), = fault.items()
+        if kind == "blackhole":
+            subnet, prefix = self.isps[a["isp"]]["subnet"], self.cfg["origin"]["prefix"]
+            if on:
+                run("ip", "-n", CORE, "route", "add", "blackhole", prefix, "table", str(BLACKHOLE_TABLE))
+                run("ip", "-n", CORE, "rule", "add", "from", subnet, "to", prefix, "table", str(BLACKHOLE_TABLE),
+                    "priority", "100")
+            else:
+                run("ip", "-n", CORE, "rule", "del", "priority", "100")
+                run("ip", "-n", CORE, "route", "flush", "table", str(BLACKHOLE_TABLE))
+        elif kind == "dns_hijack":
+            ctl = ["unbound-control", "-c", self.path(f"unbound-{a['isp']}.conf")]
+            if on:
+                run(*ctl, "local_data", f"{a['name']}. 5 IN A {a['address']}")
+            else:
+                run(*ctl, "local_data_remove", f"{a['name']}.")
+            run(*ctl, "flush", f"{a['name']}.")
+        elif kind == "waf_block":
+            if on:
+                self.faults_state["deny_prefix"] = self.isps[a["isp"]]["subnet"]
+            else:
+                self.faults_state.pop("deny_prefix", None)
+            self.write_faults()
+        elif kind == "latency":
+            lat = self.faults_state.setdefault("latency_ms", {})
+            if on:
+                lat[a["endpoint"]] = int(a["ms"])
+            else:
+                lat.pop(a["endpoint"], None)
+            self.write_faults()
+        elif kind == "bgp_announce":
+            baseline = {r["prefix"]: r for r in self.cfg["bgp"]["routes"]}
+            if on:
+                self.bgp.announce(a["prefix"], a["as_path"])
+            elif a["prefix"] in baseline:
+                self.bgp.announce(a["prefix"], baseline[a["prefix"]]["as_path"])
+            else:
+                self.bgp.withdraw(a["prefix"])
+        else:
+            raise ValueError(f"unknown fault {kind!r}")
+
+
+def wait(predicate, timeout, what, interval=0.1):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise RuntimeError(f"lab: timed out after {timeout:.0f} s waiting for {what}")
+
+
+def lab_namespaces():
+    try:
+        return sorted(n for n in os.listdir("/run/netns") if n.startswith(PREFIX + "-"))
+    except FileNotFoundError:
+        return []
+
+
+def cleanup(quiet=False):
+    """Kills every process in the lab's namespaces, deletes them, /etc/netns/vlab-* and the
+    temporary directories (idempotent). Returns what it removed."""
+    removed = []
+    for ns in lab_namespaces():
+        pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        end = time.time() + 5
+        while run("ip", "netns", "pids", ns, check=False).stdout.split() and time.time() < end:
+            time.sleep(0.05)
+        run("ip", "netns", "del", ns, check=False)
+        removed.append(f"namespace {ns}" + (f" ({len(pids)} processes)" if pids else ""))
+    for d in glob.glob(f"/etc/netns/{PREFIX}-*"):
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    for d in glob.glob(TMP_GLOB):
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    if not quiet:
+        print("lab cleanup: " + ("removed " + ", ".join(removed) if removed else "nothing to remove"))
+    return removed
+
+
+def leftovers():
+    """What of the lab still exists: namespaces, veth links in the root namespace, processes,
+    files. Empty when the lab is gone."""
+    out = [f"namespace {n}" for n in lab_namespaces()]
+    links = run("ip", "-o", "link", "show", check=False).stdout
+    out += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if f" {PREFIX}-" in line]
+    out += glob.glob(TMP_GLOB) + glob.glob(f"/etc/netns/{PREFIX}-*")
+    ps = run("ps", "-eo", "pid=,args=", check=False).stdout
+    out += [f"process {line.strip()}" for line in ps.splitlines()
+            if "vantage-lab-" in line and "ps -eo" not in line]
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 2 and sys.argv[1] == "cleanup":
+        if os.geteuid() != 0:
+            sys.exit("lab cleanup needs root (it deletes network namespaces)")
+        cleanup()
+    else:
+        print(__doc__)
+        sys.exit(2)

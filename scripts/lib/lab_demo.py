@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""The main job (scripts/demo): starts the lab (regions/lab/lab.py), runs the scenario timeline
+(regions/lab/scenarios/demo.yml), prints incidents as `vantage watch` opens and resolves them,
+checks each against its scenario's expectation, prints the per-ISP report, writes the HTML
+report, replays a real RIS RIB through the BGP monitor, and tears the lab down — also on Ctrl-C
+or a failure.
+
+    lab_demo.py PROBE COLLECTOR VANTAGE [--out DIR] [--json FILE] [--timeline FILE]
+
+Exit status: 0 when every scenario opened exactly its one expected incident in time and it
+resolved, and nothing else opened; 1 otherwise; 2 when the lab cannot run here (not root, a
+missing package).
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_DIR = os.path.join(ROOT, "regions", "lab")
+sys.path.insert(0, LAB_DIR)
+import lab as labmod  # noqa: E402
+import yaml  # noqa: E402
+
+RIS_RIB = os.path.join(ROOT, "tests", "data", "bgp", "bgpdump", "bview.20020722.2337.gz")
+RIS_PREFIXES = os.path.join(LAB_DIR, "bgp", "ris-rrc05-2002.yml")
+
+
+def now_ns():
+    return time.time_ns()
+
+
+def rfc3339(ns):
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text):
+    return int(datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp() * 1e9)
+
+
+class Demo:
+    def __init__(self, args):
+        self.args = args
+        args.vantage = os.path.abspath(args.vantage)
+        self.binaries = {"probe": os.path.abspath(args.probe), "collector": os.path.abspath(args.collector),
+                         "vantage": args.vantage}
+        self.cfg = labmod.load_config()
+        with open(args.timeline) as f:
+            self.timeline = yaml.safe_load(f)
+        self.scenarios = {}
+        for step in self.timeline["timeline"]:
+            with open(os.path.join(os.path.dirname(args.timeline), step["scenario"] + ".yml")) as f:
+                self.scenarios[step["scenario"]] = yaml.safe_load(f)
+        self.interval = labmod.seconds(self.cfg["timing"]["probe_interval"])
+        self.flags = [str(x) for x in self.cfg["timing"]["analysis"]]
+        self.t0 = None
+        self.watch = None
+        self.watch_lines = []
+        self.lab = None
+        self.summary = {}
+
+    def clock(self):
+        return f"[{(time.time() - self.t0 / 1e9) if self.t0 else 0:5.1f}s]"
+
+    def say(self, text):
+        print(f"{self.clock()} {text}" if self.t0 else text, flush=True)
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self):
+        isps = self.cfg["isps"]
+        print("== Vantage lab: an origin, a collector and three ISPs in network namespaces (root), nothing leaves "
+              "the machine")
+        for i in isps:
+            print(f"   {i['name']:<18} AS{i['asn']} {i['country']} {i['subnet']:<13} vantage point, resolver "
+                  f"(unbound), a user (headless Chromium)")
+        print(f"   origin: shop.lab.test {self.cfg['origin']['web']} (nginx, AS{self.cfg['origin']['asn']}), "
+              f"collector.lab.test {self.cfg['collector']['address']}; BGP: ExaBGP -> FRR (Northwind's border "
+              f"router) -> BMP -> a bgp check")
+        started = time.time()
+        self.lab = labmod.Lab(self.binaries, self.cfg)
+        self.lab.start()
+        print(f"== lab up in {time.time() - started:.1f} s; waiting for the first round of checks and page views")
+        self.warm_up()
+        self.start_watch()
+        self.t0 = now_ns()
+        self.summary["t0"] = rfc3339(self.t0)
+        print(f"== timeline ({self.args.timeline}): probe interval {self.interval:.0f} s; the detectors run every "
+              f"second over 10 s windows (the production ones on a compressed clock)")
+        events = []
+        for step in self.timeline["timeline"]:
+            at, span = labmod.seconds(step["at"]), labmod.seconds(step["for"])
+            events.append((at, 0, "inject", step["scenario"]))
+            events.append((at + span, 1, "remove", step["scenario"]))
+        end = labmod.seconds(self.timeline["end"])
+        self.summary["scenarios"] = {}
+        for at, _, action, name in sorted(events):
+            self.sleep_until(at)
+            sc = self.scenarios[name]
+            rec = self.summary["scenarios"].setdefault(name, {"expect": sc.get("expect")})
+            rec[action] = now_ns()
+            if not sc["faults"]:
+                if action == "inject":
+                    self.say(f"SCENARIO {name}: {sc['summary']}")
+                continue
+            if action == "inject":
+                self.say(f"INJECT   {name}: {sc['summary']}")
+                for fault in sc["faults"]:
+                    self.lab.inject(fault)
+                    self.say(f"         + {self.lab.describe(fault)}")
+            else:
+                for fault in sc["faults"]:
+                    self.lab.remove(fault)
+                self.say(f"REMOVE   {name}: faults taken out")
+        self.sleep_until(end)
+        self.stop_watch()
+        self.results()
+
+    def warm_up(self):
+        """Until every vantage point has a result stored and every user a report."""
+        import sqlite3
+
+        def ready():
+            try:
+                db = sqlite3.connect(f"file:{self.lab.db}?mode=ro", uri=True, timeout=1)
+                probes = {r[0] for r in db.execute("SELECT DISTINCT probe_id FROM probe_results")}
+                asns = {r[0] for r in db.execute("SELECT DISTINCT asn FROM browser_reports")}
+                db.close()
+            except sqlite3.Error:
+                return False
+            want = {self.lab.probe_id(i) for i in self.lab.isps}
+            return want <= probes and {i["asn"] for i in self.cfg["isps"]} <= asns
+
+        labmod.wait(ready, 60, "the first results of every vantage point and reports of every user", interval=0.5)
+
+    def sleep_until(self, at):
+        while time.time() < self.t0 / 1e9 + at:
+            time.sleep(0.05)
+
+    # -- vantage watch --------------------------------------------------------------------------
+    def start_watch(self):
+        cmd = labmod.ns_exec(labmod.COLL, self.args.vantage, "watch", "--db", self.lab.db, "--interval", "1s",
+                             "--lookback", "10m", "--settle", "1500ms", "--no-save", *self.flags)
+        self.watch = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                      start_new_session=True)
+        self.lab.procs["watch"] = self.watch
+
+        def pump():
+            for line in self.watch.stdout:
+                line = line.rstrip("\n")
+                self.watch_lines.append((now_ns(), line))
+                self.say(line.split(" ", 1)[1] if " " in line else line)
+
+        self.pump = threading.Thread(target=pump, daemon=True)
+        self.pump.start()
+
+    def stop_watch(self):
+        time.sleep(2.5)  # the last settle period
+        self.watch.send_signal(signal.SIGTERM)
+        self.watch.wait(timeout=10)
+        self.pump.join(timeout=5)
+
+    # -- results ----------------------------------------------------------------------------
+    def vantage(self, *args):
+        p = subprocess.run([self.args.vantage, *args], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"vantage {' '.join(args)}: {p.stderr.strip()}")
+        return p.stdout
+
+    def results(self):
+        db = self.lab.db
+        from_ = rfc3339(self.t0 - int(5e9))
+        incidents = json.loads(self.vantage("incidents", "--db", db, "--from", from_, "--json", "--no-save",
+                                            *self.flags))
+        self.summary["incidents"] = incidents
+        self.summary["watch"] = [{"time": rfc3339(t), "line": line} for t, line in self.watch_lines]
+        verdicts = self.check(incidents)
+        self.summary["verdicts"] = verdicts
+        print("\n== what was injected, what Vantage found")
+        print(f"   {'scenario':<14} {'expected':<22} {'found':<40} {'detected':>9} {'resolved':>9}")
+        for v in verdicts:
+            opened = f"{v['printed_s']:.1f} s" if v.get("printed_s") is not None else "-"
+            resolved = f"{v['resolution_s']:.0f} s" if v.get("resolution_s") is not None else "-"
+            print(f"   {v['scenario']:<14} {v['expected']:<22} {v['found'][:40]:<40} {opened:>9} {resolved:>9}"
+                  f"  {'ok' if v['ok'] else 'FAIL: ' + v['problem']}")
+        print(f"   (detected: after the fault went in, when vantage watch printed it — the goal is two probe intervals,"
+              f" {2 * self.interval:.0f} s;\n    resolved: after the fault came out, on the data's clock)")
+        extra = self.summary["unexpected"] = [i["id"] for i in incidents if i["id"] not in self.matched]
+        for i in extra:
+            print(f"   unexpected incident: {i}")
+        # Per-ISP report: the whole run (terminal + HTML), and each fault's window (JSON, for the test).
+        os.makedirs(self.args.out, exist_ok=True)
+        to = rfc3339(now_ns())
+        print("\n== per-ISP report over the run (vantage report isp)")
+        print(self.vantage("report", "isp", "--db", db, "--from", from_, "--to", to, *self.flags))
+        html = os.path.join(self.args.out, "isp-report.html")
+        self.vantage("report", "isp", "--db", db, "--from", from_, "--to", to, "--format", "html", "-o", html,
+                     *self.flags)
+        self.summary["html_report"] = html
+        self.summary["windows"] = {}
+        for name, rec in self.summary["scenarios"].items():
+            if "inject" in rec and "remove" in rec:
+                self.summary["windows"][name] = json.loads(self.vantage(
+                    "report", "isp", "--db", db, "--from", rfc3339(rec["inject"]), "--to", rfc3339(rec["remove"]),
+                    "--format", "json", *self.flags))
+        print(f"   HTML report (availability over time per ISP, failure types, latency): {html}")
+        # A real RIS RIB through the BGP monitor.
+        print(f"\n== a real RIS RIB (rrc05, 2002-07-22) through the BGP monitor, expectations {RIS_PREFIXES}")
+        scan = self.vantage("bgp", "scan", RIS_RIB, "--prefixes", RIS_PREFIXES)
+        print("\n".join("   " + line for line in scan.splitlines()[:12]))
+        self.summary["mrt_scan"] = scan.splitlines()
+        self.summary["ok"] = all(v["ok"] for v in verdicts) and not extra
+
+    def check(self, incidents):
+        """Each fault scenario: exactly one incident opened between its injection and its removal,
+        of the expected kind and scope, within two probe intervals, resolved after the removal.
+        The baseline: none."""
+        self.matched = set()
+        verdicts = []
+        for name, rec in self.summary["scenarios"].items():
+            exp = rec["expect"]
+            start, stop = rec["inject"], rec["remove"]
+            during = [i for i in incidents if start <= parse_time(i["opened"]) < stop]
+            v = {"scenario": name, "expected": "none" if exp == "none" else exp["kind"], "found": "", "ok": False,
+                 "problem": ""}
+            verdicts.append(v)
+            if exp == "none":
+                v["found"] = ", ".join(i["kind"] for i in during) or "none"
+                v["ok"] = not during
+                v["problem"] = "" if v["ok"] else "an incident opened during the baseline"
+                continue
+            if len(during) != 1:
+                v["found"] = ", ".join(i["kind"] for i in during) or "nothing"
+                v["problem"] = f"{len(during)} incidents opened while the fault was in"
+                self.matched.update(i["id"] for i in during)
+                continue
+            inc = during[0]
+            self.matched.add(inc["id"])
+            scope, ev = inc["scope"], inc["evidence"]
+            v["found"] = inc["title"]
+            v["incident"] = inc["id"]
+            v["detection_s"] = (parse_time(inc["opened"]) - start) / 1e9
+            # When the demo printed it (vantage watch: data settled, then a cycle).
+            printed = [t for t, line in self.watch_lines if f" OPENED " in line and f" {inc['kind']} " in line
+                       and t >= start]
+            v["printed_s"] = (printed[0] - start) / 1e9 if printed else None
+            if inc.get("resolved"):
+                v["resolution_s"] = (parse_time(inc["resolved"]) - stop) / 1e9
+            problems = []
+            if inc["kind"] != exp["kind"]:
+                problems.append(f"kind {inc['kind']}")
+            for key, want in exp.items():
+                if key == "kind":
+                    continue
+                if key == "id":
+                    if not inc["id"].startswith(want):
+                        problems.append(f"id {inc['id']}")
+                    continue
+                have = scope.get(key, ev.get(key))
+                have = list(have) if isinstance(have, (list, dict)) else []
+                if key == "asns" and sorted(have) != sorted(want):
+                    problems.append(f"asns {have}")
+                for w in want:
+                    if w not in have:
+                        problems.append(f"{key} lacks {w}")
+            if v["printed_s"] is None:
+                problems.append("vantage watch never printed it")
+            elif v["printed_s"] > 2 * self.interval:
+                problems.append(f"printed {v['printed_s']:.1f} s after the fault (more than two probe intervals)")
+            if not inc.get("resolved"):
+                problems.append("not resolved after the fault was removed")
+            v["ok"] = not problems
+            v["problem"] = "; ".join(problems)
+        return verdicts
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("probe")
+    ap.add_argument("collector")
+    ap.add_argument("vantage")
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "lab"), help="where the reports go")
+    ap.add_argument("--json", help="write the run's summary (incidents, verdicts, reports) here")
+    ap.add_argument("--timeline", default=os.path.join(LAB_DIR, "scenarios", "demo.yml"))
+    args = ap.parse_args()
+    missing = labmod.requirements()
+    if missing:
+        print(f"scripts/demo: {missing}.", file=sys.stderr)
+        print("The demo emulates ISPs, an origin and a collector with Linux network namespaces; "
+              "try: sudo scripts/demo", file=sys.stderr)
+        return 2
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+    demo = Demo(args)
+    started = time.time()
+    status = 1
+    try:
+        demo.run()
+        status = 0 if demo.summary.get("ok") else 1
+    except KeyboardInterrupt as e:
+        print(f"\n== interrupted ({e or 'SIGINT'}): tearing the lab down", file=sys.stderr)
+        status = 130
+    except Exception as e:  # noqa: BLE001 — report, tear down, fail
+        status = 3
+        print(f"\n== the demo failed: {e}", file=sys.stderr)
+        if demo.lab and demo.lab.dir:
+            for key in list(demo.lab.procs):
+                tail = demo.lab.read_log(key)[-1500:]
+                if tail.strip():
+                    print(f"--- {key}.log (end)\n{tail}", file=sys.stderr)
+    finally:
+        if demo.lab:
+            demo.lab.stop()
+        left = labmod.leftovers()
+        demo.summary["leftovers"] = left
+        demo.summary["seconds"] = time.time() - started
+        print(f"== lab torn down: {'nothing left (namespaces, links, processes, files)' if not left else left}; "
+              f"{time.time() - started:.0f} s in all")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(demo.summary, f, indent=1, default=str)
+    if status == 0:
+        print("== every fault was found, by the right detector, with the right scope; the baseline stayed quiet")
+    elif status == 1:
+        print("== some scenario did not give its expected incident (see above)")
+    return 1 if status == 3 else status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
