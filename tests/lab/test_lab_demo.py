@@ -195,7 +195,7 @@ class LabTeardownTest(unittest.TestCase):
         r = subprocess.run([sys.executable, os.path.join(ROOT, "regions", "lab", "lab.py"), "cleanup"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("removed namespace vlab-core", r.stdout)
+        self.assertIn("namespace vlab-core", r.stdout)
         nothing_left(self)
 
     def test_ctrl_c_tears_the_lab_down(self):
