@@ -390,7 +390,7 @@ stub-zone:
         isp = self.isps[isp_id]
         t = self.cfg["timing"]
         interval = t["probe_interval"]
-        timeout = f"{int(seconds(t['connect_timeout']) * 2000)}ms"
+        timeout = t["http_timeout"]
         o = self.cfg["origin"]
         config = {
             "vantage_point": {"id": self.probe_id(isp_id), "region": isp["region"], "country": isp["country"],
@@ -422,7 +422,7 @@ stub-zone:
 
     def start_user(self, isp_id):
         """A user of the ISP: headless Chromium on the shop's page, which browses the catalogue
-        twice a second; the page's agent and NEL report to the collector."""
+        four times a second; the page's agent and NEL report to the collector."""
         home = self.path(f"home-{isp_id}")
         nssdb = os.path.join(home, ".pki", "nssdb")
         os.makedirs(nssdb)

@@ -90,7 +90,7 @@ class Demo:
         self.t0 = now_ns()
         self.summary["t0"] = rfc3339(self.t0)
         print(f"== timeline ({self.args.timeline}): probe interval {self.interval:.0f} s; the detectors run every "
-              f"second over 10 s windows (the production ones on a compressed clock)")
+              f"half second over 10 s windows (the production ones on a compressed clock)")
         events = []
         for step in self.timeline["timeline"]:
             at, span = labmod.seconds(step["at"]), labmod.seconds(step["for"])
@@ -143,8 +143,8 @@ class Demo:
 
     # -- vantage watch --------------------------------------------------------------------------
     def start_watch(self):
-        cmd = labmod.ns_exec(labmod.COLL, self.args.vantage, "watch", "--db", self.lab.db, "--interval", "1s",
-                             "--lookback", "10m", "--settle", "1500ms", "--no-save", *self.flags)
+        cmd = labmod.ns_exec(labmod.COLL, self.args.vantage, "watch", "--db", self.lab.db, "--no-save",
+                             *[str(x) for x in self.cfg["timing"]["watch"]], *self.flags)
         self.watch = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                       start_new_session=True)
         self.lab.procs["watch"] = self.watch
@@ -159,7 +159,7 @@ class Demo:
         self.pump.start()
 
     def stop_watch(self):
-        time.sleep(2.5)  # the last settle period
+        time.sleep(2.5)  # the last settle period and cycle
         self.watch.send_signal(signal.SIGTERM)
         self.watch.wait(timeout=10)
         self.pump.join(timeout=5)
@@ -192,6 +192,14 @@ class Demo:
         extra = self.summary["unexpected"] = [i["id"] for i in incidents if i["id"] not in self.matched]
         for i in extra:
             print(f"   unexpected incident: {i}")
+        # What vantage watch printed must be the same story: one OPENED per fault, nothing else.
+        opened = [line for _, line in self.watch_lines if " OPENED " in line]
+        faults = [v for v in verdicts if v["expected"] != "none"]
+        self.summary["printed_opened"] = opened
+        if len(opened) != len(faults):
+            print(f"   vantage watch printed {len(opened)} openings for {len(faults)} faults:")
+            for line in opened:
+                print(f"     {line}")
         # Per-ISP report: the whole run (terminal + HTML), and each fault's window (JSON, for the test).
         os.makedirs(self.args.out, exist_ok=True)
         to = rfc3339(now_ns())
@@ -213,7 +221,7 @@ class Demo:
         scan = self.vantage("bgp", "scan", RIS_RIB, "--prefixes", RIS_PREFIXES)
         print("\n".join("   " + line for line in scan.splitlines()[:12]))
         self.summary["mrt_scan"] = scan.splitlines()
-        self.summary["ok"] = all(v["ok"] for v in verdicts) and not extra
+        self.summary["ok"] = all(v["ok"] for v in verdicts) and not extra and len(opened) == len(faults)
 
     def check(self, incidents):
         """Each fault scenario: exactly one incident opened between its injection and its removal,
