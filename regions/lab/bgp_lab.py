@@ -192,18 +192,7 @@ class BgpLab:
 
     # -- teardown ----------------------------------------------------------------------------
     def stop(self):
-        for key, p in reversed(list(self.procs.items())):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for key, p in self.procs.items():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        terminate(self.procs)
         cleanup(self.name)
 
     def log(self, key):
@@ -214,21 +203,45 @@ class BgpLab:
             return f.read()
 
 
+def terminate(procs):
+    """SIGTERM to each process group of `procs` (name -> Popen, started in new sessions), in
+    reverse start order; SIGKILL to those still running 10 s later."""
+    for p in reversed(list(procs.values())):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for p in procs.values():
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def remove_namespace(ns):
+    """Kills every process in network namespace `ns` and deletes it; returns how many processes
+    it killed (None when there was no such namespace)."""
+    if not os.path.exists(f"/run/netns/{ns}"):
+        return None
+    pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    deadline = time.time() + 5
+    while run("ip", "netns", "pids", ns, check=False).stdout.split() and time.time() < deadline:
+        time.sleep(0.05)
+    run("ip", "netns", "del", ns, check=False)
+    return len(pids)
+
+
 def cleanup(name="vbgp"):
     """Kills whatever still runs in the lab's namespaces and deletes them (idempotent)."""
     for ns in (f"{name}-spk", f"{name}-rtr"):
-        if not os.path.exists(f"/run/netns/{ns}"):
-            continue
-        pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        deadline = time.time() + 5
-        while run("ip", "netns", "pids", ns, check=False).stdout.split() and time.time() < deadline:
-            time.sleep(0.05)
-        run("ip", "netns", "del", ns, check=False)
+        remove_namespace(ns)
 
 
 if __name__ == "__main__":

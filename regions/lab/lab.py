@@ -21,8 +21,6 @@ import glob
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -134,18 +132,7 @@ class Lab:
 
     def stop(self):
         """Stops everything and removes the namespaces and the temporary directory (idempotent)."""
-        for key, p in reversed(list(self.procs.items())):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for key, p in self.procs.items():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        bgp_lab.terminate(self.procs)
         self.procs.clear()
         cleanup(quiet=True)
         self.dir = None
@@ -602,17 +589,8 @@ def cleanup(quiet=False):
     temporary directories (idempotent). Returns what it removed."""
     removed = []
     for ns in lab_namespaces():
-        pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        end = time.time() + 5
-        while run("ip", "netns", "pids", ns, check=False).stdout.split() and time.time() < end:
-            time.sleep(0.05)
-        run("ip", "netns", "del", ns, check=False)
-        removed.append(f"namespace {ns}" + (f" ({len(pids)} processes)" if pids else ""))
+        killed = bgp_lab.remove_namespace(ns)
+        removed.append(f"namespace {ns}" + (f" ({killed} processes)" if killed else ""))
     for d in glob.glob(f"/etc/netns/{PREFIX}-*"):
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)
