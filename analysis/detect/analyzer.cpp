@@ -56,6 +56,7 @@ struct Counts {
   int failed = 0;
   std::map<std::string, int> types;
   std::set<std::string> failed_ips;  // the addresses failed runs went to
+  std::set<std::string> ok_ips;      // the addresses passed runs reached
 };
 
 struct SpikeCounts {
@@ -110,6 +111,8 @@ class Replay {
       ++c.failed;
       ++c.types[r.outcome];
       if (r.check_kind != "dns" && !r.server_ip.empty()) c.failed_ips.insert(r.server_ip);
+    } else if (r.check_kind != "dns" && !r.server_ip.empty()) {
+      c.ok_ips.insert(r.server_ip);
     }
     if (r.check_kind == "dns") resolver_[{r.check, vp_key}] = r.server_ip;
     if (r.check_kind != "dns" && !r.server_ip.empty()) server_ips_[{r.check, r.probe_id}] = r.server_ip;
@@ -170,6 +173,7 @@ class Replay {
       failing_probes_.clear();
       evidence_asns_.clear();
       evaluation_ = m;
+      elsewhere_only_.clear();
       reachability(m - w, m);
       dns(m - w, m);
       dns_takes_over();
@@ -200,6 +204,7 @@ class Replay {
     a.failed += b.failed;
     for (const auto& [t, n] : b.types) a.types[t] += n;
     a.failed_ips.insert(b.failed_ips.begin(), b.failed_ips.end());
+    a.ok_ips.insert(b.ok_ips.begin(), b.ok_ips.end());
   }
   static void merge(SpikeCounts& a, const SpikeCounts& b) {
     a.n += b.n;
@@ -232,6 +237,9 @@ class Replay {
   struct Finding {
     Incident incident;
     bool immediate = false;  // opens on its first evaluation (bgp_<alert>: after its hold)
+    // reachability_loss: the BGP alert episodes (alert key, start) it carries; they become its
+    // evidence for good once its incident is open.
+    std::set<std::pair<std::string, std::int64_t>> claims;
   };
 
   // The per-minute counts of (endpoint of `url`, country), found without building a key per row.
@@ -272,12 +280,9 @@ class Replay {
         const double ratio = static_cast<double>(bad) / c.total;
         if (c.total >= o_.min_results && ratio >= o_.fail_ratio) {
           failing.push_back({probe, c});
-        } else {
-          dns_suspect_since_.erase({check, probe});
-          if (static_cast<double>(c.failed) / c.total < o_.ok_ratio) {
-            ++healthy;
-            if (auto ip = server_ips_.find({check, probe}); ip != server_ips_.end()) healthy_ips.insert(ip->second);
-          }
+        } else if (static_cast<double>(c.failed) / c.total < o_.ok_ratio) {
+          ++healthy;
+          healthy_ips.insert(c.ok_ips.begin(), c.ok_ips.end());
         }
       }
       if (failing.empty() || healthy == 0) continue;  // nothing failing, or failing everywhere
@@ -285,28 +290,31 @@ class Replay {
         const std::string probe = vp_key.substr(0, vp_key.find('\0'));
         const VantagePoint& vp = vps_[probe];
         for (int k = from; k < to; ++k) explained_[probe].insert(k);
-        if (!dns_checks) {
-          // Failing at addresses no healthy vantage point reached: a wrong DNS answer, most
-          // likely. The dns checks get a whole window to say so before this counts here, and
-          // while a DNS failure from this network was seen in the last window it is its part.
-          const bool elsewhere = !c.failed_ips.empty() && !healthy_ips.empty() &&
-                                 std::none_of(c.failed_ips.begin(), c.failed_ips.end(),
-                                              [&](const std::string& ip) { return healthy_ips.count(ip) > 0; });
+        // Failing at addresses no healthy vantage point reached: a wrong DNS answer, most likely.
+        // The dns checks get a whole window to say so before this counts here, and while a DNS
+        // failure from this network was seen in the last window it is its part.
+        const bool elsewhere = !dns_checks && !c.failed_ips.empty() && !healthy_ips.empty() &&
+                               std::none_of(c.failed_ips.begin(), c.failed_ips.end(),
+                                            [&](const std::string& ip) { return healthy_ips.count(ip) > 0; });
+        {
           if (elsewhere) {
-            const int since = dns_suspect_since_.emplace(std::make_pair(check, probe), to).first->second;
+            const auto known = dns_suspect_since_.find({check, probe});
+            const int since = known == dns_suspect_since_.end() ? to : known->second;
+            suspects_now_[{check, probe}] = since;
             const auto dns_seen = dns_seen_.find(vp.asn);
             if (to - since < to - from || (dns_seen != dns_seen_.end() && to - dns_seen->second <= to - from)) {
               continue;
             }
-          } else {
-            dns_suspect_since_.erase({check, probe});
           }
         }
         // One incident per failing network (reachability) or resolver (DNS), whatever it breaks.
         const std::string resolver = resolver_[{check, vp_key}];
         const std::string key = dns_checks ? "dns_failure resolver=" + resolver
                                            : "reachability_loss asn=" + std::to_string(vp.asn);
-        Incident& inc = findings_[key].incident;
+        Finding& finding = findings_[key];
+        if (!dns_checks && !elsewhere_only_.count(key)) elsewhere_only_[key] = true;
+        if (!dns_checks && !elsewhere) elsewhere_only_[key] = false;
+        Incident& inc = finding.incident;
         inc.id = key;
         inc.kind = dns_checks ? "dns_failure" : "reachability_loss";
         inc.severity = "page";
@@ -322,13 +330,18 @@ class Replay {
         inc.vantage_points = static_cast<int>(vps.size());
         inc.value = std::max(inc.value, static_cast<double>(c.failed) / c.total);
         if (!dns_checks) {
-          const std::string& ip = server_ips_[{check, probe}];
+          // The addresses its failed runs went to (else the last one it connected to).
+          std::set<std::string> ips = c.failed_ips;
+          if (ips.empty()) ips.insert(server_ips_[{check, probe}]);
           const std::int64_t t0 = from_ + static_cast<std::int64_t>(from) * o_.step_ns;
           const std::int64_t t1 = from_ + static_cast<std::int64_t>(to) * o_.step_ns;
           for (const auto& [alert_key, spans] : bgp_spans_) {
             for (const auto& span : spans) {
-              if (span.from >= t1 || span.to < t0 || !covers(span.alert.prefix, ip)) continue;
-              claimed_bgp_.insert({alert_key, span.from});
+              if (span.from >= t1 || span.to < t0 ||
+                  std::none_of(ips.begin(), ips.end(), [&](const std::string& ip) { return covers(span.alert.prefix, ip); })) {
+                continue;
+              }
+              finding.claims.insert({alert_key, span.from});
               std::string what = span.alert.alert + " " + span.alert.prefix;
               if (span.alert.leaker_asn) {
                 what += " (leaker AS" + std::to_string(span.alert.leaker_asn) + ")";
@@ -352,7 +365,11 @@ class Replay {
     }
   }
 
-  void reachability(int from, int to) { localized(from, to, false, connection_failure); }
+  void reachability(int from, int to) {
+    suspects_now_.clear();
+    localized(from, to, false, connection_failure);
+    dns_suspect_since_.swap(suspects_now_);  // only the vantage points still suspect now
+  }
   void dns(int from, int to) { localized(from, to, true, dns_failure); }
 
   // A network whose resolver answers wrongly cannot reach what it was pointed at: the DNS failure
@@ -365,7 +382,7 @@ class Replay {
     for (auto asn : dns_asns) dns_seen_[asn] = evaluation_;
     for (auto it = findings_.begin(); it != findings_.end();) {
       const Incident& inc = it->second.incident;
-      const bool taken = inc.kind == "reachability_loss" &&
+      const bool taken = inc.kind == "reachability_loss" && elsewhere_only_[it->first] &&
                          std::all_of(inc.asns.begin(), inc.asns.end(), [&](auto a) { return dns_asns.count(a); });
       it = taken ? findings_.erase(it) : std::next(it);
     }
@@ -376,8 +393,14 @@ class Replay {
     const std::int64_t hold = o_.bgp_hold_ns > 0 ? o_.bgp_hold_ns : o_.window_ns;
     for (const auto& [alert_key, spans] : bgp_spans_) {
       for (const auto& span : spans) {
-        if (span.from > t || span.to <= t || t - span.from < hold) continue;
-        if (claimed_bgp_.count({alert_key, span.from})) continue;
+        if (span.from > t || span.to <= t) continue;
+        const bool held = span.from == std::numeric_limits<std::int64_t>::min() || t - span.from >= hold;
+        if (!held || claimed_bgp_.count({alert_key, span.from})) continue;
+        // A reachability finding carrying it now (even one not yet open) holds it back too.
+        if (std::any_of(findings_.begin(), findings_.end(),
+                        [&](const auto& f) { return f.second.claims.count({alert_key, span.from}) > 0; })) {
+          continue;
+        }
         const BgpAlertRow& a = span.alert;
         std::string id = "bgp_" + a.alert + " prefix=" + a.prefix;
         if (a.leaker_asn) {
@@ -441,10 +464,11 @@ class Replay {
         inc.severity = cls == 5 ? "page" : "ticket";
         add_unique(inc.endpoints, key.first);
         add_unique(inc.countries, key.second);
-        // The vantage points in that country see the same errors: their runs belong to this
-        // incident, not to the SLO.
+        // The vantage points in that country and those networks see the same errors: their runs
+        // belong to this incident, not to the SLO.
+        const auto& spike_asns = cls == 4 ? now.asns4 : now.asns5;
         for (const auto& [probe, vp] : vps_) {
-          if (vp.country != key.second) continue;
+          if (vp.country != key.second || !spike_asns.count(vp.asn)) continue;
           for (int k = from; k < to; ++k) explained_[probe].insert(k);
         }
         for (auto asn : cls == 4 ? now.asns4 : now.asns5) add_unique(inc.asns, asn);
@@ -577,6 +601,10 @@ class Replay {
       inc.p99_ms = std::max(inc.p99_ms, f.incident.p99_ms);
       inc.title = title(inc);
     }
+    // The BGP alerts an open (or now opening) incident carries are its evidence for good.
+    for (const auto& [key, f] : findings_) {
+      if (state_[key].open) claimed_bgp_.insert(f.claims.begin(), f.claims.end());
+    }
     for (auto& [key, st] : state_) {
       if (findings_.count(key)) continue;
       st.seen = 0;
@@ -619,7 +647,9 @@ class Replay {
   std::map<std::string, std::set<int>> explained_;  // probe -> minutes a localised finding explains
   // (check, probe) -> the step since which it fails at an address no healthy vantage point reached
   std::map<std::pair<std::string, std::string>, int> dns_suspect_since_;
+  std::map<std::pair<std::string, std::string>, int> suspects_now_;  // this evaluation's
   std::map<std::uint32_t, int> dns_seen_;  // ASN -> the last evaluation with a dns_failure from it
+  std::map<std::string, bool> elsewhere_only_;  // this evaluation: a reachability finding made only of such
   int evaluation_ = 0;
   std::set<std::pair<std::string, std::int64_t>> claimed_bgp_;  // (alert key, episode start) a reachability loss carried
   std::map<std::string, Finding> findings_;

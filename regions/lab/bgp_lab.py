@@ -226,14 +226,16 @@ def remove_namespace(ns):
     if not os.path.exists(f"/run/netns/{ns}"):
         return None
     pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
-    for pid in pids:
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-    deadline = time.time() + 5
-    while run("ip", "netns", "pids", ns, check=False).stdout.split() and time.time() < deadline:
-        time.sleep(0.05)
+    # SIGTERM first: bgpd removes its /var/tmp/frr/bgpd.<pid> directory only on a clean exit.
+    for sig, grace in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+        for pid in run("ip", "netns", "pids", ns, check=False).stdout.split():
+            try:
+                os.kill(int(pid), sig)
+            except (ProcessLookupError, ValueError):
+                pass
+        deadline = time.time() + grace
+        while run("ip", "netns", "pids", ns, check=False).stdout.split() and time.time() < deadline:
+            time.sleep(0.05)
     run("ip", "netns", "del", ns, check=False)
     return len(pids)
 

@@ -2,11 +2,14 @@
 """The lab: several ISPs, an origin, a collector and BGP emulated on one machine with Linux network
 namespaces and veth links (regions/lab/lab.yml describes them; docs/lab.md explains them).
 
-    lab.py cleanup      removes whatever a killed run left: processes in the lab's namespaces,
-                        the namespaces, /etc/netns/vlab-*, /tmp/vantage-lab-*
+    lab.py cleanup [--force]
+                        removes whatever a killed run left: processes in the lab's namespaces,
+                        the namespaces, /etc/netns/vlab-*, /tmp/vantage-lab-*; refuses while a
+                        lab runs (the lock /run/vantage-lab.lock is held) unless --force
 
 Everything the lab starts runs inside one of its namespaces (so `cleanup` finds it), under a
-temporary directory /tmp/vantage-lab-XXXX removed by stop(). Needs root, iproute2, nginx with njs,
+temporary directory /tmp/vantage-lab-XXXX removed by stop() (also its processes' TMPDIR). One lab
+at a time per machine: the names are fixed, so a second one fails at once (the lock). Needs root, iproute2, nginx with njs,
 unbound, Chromium, ExaBGP, FRR and MaxMind's DB writer (scripts/install-deps installs them).
 
 Faults (Lab.inject / Lab.remove) are what scenarios (regions/lab/scenarios/*.yml) are made of:
@@ -17,6 +20,7 @@ Faults (Lab.inject / Lab.remove) are what scenarios (regions/lab/scenarios/*.yml
   bgp_announce {prefix, as_path}     the BGP upstream announces a route (removal: the baseline
                                      route again, or a withdrawal)
 """
+import fcntl
 import glob
 import json
 import os
@@ -37,6 +41,7 @@ PREFIX = "vlab"                       # namespace and interface names start with
 CORE, ORIGIN, COLL = f"{PREFIX}-core", f"{PREFIX}-origin", f"{PREFIX}-coll"
 BGP_NAME = f"{PREFIX}-bgp"            # bgp_lab namespaces: vlab-bgp-spk, vlab-bgp-rtr
 TMP_GLOB = "/tmp/vantage-lab-*"
+LOCK = "/run/vantage-lab.lock"
 BLACKHOLE_TABLE = 100
 NGINX_NJS = "/usr/lib/nginx/modules/ngx_http_js_module.so"
 CHROMIUM = "/usr/bin/chromium"
@@ -82,6 +87,27 @@ def seconds(text):
     raise ValueError(f"not a duration like 5s or 2m: {text!r}")
 
 
+def lock():
+    """Takes the machine's lab lock (non-blocking); returns its file descriptor. Exits with the
+    holder's pid when another lab runs."""
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by the lab's processes
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise SystemExit(f"lab: another lab is running on this machine (pid {holder}); stop it first "
+                         f"(after a killed run: regions/lab/lab.py cleanup)")
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def unlock(fd):
+    os.unlink(LOCK)
+    os.close(fd)
+
+
 class Lab:
     def __init__(self, binaries, config=None, log=print):
         self.cfg = config or load_config()
@@ -93,7 +119,7 @@ class Lab:
         self.faults_state = {}   # the origin's faults.json
         self.bgp = None
         self.tokens = {}
-        self.started = False
+        self.lock = None
 
     # -- addresses ---------------------------------------------------------------------------
     def isp_ns(self, isp_id):
@@ -111,10 +137,10 @@ class Lab:
         missing = requirements()
         if missing:
             raise SystemExit(f"lab: {missing}")
+        self.lock = lock()
         cleanup(quiet=True)  # what a killed run left
-        self.dir = tempfile.mkdtemp(prefix="vantage-lab-")
+        self.dir = tempfile.mkdtemp(prefix="vantage-lab-", dir="/tmp")
         os.chmod(self.dir, 0o755)
-        self.started = True
         self.network()
         self.certificates()
         self.mmdb()
@@ -134,11 +160,18 @@ class Lab:
         """Stops everything and removes the namespaces and the temporary directory (idempotent)."""
         bgp_lab.terminate(self.procs)
         self.procs.clear()
-        cleanup(quiet=True)
+        if self.bgp:
+            bgp_lab.terminate(self.bgp.procs)  # SIGTERM: bgpd cleans up after itself
+            self.bgp = None
+        if self.lock is not None:
+            cleanup(quiet=True)
+            unlock(self.lock)
+            self.lock = None
         self.dir = None
 
     def spawn(self, key, ns, cmd, env=None):
         log = open(self.path(f"{key}.log"), "a")
+        env = dict(env or os.environ, TMPDIR=self.dir)  # e.g. Chromium's .org.chromium.* files
         self.procs[key] = subprocess.Popen(ns_exec(ns, *cmd), stdout=log, stderr=log, env=env, cwd=self.dir,
                                            stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
@@ -205,6 +238,8 @@ class Lab:
                 f.write(f"subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n")
             ssl("x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
                 "-CAcreateserial", "-out", f"{d}/{name}.pem", "-days", "7", "-extfile", ext)
+        for key in glob.glob(f"{d}/*.key"):
+            os.chmod(key, 0o600)
         self.ca = f"{d}/ca.pem"
 
     def mmdb(self):
@@ -279,8 +314,11 @@ http {{
 }}
 """)
         os.makedirs(os.path.join(state, "tmp"))
-        subprocess.run(["chmod", "-R", "a+rX", self.dir], check=True)
-        subprocess.run(["chmod", "-R", "a+rwX", state], check=True)
+        # nginx's workers run as nobody: they read the page and keep the shop's state; the keys
+        # stay the master's (root) alone.
+        subprocess.run(["chmod", "-R", "a+rX", www], check=True)
+        subprocess.run(["chown", "-R", "nobody", state], check=True)
+        subprocess.run(["chmod", "-R", "go-rwx", state], check=True)
         self.spawn("nginx", ORIGIN, ["nginx", "-c", conf, "-p", self.dir, "-e", self.path("nginx-error.log"),
                                      "-g", "daemon off;"])
         # The authoritative server for lab.test (unbound's auth-zone).
@@ -585,8 +623,9 @@ def lab_namespaces():
 
 
 def cleanup(quiet=False):
-    """Kills every process in the lab's namespaces, deletes them, /etc/netns/vlab-* and the
-    temporary directories (idempotent). Returns what it removed."""
+    """Kills every process in the lab's namespaces (SIGTERM, then SIGKILL), deletes them,
+    /etc/netns/vlab-* and the temporary directories (idempotent). Returns what it removed. The
+    caller holds the lab lock (or was told to --force)."""
     removed = []
     for ns in lab_namespaces():
         killed = bgp_lab.remove_namespace(ns)
@@ -609,6 +648,11 @@ def leftovers():
     links = run("ip", "-o", "link", "show", check=False).stdout
     out += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if f" {PREFIX}-" in line]
     out += glob.glob(TMP_GLOB) + glob.glob(f"/etc/netns/{PREFIX}-*")
+    # bgpd's own directory, left when it did not exit cleanly.
+    for d in glob.glob("/var/tmp/frr/bgpd.*"):
+        pid = d.rsplit(".", 1)[1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            out.append(d)
     ps = run("ps", "-eo", "pid=,args=", check=False).stdout
     out += [f"process {line.strip()}" for line in ps.splitlines()
             if "vantage-lab-" in line and "ps -eo" not in line]
@@ -616,10 +660,13 @@ def leftovers():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 2 and sys.argv[1] == "cleanup":
+    if len(sys.argv) in (2, 3) and sys.argv[1] == "cleanup" and sys.argv[2:] in ([], ["--force"]):
         if os.geteuid() != 0:
             sys.exit("lab cleanup needs root (it deletes network namespaces)")
+        held = None if sys.argv[2:] == ["--force"] else lock()
         cleanup()
+        if held is not None:
+            unlock(held)
     else:
         print(__doc__)
         sys.exit(2)

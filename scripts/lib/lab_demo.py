@@ -177,7 +177,7 @@ class Demo:
         incidents = json.loads(self.vantage("incidents", "--db", db, "--from", from_, "--json", "--no-save",
                                             *self.flags))
         self.summary["incidents"] = incidents
-        self.summary["watch"] = [{"time": rfc3339(t), "line": line} for t, line in self.watch_lines]
+        self.summary["watch"] = [{"time": rfc3339(t), "time_ns": t, "line": line} for t, line in self.watch_lines]
         verdicts = self.check(incidents)
         self.summary["verdicts"] = verdicts
         print("\n== what was injected, what Vantage found")
@@ -325,6 +325,8 @@ def main():
                 if tail.strip():
                     print(f"--- {key}.log (end)\n{tail}", file=sys.stderr)
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C: teardown goes on
+            signal.signal(sig, signal.SIG_IGN)
         if demo.lab:
             demo.lab.stop()
         left = labmod.leftovers()

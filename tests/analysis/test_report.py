@@ -118,8 +118,9 @@ class IspReport(unittest.TestCase):
         common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--hide-scrollbars"]
+        env = dict(os.environ, TMPDIR=self.dir)  # Chromium's temporary files go with the test's
         p = subprocess.run(common + [f"--screenshot={shot}", "--window-size=1100,1400", "file://" + html],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, env=env)
         self.assertEqual(p.returncode, 0, p.stderr[-2000:])
         console = [l for l in p.stderr.splitlines() if "CONSOLE" in l or "Uncaught" in l]
         self.assertEqual(console, [], "console messages while rendering the report")
@@ -132,7 +133,8 @@ class IspReport(unittest.TestCase):
         self.assertGreater(len(colours), 5, "the screenshot is blank")
         red = bytes([0xd6, 0x27, 0x28])  # the failure bars and the second ISP's line
         self.assertTrue(any(red in row for row in rows), "no chart drawn")
-        dom = subprocess.run(common + ["--dump-dom", "file://" + html], capture_output=True, text=True, timeout=120)
+        dom = subprocess.run(common + ["--dump-dom", "file://" + html], capture_output=True, text=True, timeout=120,
+                             env=env)
         self.assertEqual(dom.returncode, 0, dom.stderr[-2000:])
         for asn, name in ISPS.items():
             self.assertIn(f'<tr class="isp" data-asn="{asn}"><td>AS{asn}</td><td>{name}</td>', dom.stdout)

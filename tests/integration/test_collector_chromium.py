@@ -263,7 +263,7 @@ class CollectorChromiumTest(unittest.TestCase):
              "--host-resolver-rules=MAP nx.app.test ~NOTFOUND, MAP *.test 127.0.0.1, EXCLUDE localhost",
              cls.page_url],
             stdout=blog, stderr=blog, stdin=subprocess.DEVNULL, start_new_session=True,
-            env=dict(os.environ, HOME=home))
+            env=dict(os.environ, HOME=home, TMPDIR=cls.dir))  # its temporary files go with the test's
         cls.addClassCleanup(cls.stop_browser)
 
         # Keep the browser running until the store has everything (or the time is up: the tests

@@ -49,6 +49,10 @@ def nothing_left(test):
                      else [], [])
     ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout.splitlines()
     test.assertEqual([p for p in ps if "vantage-lab-" in p or "vlab-" in p], [])
+    test.assertFalse(os.path.exists("/run/vantage-lab.lock"))
+    # FRR's bgpd leaves /var/tmp/frr/bgpd.<pid> unless it exits cleanly.
+    frr = [d for d in (os.listdir("/var/tmp/frr") if os.path.isdir("/var/tmp/frr") else []) if d.startswith("bgpd.")]
+    test.assertEqual([d for d in frr if not os.path.exists("/proc/" + d.split(".", 1)[1])], [])
 
 
 class LabDemoTest(unittest.TestCase):
@@ -65,14 +69,22 @@ class LabDemoTest(unittest.TestCase):
             cls.timeline = yaml.safe_load(f)
         cls.interval = lab.seconds(lab.load_config()["timing"]["probe_interval"])
         started = time.time()
-        cls.proc = subprocess.run([sys.executable, DEMO, *BINARIES, "--out", cls.dir, "--json", cls.json],
-                                  capture_output=True, text=True, timeout=400)
+        proc = subprocess.Popen([sys.executable, DEMO, *BINARIES, "--out", cls.dir, "--json", cls.json],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=400)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)  # let it tear the lab down
+            out, err = proc.communicate(timeout=90)
+        cls.proc = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         cls.seconds = time.time() - started
         with open(cls.json) as f:
             cls.summary = json.load(f)
         for v in cls.summary.get("verdicts", []):  # the figures, for the CI log
-            sys.stderr.write(f"\n  {v['scenario']:<14} {v['expected']:<22} detected {v.get('printed_s')} s, "
-                             f"resolved {v.get('resolution_s')} s after removal: {'ok' if v['ok'] else v['problem']}")
+            fmt = lambda x: "-" if x is None else f"{x:.1f} s"  # noqa: E731
+            sys.stderr.write(f"\n  {v['scenario']:<14} {v['expected']:<22} detected {fmt(v.get('printed_s'))}, "
+                             f"resolved {fmt(v.get('resolution_s'))} after removal: "
+                             f"{'ok' if v['ok'] else v['problem']}")
         sys.stderr.write(f"\n  demo: {cls.summary.get('seconds', 0):.0f} s\n")
 
     @classmethod
@@ -125,7 +137,7 @@ class LabDemoTest(unittest.TestCase):
                 if "id" in exp:
                     self.assertTrue(inc["id"].startswith(exp["id"] + " @"), inc["id"])
                 # Printed by vantage watch within two probe intervals of the fault going in.
-                printed = [parse_time(w["time"]) for w in self.summary["watch"]
+                printed = [w["time_ns"] for w in self.summary["watch"]
                            if " OPENED " in w["line"] and f" {inc['kind']} " in w["line"]]
                 self.assertTrue(printed, self.summary["watch"])
                 self.assertLessEqual((min(p for p in printed if p >= start) - start) / 1e9, 2 * self.interval,
@@ -213,6 +225,19 @@ class LabTeardownTest(unittest.TestCase):
             text = f.read()
         self.assertIn("interrupted", text)
         self.assertIn("lab torn down: nothing left", text)
+        nothing_left(self)
+
+    def test_a_second_lab_is_refused_while_one_runs(self):
+        p, _ = self.start_demo()
+        try:
+            r = subprocess.run([sys.executable, os.path.join(ROOT, "regions", "lab", "lab.py"), "cleanup"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("another lab is running", r.stderr)
+            self.assertTrue(os.path.exists("/run/netns/vlab-core"), "cleanup must not touch a running lab")
+        finally:
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=60)
         nothing_left(self)
 
     def test_without_root_it_says_so(self):
