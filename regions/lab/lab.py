@@ -104,15 +104,17 @@ def lock():
 
 
 def unlock(fd):
-    os.unlink(LOCK)
+    try:
+        os.unlink(LOCK)
+    except FileNotFoundError:
+        pass
     os.close(fd)
 
 
 class Lab:
-    def __init__(self, binaries, config=None, log=print):
+    def __init__(self, binaries, config=None):
         self.cfg = config or load_config()
         self.bin = binaries  # {"probe": path, "collector": path, "vantage": path}
-        self.log = log
         self.dir = None
         self.procs = {}
         self.isps = {i["id"]: i for i in self.cfg["isps"]}
