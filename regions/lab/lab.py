@@ -180,11 +180,7 @@ class Lab:
         return self.procs[key]
 
     def read_log(self, key):
-        try:
-            with open(self.path(f"{key}.log"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.file(self.path(f"{key}.log"))
 
     # -- the network -------------------------------------------------------------------------
     def network(self):

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -122,8 +123,6 @@ class Demo:
 
     def warm_up(self):
         """Until every vantage point has a result stored and every user a report."""
-        import sqlite3
-
         def ready():
             try:
                 db = sqlite3.connect(f"file:{self.lab.db}?mode=ro", uri=True, timeout=1)
@@ -253,7 +252,7 @@ class Demo:
             v["incident"] = inc["id"]
             v["detection_s"] = (parse_time(inc["opened"]) - start) / 1e9
             # When the demo printed it (vantage watch: data settled, then a cycle).
-            printed = [t for t, line in self.watch_lines if f" OPENED " in line and f" {inc['kind']} " in line
+            printed = [t for t, line in self.watch_lines if " OPENED " in line and f" {inc['kind']} " in line
                        and t >= start]
             v["printed_s"] = (printed[0] - start) / 1e9 if printed else None
             if inc.get("resolved"):

@@ -14,12 +14,11 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 import unittest
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import BUILD_DIR, free_port
+from harness import BUILD_DIR, free_port, wait_for
 
 COLLECTOR = os.path.join(BUILD_DIR, "beacon-collector", "vantage-collector")
 CHROMIUM = "/usr/bin/chromium"
@@ -199,8 +198,8 @@ class CollectorChromiumTest(unittest.TestCase):
         cls.collector = subprocess.Popen([COLLECTOR, "--config", config_path],
                                          stdout=log, stderr=log)
         cls.addClassCleanup(cls.stop_collector)
-        cls.wait(lambda: cls.collector.poll() is not None or "collector.listening" in cls.read_log(),
-                 10, "the collector to listen")
+        wait_for(lambda: cls.collector.poll() is not None or "collector.listening" in cls.read_log(),
+                 10, what="the collector to listen")
         if cls.collector.poll() is not None:
             raise AssertionError(f"the collector exited: {cls.read_log()}")
 
@@ -269,7 +268,7 @@ class CollectorChromiumTest(unittest.TestCase):
         # Keep the browser running until the store has everything (or the time is up: the tests
         # then name what is missing).
         try:
-            cls.wait(cls.complete, 60, "every expected record in the store", interval=0.5)
+            wait_for(cls.complete, 60, interval=0.5, what="every expected record in the store")
         except AssertionError:
             pass
         cls.rows = cls.query("SELECT * FROM browser_reports")
@@ -289,15 +288,6 @@ class CollectorChromiumTest(unittest.TestCase):
     def read_log(cls):
         with open(cls.collector_log) as f:
             return f.read()
-
-    @staticmethod
-    def wait(predicate, timeout, what, interval=0.1):
-        end = time.time() + timeout
-        while time.time() < end:
-            if predicate():
-                return
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
     @classmethod
     def stop_collector(cls):
