@@ -1,5 +1,7 @@
 #include "beacon-collector/collector_app.hpp"
 
+#include <algorithm>
+#include <climits>
 #include <csignal>
 
 #include "beacon-collector/enrich/geoip.hpp"
@@ -8,6 +10,7 @@
 #include "beacon-collector/metrics.hpp"
 #include "beacon-collector/store/sqlite_store.hpp"
 #include "common/log.hpp"
+#include "common/rlimit.hpp"
 
 namespace vantage::collector {
 
@@ -66,12 +69,43 @@ sigset_t handled_signals() {
 }
 }  // namespace
 
+namespace {
+// Descriptors kept for what is not a connection: the store (database, WAL, shared memory),
+// GeoIP databases, the log file, epoll and eventfds of each thread, the reserve descriptors.
+constexpr std::uint64_t kReservedDescriptors = 128;
+constexpr int kMaxDerivedConnections = 16384;
+}  // namespace
+
 CollectorApp::CollectorApp(CollectorConfig config) {
   // Block the signals before any thread starts, so that only run()'s sigwait sees them.
   const sigset_t set = handled_signals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  const OpenFileLimit files = raise_open_file_limit();
+  const std::uint64_t usable = files.soft > kReservedDescriptors * 2 ? files.soft - kReservedDescriptors
+                                                                     : files.soft / 2;
+  if (config.limits.max_connections == 0) {
+    config.limits.max_connections =
+        static_cast<int>(std::clamp<std::uint64_t>(usable, 16, kMaxDerivedConnections));
+  } else if (static_cast<std::uint64_t>(config.limits.max_connections) > usable) {
+    log::warn("collector.max_connections_over_file_limit",
+              {{"max_connections", static_cast<std::int64_t>(config.limits.max_connections)},
+               {"open_file_limit", static_cast<std::int64_t>(files.soft)},
+               {"detail", "accept() will fail with EMFILE first; idle connections are then closed "
+                          "for new ones"}});
+  }
+  log::info("collector.open_file_limit",
+            {{"soft", static_cast<std::int64_t>(std::min<std::uint64_t>(files.soft, INT64_MAX))},
+             {"hard", static_cast<std::int64_t>(std::min<std::uint64_t>(files.hard, INT64_MAX))},
+             {"soft_at_start", static_cast<std::int64_t>(std::min<std::uint64_t>(files.soft_before, INT64_MAX))},
+             {"max_connections", static_cast<std::int64_t>(config.limits.max_connections)}});
   impl_ = std::make_unique<Impl>(std::move(config));
   impl_->server = std::make_unique<Server>(impl_->config, impl_->handler, impl_->metrics);
+  Server* server = impl_->server.get();
+  impl_->metrics.add_gauge("vantage_collector_connections_open", "Connections open now.",
+                           [server] { return static_cast<double>(server->open_connections()); });
+  impl_->metrics.add_gauge("vantage_collector_connections_max",
+                           "limits.max_connections (derived from the open-file limit when 0).",
+                           [this] { return static_cast<double>(impl_->config.limits.max_connections); });
 }
 
 CollectorApp::~CollectorApp() {

@@ -66,7 +66,7 @@ Limits limits(const ConfigNode& n) {
   n.expect_keys({"max_body_bytes", "max_results_body_bytes", "max_header_bytes",
                  "max_reports_per_batch", "max_results_per_upload", "max_json_depth",
                  "max_string_bytes", "request_timeout", "idle_timeout", "max_report_age",
-                 "per_ip", "per_origin"});
+                 "max_connections", "per_ip", "per_origin"});
   Limits l;
   if (auto v = n.get("max_body_bytes")) l.max_body_bytes = v->as_bytes(1024, 64ULL << 20);
   if (auto v = n.get("max_results_body_bytes"))
@@ -87,6 +87,8 @@ Limits limits(const ConfigNode& n) {
     l.idle_timeout = ms(*v, milliseconds(100), std::chrono::hours(1));
   if (auto v = n.get("max_report_age"))
     l.max_report_age = ms(*v, std::chrono::seconds(1), std::chrono::hours(24 * 30));
+  if (auto v = n.get("max_connections"))
+    l.max_connections = static_cast<int>(v->as_int(0, 10'000'000));
   if (auto v = n.get("per_ip")) l.per_ip = rate_limit(*v);
   if (auto v = n.get("per_origin")) l.per_origin = rate_limit(*v);
   return l;

@@ -37,6 +37,10 @@ struct Limits {
   std::chrono::milliseconds request_timeout{10'000};  // first byte -> whole request read
   std::chrono::milliseconds idle_timeout{60'000};     // keep-alive wait for the next request
   std::chrono::milliseconds max_report_age{24 * 3600 * 1000LL};  // older `age`: report dropped
+  // Open connections at once (all threads together); 0 = derived at start from the open-file
+  // limit: min(16384, RLIMIT_NOFILE - 128), the 128 kept for the store, databases and logs.
+  // When full, the longest-idle keep-alive connection is closed for a new one.
+  int max_connections = 0;
   RateLimit per_ip{50, 200};        // per client address (after trusted-proxy resolution)
   RateLimit per_origin{2000, 5000};  // per `Origin` header (browser endpoints)
 };

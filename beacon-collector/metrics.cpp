@@ -1,6 +1,8 @@
 #include "beacon-collector/metrics.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <span>
 
 namespace vantage::collector {
 namespace {
@@ -28,6 +30,23 @@ std::string number(double v) {
 
 void family(std::string& out, const std::string& name, const char* help, const char* type) {
   out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+// The label values a record may carry: a closed set, because `type` comes from the client (a
+// Reporting API report names its own type). Anything else is counted as "other" — the record is
+// still stored with its raw type; only the metric series is bounded.
+constexpr std::string_view kKinds[] = {"browser_report", "rum_event", "probe_result"};
+constexpr std::string_view kTypes[] = {
+    // Reporting API / NEL / CSP types Chromium and Firefox send (W3C Reporting, NEL, CSP3,
+    // Deprecation, Intervention, Crash, COOP/COEP, Permissions and Document Policy, Integrity).
+    "network-error", "csp-violation", "deprecation", "intervention", "crash", "coep", "coop",
+    "permissions-policy-violation", "potential-permissions-policy-violation",
+    "document-policy-violation", "integrity-violation",
+    // the agent's events and probe results
+    "js_error", "http_error", "timing", "unknown", "result"};
+
+std::string_view bounded(std::string_view value, std::span<const std::string_view> allowed) {
+  return std::find(allowed.begin(), allowed.end(), value) != allowed.end() ? value : "other";
 }
 
 }  // namespace
@@ -71,7 +90,14 @@ void Metrics::connection_closed(std::string_view reason) {
   add(closed_, reason, 1);
 }
 
+void Metrics::accept_failed(std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  add(accept_errors_, reason, 1);
+}
+
 void Metrics::record(std::string_view kind, std::string_view type, int n) {
+  kind = bounded(kind, kKinds);
+  type = bounded(type, kTypes);
   std::lock_guard lock(mutex_);
   const std::pair<std::string_view, std::string_view> key(kind, type);
   auto it = records_.find(key);
@@ -131,6 +157,8 @@ std::string Metrics::render() const {
   one_label("dropped_reports", "Single reports dropped from an accepted upload, by reason.", "reason",
             dropped_);
   one_label("connections_closed", "Connections closed by the collector, by reason.", "reason", closed_);
+  one_label("accept_errors", "accept() failures, by reason (no_descriptors: EMFILE/ENFILE).",
+            "reason", accept_errors_);
   const std::string records = "vantage_collector_records_total";
   family(out, records, "Records queued for the store, by record kind and type.", "counter");
   for (const auto& [key, count] : records_) {

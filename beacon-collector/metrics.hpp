@@ -4,10 +4,16 @@
 //   vantage_collector_request_duration_seconds{endpoint} (histogram, handling time incl. commit)
 //   vantage_collector_rejected_requests_total{reason}   (whole upload refused: 4xx/5xx)
 //   vantage_collector_dropped_reports_total{reason}      (single reports dropped from an upload)
-//   vantage_collector_records_total{kind,type}           (records queued for the store)
-//   vantage_collector_connections_closed_total{reason}   (slow_client, idle, error)
+//   vantage_collector_records_total{kind,type}           (records queued for the store; `type`
+//                                                         from a closed list, others "other")
+//   vantage_collector_connections_closed_total{reason}   (slow_client, idle, error, evicted,
+//                                                         over_limit, no_descriptors, …)
+//   vantage_collector_accept_errors_total{reason}        (no_descriptors, other)
 // plus gauges and counters registered by the app (queue depth, …). Thread-safe; request() is
 // lock-free and the other counters allocate only the first time a label value is seen.
+// Every label value is from a closed set written in the code (reasons, endpoints, codes
+// 100-599, record kinds and report types — a type a client invents is counted as "other"), so
+// no client can grow the page: its size is bounded whatever is uploaded.
 #pragma once
 
 #include <array>
@@ -34,6 +40,8 @@ class Metrics {
   void dropped(std::string_view reason, int n = 1);
   void record(std::string_view kind, std::string_view type, int n = 1);
   void connection_closed(std::string_view reason);
+  // accept() failed: "no_descriptors" (EMFILE, ENFILE, ENOBUFS, ENOMEM) or "other".
+  void accept_failed(std::string_view reason);
   // Gauges and counters read at scrape time.
   void add_gauge(std::string name, std::string help, std::function<double()> value);
   void add_counter(std::string name, std::string help, std::function<double()> value);
@@ -68,7 +76,7 @@ class Metrics {
 
   mutable std::mutex mutex_;
   std::array<Endpoint, kMaxEndpoints> endpoints_;
-  std::map<std::string, double, std::less<>> rejected_, dropped_, closed_;
+  std::map<std::string, double, std::less<>> rejected_, dropped_, closed_, accept_errors_;
   std::map<std::pair<std::string, std::string>, double, PairLess> records_;
   std::vector<Scraped> scraped_;
 };

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "common/time.hpp"
@@ -99,7 +100,10 @@ void set_level(Level level) {
 
 bool enabled(Level level) noexcept { return static_cast<int>(level) >= g_level.load(); }
 
-void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
+namespace {
+
+void write_line(Level level, std::string_view event, std::initializer_list<Field> fields,
+                std::uint64_t suppressed) {
   if (!enabled(level) || level == Level::off) return;
   nlohmann::ordered_json line;
   line["ts"] = format_rfc3339(SystemClock::instance().utc_now());
@@ -112,7 +116,40 @@ void write(Level level, std::string_view event, std::initializer_list<Field> fie
   for (const Field& f : fields) {
     std::visit([&](const auto& v) { line[std::string(f.key)] = v; }, f.value);
   }
+  if (suppressed) line["suppressed"] = suppressed;
   logger()->log(to_spd(level), line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+}  // namespace
+
+void write(Level level, std::string_view event, std::initializer_list<Field> fields) {
+  write_line(level, event, fields, 0);
+}
+
+bool RateLimited::write(Level level, std::string_view event, std::initializer_list<Field> fields,
+                        std::chrono::steady_clock::time_point now) {
+  std::uint64_t suppressed = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (written_ && now - last_ < interval_) {
+      ++suppressed_;
+      return false;
+    }
+    written_ = true;
+    last_ = now;
+    suppressed = std::exchange(suppressed_, 0);
+  }
+  write_line(level, event, fields, suppressed);
+  return true;
+}
+
+bool RateLimited::write(Level level, std::string_view event, std::initializer_list<Field> fields) {
+  return write(level, event, fields, SystemClock::instance().steady_now());
+}
+
+std::uint64_t RateLimited::suppressed() const {
+  std::lock_guard lock(mutex_);
+  return suppressed_;
 }
 
 }  // namespace vantage::log

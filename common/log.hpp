@@ -5,8 +5,10 @@
 // Never pass secrets (tokens, ${env:…} values) as fields.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -56,5 +58,31 @@ inline void warn(std::string_view event, std::initializer_list<Field> fields = {
 inline void error(std::string_view event, std::initializer_list<Field> fields = {}) {
   write(Level::error, event, fields);
 }
+
+// For an error that can repeat at line rate (accept failing with EMFILE, an unreachable
+// collector, a full disk): the first occurrence is written at once; later ones within `interval`
+// are only counted, and the first one written after the interval carries `"suppressed": N`, the
+// number of lines left out since the last one written. So a flood costs at most one line per
+// interval, and the count says how big it was. Thread-safe. Time comes from the caller
+// (steady clock, injected: tests pass their own).
+class RateLimited {
+ public:
+  explicit RateLimited(std::chrono::nanoseconds interval = std::chrono::seconds(10))
+      : interval_(interval) {}
+  // Writes the line now if `interval` has passed since the last line this object wrote (or it
+  // wrote none), otherwise counts it. Returns true when written.
+  bool write(Level level, std::string_view event, std::initializer_list<Field> fields,
+             std::chrono::steady_clock::time_point now);
+  bool write(Level level, std::string_view event, std::initializer_list<Field> fields = {});
+  // Lines counted and not written since the last line written.
+  std::uint64_t suppressed() const;
+
+ private:
+  std::chrono::nanoseconds interval_;
+  mutable std::mutex mutex_;
+  bool written_ = false;
+  std::chrono::steady_clock::time_point last_{};
+  std::uint64_t suppressed_ = 0;
+};
 
 }  // namespace vantage::log

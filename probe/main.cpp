@@ -1,11 +1,13 @@
 // vantage-probe: runs synthetic checks from one vantage point. See docs/configuration.md.
 #include <CLI/CLI.hpp>
+#include <climits>
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
 
 #include "common/config_node.hpp"
 #include "common/log.hpp"
+#include "common/rlimit.hpp"
 #include "probe/checks/registry.hpp"
 #include "probe/config.hpp"
 #include "probe/probe_app.hpp"
@@ -35,6 +37,15 @@ int main(int argc, char** argv) {
   vantage::log::Level level = vantage::log::Level::info;
   vantage::log::parse_level(log_level, level);
   vantage::log::init(level, "probe", log_file);
+  {
+    // Every check run, BMP session and scrape costs a descriptor: a soft limit of 1024 under a
+    // higher hard limit is only a default, not a decision.
+    const auto files = vantage::raise_open_file_limit();
+    auto clamp = [](std::uint64_t v) { return static_cast<std::int64_t>(std::min<std::uint64_t>(v, INT64_MAX)); };
+    vantage::log::info("probe.open_file_limit", {{"soft", clamp(files.soft)},
+                                                  {"hard", clamp(files.hard)},
+                                                  {"soft_at_start", clamp(files.soft_before)}});
+  }
 
   vantage::probe::ProbeConfig config;
   try {

@@ -9,6 +9,7 @@
 
 #include "beacon-collector/agent/beacon_js.hpp"
 #include "beacon-collector/enrich/geoip.hpp"
+#include "beacon-collector/ingest/content_encoding.hpp"
 #include "beacon-collector/ingest/origins.hpp"
 #include "beacon-collector/ingest/rate_limit.hpp"
 #include "beacon-collector/ingest/reports.hpp"
@@ -68,6 +69,35 @@ Response json_error(int status, std::string_view reason) {
   r.headers.emplace_back("Content-Type", "application/json");
   r.body = nlohmann::json{{"error", reason}}.dump() + "\n";
   return r;
+}
+
+// The path of a request target: origin-form "/p?q" as it is; absolute-form "http://h:1/p?q"
+// (RFC 9112 §3.2.2, sent to proxies and allowed to origin servers) without scheme and authority.
+std::string_view target_path(std::string_view target) {
+  auto starts_with_scheme = [&](std::string_view scheme) {
+    return target.size() >= scheme.size() && ingest::ascii_lower(target.substr(0, scheme.size())) == scheme;
+  };
+  if (starts_with_scheme("http://") || starts_with_scheme("https://")) {
+    target.remove_prefix(target.find("://") + 3);
+    const auto start = target.find_first_of("/?");
+    if (start == std::string_view::npos) return "/";
+    target.remove_prefix(start);
+    if (target.front() == '?') return "/";
+  }
+  return target.substr(0, std::min(target.find('?'), target.size()));
+}
+
+// A Host field value RFC 9112 §3.2 accepts: uri-host [":" port] — no white space, no path,
+// userinfo or control characters. (Its exact grammar is left to the URI parser of each client;
+// this refuses what cannot be a host in any of them.)
+bool valid_host(std::string_view host) {
+  if (host.empty() || host.size() > 255) return false;
+  for (unsigned char c : host) {
+    if (c <= 0x20 || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '\\') {
+      return false;
+    }
+  }
+  return true;
 }
 
 bool is_browser(Endpoint e) {
@@ -165,8 +195,19 @@ struct Handler::Impl {
 
   std::optional<Response> on_headers(const Request& req, Route& route, bool draining) {
     route.started_ns = now_ns();
-    std::string_view path = req.target;
-    path = path.substr(0, std::min(path.find('?'), path.size()));
+    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
+    // request message that lacks a Host header field and to any request message that contains
+    // more than one Host header field line or a Host header field with an invalid field value."
+    if (req.host_count > 1 || (req.host_count == 0 && req.version >= 11) ||
+        (req.host_count == 1 && !valid_host(req.host))) {
+      Response r = reject(400, "bad_host",
+                          req.host_count > 1    ? "more than one Host header"
+                          : req.host_count == 0 ? "missing Host header"
+                                                : "invalid Host header");
+      r.close = true;
+      return r;
+    }
+    const std::string_view path = target_path(req.target);
     std::string group;
     route.endpoint = route_path(path, group);
     route.client = enrich::resolve_client(req.peer, req.x_forwarded_for, req.forwarded,
@@ -207,7 +248,14 @@ struct Handler::Impl {
 
     const bool browser = is_browser(e);
     if (req.method == "OPTIONS") {
-      if (!browser) return reject(405, "method_not_allowed", "no preflight for probe uploads");
+      if (!browser) {
+        // Probes do not preflight, but OPTIONS is answered on every upload path (RFC 9110
+        // §9.3.7): what the path allows, no CORS (no page may upload probe results).
+        Response r;
+        r.status = 204;
+        r.headers.emplace_back("Allow", "POST, OPTIONS");
+        return r;
+      }
       if (req.origin.empty() || !origins.allows(req.origin)) {
         return reject(403, "origin_not_allowed", "origin not allowed");
       }
@@ -235,6 +283,21 @@ struct Handler::Impl {
     if (!content_type_ok(e, media_type(req.content_type))) {
       Response r = reject(415, "unsupported_media_type",
                           "unsupported Content-Type \"" + req.content_type + "\"");
+      r.close = true;
+      return r;
+    }
+    // RFC 9110 §8.4 and §15.5.16: a coding the server does not support is a 415. One coding
+    // only: nobody stacks them on uploads.
+    const std::string coding = media_type(req.content_encoding);
+    if (coding == "gzip" || coding == "x-gzip") {
+      route.encoding = Route::Encoding::gzip;
+    } else if (coding == "deflate") {
+      route.encoding = Route::Encoding::deflate;
+    } else if (!coding.empty() && coding != "identity") {
+      Response r = reject(415, "unsupported_encoding",
+                          "unsupported Content-Encoding \"" + req.content_encoding +
+                              "\": use gzip, deflate or none");
+      r.headers.emplace_back("Accept-Encoding", "gzip, deflate");
       r.close = true;
       return r;
     }
@@ -476,6 +539,29 @@ void Handler::on_body(Request&& req, const Route& route, std::function<void(Resp
     if (draining_) r.close = true;
     done(std::move(r));
   };
+  if (route.encoding != Route::Encoding::identity) {
+    std::string inflated, error;
+    const std::uint64_t limit = impl_->body_limit(route.endpoint);
+    switch (ingest::inflate_body(req.body, route.encoding == Route::Encoding::gzip, limit,
+                                 inflated, error)) {
+      case ingest::InflateStatus::ok: req.body = std::move(inflated); break;
+      case ingest::InflateStatus::too_large: {
+        Response r = impl_->reject(413, "body_too_large",
+                                   "the decompressed body is over the limit of " +
+                                       std::to_string(limit) + " bytes");
+        impl_->add_cors(r, req.origin);
+        return finish(std::move(r));
+      }
+      case ingest::InflateStatus::malformed: {
+        Response r = impl_->reject(400, "malformed_encoding",
+                                   "the body is not valid " +
+                                       std::string(route.encoding == Route::Encoding::gzip ? "gzip" : "deflate") +
+                                       ": " + error);
+        impl_->add_cors(r, req.origin);
+        return finish(std::move(r));
+      }
+    }
+  }
   if (route.endpoint == Endpoint::results) {
     impl_->results_upload(std::move(req), route, std::move(finish));
   } else {

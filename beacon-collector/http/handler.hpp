@@ -30,7 +30,13 @@ class GeoIp;
 
 struct Request {
   std::string method;  // "POST", "OPTIONS", "GET", …
-  std::string target;  // path and query as sent
+  std::string target;  // path and query as sent (origin-form), or absolute-form "http://h/p?q"
+  unsigned version = 11;  // HTTP version × 10 (10 = HTTP/1.0, 11 = HTTP/1.1)
+  // Host header field lines (RFC 9112 §3.2: an HTTP/1.1 request needs exactly one) and the value
+  // of the first.
+  int host_count = 0;
+  std::string host;
+  std::string content_encoding;  // Content-Encoding as sent ("" when absent)
   // The headers the collector reads ("" when absent).
   std::string origin, content_type, authorization, x_forwarded_for, forwarded, user_agent;
   std::optional<std::uint64_t> content_length;  // nullopt: chunked or absent
@@ -54,6 +60,9 @@ struct Route {
   enrich::IpAddress client;
   std::string probe_id;  // results: the authenticated vantage point
   std::int64_t started_ns = 0;
+  // The body's Content-Encoding (RFC 9110 §8.4): on_body() inflates gzip and deflate bodies,
+  // limiting the inflated size to the endpoint's body limit (a bomb answers 413).
+  enum class Encoding { identity, gzip, deflate } encoding = Encoding::identity;
 };
 
 class Handler {

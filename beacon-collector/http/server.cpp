@@ -7,12 +7,18 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <fcntl.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <array>
 #include <list>
 #include <thread>
@@ -20,6 +26,7 @@
 #include "beacon-collector/http/handler.hpp"
 #include "beacon-collector/metrics.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
 
 namespace vantage::collector {
 
@@ -45,6 +52,10 @@ Request to_request(const http::request_parser<http::string_body>& parser,
   Request r;
   r.method = std::string(m.method_string());
   r.target = std::string(m.target());
+  r.version = m.version();
+  r.host_count = static_cast<int>(m.count(http::field::host));
+  r.host = header(m, http::field::host);
+  r.content_encoding = header(m, http::field::content_encoding);
   r.origin = header(m, http::field::origin);
   r.content_type = header(m, http::field::content_type);
   r.authorization = header(m, http::field::authorization);
@@ -82,10 +93,20 @@ auto async_on_body(Handler& handler, Request req, const Route& route, Token&& to
 }  // namespace
 
 struct Server::Impl {
+  // A connection waiting for its next request; it lives in the session's frame, the worker's
+  // idle list points to it (oldest first).
+  struct IdleEntry {
+    beast::tcp_stream* stream;
+    bool evicted = false;  // closed to make room for a new connection
+  };
   struct Worker {
     asio::io_context io{1};
     tcp::acceptor acceptor{io};
-    std::list<beast::tcp_stream*> idle;  // connections waiting for their next request
+    std::list<IdleEntry*> idle;  // connections waiting for their next request, oldest first
+    int connections = 0;         // open on this worker (its thread only)
+    int max_connections = 0;     // this worker's share of limits.max_connections
+    int reserve_fd = -1;         // /dev/null, given up to shed connections when out of descriptors
+    asio::steady_timer accept_pause{io};
     std::thread thread;
   };
 
@@ -96,6 +117,7 @@ struct Server::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<int> active{0};
   std::atomic<bool> draining{false};
+  log::RateLimited accept_log{std::chrono::seconds(10)};
 
   Impl(const CollectorConfig& c, Handler& h, Metrics& m) : config(c), handler(h), metrics(m) {
     if (config.tls) {
@@ -110,7 +132,9 @@ struct Server::Impl {
     }
     std::uint16_t port = config.listen_port;
     const auto address = asio::ip::make_address(config.listen_address);
-    for (int i = 0; i < std::max(1, config.threads); ++i) {
+    const int threads = std::max(1, config.threads);
+    const int max_connections = std::max(1, config.limits.max_connections);
+    for (int i = 0; i < threads; ++i) {
       auto w = std::make_unique<Worker>();
       const tcp::endpoint ep(address, port);
       w->acceptor.open(ep.protocol());
@@ -119,21 +143,134 @@ struct Server::Impl {
       w->acceptor.bind(ep);
       w->acceptor.listen(asio::socket_base::max_listen_connections);
       port = w->acceptor.local_endpoint().port();  // port 0: the others join the chosen port
+      // SO_REUSEPORT spreads connections evenly over the acceptors: each worker gets its share.
+      w->max_connections = std::max(1, (max_connections + threads - 1) / threads);
+      w->reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
       workers.push_back(std::move(w));
     }
   }
 
+  ~Impl() {
+    for (auto& w : workers) {
+      if (w->reserve_fd >= 0) ::close(w->reserve_fd);
+    }
+  }
+
+  // Closes the connection that has waited longest for its next request; false when none waits.
+  bool evict_oldest_idle(Worker& w) {
+    if (w.idle.empty()) return false;
+    IdleEntry* e = w.idle.front();
+    w.idle.pop_front();
+    e->evicted = true;
+    e->stream->cancel();
+    metrics.connection_closed("evicted");
+    return true;
+  }
+
+  // Out of descriptors with no idle connection to close: give up the reserve descriptor, accept
+  // what waits in the backlog and close it with a 503 (best effort), then take the reserve back.
+  // Without this, clients wait in the backlog until they time out (libuv and nginx document
+  // the same trick).
+  void shed_backlog(Worker& w) {
+    static constexpr std::string_view k503 =
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+        "Content-Length: 0\r\n\r\n";
+    if (w.reserve_fd >= 0) {
+      ::close(w.reserve_fd);
+      w.reserve_fd = -1;
+    }
+    for (int i = 0; i < 64; ++i) {
+      const int fd = ::accept4(w.acceptor.native_handle(), nullptr, nullptr,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) break;
+      [[maybe_unused]] auto n = ::send(fd, k503.data(), k503.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(fd);
+      metrics.connection_closed("no_descriptors");
+    }
+    w.reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+
+  asio::awaitable<void> pause(Worker& w, std::chrono::milliseconds d) {
+    w.accept_pause.expires_after(d);
+    co_await w.accept_pause.async_wait(kTuple);
+  }
+
   asio::awaitable<void> accept_loop(Worker& w) {
+    std::chrono::milliseconds backoff{0};
     for (;;) {
       auto [ec, socket] = co_await w.acceptor.async_accept(kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || draining) break;
-        log::warn("collector.accept_failed", {{"error", ec.message()}});
+        const bool out_of_descriptors =
+            ec == asio::error::no_descriptors ||
+            ec == boost::system::errc::too_many_files_open_in_system ||
+            ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
+        metrics.accept_failed(out_of_descriptors ? "no_descriptors" : "other");
+        accept_log.write(log::Level::warn, "collector.accept_failed",
+                         {{"error", ec.message()},
+                          {"connections", static_cast<std::int64_t>(w.connections)}});
+        if (!out_of_descriptors) continue;  // ECONNABORTED and the like: the next one may work
+        // EMFILE/ENFILE fail at once, every time: retrying at once spins at 100 % CPU. Make room
+        // by closing the longest-idle connection, else shed the backlog and back off.
+        if (evict_oldest_idle(w)) {
+          co_await pause(w, std::chrono::milliseconds(1));  // let it close
+          continue;
+        }
+        shed_backlog(w);
+        backoff = std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+        co_await pause(w, backoff);
+        continue;
+      }
+      backoff = std::chrono::milliseconds(0);
+      if (w.connections >= w.max_connections && !evict_oldest_idle(w)) {
+        // Every connection is busy with a request: refuse this one rather than queue it.
+        metrics.connection_closed("over_limit");
+        asio::co_spawn(w.io, refuse(std::move(socket)), [](std::exception_ptr) {});
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      asio::co_spawn(w.io, session(w, std::move(socket)), asio::detached);
+      ++w.connections;
+      asio::co_spawn(w.io, session(w, std::move(socket)), [this, &w](std::exception_ptr e) {
+        --w.connections;
+        if (e) {
+          // A session must not throw (errors are data); if one does, say so and keep serving.
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            accept_log.write(log::Level::error, "collector.session_failed", {{"error", ex.what()}});
+          }
+        }
+      });
     }
+  }
+
+  // Lingering close: a refused upload's body, or pipelined requests after a `Connection: close`
+  // answer, may still be arriving; closing with unread data makes the kernel send a RST, which
+  // destroys answers the client has not read yet. Send FIN, then discard what comes for a short
+  // while (the raw TCP bytes: after TLS close_notify nothing more is read through TLS).
+  asio::awaitable<void> lingering_close(beast::tcp_stream& stream) {
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) co_return;
+    stream.expires_after(std::chrono::milliseconds(500));
+    std::array<char, 16 * 1024> sink;
+    std::size_t drained = 0;
+    while (drained < (1u << 20)) {
+      auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+      if (rec) break;
+      drained += n;
+    }
+  }
+
+  // Answers 503 before reading the request, then closes lingering (the request may be arriving).
+  asio::awaitable<void> refuse(tcp::socket socket) {
+    static constexpr std::string_view k503 =
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+        "Content-Length: 0\r\n\r\n";
+    beast::tcp_stream stream(std::move(socket));
+    stream.expires_after(std::chrono::seconds(1));
+    auto [ec, n] = co_await asio::async_write(stream, asio::buffer(k503), kTuple);
+    if (!ec) co_await lingering_close(stream);
   }
 
   asio::awaitable<void> session(Worker& w, tcp::socket socket) {
@@ -146,9 +283,17 @@ struct Server::Impl {
         beast::get_lowest_layer(stream).expires_after(config.limits.request_timeout);
         auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
         if (!hec) {
-          co_await serve(w, stream, peer);
-          beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
-          co_await stream.async_shutdown(kTuple);
+          const bool evicted = co_await serve(w, stream, peer);
+          if (!evicted) {
+            // Send close_notify without waiting for the client's (RFC 8446 §6.1 allows it):
+            // marking the client's as received makes SSL_shutdown complete once ours is written.
+            // Waiting would read pipelined application data through TLS and fail.
+            SSL_set_shutdown(stream.native_handle(), SSL_get_shutdown(stream.native_handle()) |
+                                                         SSL_RECEIVED_SHUTDOWN);
+            beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+            co_await stream.async_shutdown(kTuple);
+            co_await lingering_close(beast::get_lowest_layer(stream));
+          }
         } else if (hec == beast::error::timeout) {
           metrics.connection_closed("slow_client");
         } else {
@@ -156,21 +301,8 @@ struct Server::Impl {
         }
       } else {
         beast::tcp_stream stream(std::move(socket));
-        co_await serve(w, stream, peer);
-        // Lingering close: a refused upload's body may still be arriving; closing with unread
-        // data makes the kernel send a RST, which can destroy the 413/415/429 answer before the
-        // client reads it. Send FIN, then discard what comes for a short while.
-        stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-        if (!ec) {
-          stream.expires_after(std::chrono::milliseconds(500));
-          std::array<char, 16 * 1024> sink;
-          std::size_t drained = 0;
-          while (drained < (1u << 20)) {
-            auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
-            if (rec) break;
-            drained += n;
-          }
-        }
+        const bool evicted = co_await serve(w, stream, peer);
+        if (!evicted) co_await lingering_close(stream);
       }
     }
     --active;
@@ -192,18 +324,28 @@ struct Server::Impl {
     co_return !ec && out.keep_alive();
   }
 
+  // Serves requests until the connection should close; true when it was closed as the
+  // longest-idle one to make room (nothing unread, no goodbye needed).
   template <typename Stream>
-  asio::awaitable<void> serve(Worker& w, Stream& stream, const tcp::endpoint& peer) {
+  asio::awaitable<bool> serve(Worker& w, Stream& stream, const tcp::endpoint& peer) {
     beast::flat_buffer buffer;
     auto& lowest = beast::get_lowest_layer(stream);
     for (;;) {
       if (buffer.size() == 0) {
-        // Between requests: the idle deadline. Drain closes these connections first.
+        // Between requests: the idle deadline. Drain closes these connections first, and a new
+        // connection over max_connections closes the one idle longest.
         if (draining) break;
         lowest.expires_after(config.limits.idle_timeout);
-        auto it = w.idle.insert(w.idle.end(), &lowest);
+        IdleEntry entry{&lowest};
+        auto it = w.idle.insert(w.idle.end(), &entry);
         auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kTuple);
-        w.idle.erase(it);
+        if (entry.evicted) {
+          // Closed to make room — unless its next request had already arrived (the read
+          // completed before the cancel): then serve it.
+          if (ec || n == 0) co_return true;
+        } else {
+          w.idle.erase(it);
+        }
         if (ec) {
           if (ec == beast::error::timeout) metrics.connection_closed("idle");
           break;
@@ -214,7 +356,10 @@ struct Server::Impl {
       lowest.expires_after(config.limits.request_timeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(config.limits.max_header_bytes));
-      parser.body_limit(config.limits.max_results_body_bytes);
+      // No body limit while the header is parsed: Beast would fail a Content-Length over it
+      // with body_limit (a 400 here). The handler answers that with 413, which tells a probe
+      // to halve its batch; the endpoint's limit applies once the route is known.
+      parser.body_limit(boost::none);
       auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       Route route;
       if (hec) {
@@ -222,6 +367,9 @@ struct Server::Impl {
           metrics.connection_closed("slow_client");
         } else if (hec == http::error::header_limit) {
           co_await write(stream, handler.protocol_error(431, "request headers too large"), 11,
+                         false, false, route);
+        } else if (hec == http::error::body_limit) {
+          co_await write(stream, handler.protocol_error(413, "request body too large"), 11,
                          false, false, route);
         } else if (hec != http::error::end_of_stream && hec != asio::error::eof &&
                    hec != asio::error::connection_reset) {
@@ -265,6 +413,7 @@ struct Server::Impl {
       Response res = co_await async_on_body(handler, std::move(req), route, use_awaitable);
       if (!co_await write(stream, std::move(res), version, keep_alive, false, route)) break;
     }
+    co_return false;
   }
 };
 
@@ -278,9 +427,13 @@ std::uint16_t Server::port() const noexcept {
   return impl_->workers.front()->acceptor.local_endpoint(ec).port();
 }
 
+int Server::open_connections() const noexcept { return impl_->active.load(); }
+
 void Server::start() {
   for (auto& w : impl_->workers) {
-    asio::co_spawn(w->io, impl_->accept_loop(*w), asio::detached);
+    asio::co_spawn(w->io, impl_->accept_loop(*w), [](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);  // only at start-up (bad_alloc): end the program loudly
+    });
     w->thread = std::thread([io = &w->io] { io->run(); });
   }
 }
@@ -292,7 +445,8 @@ void Server::shutdown(std::chrono::milliseconds timeout) {
     asio::post(w->io, [w = w.get()] {
       beast::error_code ec;
       w->acceptor.close(ec);
-      for (auto* s : w->idle) s->cancel();
+      w->accept_pause.cancel();
+      for (auto* e : w->idle) e->stream->cancel();
     });
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;

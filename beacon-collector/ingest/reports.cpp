@@ -158,6 +158,47 @@ std::optional<int> get_int(object o, std::string_view key) {
   return static_cast<int>(*v);
 }
 
+// Copies `body` with every integer literal of 19 digits or more (which may not fit 64 bits)
+// turned into an exponent form of the same value ("18446744073709551616" ->
+// "18446744073709551616e0"), which JSON parsers read as a double. Strings are left alone.
+std::string widen_big_integers(std::string_view body) {
+  std::string out;
+  out.reserve(body.size() + 16);
+  std::size_t i = 0;
+  while (i < body.size()) {
+    const char c = body[i];
+    if (c == '"') {
+      // Copy the string through its closing quote (a quote after an odd run of backslashes is
+      // escaped).
+      std::size_t j = i + 1;
+      while (j < body.size()) {
+        if (body[j] == '\\') {
+          j += 2;
+          continue;
+        }
+        if (body[j] == '"') break;
+        ++j;
+      }
+      j = std::min(j + 1, body.size());
+      out.append(body.substr(i, j - i));
+      i = j;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      std::size_t j = i + (c == '-' ? 1 : 0);
+      const std::size_t digits_start = j;
+      while (j < body.size() && body[j] >= '0' && body[j] <= '9') ++j;
+      out.append(body.substr(i, j - i));
+      const bool fraction_or_exponent =
+          j < body.size() && (body[j] == '.' || body[j] == 'e' || body[j] == 'E');
+      if (!fraction_or_exponent && j - digits_start >= 19) out += "e0";
+      i = std::max(j, i + 1);
+    } else {
+      out.push_back(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
 // Parses `body` after the byte-level limits; fills `out.error*` and returns false on failure.
 bool parse_document(std::string_view body, const ParseLimits& limits, element& doc,
                     ParseOutcome& out) {
@@ -169,6 +210,13 @@ bool parse_document(std::string_view body, const ParseLimits& limits, element& d
     return false;
   }
   auto err = thread_parser().parse(body.data(), body.size()).get(doc);
+  if (err == simdjson::NUMBER_ERROR || err == simdjson::NUMBER_OUT_OF_RANGE) {
+    // An integer beyond 64 bits (an `age` of 2^64, say) fails the whole document in simdjson
+    // (NUMBER_ERROR in 3.0), yet JSON allows it (RFC 8259 §6). Parse it as the double it is, so
+    // that only the report carrying it is judged (and dropped if the value is out of range).
+    const std::string widened = widen_big_integers(body);
+    err = thread_parser().parse(widened.data(), widened.size()).get(doc);
+  }
   if (err != simdjson::SUCCESS) {
     out.error_reason = "malformed_json";
     out.error = std::string("malformed JSON: ") + simdjson::error_message(err);

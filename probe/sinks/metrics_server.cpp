@@ -4,9 +4,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 
 #include "common/log.hpp"
 
@@ -17,29 +19,51 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
 
+namespace {
+// Scrapers are few (a Prometheus pair, a person with curl): more connections than this at once
+// are refused, so a misbehaving client cannot take the probe's descriptors.
+constexpr int kMaxConnections = 64;
+}  // namespace
+
 struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
   asio::io_context& io;
   tcp::acceptor acceptor;
+  asio::steady_timer pause;
   RenderFn render;
   bool stopped = false;
+  int connections = 0;
+  log::RateLimited accept_log{std::chrono::seconds(10)};
 
-  Impl(asio::io_context& i, RenderFn r) : io(i), acceptor(i), render(std::move(r)) {}
+  Impl(asio::io_context& i, RenderFn r) : io(i), acceptor(i), pause(i), render(std::move(r)) {}
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
+    std::chrono::milliseconds backoff{0};
     while (!stopped) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
       if (ec) {
         if (ec == asio::error::operation_aborted || stopped) break;
-        log::warn("metrics.accept_failed", {{"error", ec.message()}});
+        accept_log.write(log::Level::warn, "metrics.accept_failed", {{"error", ec.message()}});
+        // EMFILE and friends fail at once, every time: back off instead of spinning.
+        backoff = std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+        pause.expires_after(backoff);
+        co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
       }
-      asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+      backoff = std::chrono::milliseconds(0);
+      if (connections >= kMaxConnections) {
+        accept_log.write(log::Level::warn, "metrics.too_many_connections",
+                         {{"limit", static_cast<std::int64_t>(kMaxConnections)}});
+        beast::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      ++connections;
+      asio::co_spawn(io, serve(std::move(socket)), [self](std::exception_ptr) { --self->connections; });
     }
   }
 
   asio::awaitable<void> serve(tcp::socket socket) {
-    auto self = shared_from_this();
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     for (;;) {
@@ -107,6 +131,7 @@ void MetricsServer::stop() {
   beast::error_code ignored;
   impl_->acceptor.cancel(ignored);
   impl_->acceptor.close(ignored);
+  impl_->pause.cancel();
 }
 
 }  // namespace vantage::probe::sinks

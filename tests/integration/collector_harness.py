@@ -41,9 +41,16 @@ class Collector:
             json.dump(self.config, f, indent=2)  # JSON is YAML
         self.proc = None
 
-    def start(self):
+    def start(self, open_files=None):
+        """Starts the collector; `open_files` sets its RLIMIT_NOFILE (soft and hard), as a
+        service manager's `LimitNOFILE=` would."""
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([COLLECTOR, "--config", self.config_path], stdout=self.log, stderr=self.log)
+        preexec = None
+        if open_files is not None:
+            import resource
+            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))  # noqa: E731
+        self.proc = subprocess.Popen([COLLECTOR, "--config", self.config_path], stdout=self.log, stderr=self.log,
+                                     preexec_fn=preexec)
         wait_for(self._listening, 10, what="the collector to listen")
         return self
 
@@ -74,6 +81,21 @@ class Collector:
                 raise AssertionError(f"collector exited with {rc} after SIGTERM: {f.read()[-3000:]}")
         return rc
 
+    def cpu_seconds(self):
+        """User + system CPU time the collector has used (from /proc/<pid>/stat)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log_lines(self, event):
+        """The collector's log lines (parsed JSON) whose event is `event`."""
+        lines = []
+        with open(self.log_path) as f:
+            for line in f:
+                if f'"event":"{event}"' in line:
+                    lines.append(json.loads(line))
+        return lines
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -94,8 +116,11 @@ class Collector:
             head.append(f"Content-Length: {len(body)}")
         return self.raw(("\r\n".join(head) + "\r\n\r\n").encode() + body, timeout)
 
+    def metrics_text(self):
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5).read().decode()
+
     def metrics(self):
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5).read().decode()
+        text = self.metrics_text()
         values = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
@@ -150,7 +175,7 @@ def temp_dir(test, prefix="vantage-collector-it-"):
     return d
 
 
-def start_collector(test, **overrides):
-    c = Collector(temp_dir(test), **overrides).start()
+def start_collector(test, open_files=None, **overrides):
+    c = Collector(temp_dir(test), **overrides).start(open_files=open_files)
     test.addCleanup(c.stop)
     return c
