@@ -118,6 +118,7 @@ struct Server::Impl {
   std::atomic<int> active{0};
   std::atomic<bool> draining{false};
   log::RateLimited accept_log{std::chrono::seconds(10)};
+  log::RateLimited session_log{std::chrono::seconds(10)};
 
   Impl(const CollectorConfig& c, Handler& h, Metrics& m) : config(c), handler(h), metrics(m) {
     if (config.tls) {
@@ -237,7 +238,7 @@ struct Server::Impl {
           try {
             std::rethrow_exception(e);
           } catch (const std::exception& ex) {
-            accept_log.write(log::Level::error, "collector.session_failed", {{"error", ex.what()}});
+            session_log.write(log::Level::error, "collector.session_failed", {{"error", ex.what()}});
           }
         }
       });

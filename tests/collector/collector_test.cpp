@@ -3,6 +3,7 @@
 // captures, JSON limits, token buckets, the header helper, GeoIP with the MaxMind test
 // databases, and the store's writer with SQLite.
 #include <sqlite3.h>
+#include <zlib.h>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "beacon-collector/enrich/client_ip.hpp"
 #include "beacon-collector/enrich/geoip.hpp"
 #include "beacon-collector/headers.hpp"
+#include "beacon-collector/ingest/content_encoding.hpp"
 #include "beacon-collector/ingest/origins.hpp"
 #include "beacon-collector/ingest/rate_limit.hpp"
 #include "beacon-collector/ingest/reports.hpp"
@@ -383,4 +385,63 @@ TEST_CASE("the writer group-commits and reports duplicates by result id", "[coll
   fs::remove(db);
   fs::remove(db.string() + "-wal");
   fs::remove(db.string() + "-shm");
+}
+
+TEST_CASE("gzip and deflate bodies inflate within their limit", "[collector][ingest]") {
+  const std::string text = "[{\"type\":\"network-error\",\"url\":\"https://shop.example.com/\"}]";
+  auto compress = [&](int window_bits, const std::string& in) {
+    z_stream z{};
+    REQUIRE(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+    std::string out(deflateBound(&z, in.size()), '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    z.avail_in = static_cast<uInt>(in.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
+    out.resize(z.total_out);
+    deflateEnd(&z);
+    return out;
+  };
+  std::string out, error;
+  using ingest::InflateStatus;
+  CHECK(ingest::inflate_body(compress(16 + MAX_WBITS, text), true, 1024, out, error) == InflateStatus::ok);
+  CHECK(out == text);
+  CHECK(ingest::inflate_body(compress(MAX_WBITS, text), false, 1024, out, error) == InflateStatus::ok);
+  CHECK(out == text);
+  CHECK(ingest::inflate_body(compress(-MAX_WBITS, text), false, 1024, out, error) == InflateStatus::ok);
+  CHECK(out == text);
+  // Two gzip members one after the other (RFC 1952 §2.2) are one body.
+  const std::string two = compress(16 + MAX_WBITS, "[1,") + compress(16 + MAX_WBITS, "2]");
+  CHECK(ingest::inflate_body(two, true, 1024, out, error) == InflateStatus::ok);
+  CHECK(out == "[1,2]");
+  // A bomb stops at the limit; a cut or corrupt stream is malformed, with a reason.
+  const std::string bomb = compress(16 + MAX_WBITS, std::string(10 << 20, ' '));
+  CHECK(bomb.size() < 20 * 1024);
+  CHECK(ingest::inflate_body(bomb, true, 64 * 1024, out, error) == InflateStatus::too_large);
+  const std::string gz = compress(16 + MAX_WBITS, text);
+  CHECK(ingest::inflate_body(gz.substr(0, gz.size() - 6), true, 1024, out, error) ==
+        InflateStatus::malformed);
+  CHECK(error == "the compressed stream is truncated");
+  CHECK(ingest::inflate_body("\x1f\x8b\x08\x00 not gzip", true, 1024, out, error) ==
+        InflateStatus::malformed);
+  CHECK(ingest::inflate_body(gz + "trailing", true, 1024, out, error) == InflateStatus::malformed);
+}
+
+TEST_CASE("an integer beyond 64 bits drops only the report that carries it", "[collector][ingest]") {
+  ingest::ParseContext ctx;
+  ctx.received_ns = 1'700'000'000'000'000'000LL;
+  ctx.endpoint = "reports";
+  ctx.limits.max_age_ms = 86'400'000;
+  const std::string body =
+      R"([{"type":"network-error","url":"https://a.example.com/","age":18446744073709551616,"body":{}},)"
+      R"({"type":"network-error","url":"https://b.example.com/","age":-99999999999999999999,"body":{}},)"
+      R"({"type":"network-error","url":"https://c.example.com/","age":12,"body":{"note":"1234567890123456789012"}}])";
+  const auto out = ingest::parse_reporting_api(body, ctx);
+  REQUIRE(out.ok());
+  REQUIRE(out.records.size() == 1);
+  CHECK(out.records[0].url == "https://c.example.com/");
+  CHECK(out.records[0].body.find("1234567890123456789012") != std::string::npos);  // strings kept
+  CHECK(out.dropped.at("age_out_of_range") == 2);
+  // Still malformed: a number JSON does not allow.
+  CHECK_FALSE(ingest::parse_reporting_api(R"([{"type":"x","age":012345678901234567890}])", ctx).ok());
 }
