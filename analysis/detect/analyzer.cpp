@@ -413,7 +413,12 @@ class Replay {
         Incident& inc = f.incident;
         inc.id = id;
         inc.kind = "bgp_" + a.alert;
-        inc.severity = a.alert == "unexpected_upstream" || a.alert == "rpki_invalid" ? "ticket" : "page";
+        // The monitor's confidence decides (a likely prepend typo is not a page); older records
+        // carry none.
+        inc.severity = !a.severity.empty() ? a.severity
+                       : a.alert == "unexpected_upstream" || a.alert == "rpki_invalid" || a.alert == "private_origin"
+                           ? "ticket"
+                           : "page";
         add_unique(inc.prefixes, a.prefix);
         if (a.leaker_asn) add_unique(inc.asns, a.leaker_asn);
         if (a.origin_asn) add_unique(inc.asns, a.origin_asn);

@@ -107,7 +107,8 @@ class SqliteEventStore final : public EventStore {
       if (sqlite3_column_int(t.get(), 0) == 0) return;
     }
     BgpAlertRow r;
-    each_row("SELECT time_ns, alert, status, alert_key, prefix, origin_asn, leaker_asn FROM bgp_alerts", "time_ns",
+    each_row("SELECT time_ns, alert, status, alert_key, prefix, origin_asn, leaker_asn, "
+             "json_extract(record, '$.severity') FROM bgp_alerts", "time_ns",
              from_ns, to_ns, [&](sqlite3_stmt* s) {
                r.time_ns = sqlite3_column_int64(s, 0);
                r.alert = text(s, 1);
@@ -116,6 +117,7 @@ class SqliteEventStore final : public EventStore {
                r.prefix = text(s, 4);
                r.origin_asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 5));
                r.leaker_asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
+               r.severity = text(s, 7);
                fn(r);
              }, /*in_time_order=*/true);
   }

@@ -52,6 +52,7 @@ struct BgpAlertRow {
   std::string alert_key;
   std::string prefix;  // the announced prefix, e.g. "203.0.113.0/24"
   std::uint32_t origin_asn = 0, leaker_asn = 0;
+  std::string severity;  // the monitor's, from its confidence score ("page", "ticket", "log"); "" if none
 };
 
 class EventStore {

@@ -79,64 +79,6 @@ void read_next_hop(const std::uint8_t* p, std::uint8_t len, Attributes& out) {
 
 }  // namespace
 
-void IpAddr::append_to(std::string& out) const {
-  char buf[INET6_ADDRSTRLEN];
-  ::inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
-  out += buf;
-}
-
-std::string IpAddr::to_string() const {
-  std::string s;
-  append_to(s);
-  return s;
-}
-
-std::string Prefix::to_string() const {
-  std::string s = addr.to_string();
-  s += '/';
-  s += std::to_string(length);
-  return s;
-}
-
-std::optional<Prefix> Prefix::parse(const std::string& text) {
-  const auto slash = text.find('/');
-  if (slash == std::string::npos) return std::nullopt;
-  Prefix p;
-  const std::string a = text.substr(0, slash);
-  if (::inet_pton(AF_INET, a.c_str(), p.addr.bytes.data()) == 1) {
-    p.addr.v6 = false;
-  } else if (::inet_pton(AF_INET6, a.c_str(), p.addr.bytes.data()) == 1) {
-    p.addr.v6 = true;
-  } else {
-    return std::nullopt;
-  }
-  const std::string len = text.substr(slash + 1);
-  if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  const int bits = std::stoi(len);
-  if (bits > (p.addr.v6 ? 128 : 32)) return std::nullopt;
-  p.length = static_cast<std::uint8_t>(bits);
-  // Host bits must be zero in a prefix: refuse "192.0.2.1/24" rather than guess.
-  Prefix masked = p;
-  for (int i = bits; i < (p.addr.v6 ? 128 : 32); ++i) {
-    masked.addr.bytes[static_cast<std::size_t>(i / 8)] &= static_cast<std::uint8_t>(~(0x80u >> (i % 8)));
-  }
-  if (!(masked == p)) return std::nullopt;
-  return p;
-}
-
-bool Prefix::contains(const Prefix& other) const noexcept {
-  if (other.addr.v6 != addr.v6 || other.length < length) return false;
-  const int full = length / 8;
-  if (std::memcmp(addr.bytes.data(), other.addr.bytes.data(), static_cast<std::size_t>(full)) != 0) {
-    return false;
-  }
-  const int rest = length % 8;
-  if (rest == 0) return true;
-  const auto mask = static_cast<std::uint8_t>(0xFF << (8 - rest));
-  return (addr.bytes[static_cast<std::size_t>(full)] & mask) ==
-         (other.addr.bytes[static_cast<std::size_t>(full)] & mask);
-}
-
 void Attributes::clear() { *this = Attributes{}; }
 
 bool decode_nlri(const std::uint8_t* p, std::size_t n, bool v6, bool add_path,

@@ -15,28 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "common/ip_prefix.hpp"
+
 namespace vantage::bgp {
 
-struct IpAddr {
-  bool v6 = false;
-  std::array<std::uint8_t, 16> bytes{};
-  bool operator==(const IpAddr&) const = default;
-  // inet_ntop form: "192.0.2.1", "2001:db8::1".
-  std::string to_string() const;
-  // Appends the inet_ntop form to `out` (no allocation when `out` has room).
-  void append_to(std::string& out) const;
-};
-
-struct Prefix {
-  IpAddr addr;
-  std::uint8_t length = 0;
-  bool operator==(const Prefix&) const = default;
-  std::string to_string() const;  // "192.0.2.0/24"
-  // "192.0.2.0/24", "2001:db8::/32"; nullopt for anything else, including set host bits
-  // ("192.0.2.1/24" is refused rather than guessed at).
-  static std::optional<Prefix> parse(const std::string& text);
-  bool contains(const Prefix& other) const noexcept;  // other is this or more specific
-};
+// The project's one address and prefix type (common/ip_prefix.hpp).
+using IpAddr = vantage::IpAddr;
+using Prefix = vantage::IpPrefix;
 
 struct Nlri {
   Prefix prefix;

@@ -185,6 +185,16 @@ void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, 
   }
   std::vector<std::uint32_t> origin_set;
   const auto origin = origin_as(path, &origin_set);
+  // "aggregator": "65000:192.0.2.1" (RIS Live manual): the AS before the colon.
+  std::optional<std::uint32_t> aggregator;
+  if (const std::string agg = string_member(d, "aggregator", ""); !agg.empty()) {
+    const auto colon = agg.find(':');
+    const std::string asn_text = agg.substr(0, colon);
+    if (!asn_text.empty() && asn_text.size() <= 10 && asn_text.find_first_not_of("0123456789") == std::string::npos) {
+      const unsigned long long v = std::stoull(asn_text);
+      if (v <= 4294967295ULL) aggregator = static_cast<std::uint32_t>(v);
+    }
+  }
   if (d.contains("withdrawals") && d["withdrawals"].is_array()) {
     for (const auto& w : d["withdrawals"]) {
       auto prefix = w.is_string() ? Prefix::parse(w.get<std::string>()) : std::nullopt;
@@ -206,6 +216,7 @@ void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, 
         e.path = path;
         e.origin = origin;
         e.origin_set = origin_set;
+        e.aggregator = aggregator;
         out.push_back(std::move(e));
       }
     }

@@ -1,6 +1,8 @@
 #include "probe/bgp/monitor.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <limits>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -61,9 +63,14 @@ Expectations load_expectations(const std::string& path) {
   Expectations e;
   for (const auto& [key, node] : root.entries()) {
     if (key == "options") {
-      node.expect_keys({"min_peers", "visibility_threshold"});
+      node.expect_keys({"min_peers", "visibility_threshold", "resolve_hold"});
       if (auto v = node.get("min_peers")) e.min_peers = static_cast<int>(v->as_int(1, 100000));
       if (auto v = node.get("visibility_threshold")) e.visibility_threshold = v->as_double(0.01, 1);
+      if (auto v = node.get("resolve_hold")) {
+        e.resolve_hold_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                v->as_duration(std::chrono::seconds(0), std::chrono::hours(24)))
+                                .count();
+      }
       continue;
     }
     auto prefix = Prefix::parse(key);
@@ -152,20 +159,20 @@ Vrps Vrps::load(const std::string& path) {
       max_length = item["maxLength"].get<int>();
     }
     if (max_length < prefix->length || max_length > (prefix->addr.v6 ? 128 : 32)) fail("bad maxLength");
-    v.vrps_.push_back({*prefix, static_cast<std::uint8_t>(max_length), static_cast<std::uint32_t>(asn)});
+    v.vrps_.insert(*prefix, {static_cast<std::uint8_t>(max_length), static_cast<std::uint32_t>(asn)});
     ++index;
   }
   return v;
 }
 
 Vrps::State Vrps::validate(const Prefix& prefix, std::optional<std::uint32_t> origin) const {
-  bool covered = false;
-  for (const auto& v : vrps_) {
-    if (!v.prefix.contains(prefix)) continue;
+  // RFC 6811 §2: covered by any VRP; valid if one matches the origin and the length.
+  bool covered = false, valid = false;
+  vrps_.for_each_covering(prefix, [&](int, const Vrp& v) {
     covered = true;
-    if (origin && v.asn == *origin && v.asn != 0 && prefix.length <= v.max_length) return State::valid;
-  }
-  return covered ? State::invalid : State::not_found;
+    if (origin && v.asn == *origin && v.asn != 0 && prefix.length <= v.max_length) valid = true;
+  });
+  return valid ? State::valid : covered ? State::invalid : State::not_found;
 }
 
 std::string Alert::kind_name() const {
@@ -176,8 +183,20 @@ std::string Alert::kind_name() const {
     case Kind::unexpected_upstream: return "unexpected_upstream";
     case Kind::visibility_loss: return "visibility_loss";
     case Kind::rpki_invalid: return "rpki_invalid";
+    case Kind::moas: return "moas";
+    case Kind::private_origin: return "private_origin";
   }
   return "unknown";
+}
+
+std::string Alert::severity() const {
+  if (score >= 0) return score >= 70 ? "page" : score >= 40 ? "ticket" : "log";
+  switch (kind) {
+    case Kind::unexpected_upstream:
+    case Kind::rpki_invalid:
+    case Kind::private_origin: return "ticket";
+    default: return "page";
+  }
 }
 
 std::string Alert::to_text() const {
@@ -191,6 +210,14 @@ std::string Alert::to_text() const {
     case Kind::hijack:
     case Kind::sub_prefix_hijack:
       s += "origin " + origin_text + ", expected AS" + join(expected, ", AS");
+      break;
+    case Kind::moas:
+      s += "origin " + origin_text + " while other peers see expected AS" + join(expected, ", AS") +
+           " (multiple origins)";
+      break;
+    case Kind::private_origin:
+      s += "private AS" + join(private_asns, ", AS") + " behind " + origin_text +
+           ": a private AS not stripped at the edge";
       break;
     case Kind::route_leak:
       s += "AS" + std::to_string(leaker) + " leaked the route (segment " + join(segment, " ") + ")";
@@ -209,7 +236,22 @@ std::string Alert::to_text() const {
       break;
   }
   s += "; " + std::to_string(peers) + (peers == 1 ? " peer" : " peers");
-  if (!example_path.empty()) s += "; path " + join(example_path, " ");
+  if (!raw_path.empty()) s += "; path " + raw_path;
+  if (score >= 0 && !resolved) {
+    s += "; score " + std::to_string(score) + " (" + severity() + ")";
+    auto has = [&](const char* tag) { return std::find(tags.begin(), tags.end(), tag) != tags.end(); };
+    if (has("origin_after_expected") && origin && example_path.size() >= 2) {
+      s += " — AS" + std::to_string(*origin) + " directly after AS" +
+           std::to_string(example_path[example_path.size() - 2]) + ": likely a prepend typo";
+    }
+    if (has("aggregator_is_expected")) s += " — AGGREGATOR names an expected AS";
+    if (has("rpki_valid_new_origin")) s += " — RPKI says this origin is authorised";
+    if (has("rpki_invalid_new_origin")) s += " — RPKI invalid";
+    if (has("new_origin_never_seen")) s += " — origin never seen for this prefix before";
+    if (has("private_origin") && kind != Kind::private_origin) {
+      s += " — private AS" + join(private_asns, ", AS") + " appended";
+    }
+  }
   return s;
 }
 
@@ -235,23 +277,35 @@ nlohmann::json Alert::json() const {
   if (kind == Kind::unexpected_upstream) j["upstream"] = upstream;
   if (kind == Kind::visibility_loss) j["visibility"] = visibility;
   if (!example_path.empty()) j["path"] = example_path;
+  if (!raw_path.empty()) j["raw_path"] = raw_path;
+  if (!private_asns.empty()) j["private_asns"] = private_asns;
+  j["severity"] = severity();
+  if (score >= 0) {
+    j["score"] = score;
+    j["tags"] = tags;
+  }
   return j;
 }
 
 Monitor::Monitor(Expectations expectations, const AsRelationships* relationships, const Vrps* vrps)
-    : exp_(std::move(expectations)), rels_(relationships), vrps_(vrps) {}
+    : exp_(std::move(expectations)), rels_(relationships), vrps_(vrps) {
+  for (const auto& m : exp_.prefixes) trie_.insert(m.prefix, &m);
+}
 
 const MonitoredPrefix* Monitor::monitored(const Prefix& p) const {
-  const MonitoredPrefix* best = nullptr;
-  for (const auto& m : exp_.prefixes) {
-    if (m.prefix.contains(p) && (!best || m.prefix.length > best->prefix.length)) best = &m;
-  }
-  return best;
+  const auto* match = trie_.longest_match(p);
+  return match ? match->front() : nullptr;  // a prefix listed twice: the first entry
+}
+
+std::uint64_t Monitor::ignored() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& [reason, count] : ignored_) n += count;
+  return n;
 }
 
 std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const MonitoredPrefix& m) {
   std::vector<Issue> out;
-  const std::vector<std::uint32_t> path = flatten_path(e.path);
+  std::vector<std::uint32_t> path = flatten_path(e.path);
   Alert base;
   base.time_us = e.time_us;
   base.monitored = m.prefix;
@@ -260,21 +314,64 @@ std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const Monito
   base.origin = e.origin;
   base.origin_set = e.origin_set;
   base.example_path = path;
+  base.raw_path = path_text(e.path);
   const bool exact = e.prefix == m.prefix;
   auto allowed = [&](std::uint32_t asn) {
     return std::find(m.origins.begin(), m.origins.end(), asn) != m.origins.end();
   };
-  const bool origin_ok = e.origin ? allowed(*e.origin)
-                                  : std::any_of(e.origin_set.begin(), e.origin_set.end(), allowed);
-  const std::string origin_key = e.origin ? std::to_string(*e.origin) : "{" + join(e.origin_set, ",") + "}";
-  const bool private_origin = e.origin && is_private_or_reserved_asn(*e.origin);
-  if (!origin_ok && !private_origin && (exact || !m.ignore_more_specifics)) {
+  std::optional<std::uint32_t> origin = e.origin;
+  // A path ending in private or reserved ASNs behind anything but an expected origin: strip
+  // them (remove-private-AS) and judge the public AS before them.
+  if (origin && !allowed(*origin) && is_private_or_reserved_asn(*origin)) {
+    while (!path.empty() && is_private_or_reserved_asn(path.back()) && !allowed(path.back())) {
+      base.private_asns.insert(base.private_asns.begin(), path.back());
+      path.pop_back();
+    }
+    if (path.empty()) {
+      ++ignored_["private_path"];
+      return out;
+    }
+    origin = path.back();
+    base.origin = origin;
+  }
+  const bool origin_ok = origin ? allowed(*origin)
+                                : std::any_of(e.origin_set.begin(), e.origin_set.end(), allowed);
+  const std::string origin_key = origin ? std::to_string(*origin) : "{" + join(e.origin_set, ",") + "}";
+  // Confidence tags of hijack-like alerts: what the route itself says (the peers come at open).
+  auto tag = [&](Alert& a) {
+    if (!base.private_asns.empty()) a.tags.push_back("private_origin");
+    if (vrps_ && origin) {
+      const auto rov = vrps_->validate(e.prefix, origin);
+      if (rov == Vrps::State::invalid) a.tags.push_back("rpki_invalid_new_origin");
+      if (rov == Vrps::State::valid) a.tags.push_back("rpki_valid_new_origin");
+    }
+    if (origin && path.size() >= 2 && allowed(path[path.size() - 2])) a.tags.push_back("origin_after_expected");
+    if (e.aggregator && allowed(*e.aggregator)) a.tags.push_back("aggregator_is_expected");
+    const auto& seen = ever_seen_[&m];
+    const bool never = origin ? !seen.count(*origin)
+                              : std::none_of(e.origin_set.begin(), e.origin_set.end(),
+                                             [&](std::uint32_t x) { return seen.count(x) > 0; });
+    if (never) a.tags.push_back("new_origin_never_seen");
+  };
+  if (origin_ok && !base.private_asns.empty() && (exact || !m.ignore_more_specifics)) {
     Alert a = base;
-    a.kind = exact ? Alert::Kind::hijack : Alert::Kind::sub_prefix_hijack;
+    a.kind = Alert::Kind::private_origin;
     a.expected = m.origins;
+    tag(a);
+    out.push_back({a.kind, e.prefix.to_string() + " " + join(a.private_asns, ",") + " behind " + origin_key, a});
+  }
+  if (!origin_ok && (exact || !m.ignore_more_specifics)) {
+    Alert a = base;
+    // The exact prefix from a foreign origin while peers see it from an expected one: a
+    // multiple-origin conflict (MOAS) rather than a takeover.
+    bool expected_seen = false;
+    if (exact) {
+      for (const auto& [asn, routes] : origins_[&m]) expected_seen = expected_seen || (routes > 0 && allowed(asn));
+    }
+    a.kind = !exact ? Alert::Kind::sub_prefix_hijack : expected_seen ? Alert::Kind::moas : Alert::Kind::hijack;
+    a.expected = m.origins;
+    tag(a);
     out.push_back({a.kind, e.prefix.to_string() + " " + origin_key, a});
-  } else if (!origin_ok && private_origin) {
-    ++ignored_;
   }
   if (origin_ok && !m.upstreams.empty() && path.size() >= 2) {
     const std::uint32_t up = path[path.size() - 2];
@@ -307,12 +404,33 @@ std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const Monito
       if (peer || rel == AsRelationships::Rel::provider_to_customer) downhill = true;
     }
   }
-  if (vrps_ && vrps_->validate(e.prefix, e.origin) == Vrps::State::invalid) {
+  if (vrps_ && vrps_->validate(e.prefix, origin) == Vrps::State::invalid) {
     Alert a = base;
     a.kind = Alert::Kind::rpki_invalid;
     out.push_back({a.kind, e.prefix.to_string() + " " + origin_key, a});
   }
   return out;
+}
+
+void Monitor::score(Alert& a, int peers) const {
+  int base = 0;
+  switch (a.kind) {
+    case Alert::Kind::hijack: base = 50; break;
+    case Alert::Kind::sub_prefix_hijack: base = 60; break;  // more-specifics win the traffic
+    case Alert::Kind::moas: base = 45; break;
+    case Alert::Kind::private_origin: base = 40; break;
+    default: return;
+  }
+  static const std::map<std::string, int> kWeights = {
+      {"rpki_invalid_new_origin", 20}, {"rpki_valid_new_origin", -40}, {"origin_after_expected", -35},
+      {"aggregator_is_expected", -20}, {"new_origin_never_seen", 10},  {"private_origin", 0}};
+  int total = base;
+  for (const auto& t : a.tags) {
+    if (auto it = kWeights.find(t); it != kWeights.end()) total += it->second;
+  }
+  a.tags.push_back("seen_by_n_peers");
+  total += std::min(20, 4 * std::max(0, peers - 1));
+  a.score = std::clamp(total, 0, 100);
 }
 
 void Monitor::add(const std::string& peer, const Issue& issue, std::int64_t time_us,
@@ -322,54 +440,73 @@ void Monitor::add(const std::string& peer, const Issue& issue, std::int64_t time
     s.alert = issue.alert;
     s.alert.key = s.alert.kind_name() + " " + s.alert.monitored.to_string() + " " + issue.key;
   }
-  s.peers.insert(peer);
+  ++s.peers[peer];
+  s.resolve_at_us = 0;  // back within the hold: the same alert goes on
   if (!s.open && static_cast<int>(s.peers.size()) >= exp_.min_peers) {
     s.open = true;
     Alert a = s.alert;
     a.time_us = time_us;
     a.peers = static_cast<int>(s.peers.size());
+    score(a, a.peers);
+    s.alert.tags = a.tags;
+    s.alert.score = a.score;
     alerts.push_back(a);
   }
 }
 
 void Monitor::remove(const std::string& peer, const Issue& issue, std::int64_t time_us,
                      std::vector<Alert>& alerts) {
-  auto it = states_.find({std::to_string(static_cast<int>(issue.kind)) + issue.key, issue.alert.monitored.to_string()});
+  const StateKey key{std::to_string(static_cast<int>(issue.kind)) + issue.key, issue.alert.monitored.to_string()};
+  auto it = states_.find(key);
   if (it == states_.end()) return;
   State& s = it->second;
-  const auto before = s.peers.size();
-  s.peers.erase(peer);
-  if (s.peers.empty()) {
-    if (s.open) {
-      Alert a = s.alert;
-      a.resolved = true;
-      a.time_us = time_us;
-      a.peers = static_cast<int>(before);
-      alerts.push_back(a);
-    }
+  auto p = s.peers.find(peer);
+  if (p == s.peers.end()) return;
+  if (--p->second > 0) return;  // another route of this peer still carries it (ADD-PATH, a replacement)
+  s.alert.peers = static_cast<int>(s.peers.size());
+  s.peers.erase(p);
+  if (!s.peers.empty()) return;
+  if (!s.open) {
     states_.erase(it);
+    return;
+  }
+  s.dropped_us = time_us;
+  if (exp_.resolve_hold_us <= 0) return resolve(it, alerts);
+  s.resolve_at_us = time_us + exp_.resolve_hold_us;
+  pending_[s.resolve_at_us].push_back(key);
+}
+
+void Monitor::resolve(std::map<StateKey, State>::iterator it, std::vector<Alert>& alerts) {
+  Alert a = it->second.alert;
+  a.resolved = true;
+  a.time_us = it->second.dropped_us;  // when the last peer dropped it, not when the hold ended
+  alerts.push_back(a);
+  states_.erase(it);
+}
+
+void Monitor::tick(std::int64_t now_us, std::vector<Alert>& alerts) {
+  while (!pending_.empty() && pending_.begin()->first <= now_us) {
+    const auto due = pending_.begin()->first;
+    for (const auto& key : pending_.begin()->second) {
+      auto it = states_.find(key);
+      // Stale entries: the route came back (resolve_at reset) or a later drop re-scheduled it.
+      if (it != states_.end() && it->second.peers.empty() && it->second.resolve_at_us == due) resolve(it, alerts);
+    }
+    pending_.erase(pending_.begin());
   }
 }
 
-bool Monitor::carried(const std::string& peer, const Issue& issue) const {
-  for (const auto& [k, r] : routes_) {
-    if (r.peer != peer) continue;
-    for (const auto& i : r.issues) {
-      if (!(i < issue) && !(issue < i) && i.alert.monitored == issue.alert.monitored) return true;
-    }
-  }
-  return false;
-}
+void Monitor::flush(std::vector<Alert>& alerts) { tick(std::numeric_limits<std::int64_t>::max(), alerts); }
 
 void Monitor::forget(Route&& route, std::int64_t time_us, std::vector<Alert>& alerts) {
-  // Another route of the same peer may carry the same issue (ADD-PATH, or the announcement
-  // that replaced this one): keep it then.
-  for (const auto& issue : route.issues) {
-    if (!carried(route.peer, issue)) remove(route.peer, issue, time_us, alerts);
-  }
+  for (const auto& issue : route.issues) remove(route.peer, issue, time_us, alerts);
   if (route.exact) {
     auto& seen = seen_by_[route.monitored];
     if (--seen[route.peer] <= 0) seen.erase(route.peer);
+    if (route.origin) {
+      auto& origins = origins_[route.monitored];
+      if (--origins[*route.origin] <= 0) origins.erase(*route.origin);
+    }
   }
 }
 
@@ -432,6 +569,7 @@ void Monitor::visibility(const MonitoredPrefix& m, std::int64_t time_us, std::ve
 }
 
 void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
+  if (!pending_.empty()) tick(e.time_us, alerts);
   // A peer is one BGP session as one collector (router, MRT source) saw it: the same neighbour
   // seen by two routers counts twice, as it does for visibility.
   // '\0' separates the collector: no name or address contains it.
@@ -469,7 +607,7 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
   const MonitoredPrefix* m = monitored(e.prefix);
   if (!m || m->ignore) return;
   if (is_bogon(e.prefix) && !is_bogon(m->prefix)) {
-    ++ignored_;
+    ++ignored_["bogon_prefix"];
     return;
   }
   const std::string key = peer + "|" + e.prefix.to_string() + "|" + (e.path_id ? std::to_string(*e.path_id) : "");
@@ -485,9 +623,30 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
     previous = std::move(it->second);
     routes_.erase(it);
   }
-  Route route{peer, m, e.prefix == m->prefix, issues_of(e, *m), e.prefix.addr.v6, false};
+  Route route{peer, m, e.prefix == m->prefix, issues_of(e, *m), e.prefix.addr.v6, false, std::nullopt};
   for (const auto& issue : route.issues) add(peer, issue, e.time_us, alerts);
-  if (route.exact) ++seen_by_[m][peer];
+  if (e.origin) ever_seen_[m].insert(*e.origin);
+  for (auto asn : e.origin_set) ever_seen_[m].insert(asn);
+  if (route.exact) {
+    ++seen_by_[m][peer];
+    // The judged origin: the last public AS when private ones trail (as issues_of judged it).
+    std::optional<std::uint32_t> judged = e.origin;
+    if (judged && is_private_or_reserved_asn(*judged) &&
+        std::find(m->origins.begin(), m->origins.end(), *judged) == m->origins.end()) {
+      judged.reset();
+      const auto flat = flatten_path(e.path);
+      for (auto it = flat.rbegin(); it != flat.rend(); ++it) {
+        if (!is_private_or_reserved_asn(*it)) {
+          judged = *it;
+          break;
+        }
+      }
+    }
+    if (judged) {
+      route.origin = judged;
+      ++origins_[m][*judged];
+    }
+  }
   const bool exact = route.exact;
   routes_.emplace(key, std::move(route));
   if (previous) forget(std::move(*previous), e.time_us, alerts);

@@ -26,6 +26,10 @@ void fill_path(RouteEvent& e, const Attributes& a) {
   e.communities = a.communities;
   e.large_communities = a.large_communities;
   e.only_to_customer = a.only_to_customer;
+  // RFC 6793 §4.2.3: an AGGREGATOR of AS_TRANS (23456) is replaced by AS4_AGGREGATOR.
+  if (a.aggregator_as) {
+    e.aggregator = *a.aggregator_as == 23456 && a.as4_aggregator_as ? *a.as4_aggregator_as : *a.aggregator_as;
+  }
 }
 
 }  // namespace
@@ -208,6 +212,22 @@ void update_to_events(const Update& u, const RouteEvent& base, std::vector<Route
   for (const auto& a : u.attributes.mp_reach_nlri) announce(a);
 }
 
+std::string path_text(const AsPath& path) {
+  std::string text;
+  for (const auto& seg : path) {
+    const bool set = seg.type == SegmentType::set || seg.type == SegmentType::confed_set;
+    const bool confed = seg.type == SegmentType::confed_sequence || seg.type == SegmentType::confed_set;
+    if (!text.empty()) text += ' ';
+    text += confed ? "(" : set ? "{" : "";
+    for (std::size_t i = 0; i < seg.asns.size(); ++i) {
+      if (i) text += set ? "," : " ";
+      text += std::to_string(seg.asns[i]);
+    }
+    text += confed ? ")" : set ? "}" : "";
+  }
+  return text;
+}
+
 nlohmann::json to_json(const RouteEvent& e) {
   static constexpr const char* kEvent[] = {"announce", "withdraw", "peer_down", "peer_up", "end_of_rib"};
   nlohmann::json j{{"event", kEvent[static_cast<int>(e.kind)]},
@@ -223,17 +243,9 @@ nlohmann::json to_json(const RouteEvent& e) {
   if (e.path_id) j["path_id"] = *e.path_id;
   if (e.kind == RouteEvent::Kind::withdraw) return j;
   nlohmann::json path = nlohmann::json::array();
-  std::string text;
   for (const auto& seg : e.path) {
     const bool set = seg.type == SegmentType::set || seg.type == SegmentType::confed_set;
     const bool confed = seg.type == SegmentType::confed_sequence || seg.type == SegmentType::confed_set;
-    if (!text.empty()) text += ' ';
-    text += confed ? "(" : set ? "{" : "";
-    for (std::size_t i = 0; i < seg.asns.size(); ++i) {
-      if (i) text += set ? "," : " ";
-      text += std::to_string(seg.asns[i]);
-    }
-    text += confed ? ")" : set ? "}" : "";
     if (confed) continue;  // confederation segments are local to the peer: not in `path`
     if (set) {
       path.push_back(seg.asns);
@@ -242,7 +254,7 @@ nlohmann::json to_json(const RouteEvent& e) {
     }
   }
   j["path"] = std::move(path);
-  j["as_path"] = std::move(text);
+  j["as_path"] = path_text(e.path);
   if (e.origin) j["origin"] = *e.origin;
   if (!e.origin_set.empty()) j["origin_set"] = e.origin_set;
   if (!e.communities.empty()) {

@@ -32,6 +32,7 @@ struct RouteEvent {
   std::vector<std::uint32_t> communities;
   std::vector<std::array<std::uint32_t, 3>> large_communities;
   std::optional<std::uint32_t> only_to_customer;
+  std::optional<std::uint32_t> aggregator;  // AGGREGATOR's AS (AS4_AGGREGATOR's behind AS_TRANS)
 };
 
 // The wire form of an event (docs/bgp.md#records): {"event": "announce"|"withdraw"|"peer_down"|
@@ -41,6 +42,9 @@ struct RouteEvent {
 // "communities": ["3491:100"], "large_communities": ["65000:1:2"], "only_to_customer"}; fields
 // that do not apply are left out. The caller adds "kind", "id", "check" and "vantage".
 nlohmann::json to_json(const RouteEvent& event);
+
+// A path as bgpdump writes it, prepending kept: "65000 3491 3491 {64496,64497} (65001)".
+std::string path_text(const AsPath& path);
 
 // The AS_SEQUENCE ASNs of a path, peer first, with prepending collapsed (consecutive repeats of
 // one ASN kept once). AS_SET and confederation segments are left out.

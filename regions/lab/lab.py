@@ -477,7 +477,9 @@ stub-zone:
         prefixes = self.path("bgp-prefixes.yml")
         with open(prefixes, "w") as f:
             f.write(f"{o['prefix']}:\n  description: the lab origin (shop.lab.test)\n  asn: [{o['asn']}]\n"
-                    f"  ignoreMorespecifics: false\noptions:\n  min_peers: 1\n")
+                    f"  ignoreMorespecifics: false\noptions:\n  min_peers: 1\n"
+                    # the lab's compressed time scale (docs/bgp.md#lifecycle: 60 s by default)
+                    f"  resolve_hold: 2s\n")
         shutil.copy(os.path.join(HERE, "bgp", "lab-as-rel.txt"), self.path("as-rel.txt"))
         config = {
             "vantage_point": {"id": self.probe_id("bgp"), "region": isp["region"], "country": isp["country"],

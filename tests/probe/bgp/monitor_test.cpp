@@ -1,5 +1,6 @@
 // The monitor's alert lifecycle on hand-made route events: a path change is one transition, not
-// a resolve and re-open; min_peers; one neighbour seen by two routers is two peers.
+// a resolve and re-open; min_peers; one neighbour seen by two routers is two peers; the resolve
+// hold; private ASNs appended to evade; MOAS; confidence tags and scores.
 #include "probe/bgp/monitor.hpp"
 
 #include <algorithm>
@@ -36,8 +37,10 @@ RouteEvent withdraw(const char* collector, const char* pfx, std::uint32_t peer_a
   return e;
 }
 
-Expectations expectations(int min_peers, double visibility_threshold = 0.5) {
+// Resolve hold 0: these cases are about which alerts open and resolve, not when.
+Expectations expectations(int min_peers, double visibility_threshold = 0.5, std::int64_t hold_us = 0) {
   Expectations x;
+  x.resolve_hold_us = hold_us;
   MonitoredPrefix cf;
   cf.prefix = prefix("104.20.0.0/20");
   cf.origins = {13335};
@@ -137,4 +140,137 @@ TEST_CASE("a router's Peer Up makes the peer's routes stale until it re-sends th
   auto swept = names(alerts);  // neither route was re-sent after the second Peer Up
   std::sort(swept.begin(), swept.end());
   CHECK(swept == std::vector<std::string>{"open visibility_loss", "resolved sub_prefix_hijack"});
+}
+
+namespace {
+
+RouteEvent from_peer(RouteEvent e, const char* peer_ip, std::uint32_t peer_asn) {
+  e.peer_ip = prefix((std::string(peer_ip) + "/32").c_str()).addr;
+  e.peer_asn = peer_asn;
+  return e;
+}
+
+const Alert* find(const std::vector<Alert>& alerts, const std::string& kind) {
+  for (const auto& a : alerts) {
+    if (a.kind_name() == kind) return &a;
+  }
+  return nullptr;
+}
+
+bool has_tag(const Alert& a, const std::string& tag) {
+  return std::find(a.tags.begin(), a.tags.end(), tag) != a.tags.end();
+}
+
+}  // namespace
+
+TEST_CASE("a peer flapping a foreign origin gives one alert, resolved after the hold",
+          "[bgp][monitor]") {
+  constexpr std::int64_t kSecond = 1'000'000;
+  Monitor m(expectations(1, 0.5, 60 * kSecond), nullptr, nullptr);
+  std::vector<Alert> alerts, all;
+  auto feed = [&](const RouteEvent& e) {
+    alerts.clear();
+    m.observe(e, alerts);
+    all.insert(all.end(), alerts.begin(), alerts.end());
+  };
+  // Most peers see the expected origin; one peer flaps AS64999's route every 40 s for 12 minutes.
+  feed(from_peer(announce("rrc00", "104.20.0.0/20", {3356, 13335}, 0), "192.0.2.10", 3356));
+  feed(from_peer(announce("rrc00", "104.20.0.0/20", {174, 13335}, 0), "192.0.2.11", 174));
+  for (int i = 0; i < 18; ++i) {
+    const std::int64_t t = i * 40 * kSecond;
+    feed(from_peer(announce("rrc00", "104.20.0.0/20", {6939, 64999, 12345}, t + 1), "192.0.2.12", 6939));
+    feed(from_peer(withdraw("rrc00", "104.20.0.0/20", 6939, t + 20 * kSecond), "192.0.2.12", 6939));
+  }
+  REQUIRE(names(all) == std::vector<std::string>{"open moas"});
+  CHECK(all[0].origin == 12345u);
+  // Nothing more until the hold has passed since the last withdrawal.
+  std::vector<Alert> later;
+  m.tick(17 * 40 * kSecond + 20 * kSecond + 59 * kSecond, later);
+  CHECK(later.empty());
+  m.tick(17 * 40 * kSecond + 20 * kSecond + 60 * kSecond, later);
+  REQUIRE(names(later) == std::vector<std::string>{"resolved moas"});
+  CHECK(later[0].time_us == 17 * 40 * kSecond + 20 * kSecond);  // when it went, not when the hold ended
+  CHECK(later[0].key == all[0].key);
+}
+
+TEST_CASE("appending a private ASN evades nothing; a private origin behind the expected AS is named",
+          "[bgp][monitor]") {
+  Monitor m(expectations(1), nullptr, nullptr);
+  std::vector<Alert> alerts;
+  // A hijacker (AS666) appends private AS65001: judged as AS666's hijack, tagged.
+  m.observe(announce("rrc00", "104.20.0.0/20", {3356, 666, 65001}), alerts);
+  m.observe(announce("rrc00", "104.20.1.0/24", {3356, 666, 65001, 4200000001u}), alerts);
+  REQUIRE(names(alerts) == std::vector<std::string>{"open hijack", "open sub_prefix_hijack"});
+  CHECK(alerts[0].origin == 666u);
+  CHECK(has_tag(alerts[0], "private_origin"));
+  CHECK(alerts[1].private_asns == std::vector<std::uint32_t>{65001, 4200000001u});
+  CHECK(alerts[1].raw_path == "3356 666 65001 4200000001");
+  // The operator's own edge leaks AS65201 behind the real origin: one private_origin (ticket).
+  alerts.clear();
+  m.observe(from_peer(announce("rrc00", "104.20.0.0/20", {174, 13335, 65201}), "192.0.2.20", 174), alerts);
+  m.observe(from_peer(announce("rrc00", "104.20.0.0/20", {6939, 13335, 65201}), "192.0.2.21", 6939), alerts);
+  REQUIRE(names(alerts) == std::vector<std::string>{"open private_origin"});
+  CHECK(alerts[0].origin == 13335u);
+  CHECK(alerts[0].severity() == "ticket");
+  CHECK(alerts[0].to_text().find("private AS65201 behind AS13335") != std::string::npos);
+  // A path of private ASNs only is ignored, and counted.
+  alerts.clear();
+  m.observe(announce("rrc00", "104.20.2.0/24", {65001, 65002}), alerts);
+  CHECK(alerts.empty());
+  CHECK(m.ignored_by_reason().at("private_path") == 1);
+}
+
+TEST_CASE("a prepend typo scores below a real hijack and says why", "[bgp][monitor]") {
+  Monitor m(expectations(1), nullptr, nullptr);
+  std::vector<Alert> alerts;
+  m.observe(from_peer(announce("rrc00", "104.20.0.0/20", {3356, 13335}), "192.0.2.30", 3356), alerts);
+  // "13335 3" where "13335 13335" was meant, AGGREGATOR naming the expected AS.
+  RouteEvent typo = from_peer(announce("rrc00", "104.20.0.0/20", {174, 13335, 3}), "192.0.2.31", 174);
+  typo.aggregator = 13335;
+  m.observe(typo, alerts);
+  // A more-specific from an origin never seen, through several peers: the 2008 YouTube pattern.
+  for (int i = 0; i < 5; ++i) {
+    const std::string ip = "192.0.2." + std::to_string(40 + i);
+    m.observe(from_peer(announce("rrc00", "104.20.3.0/24", {3491, 17557}), ip.c_str(), 3491), alerts);
+  }
+  const Alert* t = find(alerts, "moas");
+  const Alert* h = find(alerts, "sub_prefix_hijack");
+  REQUIRE(t != nullptr);
+  REQUIRE(h != nullptr);
+  CHECK(has_tag(*t, "origin_after_expected"));
+  CHECK(has_tag(*t, "aggregator_is_expected"));
+  CHECK(has_tag(*h, "new_origin_never_seen"));
+  CHECK(t->score < h->score);
+  CHECK(t->severity() == "log");
+  CHECK(h->severity() == "page");
+  CHECK(t->to_text().find("AS3 directly after AS13335: likely a prepend typo") != std::string::npos);
+}
+
+TEST_CASE("RPKI: a valid new origin lowers the score, an invalid one raises it", "[bgp][monitor]") {
+  // A hand-made VRP set: 104.20.0.0/20-24 for AS13335 and AS209242.
+  Vrps vrps;
+  {
+    const std::string path = "/tmp/vantage-monitor-test-vrps.json";
+    FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fputs(R"({"roas":[{"asn":"AS13335","prefix":"104.20.0.0/20","maxLength":24},)"
+               R"({"asn":209242,"prefix":"104.20.0.0/20","maxLength":24}]})", f);
+    std::fclose(f);
+    vrps = Vrps::load(path);
+    std::remove(path.c_str());
+  }
+  Monitor m(expectations(1), nullptr, &vrps);
+  std::vector<Alert> alerts;
+  m.observe(announce("rrc00", "104.20.4.0/24", {3356, 209242}), alerts);
+  m.observe(announce("rrc00", "104.20.5.0/24", {3356, 666}), alerts);
+  REQUIRE(alerts.size() >= 2);
+  CHECK(has_tag(alerts[0], "rpki_valid_new_origin"));
+  CHECK(alerts[0].score < 40);
+  const Alert* invalid = nullptr;
+  for (const auto& a : alerts) {
+    if (a.kind == Alert::Kind::sub_prefix_hijack && a.origin == 666u) invalid = &a;
+  }
+  REQUIRE(invalid != nullptr);
+  CHECK(has_tag(*invalid, "rpki_invalid_new_origin"));
+  CHECK(invalid->score > alerts[0].score);
 }
