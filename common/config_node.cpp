@@ -321,7 +321,14 @@ std::string read_secret(const ConfigNode& parent, std::string_view file_key,
     const ConfigNode f = parent.require(file_key);
     std::ifstream in(f.as_nonempty_string());
     if (!in) f.fail("cannot read the " + std::string(what) + " file \"" + f.as_string() + "\"");
-    std::getline(in, secret);
+    // The first line, at most 4 KiB of it: `token_file: /dev/zero` (or a huge file by mistake)
+    // must not read without end (found by the collector_config fuzzer).
+    constexpr std::size_t kMaxSecretBytes = 4096;
+    char c = 0;
+    while (secret.size() <= kMaxSecretBytes && in.get(c) && c != '\n') secret.push_back(c);
+    if (secret.size() > kMaxSecretBytes) {
+      f.fail("the " + std::string(what) + " file's first line is longer than 4096 bytes");
+    }
     while (!secret.empty() && (secret.back() == '\r' || secret.back() == ' ')) secret.pop_back();
     if (secret.empty()) f.fail("the " + std::string(what) + " file is empty");
   } else {

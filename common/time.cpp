@@ -45,6 +45,9 @@ std::optional<UtcTime> parse_rfc3339(std::string_view s) {
   }
   const year_month_day ymd{year{y}, month{unsigned(mo)}, day{unsigned(d)}};
   if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  // UtcTime counts nanoseconds in 64 bits: 1677-09-21 to 2262-04-11. Whole years inside that
+  // range only, so nothing overflows (found by the check_result fuzzer: year 7535).
+  if (y < 1678 || y > 2261) return std::nullopt;
   std::size_t pos = 19;
   std::int64_t frac_ns = 0;
   if (pos < s.size() && s[pos] == '.') {

@@ -31,6 +31,9 @@ namespace vantage::probe {
 namespace net {
 class CurlMulti;
 }
+namespace sinks {
+class MetricsSink;
+}
 class ResolverPool;
 
 // Shared network services, owned by the probe and valid for every run.
@@ -45,6 +48,12 @@ struct Services {
   // one NDJSON line. Set by the probe before any check starts; checks that stream (kind bgp) call
   // it on the event loop as things happen.
   std::function<void(std::string_view kind, nlohmann::json& record)> publish_record;
+  // The probe's vantage point, for checks that name themselves to a remote service (kind bgp's
+  // RIS Live client sends "vantage-<id>"). Set by the probe.
+  const Vantage* vantage = nullptr;
+  // /metrics, for checks that count things of their own (kind bgp's RIS Live client): families
+  // are added in start() and read at scrape time on the event loop. Null without metrics.
+  sinks::MetricsSink* metrics = nullptr;
 };
 
 // Settings every check has, whatever its kind (probe/config.hpp fills the defaults).

@@ -32,7 +32,7 @@ int ProbeApp::run() {
   net::CurlMulti curl(io);
   ResolverPool resolvers(io);
   IdGenerator ids;
-  Services services{io, curl, resolvers, ids, SystemClock::instance(), {}};
+  Services services{io, curl, resolvers, ids, SystemClock::instance(), {}, &config_.vantage, nullptr};
 
   sinks::Fanout fanout;
   std::optional<std::string> output = options_.output ? options_.output : config_.output_file;
@@ -49,6 +49,7 @@ int ProbeApp::run() {
   }
   auto metrics = std::make_shared<sinks::MetricsSink>(config_.vantage);
   fanout.add(metrics);
+  services.metrics = metrics.get();  // checks add their own families at start()
 
   SchedulerOptions sopts;
   sopts.max_concurrency = config_.scheduler.max_concurrency;
@@ -94,10 +95,40 @@ int ProbeApp::run() {
         "Results lost before the collector acknowledged them", "reason", [st] {
           return std::map<std::string, double>{
               {"spool_full", static_cast<double>(st->dropped_spool_full.load())},
+              {"spool_error", static_cast<double>(st->dropped_spool_error.load())},
               {"queue_full", static_cast<double>(st->dropped_queue_full.load())}};
         });
+    metrics->add_gauge(
+        "vantage_probe_spool_write_failing",
+        "1 while the collector spool cannot write to its disk (full or failing): new results are "
+        "dropped or acknowledgements not persisted; 0 once a write succeeds again",
+        [st] { return st->spool_write_failing.load() ? 1.0 : 0.0; });
+    metrics->add_labelled_counter(
+        "vantage_probe_spool_write_errors_total",
+        "Failed writes to the collector spool, by file (segment: results, cursor: "
+        "acknowledgements, rejected: refused batches)",
+        "file", [st] {
+          return std::map<std::string, double>{
+              {"segment", static_cast<double>(st->segment_write_errors.load())},
+              {"cursor", static_cast<double>(st->cursor_write_errors.load())},
+              {"rejected", static_cast<double>(st->rejected_write_errors.load())}};
+        });
+    metrics->add_labelled_counter(
+        "vantage_probe_collector_sender_failures_total",
+        "Exceptions that ended the collector sender's send or sync loop (each loop is restarted "
+        "after a back-off)",
+        "loop", [st] {
+          return std::map<std::string, double>{
+              {"send", static_cast<double>(st->send_loop_failures.load())},
+              {"sync", static_cast<double>(st->sync_loop_failures.load())}};
+        });
+    metrics->add_gauge("vantage_probe_upload_batch_limit",
+                       "Results per upload now (halved when the collector answers 413, grown "
+                       "back after deliveries)",
+                       [st] { return static_cast<double>(st->batch_limit.load()); });
     metrics->add_counter("vantage_probe_rejected_results_total",
-                         "Results the collector refused as malformed (kept in spool/rejected)",
+                         "Results the collector refused (malformed, or one result too large; kept in "
+                         "spool/rejected)",
                          [st] { return static_cast<double>(st->rejected.load()); });
   }
   metrics->add_gauge("vantage_probe_build_info", "Build information (always 1)",

@@ -67,7 +67,9 @@ Response json_error(int status, std::string_view reason) {
   Response r;
   r.status = status;
   r.headers.emplace_back("Content-Type", "application/json");
-  r.body = nlohmann::json{{"error", reason}}.dump() + "\n";
+  // Reasons may echo client input (a Content-Type, a Content-Encoding): never throw on bytes
+  // that are not UTF-8 (found by the http_request fuzzer).
+  r.body = nlohmann::json{{"error", reason}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   return r;
 }
 
@@ -435,7 +437,9 @@ struct Handler::Impl {
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
       if (line.empty()) continue;
       if (static_cast<int>(upload.results.size()) >= config.limits.max_results_per_upload) {
-        return done(reject(400, "too_many_reports",
+        // A size limit like the body's: 413 tells the probe to halve its batch (a 400 would make
+        // it set valid results aside).
+        return done(reject(413, "too_many_reports",
                            "more than " + std::to_string(config.limits.max_results_per_upload) +
                                " results in one upload"));
       }
@@ -549,7 +553,7 @@ void Handler::on_body(Request&& req, const Route& route, std::function<void(Resp
         Response r = impl_->reject(413, "body_too_large",
                                    "the decompressed body is over the limit of " +
                                        std::to_string(limit) + " bytes");
-        impl_->add_cors(r, req.origin);
+        if (is_browser(route.endpoint)) impl_->add_cors(r, req.origin);  // its origin was checked
         return finish(std::move(r));
       }
       case ingest::InflateStatus::malformed: {
@@ -557,7 +561,7 @@ void Handler::on_body(Request&& req, const Route& route, std::function<void(Resp
                                    "the body is not valid " +
                                        std::string(route.encoding == Route::Encoding::gzip ? "gzip" : "deflate") +
                                        ": " + error);
-        impl_->add_cors(r, req.origin);
+        if (is_browser(route.endpoint)) impl_->add_cors(r, req.origin);
         return finish(std::move(r));
       }
     }

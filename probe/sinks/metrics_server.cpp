@@ -2,7 +2,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -115,7 +114,15 @@ MetricsServer::MetricsServer(asio::io_context& io, const std::string& address, s
   impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
   impl_->acceptor.bind(ep);
   impl_->acceptor.listen();
-  asio::co_spawn(io, impl_->accept_loop(), asio::detached);
+  // No detached coroutine (asio#1111 swallows its exception): a failure is logged.
+  asio::co_spawn(io, impl_->accept_loop(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      log::error("metrics.server_failed", {{"error", ex.what()}});
+    }
+  });
 }
 
 MetricsServer::~MetricsServer() { stop(); }

@@ -413,6 +413,51 @@ class Soak:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def write_doc(path, summary, started):
+    """Writes the "## Soak" section of docs/benchmarks.md (other sections kept)."""
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from collector_ingest import write_section  # noqa: E402
+    from probe_cpu import machine  # noqa: E402
+    r, b, c = summary["probe_results"], summary["browser_reports"], summary["collector"]
+
+    def mib(kib):
+        return f"{kib / 1024:.1f}" if kib else "-"
+
+    lines = [
+        "## Soak: faults on a schedule, every acknowledged record accounted for",
+        "",
+        f"`scripts/soak --minutes {summary['minutes']:g}` (scripts/lib/soak.py; also `scripts/test --soak`) on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; {machine()}; dev build. A collector "
+        f"(`ulimit -n {OPEN_FILES}`) and three probes (three checks every 250 ms each, spools on 4 MiB tmpfs "
+        "disks), a browser client uploading NEL reports ~40/s; every 150 s: collector SIGKILL and restart, "
+        "SIGSTOP for 10 s (past the probes' 2 s upload timeout), the spool disks full for 15 s, the SQLite "
+        "write lock held for 10 s, 1,500 idle connections for 25 s.",
+        "",
+        "| what | count |",
+        "|---|---:|",
+        f"| probe results produced | {r['produced']:,} |",
+        f"| … stored by the collector | {r['stored']:,} |",
+        f"| … dropped while the spool disk was full, and counted (`vantage_probe_dropped_results_total`) | {r['dropped_counted']:,} |",
+        f"| … **lost** (produced − stored − counted) | **{r['lost']}** |",
+        f"| browser reports acknowledged (204) | {b['acknowledged']:,} |",
+        f"| … stored | {b['stored']:,} |",
+        f"| … lost in the ≤ 1 s before a SIGKILL (answered once queued, before the commit) | {b['lost_in_sigkill_window']} |",
+        f"| … **lost otherwise** | **{b['lost_otherwise']}** |",
+        f"| collector restarts (SIGKILL) | {summary['collector_restarts']} |",
+        "",
+        "| process | RSS MiB (warm → end) | open descriptors (warm → end) | log lines |",
+        "|---|---:|---:|---:|",
+        f"| collector (its last life) | {mib(c['rss_kib'][0])} → {mib(c['rss_kib'][1])} (peak {mib(c['peak_rss_kib'])}) | "
+        f"{c['fds'][0]} → {c['fds'][1]} | {c['log_lines']} |",
+    ]
+    for name, p in summary["probes"].items():
+        lines.append(f"| {name} | {mib(p['rss_kib'][0])} → {mib(p['rss_kib'][1])} | {p['fds'][0]} → {p['fds'][1]} | "
+                     f"{p['log_lines']} |")
+    lines += ["", f"Result: **{'passed' if summary['ok'] else 'FAILED'}**" +
+              ("" if not summary["notes"] else " — " + "; ".join(summary["notes"])) + "."]
+    write_section(path, lines, "## Soak")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10, help="how long the load runs (default 10)")
@@ -420,6 +465,8 @@ def main():
                         help="where vantage-collector and vantage-probe are built (default build/dev)")
     parser.add_argument("--json", help="write the summary to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, store)")
+    parser.add_argument("--doc", help="write the figures into this page's \"## Soak\" section "
+                                      "(docs/benchmarks.md)")
     args = parser.parse_args()
     soak = Soak(args)
     try:
@@ -430,6 +477,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
+    if args.doc:
+        write_doc(args.doc, summary, soak.started)
     r = summary["probe_results"]
     b = summary["browser_reports"]
     print(f"soak: {summary['minutes']} min; probe results produced {r['produced']}, stored {r['stored']}, "

@@ -55,3 +55,12 @@ TEST_CASE("durations format as their shortest exact spelling", "[common][time]")
   CHECK(format_duration(hours(48)) == "48h");
   CHECK(format_duration(nanoseconds(0)) == "0s");
 }
+
+TEST_CASE("RFC 3339 years outside what 64-bit nanoseconds hold are refused", "[common][time]") {
+  CHECK_FALSE(parse_rfc3339("7535-11-22T10:00:00Z"));  // the fuzzer's: signed overflow before
+  CHECK_FALSE(parse_rfc3339("1677-01-01T00:00:00Z"));
+  CHECK_FALSE(parse_rfc3339("0000-01-01T00:00:00Z"));
+  REQUIRE(parse_rfc3339("2261-12-31T23:59:59Z"));
+  CHECK(format_rfc3339(*parse_rfc3339("2261-12-31T23:59:59Z")) == "2261-12-31T23:59:59.000000000Z");
+  REQUIRE(parse_rfc3339("1678-01-01T00:00:00Z"));
+}

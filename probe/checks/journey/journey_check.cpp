@@ -101,7 +101,11 @@ json json_body(const ConfigNode& node, Body& body, const Defined& defined,
   Template t = checked_template(node, defined, secrets, references);
   if (t.constant()) {
     std::string missing;
-    return *t.render({}, missing);
+    std::string constant = *t.render({}, missing);
+    // A constant that starts with the placeholder mark would be taken for a placeholder when
+    // the body is rendered: keep it as a (constant) template instead, so that a string starting
+    // with the mark is always one (found by the journey_template fuzzer).
+    if (constant.empty() || constant[0] != kPlaceholder) return constant;
   }
   body.json_strings.push_back(std::move(t));
   return std::string(1, kPlaceholder) + std::to_string(body.json_strings.size() - 1);
