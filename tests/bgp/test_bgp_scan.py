@@ -5,6 +5,7 @@ customer more-specifics under ignoreMorespecifics, prepending)."""
 import json
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import unittest
@@ -38,11 +39,17 @@ class ScanTest(unittest.TestCase):
             f.write(text)
         return path
 
-    def scan(self, files, prefixes, *extra):
+    def scan(self, files, prefixes, *extra, status=0):
+        """The alerts; checks the exit status and the summary object that ends --json output."""
         p = subprocess.run([VANTAGE, "bgp", "scan", *files, "--prefixes", self.write("prefixes.yml", prefixes),
                             "--json", *extra], capture_output=True, text=True, timeout=300)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        return [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual(p.returncode, status, p.stderr)
+        records = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual(records[-1]["kind"], "scan_summary")
+        self.assertEqual(records[-1]["exit_status"], status)
+        self.assertEqual(records[-1]["files"], len(files))
+        self.assertEqual(records[-1]["alerts"], len(records) - 1)
+        return records[:-1]
 
 
 class Scan(ScanTest):
@@ -134,13 +141,79 @@ class OtherInputs(ScanTest):
 
     def test_ris_live_messages_become_route_events(self):
         # The first message: 45.161.192.0/23 from AS268481 (path … 52993 268481 268481).
+        # Its last line is cut: reported, and the exit status says so.
         alerts = self.scan([os.path.join(DATA, "ris-live", "libbgpstream-ris-live-stream.json")],
-                           "45.161.192.0/22:\n  asn: [64500]\n")
+                           "45.161.192.0/22:\n  asn: [64500]\n", status=3)
         self.assertEqual([(a["alert"], a["prefix"], a["origin"], a["time"]) for a in alerts],
                          [("sub_prefix_hijack", "45.161.192.0/23", 268481, "2019-03-26T19:19:47.890000000Z")])
         quiet = self.scan([os.path.join(DATA, "ris-live", "libbgpstream-ris-live-stream.json")],
-                          "45.161.192.0/22:\n  asn: [268481]\n  ignoreMorespecifics: true\n")
+                          "45.161.192.0/22:\n  asn: [268481]\n  ignoreMorespecifics: true\n", status=3)
         self.assertEqual(quiet, [])
+
+
+class Damage(ScanTest):
+    """scan reports damage as dump does — the same words, with offsets, on stderr — says how much
+    in its summary (stderr; and the scan_summary object with --json) and exits 3."""
+
+    def run_both(self, path, *extra):
+        prefixes = self.write("prefixes.yml", LAB_PREFIXES)
+        dump = subprocess.run([VANTAGE, "bgp", "dump", path], capture_output=True, text=True)
+        scan = subprocess.run([VANTAGE, "bgp", "scan", path, "--prefixes", prefixes, *extra], capture_output=True,
+                              text=True)
+        def about_the_file(command, err):
+            prefix = f"vantage bgp {command}: {path}: "
+            return [line[len(prefix):] for line in err.splitlines() if line.startswith(prefix)]
+        return dump, scan, about_the_file("dump", dump.stderr), about_the_file("scan", scan.stderr)
+
+    def test_bad_marker_unknown_subtype_unsupported_afi_and_a_cut_are_reported_as_dump_reports_them(self):
+        with open(os.path.join(DATA, "mrtparse", "quagga_bgp"), "rb") as f:
+            raw = bytearray(f.read())
+        starts, pos = [], 0
+        while pos < len(raw):
+            starts.append(pos)
+            pos += 12 + struct.unpack(">I", raw[pos + 8:pos + 12])[0]
+        messages = [s for s in starts if raw[s + 4:s + 8] == b"\x00\x10\x00\x04"]  # BGP4MP MESSAGE_AS4
+        marker, afi, subtype = messages[5], messages[10], messages[15]
+        family = struct.unpack(">H", raw[marker + 22:marker + 24])[0]
+        raw[marker + 12 + 12 + (32 if family == 2 else 8) + 3] ^= 0x01  # a byte of the BGP marker
+        raw[afi + 12 + 10] = 0x01           # AFI 1 or 2 -> 257 or 258
+        raw[subtype + 6] = 0x01             # subtype 4 -> 260
+        path = self.write("damaged.mrt", "")
+        with open(path, "wb") as f:
+            f.write(bytes(raw[:-30]))       # and the last record cut
+        dump, scan, dump_says, scan_says = self.run_both(path)
+        self.assertEqual((dump.returncode, scan.returncode), (3, 3))
+        self.assertEqual(scan_says, dump_says)
+        self.assertEqual(scan_says[:3], [
+            f"offset {marker}: BGP4MP MESSAGE: bad BGP marker",
+            f"offset {afi}: BGP4MP MESSAGE: unsupported AFI {256 + raw[afi + 12 + 11]}",
+            f"offset {subtype}: unknown subtype 260 of type 16 (BGP4MP); skipped {starts[starts.index(subtype) + 1] - subtype} "
+            f"bytes to the next record header at offset {starts[starts.index(subtype) + 1]}"])
+        self.assertRegex(scan_says[3], rf"^offset {starts[-1]}: truncated record: header says \d+ bytes, \d+ left$")
+        self.assertRegex(scan_says[4], r"^4 damaged records skipped or read in part \(\d+ bytes of the stream skipped\)$")
+        # --json: the same on stderr, and the summary object last on stdout.
+        _, scan, _, json_says = self.run_both(path, "--json")
+        self.assertEqual(json_says, scan_says)
+        summary = json.loads(scan.stdout.splitlines()[-1])
+        self.assertEqual({k: summary[k] for k in ("kind", "damaged_records", "damaged_files", "exit_status")},
+                         {"kind": "scan_summary", "damaged_records": 4, "damaged_files": [path], "exit_status": 3})
+        self.assertGreater(summary["skipped_bytes"], 0)
+
+    def test_records_of_the_deprecated_bgp_type_are_counted_not_dropped_in_silence(self):
+        # A type-5 UPDATE (RIS 1999-2001): peer AS and address, local AS and address, then the
+        # UPDATE body (no withdrawals, no attributes, no NLRI). dump prints such records; scan
+        # does not read them, and says so.
+        body = struct.pack(">H4sH4sHH", 3333, bytes([193, 0, 0, 56]), 12654, bytes([193, 0, 4, 28]), 0, 0)
+        path = self.write("bgp5.mrt", "")
+        with open(path, "wb") as f:
+            f.write(struct.pack(">IHHI", 945188487, 5, 1, len(body)) + body)
+        _, scan, _, says = self.run_both(path, "--json")
+        self.assertEqual(scan.returncode, 3)
+        self.assertEqual(says, ["1 record of the deprecated MRT type 5 (BGP) skipped: scan reads TABLE_DUMP, "
+                                "TABLE_DUMP_V2 and BGP4MP", "1 record of a type not read skipped"])
+        summary = json.loads(scan.stdout.splitlines()[-1])
+        self.assertEqual((summary["unread_records"], summary["damaged_records"]), (1, 0))
+
 
 
 class InvalidPrefixesFiles(unittest.TestCase):
