@@ -23,6 +23,7 @@
 #include <list>
 #include <thread>
 
+#include "beacon-collector/http/beast_request.hpp"
 #include "beacon-collector/http/handler.hpp"
 #include "beacon-collector/metrics.hpp"
 #include "common/log.hpp"
@@ -40,32 +41,11 @@ constexpr auto kTuple = asio::as_tuple(use_awaitable);
 
 namespace {
 
-template <typename Key>
-std::string header(const http::request<http::string_body>& req, Key f) {
-  auto it = req.find(f);
-  return it == req.end() ? std::string() : std::string(it->value());
-}
-
-Request to_request(const http::request_parser<http::string_body>& parser,
-                   const tcp::endpoint& peer) {
-  const auto& m = parser.get();
-  Request r;
-  r.method = std::string(m.method_string());
-  r.target = std::string(m.target());
-  r.version = m.version();
-  r.host_count = static_cast<int>(m.count(http::field::host));
-  r.host = header(m, http::field::host);
-  r.content_encoding = header(m, http::field::content_encoding);
-  r.origin = header(m, http::field::origin);
-  r.content_type = header(m, http::field::content_type);
-  r.authorization = header(m, http::field::authorization);
-  r.x_forwarded_for = header(m, "X-Forwarded-For");
-  r.forwarded = header(m, http::field::forwarded);
-  r.user_agent = header(m, http::field::user_agent);
-  if (auto len = parser.content_length()) r.content_length = *len;
-  const auto a = peer.address();
-  if (auto ip = enrich::IpAddress::parse(a.to_string())) r.peer = *ip;
-  return r;
+// The TCP peer as the handler's address type.
+enrich::IpAddress peer_address(const tcp::endpoint& peer) {
+  enrich::IpAddress ip;
+  if (auto parsed = enrich::IpAddress::parse(peer.address().to_string())) ip = *parsed;
+  return ip;
 }
 
 // Awaits Handler::on_body's answer, which may come from the store's writer thread.
@@ -379,7 +359,7 @@ struct Server::Impl {
         }
         break;
       }
-      Request req = to_request(parser, peer);
+      Request req = to_request(parser, peer_address(peer));
       const unsigned version = parser.get().version();
       const bool keep_alive = parser.get().keep_alive();
       const bool head = parser.get().method() == http::verb::head;

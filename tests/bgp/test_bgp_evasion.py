@@ -5,19 +5,15 @@ moas alert, opened once and resolved once; a prepend typo is tagged and scores b
 YouTube sub-prefix hijack, which scores highest."""
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "data", "bgp")
+from test_bgp_scan import DATA, LAB_PREFIXES, VANTAGE, ScanTest
+
 RIS_RIB = os.path.join(DATA, "bgpdump", "bview.20020722.2337.gz")  # RIS rrc05, 2002-07-22 23:37
 LAB_MRT = os.path.join(DATA, "lab", "gobgp-updates.mrt")  # the lab's replay of the 2008 YouTube hijack
-BUILD_DIR = os.environ.get("VANTAGE_BUILD_DIR", os.path.join(HERE, "..", "..", "build", "dev"))
-VANTAGE = os.path.join(BUILD_DIR, "analysis", "vantage")
-with open(os.path.join(HERE, "..", "..", "regions", "lab", "bgp", "prefixes.yml")) as _f:
-    LAB_PREFIXES = _f.read()  # YouTube 208.65.152.0/22 (AS36561), Cloudflare 104.20.0.0/20 (AS13335)
+# LAB_PREFIXES (regions/lab/bgp/prefixes.yml): YouTube 208.65.152.0/22 (AS36561), Cloudflare
+# 104.20.0.0/20 (AS13335).
 
 
 def ris(t, peer, peer_asn, path=None, prefixes=(), withdrawals=(), aggregator=None):
@@ -33,23 +29,11 @@ def ris(t, peer, peer_asn, path=None, prefixes=(), withdrawals=(), aggregator=No
     return json.dumps({"type": "ris_message", "data": data})
 
 
-class Evasion(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="vantage-bgp-evasion-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
-
-    def write(self, name, text):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
+class Evasion(ScanTest):
     def scan(self, files, prefixes, *extra):
-        p = subprocess.run([VANTAGE, "bgp", "scan", *files, "--prefixes", self.write("prefixes.yml", prefixes),
-                            "--json", *extra], capture_output=True, text=True, timeout=300)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        records = [json.loads(line) for line in p.stdout.splitlines()]
-        return [r for r in records if r.get("kind") == "bgp_alert"], p.stderr
+        """(alerts, stderr): the scan as test_bgp_scan runs it, with what it says on stderr."""
+        alerts = super().scan(files, prefixes, *extra)
+        return alerts, self.stderr
 
     def test_a_private_asn_appended_to_a_hijack_still_alerts(self):
         t = 1_700_000_000

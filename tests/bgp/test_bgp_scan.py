@@ -44,6 +44,7 @@ class ScanTest(unittest.TestCase):
         p = subprocess.run([VANTAGE, "bgp", "scan", *files, "--prefixes", self.write("prefixes.yml", prefixes),
                             "--json", *extra], capture_output=True, text=True, timeout=300)
         self.assertEqual(p.returncode, status, p.stderr)
+        self.stderr = p.stderr
         records = [json.loads(line) for line in p.stdout.splitlines()]
         self.assertEqual(records[-1]["kind"], "scan_summary")
         self.assertEqual(records[-1]["exit_status"], status)

@@ -36,6 +36,7 @@
 
 #include "beacon-collector/config.hpp"
 #include "beacon-collector/enrich/geoip.hpp"
+#include "beacon-collector/http/beast_request.hpp"
 #include "beacon-collector/http/handler.hpp"
 #include "beacon-collector/ingest/origins.hpp"
 #include "beacon-collector/metrics.hpp"
@@ -126,34 +127,6 @@ CollectorConfig load_config() {
 }
 
 using Parser = http::request_parser<http::string_body>;
-
-template <typename Key>
-std::string header(const http::request<http::string_body>& req, Key f) {
-  auto it = req.find(f);
-  return it == req.end() ? std::string() : std::string(it->value());
-}
-
-// The Request the server builds from a parsed header: the same as to_request() in
-// beacon-collector/http/server.cpp (the one place to change here when Request changes).
-Request to_request(const Parser& parser, const enrich::IpAddress& peer) {
-  const auto& m = parser.get();
-  Request r;
-  r.method = std::string(m.method_string());
-  r.target = std::string(m.target());
-  r.version = m.version();
-  r.host_count = static_cast<int>(m.count(http::field::host));
-  r.host = header(m, http::field::host);
-  r.content_encoding = header(m, http::field::content_encoding);
-  r.origin = header(m, http::field::origin);
-  r.content_type = header(m, http::field::content_type);
-  r.authorization = header(m, http::field::authorization);
-  r.x_forwarded_for = header(m, "X-Forwarded-For");
-  r.forwarded = header(m, http::field::forwarded);
-  r.user_agent = header(m, http::field::user_agent);
-  if (auto len = parser.content_length()) r.content_length = *len;
-  r.peer = peer;
-  return r;
-}
 
 // http::read_header / http::read on a connection whose bytes are all in `rest` already: put()
 // until the stage is done; needing more than there is means the client stopped sending (the
