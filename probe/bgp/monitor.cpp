@@ -241,8 +241,12 @@ std::string Alert::to_text() const {
     s += "; score " + std::to_string(score) + " (" + severity() + ")";
     auto has = [&](const char* tag) { return std::find(tags.begin(), tags.end(), tag) != tags.end(); };
     if (has("origin_after_expected") && origin && example_path.size() >= 2) {
+      // Behind the expected AS: on the prefix itself the pattern of a prepend typo ("24867 3"
+      // for "24867 24867"); on a more-specific, more often the expected AS's customer.
       s += " — AS" + std::to_string(*origin) + " directly after AS" +
-           std::to_string(example_path[example_path.size() - 2]) + ": likely a prepend typo";
+           std::to_string(example_path[example_path.size() - 2]) +
+           (kind == Kind::sub_prefix_hijack ? ": likely its customer's more-specific, or a prepend typo"
+                                            : ": likely a prepend typo");
     }
     if (has("aggregator_is_expected")) s += " — AGGREGATOR names an expected AS";
     if (has("rpki_valid_new_origin")) s += " — RPKI says this origin is authorised";

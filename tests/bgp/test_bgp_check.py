@@ -180,6 +180,9 @@ class BgpCheck(unittest.TestCase):
         self.assertIn('vantage_bgp_alert_open{check="own-prefixes",vantage_point="it-bgp",alert="route_leak",'
                       'prefix="104.20.0.0/20",monitored_prefix="104.20.0.0/20"} 1', m)
         self.assertIn('vantage_bgp_route_events_total{check="own-prefixes",vantage_point="it-bgp",event="announce"} 4', m)
+        # What the monitor ignores is counted, by reason (198.51.100.0/24 is not monitored at all).
+        self.assertIn('vantage_bgp_ignored_routes_total{reason="private_path"} 0', m)
+        self.assertIn('vantage_bgp_ignored_routes_total{reason="bogon_prefix"} 0', m)
 
     def test_each_router_is_its_own_vantage_point(self):
         # FRR's capture reports its session with AS65000 going down and that peer's routes

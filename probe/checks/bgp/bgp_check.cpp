@@ -17,6 +17,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -29,6 +30,7 @@
 #include "probe/bgp/bmp.hpp"
 #include "probe/bgp/mrt_reader.hpp"
 #include "probe/checks/common_config.hpp"
+#include "probe/sinks/metrics_sink.hpp"
 
 namespace vantage::probe::checks::bgp {
 
@@ -50,8 +52,8 @@ std::string config_relative(const ConfigNode& node) {
 }  // namespace
 
 BgpConfig parse_bgp_config(const ConfigNode& node) {
-  expect_check_keys(node, {"prefixes", "as_rel", "vrp", "min_peers", "bmp", "mrt_dir",
-                           "mrt_pattern", "mrt_skip_existing", "mrt_settle", "route_events"});
+  expect_check_keys(node, {"prefixes", "as_rel", "vrp", "min_peers", "bmp", "mrt_dir", "mrt_pattern",
+                           "mrt_skip_existing", "mrt_settle", "ris_live", "route_events"});
   BgpConfig c;
   const ConfigNode prefixes = node.require("prefixes");
   c.prefixes_file = config_relative(prefixes);
@@ -130,8 +132,11 @@ BgpConfig parse_bgp_config(const ConfigNode& node) {
     if (c.mrt_dir.empty()) v->fail("mrt_skip_existing needs mrt_dir");
     c.mrt_skip_existing = v->as_bool();
   }
+  if (auto v = node.get("ris_live")) c.ris_live = parse_ris_live_config(*v, *c.expectations);
   if (auto v = node.get("route_events")) c.publish_route_events = v->as_enum({"monitored", "none"}) == "monitored";
-  if (!c.bmp && c.mrt_dir.empty()) node.fail("a bgp check needs bmp (a BMP listener) or mrt_dir (or both)");
+  if (!c.bmp && c.mrt_dir.empty() && !c.ris_live) {
+    node.fail("a bgp check needs bmp (a BMP listener), mrt_dir or ris_live (one or more)");
+  }
   return c;
 }
 
@@ -166,6 +171,7 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
     std::string router_name;  // BMP: the router's sysName, "" when not sent
     std::string id_seed;      // MRT: check, file, size, mtime
     std::uint64_t seq = 0;    // records published from this file so far
+    std::string reason;       // why the probe made these events up (RIS Live gap expiry), or ""
   };
 
   // MRT directory: files read (by name), what the previous look saw, the worker and the events
@@ -206,6 +212,7 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
         nlohmann::json j = vantage::bgp::to_json(*e);
         if (m) j["monitored_prefix"] = m->prefix.to_string();
         if (!source.router_name.empty()) j["router_name"] = source.router_name;
+        if (!source.reason.empty()) j["reason"] = source.reason;
         publish("route_event", std::move(j), e->time_us, source);
       }
       alerts.clear();
@@ -365,10 +372,12 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
   }
 
   // Routers that sent Peer Up but never End-of-RIB: their unrefreshed routes go after a while.
+  // Alerts no peer carried for the resolve hold resolve now, even without a new event.
   void sweep() {
     alerts.clear();
-    monitor.sweep_stale(to_unix_nanos(services.clock.utc_now()) / 1000,
-                        std::chrono::duration_cast<std::chrono::microseconds>(kRefreshTimeout).count(), alerts);
+    const std::int64_t now_us = to_unix_nanos(services.clock.utc_now()) / 1000;
+    monitor.sweep_stale(now_us, std::chrono::duration_cast<std::chrono::microseconds>(kRefreshTimeout).count(), alerts);
+    monitor.tick(now_us, alerts);
     publish_alerts(nullptr);
   }
 
@@ -505,9 +514,73 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
     });
   }
 
+  // RIS Live: events go through apply() like a BMP router's; RisLiveRoutes remembers them for
+  // gaps, and a timer withdraws what a gap left unconfirmed (ris_live.hpp).
+  std::unique_ptr<RisLiveClient> ris_live;
+  std::unique_ptr<RisLiveRoutes> ris_routes;
+  std::unique_ptr<asio::steady_timer> ris_expiry;
+  Source ris_source;
+
+  void start_ris_live() {
+    ris_routes = std::make_unique<RisLiveRoutes>(*config.expectations, config.relationships.get(),
+                                                 config.vrps.get());
+    ris_expiry = std::make_unique<asio::steady_timer>(services.io);
+    std::weak_ptr<Runtime> weak = weak_from_this();
+    ris_live = std::make_unique<RisLiveClient>(
+        services, check_id, *config.ris_live,
+        [weak](std::vector<RouteEvent>& events) {
+          if (auto self = weak.lock(); self && !self->stopping) {
+            self->apply(events.data(), events.data() + events.size(), self->ris_source);
+            for (auto& e : events) self->ris_routes->seen(std::move(e));
+          }
+        },
+        [weak](std::chrono::nanoseconds) {
+          if (auto self = weak.lock(); self && !self->stopping) {
+            const auto expiry =
+                std::chrono::duration_cast<std::chrono::microseconds>(self->config.ris_live->gap_expiry);
+            self->ris_routes->gap(to_unix_nanos(self->services.clock.utc_now()) / 1000, expiry.count());
+            self->arm_ris_expiry();
+          }
+        });
+    ris_live->start();
+    log::info("bgp.ris_live_starting",
+              {{"check", check_id},
+               {"url", config.ris_live->url},
+               {"prefixes", static_cast<std::int64_t>(config.ris_live->prefixes.size())}});
+  }
+
+  void arm_ris_expiry() {
+    const auto next = ris_routes->next_expiry();
+    if (!next || !ris_expiry) return;
+    const std::int64_t now_us = to_unix_nanos(services.clock.utc_now()) / 1000;
+    ris_expiry->expires_after(std::chrono::microseconds(std::max<std::int64_t>(0, *next - now_us)));
+    ris_expiry->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopping) return;
+      self->expire_ris_routes();
+    });
+  }
+
+  void expire_ris_routes() {
+    const std::int64_t now_us = to_unix_nanos(services.clock.utc_now()) / 1000;
+    std::vector<RouteEvent> gone = ris_routes->expire(now_us);
+    if (!gone.empty()) {
+      log::warn("bgp.ris_live_gap_expired",
+                {{"check", check_id},
+                 {"routes", static_cast<std::int64_t>(gone.size())},
+                 {"detail", "routes with an issue not confirmed since a RIS Live gap: withdrawn"}});
+      Source source;
+      source.reason = "not confirmed since a RIS Live gap";
+      apply(gone.data(), gone.data() + gone.size(), source);
+    }
+    arm_ris_expiry();
+  }
+
   void stop() {
     stopping = true;
     *mrt_cancel = true;
+    if (ris_live) ris_live->stop();
+    if (ris_expiry) ris_expiry->cancel();
     boost::system::error_code ignored;
     if (acceptor) acceptor->close(ignored);
     if (accept_pause) accept_pause->cancel();
@@ -527,13 +600,59 @@ std::string BgpCheck::describe() const {
   std::string s = "bgp " + std::to_string(config_.expectations->prefixes.size()) + " prefixes";
   if (config_.bmp) s += ", BMP on " + config_.bmp->address + ":" + std::to_string(config_.bmp->port);
   if (!config_.mrt_dir.empty()) s += ", MRT from " + config_.mrt_dir;
+  if (config_.ris_live) s += ", RIS Live from " + config_.ris_live->url;
   return s;
 }
+
+namespace {
+
+// /metrics: routes under monitored prefixes that the monitors ignored (docs/bgp.md#origins), by
+// reason, summed over the bgp checks of the process. Read at scrape time on the event loop, where
+// the monitors are fed; a check that went away (reload, shutdown) drops out.
+struct IgnoredRoutes {
+  std::mutex mutex;
+  std::set<sinks::MetricsSink*> sinks;
+  std::vector<std::weak_ptr<const vantage::bgp::Monitor>> monitors;
+
+  static IgnoredRoutes& registry() {
+    static IgnoredRoutes r;
+    return r;
+  }
+
+  void add(sinks::MetricsSink* sink, std::weak_ptr<const vantage::bgp::Monitor> monitor) {
+    {
+      std::lock_guard lock(mutex);
+      std::erase_if(monitors, [](const auto& m) { return m.expired(); });
+      monitors.push_back(std::move(monitor));
+      if (!sink || !sinks.insert(sink).second) return;
+    }
+    sink->add_labelled_counter(
+        "vantage_bgp_ignored_routes_total",
+        "Routes under monitored prefixes that raised nothing because of what they are, by reason "
+        "(bogon_prefix, private_path: no public AS in the path)",
+        "reason", [] {
+          auto& r = registry();
+          std::lock_guard lock(r.mutex);
+          std::map<std::string, double> out{{"bogon_prefix", 0}, {"private_path", 0}};
+          for (const auto& weak : r.monitors) {
+            if (auto m = weak.lock()) {
+              for (const auto& [reason, n] : m->ignored_by_reason()) out[reason] += static_cast<double>(n);
+            }
+          }
+          return out;
+        });
+  }
+};
+
+}  // namespace
 
 void BgpCheck::start(Services& services) {
   if (runtime_) return;
   runtime_ = std::make_shared<Runtime>(services, common(), config_);
+  IgnoredRoutes::registry().add(services.metrics,
+                                std::shared_ptr<const vantage::bgp::Monitor>(runtime_, &runtime_->monitor));
   if (config_.bmp) runtime_->start_bmp();
+  if (config_.ris_live) runtime_->start_ris_live();
   if (!config_.mrt_dir.empty()) runtime_->poll_mrt(true);
 }
 
@@ -551,6 +670,8 @@ void BgpCheck::shutdown() {
   // Sessions still referenced by their coroutines die with the loop.
   runtime_->acceptor.reset();
   runtime_->accept_pause.reset();
+  if (runtime_->ris_live) runtime_->ris_live->release();
+  runtime_->ris_expiry.reset();
   runtime_.reset();
 }
 

@@ -1,15 +1,17 @@
 // `kind: bgp` — route monitoring from the probe (DESIGN §7, docs/bgp.md#the-bgp-check): listens
-// for BMP v3 (RFC 7854) from the operator's routers and/or watches a directory for new MRT files
-// (RFC 6396, plain/gzip/bzip2, e.g. a collector's 5-minute update files), feeds every route event
+// for BMP v3 (RFC 7854) from the operator's routers, watches a directory for new MRT files
+// (RFC 6396, plain/gzip/bzip2, e.g. a collector's 5-minute update files) and/or subscribes to
+// RIPE RIS Live over a websocket (ris_live.hpp), in any combination; feeds every route event
 // to the monitor (probe/bgp/monitor.hpp) with the expectations, AS relationships and VRPs of the
 // config, and publishes as they happen:
 //   route_event — each announcement / withdrawal of a monitored prefix or a more-specific, and
 //                 each peer session going down;
 //   bgp_alert   — each detection opening or resolving (hijack, sub_prefix_hijack, route_leak,
 //                 unexpected_upstream, visibility_loss, rpki_invalid).
-// The check keeps its state between runs: start() opens the BMP listener and reads the MRT files
-// already there; a run (every `interval`) polls the MRT directory and returns no check_result.
-// Listeners and the MRT worker thread stop in shutdown().
+// The check keeps its state between runs: start() opens the BMP listener, connects to RIS Live
+// and reads the MRT files already there; a run (every `interval`) polls the MRT directory and
+// returns no check_result. Listeners, the RIS Live client and the MRT worker thread stop in
+// shutdown().
 #pragma once
 
 #include <chrono>
@@ -21,6 +23,7 @@
 
 #include "probe/bgp/monitor.hpp"
 #include "probe/check.hpp"
+#include "probe/checks/bgp/ris_live.hpp"
 
 namespace vantage {
 class ConfigNode;
@@ -46,6 +49,7 @@ struct BgpConfig {
   // The last file is complete when not written to for this long (earlier ones: once a later
   // file exists).
   std::chrono::nanoseconds mrt_settle{std::chrono::seconds(60)};
+  std::optional<RisLiveConfig> ris_live;  // RIS Live subscription (optional)
   bool publish_route_events = true;   // false: only bgp_alert records
   // Loaded at start-up so a bad file fails the config, not the running probe.
   std::shared_ptr<const vantage::bgp::Expectations> expectations;
@@ -54,7 +58,7 @@ struct BgpConfig {
 };
 
 // Throws ConfigError (file:line:col: key: message). Relative paths are relative to the config
-// file. At least one of `bmp` and `mrt_dir` is required.
+// file. At least one of `bmp`, `mrt_dir` and `ris_live` is required.
 BgpConfig parse_bgp_config(const ConfigNode& node);
 
 class BgpCheck final : public Check {
