@@ -2,7 +2,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -137,6 +136,19 @@ struct Server::Impl {
     }
   }
 
+  // A session must not throw (errors are data); if one does, say so and keep serving. No
+  // coroutine is spawned detached: asio::detached would swallow the exception (asio#1111).
+  void log_failure(std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      session_log.write(log::Level::error, "collector.session_failed", {{"error", ex.what()}});
+    } catch (...) {
+      session_log.write(log::Level::error, "collector.session_failed", {{"error", "unknown exception"}});
+    }
+  }
+
   // Closes the connection that has waited longest for its next request; false when none waits.
   bool evict_oldest_idle(Worker& w) {
     if (w.idle.empty()) return false;
@@ -206,21 +218,14 @@ struct Server::Impl {
       if (w.connections >= w.max_connections && !evict_oldest_idle(w)) {
         // Every connection is busy with a request: refuse this one rather than queue it.
         metrics.connection_closed("over_limit");
-        asio::co_spawn(w.io, refuse(std::move(socket)), [](std::exception_ptr) {});
+        asio::co_spawn(w.io, refuse(std::move(socket)), [this](std::exception_ptr e) { log_failure(e); });
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
       ++w.connections;
       asio::co_spawn(w.io, session(w, std::move(socket)), [this, &w](std::exception_ptr e) {
         --w.connections;
-        if (e) {
-          // A session must not throw (errors are data); if one does, say so and keep serving.
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& ex) {
-            session_log.write(log::Level::error, "collector.session_failed", {{"error", ex.what()}});
-          }
-        }
+        log_failure(e);
       });
     }
   }
