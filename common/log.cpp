@@ -126,6 +126,17 @@ void write(Level level, std::string_view event, std::initializer_list<Field> fie
   write_line(level, event, fields, 0);
 }
 
+void LogException::operator()(std::exception_ptr e) const {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    write(Level::error, event, {{"error", ex.what()}});
+  } catch (...) {
+    write(Level::error, event, {{"error", "unknown exception"}});
+  }
+}
+
 bool RateLimited::write(Level level, std::string_view event, std::initializer_list<Field> fields,
                         std::chrono::steady_clock::time_point now) {
   std::uint64_t suppressed = 0;

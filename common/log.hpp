@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <initializer_list>
 #include <mutex>
 #include <string>
@@ -58,6 +59,14 @@ inline void warn(std::string_view event, std::initializer_list<Field> fields = {
 inline void error(std::string_view event, std::initializer_list<Field> fields = {}) {
   write(Level::error, event, fields);
 }
+
+// A completion handler for asio::co_spawn in place of asio::detached, which swallows the
+// exception that ended the coroutine (asio#1111): logs it as an error line `event` with its
+// what(). For coroutines that must not end on an exception, a handler that also restarts them.
+struct LogException {
+  std::string_view event;
+  void operator()(std::exception_ptr e) const;
+};
 
 // For an error that can repeat at line rate (accept failing with EMFILE, an unreachable
 // collector, a full disk): the first occurrence is written at once; later ones within `interval`

@@ -37,15 +37,6 @@ int main(int argc, char** argv) {
   vantage::log::Level level = vantage::log::Level::info;
   vantage::log::parse_level(log_level, level);
   vantage::log::init(level, "probe", log_file);
-  {
-    // Every check run, BMP session and scrape costs a descriptor: a soft limit of 1024 under a
-    // higher hard limit is only a default, not a decision.
-    const auto files = vantage::raise_open_file_limit();
-    auto clamp = [](std::uint64_t v) { return static_cast<std::int64_t>(std::min<std::uint64_t>(v, INT64_MAX)); };
-    vantage::log::info("probe.open_file_limit", {{"soft", clamp(files.soft)},
-                                                  {"hard", clamp(files.hard)},
-                                                  {"soft_at_start", clamp(files.soft_before)}});
-  }
 
   vantage::probe::ProbeConfig config;
   try {
@@ -89,6 +80,17 @@ int main(int argc, char** argv) {
     vantage::probe::AppOptions opts;
     opts.once = once;
     if (!output.empty()) opts.output = output;
+    {
+      // Every check run, BMP session and scrape costs a descriptor: a soft limit of 1024 under a
+      // higher hard limit is only a default, not a decision.
+      const auto files = vantage::raise_open_file_limit();
+      auto clamp = [](std::uint64_t v) { return static_cast<std::int64_t>(std::min<std::uint64_t>(v, INT64_MAX)); };
+      // A daemon says so at start; a --once run keeps stderr for its results' problems.
+      vantage::log::write(once ? vantage::log::Level::debug : vantage::log::Level::info, "probe.open_file_limit",
+                          {{"soft", clamp(files.soft)},
+                           {"hard", clamp(files.hard)},
+                           {"soft_at_start", clamp(files.soft_before)}});
+    }
     vantage::probe::ProbeApp probe(std::move(config), opts);
     return probe.run();
   } catch (const std::exception& e) {

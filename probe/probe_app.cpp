@@ -1,7 +1,6 @@
 #include "probe/probe_app.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -206,12 +205,12 @@ int ProbeApp::run() {
         signals.cancel();
         io.stop();
       },
-      asio::detached);
+      log::LogException{"probe.signal_handler_failed"});
   io.run();
   if (!done) {
     // Stopped hard (second signal): still persist what the collector sink holds.
     asio::io_context closer;
-    asio::co_spawn(closer, fanout.close(std::chrono::milliseconds(500)), asio::detached);
+    asio::co_spawn(closer, fanout.close(std::chrono::milliseconds(500)), log::LogException{"probe.sink_close_failed"});
     closer.run();
   }
   const auto& st = scheduler.stats();

@@ -4,7 +4,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -108,7 +107,7 @@ asio::awaitable<void> Scheduler::run() {
   }
   loops_.assign(n, LoopState{});
   loops_running_ = static_cast<int>(n);
-  asio::co_spawn(services_.io, watchdog(), asio::detached);
+  asio::co_spawn(services_.io, watchdog(), log::LogException{"scheduler.watchdog_failed"});
   for (std::size_t i = 0; i < n; ++i) {
     asio::co_spawn(
         services_.io, check_loop(i),

@@ -5,7 +5,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -279,7 +278,7 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
                 {{"check", check_id},
                  {"detail", "bmp.allowed_routers is empty: anyone who reaches this port can send routes"}});
     }
-    asio::co_spawn(services.io, accept_loop(shared_from_this()), asio::detached);
+    asio::co_spawn(services.io, accept_loop(shared_from_this()), log::LogException{"bgp.bmp_accept_loop_failed"});
   }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<Runtime> self) {
@@ -314,7 +313,7 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
       socket.set_option(asio::socket_base::keep_alive(true), rec);
       auto s = std::make_shared<tcp::socket>(std::move(socket));
       self->sessions.insert(s);
-      asio::co_spawn(self->services.io, session(self, s, router), asio::detached);
+      asio::co_spawn(self->services.io, session(self, s, router), log::LogException{"bgp.bmp_session_failed"});
     }
   }
 
