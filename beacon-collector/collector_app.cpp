@@ -81,8 +81,8 @@ CollectorApp::CollectorApp(CollectorConfig config) {
   const sigset_t set = handled_signals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   const OpenFileLimit files = raise_open_file_limit();
-  const std::uint64_t usable = files.soft > kReservedDescriptors * 2 ? files.soft - kReservedDescriptors
-                                                                     : files.soft / 2;
+  const std::uint64_t usable =
+      files.soft > kReservedDescriptors * 2 ? files.soft - kReservedDescriptors : files.soft / 2;
   if (config.limits.max_connections == 0) {
     config.limits.max_connections =
         static_cast<int>(std::clamp<std::uint64_t>(usable, 16, kMaxDerivedConnections));
@@ -90,22 +90,25 @@ CollectorApp::CollectorApp(CollectorConfig config) {
     log::warn("collector.max_connections_over_file_limit",
               {{"max_connections", static_cast<std::int64_t>(config.limits.max_connections)},
                {"open_file_limit", static_cast<std::int64_t>(files.soft)},
-               {"detail", "accept() will fail with EMFILE first; idle connections are then closed "
-                          "for new ones"}});
+               {"detail",
+                "accept() will fail with EMFILE first; idle connections are then closed "
+                "for new ones"}});
   }
   log::info("collector.open_file_limit",
             {{"soft", static_cast<std::int64_t>(std::min<std::uint64_t>(files.soft, INT64_MAX))},
              {"hard", static_cast<std::int64_t>(std::min<std::uint64_t>(files.hard, INT64_MAX))},
-             {"soft_at_start", static_cast<std::int64_t>(std::min<std::uint64_t>(files.soft_before, INT64_MAX))},
+             {"soft_at_start",
+              static_cast<std::int64_t>(std::min<std::uint64_t>(files.soft_before, INT64_MAX))},
              {"max_connections", static_cast<std::int64_t>(config.limits.max_connections)}});
   impl_ = std::make_unique<Impl>(std::move(config));
   impl_->server = std::make_unique<Server>(impl_->config, impl_->handler, impl_->metrics);
   Server* server = impl_->server.get();
   impl_->metrics.add_gauge("vantage_collector_connections_open", "Connections open now.",
                            [server] { return static_cast<double>(server->open_connections()); });
-  impl_->metrics.add_gauge("vantage_collector_connections_max",
-                           "limits.max_connections (derived from the open-file limit when 0).",
-                           [this] { return static_cast<double>(impl_->config.limits.max_connections); });
+  impl_->metrics.add_gauge(
+      "vantage_collector_connections_max",
+      "limits.max_connections (derived from the open-file limit when 0).",
+      [this] { return static_cast<double>(impl_->config.limits.max_connections); });
 }
 
 CollectorApp::~CollectorApp() {
@@ -120,12 +123,11 @@ std::uint16_t CollectorApp::port() const noexcept { return impl_->server->port()
 int CollectorApp::run() {
   auto& app = *impl_;
   app.server->start();
-  log::info("collector.listening",
-            {{"address", app.config.listen_address},
-             {"port", static_cast<std::int64_t>(port())},
-             {"tls", app.config.tls.has_value()},
-             {"threads", static_cast<std::int64_t>(app.config.threads)},
-             {"store", app.store.describe()}});
+  log::info("collector.listening", {{"address", app.config.listen_address},
+                                    {"port", static_cast<std::int64_t>(port())},
+                                    {"tls", app.config.tls.has_value()},
+                                    {"threads", static_cast<std::int64_t>(app.config.threads)},
+                                    {"store", app.store.describe()}});
   const sigset_t set = handled_signals();
   for (;;) {
     int sig = 0;
@@ -147,7 +149,8 @@ int CollectorApp::run() {
   // Stop taking requests first, then commit what was acknowledged or queued.
   app.server->shutdown(app.config.shutdown_timeout);
   app.writer.stop();
-  log::info("collector.stopped", {{"committed_records", static_cast<std::int64_t>(app.writer.committed_records())}});
+  log::info("collector.stopped",
+            {{"committed_records", static_cast<std::int64_t>(app.writer.committed_records())}});
   return 0;
 }
 

@@ -110,7 +110,8 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
   }
   if (auto t = root.get("tls")) {
     t->expect_keys({"cert_file", "key_file"});
-    c.tls = TlsConfig{readable_file(t->require("cert_file")), readable_file(t->require("key_file"))};
+    c.tls =
+        TlsConfig{readable_file(t->require("cert_file")), readable_file(t->require("key_file"))};
   }
   if (auto p = root.get("paths")) {
     p->expect_keys({"prefix", "reports", "csp", "beacon", "results"});
@@ -145,8 +146,10 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
   }
   if (auto p = root.get("privacy")) {
     p->expect_keys({"ipv4_prefix_length", "ipv6_prefix_length"});
-    if (auto v = p->get("ipv4_prefix_length")) c.ipv4_prefix_length = static_cast<int>(v->as_int(0, 32));
-    if (auto v = p->get("ipv6_prefix_length")) c.ipv6_prefix_length = static_cast<int>(v->as_int(0, 128));
+    if (auto v = p->get("ipv4_prefix_length"))
+      c.ipv4_prefix_length = static_cast<int>(v->as_int(0, 32));
+    if (auto v = p->get("ipv6_prefix_length"))
+      c.ipv6_prefix_length = static_cast<int>(v->as_int(0, 128));
   }
   if (auto g = root.get("geoip")) {
     g->expect_keys({"city_db", "asn_db", "isp_db"});
@@ -172,7 +175,8 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
       ProbeToken t{item.require("id").as_nonempty_string(),
                    read_secret(item, "token_file", "token_env", "token")};
       for (const auto& other : c.probes) {
-        if (other.probe_id == t.probe_id) item.require("id").fail("probe \"" + t.probe_id + "\" is listed twice");
+        if (other.probe_id == t.probe_id)
+          item.require("id").fail("probe \"" + t.probe_id + "\" is listed twice");
         if (other.token == t.token) item.fail("two probes share a token");
       }
       c.probes.push_back(std::move(t));

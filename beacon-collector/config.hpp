@@ -27,13 +27,13 @@ struct RateLimit {
 };
 
 struct Limits {
-  std::uint64_t max_body_bytes = 64 * 1024;      // browser uploads; larger: 413 before reading
+  std::uint64_t max_body_bytes = 64 * 1024;        // browser uploads; larger: 413 before reading
   std::uint64_t max_results_body_bytes = 4 << 20;  // probe uploads (NDJSON batches)
-  std::uint64_t max_header_bytes = 16 * 1024;    // request line + headers: 431
-  int max_reports_per_batch = 100;               // Reporting API array / agent events: 400
-  int max_results_per_upload = 1000;             // probe results (NDJSON lines) per upload: 400
-  int max_json_depth = 16;                       // nesting of objects/arrays: 400
-  std::uint64_t max_string_bytes = 16 * 1024;    // any JSON string (key or value): 400
+  std::uint64_t max_header_bytes = 16 * 1024;      // request line + headers: 431
+  int max_reports_per_batch = 100;                 // Reporting API array / agent events: 400
+  int max_results_per_upload = 1000;               // probe results (NDJSON lines) per upload: 400
+  int max_json_depth = 16;                         // nesting of objects/arrays: 400
+  std::uint64_t max_string_bytes = 16 * 1024;      // any JSON string (key or value): 400
   std::chrono::milliseconds request_timeout{10'000};  // first byte -> whole request read
   std::chrono::milliseconds idle_timeout{60'000};     // keep-alive wait for the next request
   std::chrono::milliseconds max_report_age{24 * 3600 * 1000LL};  // older `age`: report dropped
@@ -41,7 +41,7 @@ struct Limits {
   // limit: min(16384, RLIMIT_NOFILE - 128), the 128 kept for the store, databases and logs.
   // When full, the longest-idle keep-alive connection is closed for a new one.
   int max_connections = 0;
-  RateLimit per_ip{50, 200};        // per client address (after trusted-proxy resolution)
+  RateLimit per_ip{50, 200};         // per client address (after trusted-proxy resolution)
   RateLimit per_origin{2000, 5000};  // per `Origin` header (browser endpoints)
 };
 
@@ -57,9 +57,9 @@ struct GeoIpConfig {
 };
 
 struct StoreConfig {
-  std::string sqlite_path;           // the SQLite database file (WAL mode)
-  std::size_t queue_records = 100'000;  // bounded queue between ingest and the writer
-  std::size_t batch_records = 5'000;    // most records per transaction
+  std::string sqlite_path;                           // the SQLite database file (WAL mode)
+  std::size_t queue_records = 100'000;               // bounded queue between ingest and the writer
+  std::size_t batch_records = 5'000;                 // most records per transaction
   std::chrono::microseconds commit_interval{5'000};  // group commit: wait for more records
 };
 
@@ -69,7 +69,7 @@ struct ProbeToken {
 };
 
 struct Paths {
-  std::string prefix;  // e.g. "/_v"; "" = none
+  std::string prefix;                            // e.g. "/_v"; "" = none
   std::vector<std::string> reports{"/reports"};  // also matches "<path>/<endpoint-name>"
   std::vector<std::string> csp{"/csp"};
   std::vector<std::string> beacon{"/beacon"};
@@ -80,7 +80,7 @@ struct CollectorConfig {
   std::string source_file;
   std::string listen_address = "127.0.0.1";
   std::uint16_t listen_port = 8080;
-  int threads = 1;                      // one io_context (and acceptor, SO_REUSEPORT) per thread
+  int threads = 1;  // one io_context (and acceptor, SO_REUSEPORT) per thread
   std::chrono::milliseconds shutdown_timeout{10'000};
   std::optional<TlsConfig> tls;
   Paths paths;

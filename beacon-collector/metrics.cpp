@@ -101,7 +101,8 @@ void Metrics::record(std::string_view kind, std::string_view type, int n) {
   std::lock_guard lock(mutex_);
   const std::pair<std::string_view, std::string_view> key(kind, type);
   auto it = records_.find(key);
-  if (it == records_.end()) it = records_.emplace(std::pair(std::string(kind), std::string(type)), 0.0).first;
+  if (it == records_.end())
+    it = records_.emplace(std::pair(std::string(kind), std::string(type)), 0.0).first;
   it->second += n;
 }
 
@@ -151,12 +152,15 @@ std::string Metrics::render() const {
                        const std::map<std::string, double, std::less<>>& m) {
     const std::string n = std::string("vantage_collector_") + name + "_total";
     family(out, n, help, "counter");
-    for (const auto& [value, count] : m) out += n + "{" + label(key, value) + "} " + number(count) + "\n";
+    for (const auto& [value, count] : m)
+      out += n + "{" + label(key, value) + "} " + number(count) + "\n";
   };
-  one_label("rejected_requests", "Uploads refused as a whole (4xx/5xx), by reason.", "reason", rejected_);
-  one_label("dropped_reports", "Single reports dropped from an accepted upload, by reason.", "reason",
-            dropped_);
-  one_label("connections_closed", "Connections closed by the collector, by reason.", "reason", closed_);
+  one_label("rejected_requests", "Uploads refused as a whole (4xx/5xx), by reason.", "reason",
+            rejected_);
+  one_label("dropped_reports", "Single reports dropped from an accepted upload, by reason.",
+            "reason", dropped_);
+  one_label("connections_closed", "Connections closed by the collector, by reason.", "reason",
+            closed_);
   one_label("accept_errors", "accept() failures, by reason (no_descriptors: EMFILE/ENFILE).",
             "reason", accept_errors_);
   const std::string records = "vantage_collector_records_total";

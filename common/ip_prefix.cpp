@@ -45,7 +45,8 @@ std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
   auto addr = IpAddr::parse(text.substr(0, slash));
   if (!addr) return std::nullopt;
   const std::string_view len = text.substr(slash + 1);
-  if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string_view::npos) {
+  if (len.empty() || len.size() > 3 ||
+      len.find_first_not_of("0123456789") != std::string_view::npos) {
     return std::nullopt;
   }
   int bits = 0;
@@ -62,7 +63,8 @@ std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
 bool IpPrefix::contains(const IpPrefix& other) const noexcept {
   if (other.addr.v6 != addr.v6 || other.length < length) return false;
   const int full = length / 8;
-  if (std::memcmp(addr.bytes.data(), other.addr.bytes.data(), static_cast<std::size_t>(full)) != 0) {
+  if (std::memcmp(addr.bytes.data(), other.addr.bytes.data(), static_cast<std::size_t>(full)) !=
+      0) {
     return false;
   }
   const int rest = length % 8;

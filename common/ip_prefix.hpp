@@ -38,7 +38,9 @@ struct IpPrefix {
   // ("192.0.2.1/24" is refused rather than guessed at).
   static std::optional<IpPrefix> parse(std::string_view text);
   bool contains(const IpPrefix& other) const noexcept;  // other is this or more specific
-  bool contains(const IpAddr& a) const noexcept { return contains(IpPrefix{a, a.v6 ? std::uint8_t{128} : std::uint8_t{32}}); }
+  bool contains(const IpAddr& a) const noexcept {
+    return contains(IpPrefix{a, a.v6 ? std::uint8_t{128} : std::uint8_t{32}});
+  }
 };
 
 // Prefixes with a value each (several values may share a prefix), for

@@ -7,8 +7,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
-#include <utility>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "common/time.hpp"
 

@@ -18,7 +18,8 @@ std::string format_rfc3339(UtcTime t);
 
 // Parses RFC 3339 (§5.6 date-time): "2026-11-22T10:00:00Z", fractional seconds of any length up
 // to 9 digits, and numeric offsets ("+01:00"), which are converted to UTC. Returns nullopt if the
-// text is not a valid date-time, or its year is outside 1678-2261 (what nanoseconds in 64 bits hold).
+// text is not a valid date-time, or its year is outside 1678-2261 (what nanoseconds in 64 bits
+// hold).
 std::optional<UtcTime> parse_rfc3339(std::string_view text);
 
 // UTC nanoseconds since the Unix epoch.

@@ -1,7 +1,7 @@
 // vantage-probe: runs synthetic checks from one vantage point. See docs/configuration.md.
 #include <CLI/CLI.hpp>
-#include <climits>
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <iostream>
 
@@ -84,9 +84,12 @@ int main(int argc, char** argv) {
       // Every check run, BMP session and scrape costs a descriptor: a soft limit of 1024 under a
       // higher hard limit is only a default, not a decision.
       const auto files = vantage::raise_open_file_limit();
-      auto clamp = [](std::uint64_t v) { return static_cast<std::int64_t>(std::min<std::uint64_t>(v, INT64_MAX)); };
+      auto clamp = [](std::uint64_t v) {
+        return static_cast<std::int64_t>(std::min<std::uint64_t>(v, INT64_MAX));
+      };
       // A daemon says so at start; a --once run keeps stderr for its results' problems.
-      vantage::log::write(once ? vantage::log::Level::debug : vantage::log::Level::info, "probe.open_file_limit",
+      vantage::log::write(once ? vantage::log::Level::debug : vantage::log::Level::info,
+                          "probe.open_file_limit",
                           {{"soft", clamp(files.soft)},
                            {"hard", clamp(files.hard)},
                            {"soft_at_start", clamp(files.soft_before)}});

@@ -31,7 +31,8 @@ int ProbeApp::run() {
   net::CurlMulti curl(io);
   ResolverPool resolvers(io);
   IdGenerator ids;
-  Services services{io, curl, resolvers, ids, SystemClock::instance(), {}, &config_.vantage, nullptr};
+  Services services{io,     curl, resolvers, ids, SystemClock::instance(), {}, &config_.vantage,
+                    nullptr};
 
   sinks::Fanout fanout;
   std::optional<std::string> output = options_.output ? options_.output : config_.output_file;
@@ -125,10 +126,11 @@ int ProbeApp::run() {
                        "Results per upload now (halved when the collector answers 413, grown "
                        "back after deliveries)",
                        [st] { return static_cast<double>(st->batch_limit.load()); });
-    metrics->add_counter("vantage_probe_rejected_results_total",
-                         "Results the collector refused (malformed, or one result too large; kept in "
-                         "spool/rejected)",
-                         [st] { return static_cast<double>(st->rejected.load()); });
+    metrics->add_counter(
+        "vantage_probe_rejected_results_total",
+        "Results the collector refused (malformed, or one result too large; kept in "
+        "spool/rejected)",
+        [st] { return static_cast<double>(st->rejected.load()); });
   }
   metrics->add_gauge("vantage_probe_build_info", "Build information (always 1)",
                      [] { return 1.0; });
@@ -169,9 +171,11 @@ int ProbeApp::run() {
     v.source = Source::bgp;  // route events and BGP alerts are the BGP feed's observations
     return v;
   }();
-  services.publish_record = [&fanout, record_vantage](std::string_view kind, nlohmann::json& record) {
+  services.publish_record = [&fanout, record_vantage](std::string_view kind,
+                                                      nlohmann::json& record) {
     record["vantage"] = to_json(record_vantage);
-    fanout.publish_record(kind, record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    fanout.publish_record(kind,
+                          record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   };
   // Checks that listen between runs (kind bgp) start now; whatever happens next, they close
   // their sockets and threads before the event loop goes.
@@ -210,7 +214,8 @@ int ProbeApp::run() {
   if (!done) {
     // Stopped hard (second signal): still persist what the collector sink holds.
     asio::io_context closer;
-    asio::co_spawn(closer, fanout.close(std::chrono::milliseconds(500)), log::LogException{"probe.sink_close_failed"});
+    asio::co_spawn(closer, fanout.close(std::chrono::milliseconds(500)),
+                   log::LogException{"probe.sink_close_failed"});
     closer.run();
   }
   const auto& st = scheduler.stats();

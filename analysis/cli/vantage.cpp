@@ -3,29 +3,26 @@
 // `vantage generate` (scenario streams for them), see docs/analysis.md. Reports follow (DESIGN §6).
 #include <unistd.h>
 
-#include <csignal>
-#include <thread>
-
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <string>
-#include <vector>
-
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-
-#include "common/config_node.hpp"
-#include <fstream>
-#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "analysis/detect/analyzer.hpp"
 #include "analysis/generate/generator.hpp"
 #include "analysis/notify/notifier.hpp"
 #include "analysis/report/isp_report.hpp"
 #include "analysis/store/event_store.hpp"
+#include "common/config_node.hpp"
 #include "common/time.hpp"
 #include "probe/bgp/bgpdump_format.hpp"
 #include "probe/bgp/bmp.hpp"
@@ -38,8 +35,7 @@ namespace {
 // "FILE: 42%" on stderr, twice a second at most, only when stderr is a terminal.
 class Progress {
  public:
-  explicit Progress(const std::string& file)
-      : file_(file), enabled_(::isatty(STDERR_FILENO) == 1) {
+  explicit Progress(const std::string& file) : file_(file), enabled_(::isatty(STDERR_FILENO) == 1) {
     std::error_code ec;
     size_ = std::filesystem::file_size(file, ec);
     if (ec) size_ = 0;
@@ -144,7 +140,7 @@ class DamageLog {
   std::uint64_t warnings_ = 0;
   std::uint64_t records_ = 0;  // records the decoders found damaged
   std::uint64_t unsupported_ = 0;
-  std::size_t reported_ = 0;  // of the reader's warnings
+  std::size_t reported_ = 0;                               // of the reader's warnings
   std::uint64_t damaged_records_ = 0, skipped_bytes_ = 0;  // the summary's, for the caller
 };
 
@@ -197,7 +193,8 @@ InputKind input_kind(const std::string& path) {
   unsigned char h[6] = {0, 0, 0, 0, 0, 0};
   in.read(reinterpret_cast<char*>(h), 6);
   if (h[0] == '{' || h[0] == '[') return InputKind::ris_live;
-  const std::uint32_t len = (std::uint32_t{h[1]} << 24) | (std::uint32_t{h[2]} << 16) | (std::uint32_t{h[3]} << 8) | h[4];
+  const std::uint32_t len =
+      (std::uint32_t{h[1]} << 24) | (std::uint32_t{h[2]} << 16) | (std::uint32_t{h[3]} << 8) | h[4];
   if (h[0] == 3 && len >= 6 && len < (1u << 24) && h[5] <= 6) return InputKind::bmp;
   return InputKind::mrt;
 }
@@ -259,7 +256,8 @@ ReadSummary for_each_event(const std::vector<std::string>& files, const char* wh
       std::vector<char> chunk(64 * 1024);
       while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
         events.clear();
-        decoder.feed(reinterpret_cast<const std::uint8_t*>(chunk.data()), static_cast<std::size_t>(in.gcount()), events);
+        decoder.feed(reinterpret_cast<const std::uint8_t*>(chunk.data()),
+                     static_cast<std::size_t>(in.gcount()), events);
         emit();
       }
       for (const auto& w : decoder.warnings()) damage.record(w);  // each about one message
@@ -303,9 +301,9 @@ ReadSummary for_each_event(const std::vector<std::string>& files, const char* wh
     }
     damage.reader(*reader);
     if (deprecated_bgp > 0) {
-      damage.unsupported(deprecated_bgp,
-                         records(deprecated_bgp) + " of the deprecated MRT type 5 (BGP) skipped: " +
-                             what + " reads TABLE_DUMP, TABLE_DUMP_V2 and BGP4MP");
+      damage.unsupported(deprecated_bgp, records(deprecated_bgp) +
+                                             " of the deprecated MRT type 5 (BGP) skipped: " +
+                                             what + " reads TABLE_DUMP, TABLE_DUMP_V2 and BGP4MP");
     }
     finish(damage, file, reader.get());
   }
@@ -313,7 +311,8 @@ ReadSummary for_each_event(const std::vector<std::string>& files, const char* wh
 }
 
 int bgp_scan(const std::vector<std::string>& files, const std::string& prefixes_file,
-             const std::string& as_rel_file, const std::string& vrp_file, bool json, int min_peers) {
+             const std::string& as_rel_file, const std::string& vrp_file, bool json,
+             int min_peers) {
   vantage::bgp::Expectations expectations;
   std::optional<vantage::bgp::AsRelationships> rels;
   std::optional<vantage::bgp::Vrps> vrps;
@@ -326,19 +325,22 @@ int bgp_scan(const std::vector<std::string>& files, const std::string& prefixes_
     return 2;
   }
   if (min_peers > 0) expectations.min_peers = min_peers;
-  vantage::bgp::Monitor monitor(std::move(expectations), rels ? &*rels : nullptr, vrps ? &*vrps : nullptr);
+  vantage::bgp::Monitor monitor(std::move(expectations), rels ? &*rels : nullptr,
+                                vrps ? &*vrps : nullptr);
   std::vector<vantage::bgp::Alert> alerts;
   std::uint64_t printed = 0;
   const ReadSummary read = for_each_event(files, "scan", [&](const vantage::bgp::RouteEvent& e) {
     alerts.clear();
     monitor.observe(e, alerts);
-    for (const auto& a : alerts) std::printf("%s\n", json ? a.to_json().c_str() : a.to_text().c_str());
+    for (const auto& a : alerts)
+      std::printf("%s\n", json ? a.to_json().c_str() : a.to_text().c_str());
     printed += alerts.size();
   });
   // The input is finished: what no peer carries any more resolves now (stamped when it went).
   alerts.clear();
   monitor.flush(alerts);
-  for (const auto& a : alerts) std::printf("%s\n", json ? a.to_json().c_str() : a.to_text().c_str());
+  for (const auto& a : alerts)
+    std::printf("%s\n", json ? a.to_json().c_str() : a.to_text().c_str());
   printed += alerts.size();
   // --json ends with a summary object, so that a consumer can tell a complete scan of sound
   // input from one that skipped damage (the text output says it on stderr only).
@@ -369,23 +371,33 @@ int bgp_scan(const std::vector<std::string>& files, const std::string& prefixes_
 
 // Proposes a prefixes file from what `origin` announces in the given MRT files.
 int bgp_generate(const std::vector<std::string>& files, std::uint32_t origin) {
-  std::map<std::string, std::map<std::uint32_t, std::set<std::string>>> seen;  // prefix -> upstream -> peers
+  std::map<std::string, std::map<std::uint32_t, std::set<std::string>>>
+      seen;  // prefix -> upstream -> peers
   std::map<std::string, vantage::bgp::Prefix> prefixes;
   // Damage is reported on stderr; the exit status stays 1 for an unreadable file only.
-  const int status = for_each_event(files, "generate", [&](const vantage::bgp::RouteEvent& e) {
-    if (e.kind != vantage::bgp::RouteEvent::Kind::announce || !e.origin || *e.origin != origin) return;
-    if (vantage::bgp::is_bogon(e.prefix)) return;
-    const auto path = vantage::bgp::flatten_path(e.path);
-    const std::string p = e.prefix.to_string();
-    prefixes[p] = e.prefix;
-    auto& ups = seen[p];
-    ups[path.size() >= 2 ? path[path.size() - 2] : 0].insert(e.peer_ip.to_string());
-  }).status == kExitUnreadable ? kExitUnreadable : 0;
-  std::printf("# Proposed by `vantage bgp generate --origin %u` from %zu file(s): review before use.\n",
-              origin, files.size());
+  const int status =
+      for_each_event(
+          files, "generate",
+          [&](const vantage::bgp::RouteEvent& e) {
+            if (e.kind != vantage::bgp::RouteEvent::Kind::announce || !e.origin ||
+                *e.origin != origin)
+              return;
+            if (vantage::bgp::is_bogon(e.prefix)) return;
+            const auto path = vantage::bgp::flatten_path(e.path);
+            const std::string p = e.prefix.to_string();
+            prefixes[p] = e.prefix;
+            auto& ups = seen[p];
+            ups[path.size() >= 2 ? path[path.size() - 2] : 0].insert(e.peer_ip.to_string());
+          }).status == kExitUnreadable
+          ? kExitUnreadable
+          : 0;
+  std::printf(
+      "# Proposed by `vantage bgp generate --origin %u` from %zu file(s): review before use.\n",
+      origin, files.size());
   for (const auto& [p, ups] : seen) {
-    std::printf("%s:\n  description: announced by AS%u\n  asn: [%u]\n  ignoreMorespecifics: false\n", p.c_str(),
-                origin, origin);
+    std::printf(
+        "%s:\n  description: announced by AS%u\n  asn: [%u]\n  ignoreMorespecifics: false\n",
+        p.c_str(), origin, origin);
     std::string list;
     for (const auto& [asn, peers] : ups) {
       if (asn == 0) continue;
@@ -406,14 +418,15 @@ std::string utc(std::int64_t ns) {
 int generate_events(const std::string& db, const vantage::analysis::GeneratorOptions& o) {
   try {
     const auto sum = vantage::analysis::generate(db, o);
-    std::printf("%s: scenario %s, seed %llu: %llu probe results, %llu browser reports, %s to %s\n", db.c_str(),
-                o.scenario.c_str(), static_cast<unsigned long long>(o.seed),
-                static_cast<unsigned long long>(sum.results), static_cast<unsigned long long>(sum.reports),
-                utc(o.start_ns).c_str(),
-                utc(o.start_ns + static_cast<std::int64_t>(o.hours * 3600) * 1'000'000'000).c_str());
+    std::printf(
+        "%s: scenario %s, seed %llu: %llu probe results, %llu browser reports, %s to %s\n",
+        db.c_str(), o.scenario.c_str(), static_cast<unsigned long long>(o.seed),
+        static_cast<unsigned long long>(sum.results), static_cast<unsigned long long>(sum.reports),
+        utc(o.start_ns).c_str(),
+        utc(o.start_ns + static_cast<std::int64_t>(o.hours * 3600) * 1'000'000'000).c_str());
     if (!sum.fault.empty()) {
-      std::printf("fault %s to %s: %s\n", utc(sum.fault_from_ns).c_str(), utc(sum.fault_to_ns).c_str(),
-                  sum.fault.c_str());
+      std::printf("fault %s to %s: %s\n", utc(sum.fault_from_ns).c_str(),
+                  utc(sum.fault_to_ns).c_str(), sum.fault.c_str());
     }
     return 0;
   } catch (const std::exception& e) {
@@ -424,25 +437,30 @@ int generate_events(const std::string& db, const vantage::analysis::GeneratorOpt
 
 // The range [from, to) of a replay: the given RFC 3339 times, or the store's first and last event.
 // Throws std::invalid_argument for a bad time; nullopt when the store is empty.
-std::optional<std::pair<std::int64_t, std::int64_t>> replay_range(vantage::analysis::EventStore& store,
-                                                                  const std::string& from, const std::string& to) {
+std::optional<std::pair<std::int64_t, std::int64_t>> replay_range(
+    vantage::analysis::EventStore& store, const std::string& from, const std::string& to) {
   auto span = store.time_span();
   if (!span) return std::nullopt;
   auto parse = [&](const std::string& text, std::int64_t fallback) {
     if (text.empty()) return fallback;
     auto t = vantage::parse_rfc3339(text);
-    if (!t) throw std::invalid_argument("\"" + text + "\" is not an RFC 3339 time (2026-11-22T01:00:00Z)");
+    if (!t)
+      throw std::invalid_argument("\"" + text +
+                                  "\" is not an RFC 3339 time (2026-11-22T01:00:00Z)");
     return vantage::to_unix_nanos(*t);
   };
   // Clamped to what the store holds: a far --from would mean replaying years of empty minutes.
   const std::int64_t f = std::max(parse(from, span->first), span->first);
   const std::int64_t t = std::min(parse(to, span->second + 1), span->second + 1);
-  if (t <= f) throw std::invalid_argument("the range holds no data (the store spans " + utc(span->first) + " to " + utc(span->second) + ")");
+  if (t <= f)
+    throw std::invalid_argument("the range holds no data (the store spans " + utc(span->first) +
+                                " to " + utc(span->second) + ")");
   return std::pair{f, t};
 }
 
-int report_isp(const std::string& db, const std::string& from, const std::string& to, const std::string& format,
-               const std::string& output, const vantage::analysis::AnalyzerOptions& options) {
+int report_isp(const std::string& db, const std::string& from, const std::string& to,
+               const std::string& format, const std::string& output,
+               const vantage::analysis::AnalyzerOptions& options) {
   try {
     auto store = vantage::analysis::open_sqlite_store(db);
     const auto range = replay_range(*store, from, to);
@@ -450,7 +468,8 @@ int report_isp(const std::string& db, const std::string& from, const std::string
       std::fprintf(stderr, "vantage report isp: %s holds no results or reports\n", db.c_str());
       return 1;
     }
-    const auto report = vantage::analysis::build_isp_report(*store, range->first, range->second, options);
+    const auto report =
+        vantage::analysis::build_isp_report(*store, range->first, range->second, options);
     const std::string text = format == "json"   ? vantage::analysis::render_isp_json(report)
                              : format == "html" ? vantage::analysis::render_isp_html(report)
                                                 : vantage::analysis::render_isp_text(report);
@@ -460,7 +479,8 @@ int report_isp(const std::string& db, const std::string& from, const std::string
       std::ofstream out(output, std::ios::binary);
       out << text;
       if (!out.flush()) throw std::runtime_error("cannot write " + output);
-      std::fprintf(stderr, "vantage report isp: wrote %s (%zu bytes)\n", output.c_str(), text.size());
+      std::fprintf(stderr, "vantage report isp: wrote %s (%zu bytes)\n", output.c_str(),
+                   text.size());
     }
     return 0;
   } catch (const std::exception& e) {
@@ -475,9 +495,11 @@ struct NotifyOptions {
   bool save = true;
 };
 
-std::vector<std::unique_ptr<vantage::analysis::Notifier>> make_notifiers(const NotifyOptions& n, int firing_for_s) {
+std::vector<std::unique_ptr<vantage::analysis::Notifier>> make_notifiers(const NotifyOptions& n,
+                                                                         int firing_for_s) {
   std::vector<std::unique_ptr<vantage::analysis::Notifier>> out;
-  for (const auto& u : n.alertmanagers) out.push_back(vantage::analysis::make_alertmanager_notifier(u, n.runbook_base, firing_for_s));
+  for (const auto& u : n.alertmanagers)
+    out.push_back(vantage::analysis::make_alertmanager_notifier(u, n.runbook_base, firing_for_s));
   for (const auto& u : n.webhooks) out.push_back(vantage::analysis::make_webhook_notifier(u));
   return out;
 }
@@ -490,8 +512,8 @@ bool deliver(const std::vector<std::unique_ptr<vantage::analysis::Notifier>>& no
     if (refresh_only && !n->wants_refresh()) continue;
     std::string error;
     if (!n->notify(e, error)) {
-      std::fprintf(stderr, "vantage: %s: %s %s: %s\n", n->describe().c_str(), e.change.c_str(), e.incident.id.c_str(),
-                   error.c_str());
+      std::fprintf(stderr, "vantage: %s: %s %s: %s\n", n->describe().c_str(), e.change.c_str(),
+                   e.incident.id.c_str(), error.c_str());
       ok = false;
     }
   }
@@ -504,18 +526,23 @@ void on_signal(int) { g_stop = 1; }
 // Continuous analysis: every `interval`, replays the last `lookback` (on a grid aligned to the
 // step, so an incident keeps its id from one cycle to the next), prints and notifies what opened
 // or resolved, re-sends open incidents to Alertmanager, and stores the incidents.
-int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& options, const NotifyOptions& notify,
-          std::chrono::nanoseconds interval, std::chrono::nanoseconds lookback, std::int64_t settle_ns) {
+int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& options,
+          const NotifyOptions& notify, std::chrono::nanoseconds interval,
+          std::chrono::nanoseconds lookback, std::int64_t settle_ns) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  const int firing_for_s = static_cast<int>(std::max<std::int64_t>(60, 3 * interval.count() / 1'000'000'000));
+  const int firing_for_s =
+      static_cast<int>(std::max<std::int64_t>(60, 3 * interval.count() / 1'000'000'000));
   const auto notifiers = make_notifiers(notify, firing_for_s);
   // Unresolved incidents as first notified, by key (kind + scope, the id without "@opened"): an
   // incident older than the lookback re-opens later in each replay, but it is the same incident.
   std::map<std::string, vantage::analysis::Incident> open;
-  auto key_of = [](const vantage::analysis::Incident& i) { return i.id.substr(0, i.id.find(" @")); };
+  auto key_of = [](const vantage::analysis::Incident& i) {
+    return i.id.substr(0, i.id.find(" @"));
+  };
   std::fprintf(stderr, "vantage watch: %s every %s over the last %s\n", db.c_str(),
-               vantage::format_duration(interval).c_str(), vantage::format_duration(lookback).c_str());
+               vantage::format_duration(interval).c_str(),
+               vantage::format_duration(lookback).c_str());
   int status = 0;
   while (!g_stop) {
     try {
@@ -541,8 +568,8 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
         if (i.status != "resolved") {
           seen.insert(key);
           if (it == open.end()) {
-            std::printf("%s OPENED   %-6s %-18s %s\n", utc(i.opened_ns).c_str(), i.severity.c_str(), i.kind.c_str(),
-                        i.title.c_str());
+            std::printf("%s OPENED   %-6s %-18s %s\n", utc(i.opened_ns).c_str(), i.severity.c_str(),
+                        i.kind.c_str(), i.title.c_str());
             // Not delivered everywhere: tried again next cycle.
             if (deliver(notifiers, {now, "opened", i})) open[key] = i;
           } else {
@@ -551,13 +578,14 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
           changed.push_back(i);
         } else if (it != open.end() && replayed.resolved_ns > it->second.opened_ns) {
           seen.insert(key);
-          std::printf("%s RESOLVED %-6s %-18s %s\n", utc(i.resolved_ns).c_str(), i.severity.c_str(), i.kind.c_str(),
-                      i.title.c_str());
+          std::printf("%s RESOLVED %-6s %-18s %s\n", utc(i.resolved_ns).c_str(), i.severity.c_str(),
+                      i.kind.c_str(), i.title.c_str());
           if (deliver(notifiers, {i.resolved_ns, "resolved", i})) open.erase(it);
           changed.push_back(i);
         }
       }
-      // An open incident that the replay no longer finds (it fell out of the lookback): resolved now.
+      // An open incident that the replay no longer finds (it fell out of the lookback): resolved
+      // now.
       for (auto it = open.begin(); it != open.end();) {
         if (seen.count(it->first)) {
           ++it;
@@ -566,7 +594,8 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
         vantage::analysis::Incident i = it->second;
         i.status = "resolved";
         i.resolved_ns = to;
-        std::printf("%s RESOLVED %-6s %-18s %s\n", utc(to).c_str(), i.severity.c_str(), i.kind.c_str(), i.title.c_str());
+        std::printf("%s RESOLVED %-6s %-18s %s\n", utc(to).c_str(), i.severity.c_str(),
+                    i.kind.c_str(), i.title.c_str());
         changed.push_back(i);
         it = deliver(notifiers, {to, "resolved", i}) ? open.erase(it) : std::next(it);
       }
@@ -576,7 +605,8 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
       std::fprintf(stderr, "vantage watch: %s\n", e.what());
       status = 1;
     }
-    for (auto slept = std::chrono::nanoseconds(0); slept < interval && !g_stop; slept += std::chrono::milliseconds(100)) {
+    for (auto slept = std::chrono::nanoseconds(0); slept < interval && !g_stop;
+         slept += std::chrono::milliseconds(100)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
@@ -614,21 +644,25 @@ int incidents(const std::string& db, const std::string& from, const std::string&
     if (json) {
       std::printf("[");
       for (std::size_t i = 0; i < result.incidents.size(); ++i) {
-        std::printf("%s%s", i ? ",\n " : "", vantage::analysis::incident_json(result.incidents[i]).c_str());
+        std::printf("%s%s", i ? ",\n " : "",
+                    vantage::analysis::incident_json(result.incidents[i]).c_str());
       }
       std::printf("]\n");
       std::fflush(stdout);
       side_effects();
       return status;
     }
-    std::printf("%s to %s: %llu probe results, %llu browser reports\n\n", utc(from_ns).c_str(), utc(to_ns).c_str(),
-                static_cast<unsigned long long>(result.results), static_cast<unsigned long long>(result.reports));
+    std::printf("%s to %s: %llu probe results, %llu browser reports\n\n", utc(from_ns).c_str(),
+                utc(to_ns).c_str(), static_cast<unsigned long long>(result.results),
+                static_cast<unsigned long long>(result.reports));
     for (const auto& e : result.events) {
-      std::printf("%s %-8s %-6s %-18s %s\n", utc(e.time_ns).c_str(), e.change == "opened" ? "OPENED" : "RESOLVED",
-                  e.incident.severity.c_str(), e.incident.kind.c_str(), e.incident.title.c_str());
+      std::printf("%s %-8s %-6s %-18s %s\n", utc(e.time_ns).c_str(),
+                  e.change == "opened" ? "OPENED" : "RESOLVED", e.incident.severity.c_str(),
+                  e.incident.kind.c_str(), e.incident.title.c_str());
       if (e.change == "opened") std::printf("%30s runbook: %s\n", "", e.incident.runbook.c_str());
     }
-    std::printf("\n%zu incident%s", result.incidents.size(), result.incidents.size() == 1 ? "" : "s");
+    std::printf("\n%zu incident%s", result.incidents.size(),
+                result.incidents.size() == 1 ? "" : "s");
     std::size_t open = 0;
     for (const auto& i : result.incidents) open += i.status != "resolved";
     std::printf(" (%zu still open)\n", open);
@@ -655,36 +689,56 @@ int main(int argc, char** argv) {
   std::string prefixes_file, as_rel_file, vrp_file;
   bool json = false;
   int min_peers = 0;
-  auto* scan = bgp->add_subcommand(
-      "scan", "Replay MRT files through the monitor and print hijack, leak, upstream, visibility and RPKI alerts");
-  scan->add_option("files", files, "MRT files, captured BMP streams or RIS Live JSON lines, in time order")
-      ->required()->check(CLI::ExistingFile);
-  scan->add_option("--prefixes", prefixes_file, "Expectations (BGPalerter-like prefixes file, YAML)")
-      ->required()->check(CLI::ExistingFile);
-  scan->add_option("--as-rel", as_rel_file, "CAIDA AS relationships (a|b|-1, a|b|0) for route leaks")
+  auto* scan = bgp->add_subcommand("scan",
+                                   "Replay MRT files through the monitor and print hijack, leak, "
+                                   "upstream, visibility and RPKI alerts");
+  scan->add_option("files", files,
+                   "MRT files, captured BMP streams or RIS Live JSON lines, in time order")
+      ->required()
       ->check(CLI::ExistingFile);
-  scan->add_option("--vrp", vrp_file, "RPKI VRPs (rpki-client/Routinator JSON) for origin validation")
+  scan->add_option("--prefixes", prefixes_file,
+                   "Expectations (BGPalerter-like prefixes file, YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  scan->add_option("--as-rel", as_rel_file,
+                   "CAIDA AS relationships (a|b|-1, a|b|0) for route leaks")
+      ->check(CLI::ExistingFile);
+  scan->add_option("--vrp", vrp_file,
+                   "RPKI VRPs (rpki-client/Routinator JSON) for origin validation")
       ->check(CLI::ExistingFile);
   scan->add_flag("--json", json, "One JSON object per alert, then a scan_summary object");
-  scan->add_option("--min-peers", min_peers, "Override options.min_peers")->check(CLI::Range(1, 100000));
+  scan->add_option("--min-peers", min_peers, "Override options.min_peers")
+      ->check(CLI::Range(1, 100000));
   scan->footer(kBgpExitStatuses);
   std::uint32_t origin = 0;
-  auto* generate = bgp->add_subcommand("generate", "Propose a prefixes file for an origin AS from MRT files");
-  generate->add_option("files", files, "MRT files (RIB dumps)")->required()->check(CLI::ExistingFile);
+  auto* generate =
+      bgp->add_subcommand("generate", "Propose a prefixes file for an origin AS from MRT files");
+  generate->add_option("files", files, "MRT files (RIB dumps)")
+      ->required()
+      ->check(CLI::ExistingFile);
   generate->add_option("--origin", origin, "The origin AS")->required();
   std::string db, from, to;
   vantage::analysis::GeneratorOptions gen;
-  auto* gen_cmd = app.add_subcommand("generate", "Write a seeded scenario stream (probe results and NEL reports) into a store");
+  auto* gen_cmd = app.add_subcommand(
+      "generate", "Write a seeded scenario stream (probe results and NEL reports) into a store");
   gen_cmd->add_option("--db", db, "The SQLite store (created when missing)")->required();
-  gen_cmd->add_option("--scenario", gen.scenario, "baseline, isp-blackhole, http-4xx-spike, dns-nxdomain, slow-checkout")
+  gen_cmd
+      ->add_option("--scenario", gen.scenario,
+                   "baseline, isp-blackhole, http-4xx-spike, dns-nxdomain, slow-checkout")
       ->check(CLI::IsMember(vantage::analysis::generator_scenarios()));
   gen_cmd->add_option("--seed", gen.seed, "Random seed");
-  gen_cmd->add_option("--hours", gen.hours, "Length of the stream")->check(CLI::Range(1.5, 24.0 * 30));
-  gen_cmd->add_option("--users-per-minute", gen.users_per_minute, "NEL reports per network per minute (daily mean)")
+  gen_cmd->add_option("--hours", gen.hours, "Length of the stream")
+      ->check(CLI::Range(1.5, 24.0 * 30));
+  gen_cmd
+      ->add_option("--users-per-minute", gen.users_per_minute,
+                   "NEL reports per network per minute (daily mean)")
       ->check(CLI::Range(1.0, 100000.0));
   vantage::analysis::AnalyzerOptions aopts;
-  auto* inc_cmd = app.add_subcommand("incidents", "Replay a store through the detectors and print the incidents");
-  inc_cmd->add_option("--db", db, "The collector's SQLite store")->required()->check(CLI::ExistingFile);
+  auto* inc_cmd = app.add_subcommand(
+      "incidents", "Replay a store through the detectors and print the incidents");
+  inc_cmd->add_option("--db", db, "The collector's SQLite store")
+      ->required()
+      ->check(CLI::ExistingFile);
   inc_cmd->add_option("--from", from, "Start (RFC 3339 UTC); default: the first event");
   inc_cmd->add_option("--to", to, "End (RFC 3339 UTC); default: the last event");
   inc_cmd->add_flag("--json", json, "A JSON array of the incidents");
@@ -693,50 +747,75 @@ int main(int argc, char** argv) {
   std::string step = "60s", window = "5m", interval = "60s", lookback = "6h", settle;
   std::string baseline = "1h", bgp_hold, slo_page = "1h,5m", slo_ticket = "6h,30m";
   auto analysis_flags = [&](CLI::App* cmd) {
-    cmd->add_option("--alertmanager", nopts.alertmanagers, "Alertmanager base URL (API v2), e.g. http://127.0.0.1:9093");
+    cmd->add_option("--alertmanager", nopts.alertmanagers,
+                    "Alertmanager base URL (API v2), e.g. http://127.0.0.1:9093");
     cmd->add_option("--webhook", nopts.webhooks, "POST each change as JSON to this URL");
-    cmd->add_option("--runbook-base", nopts.runbook_base, "Prefix for runbook links, e.g. https://git.example.com/vantage/blob/main/");
-    cmd->add_flag("!--no-save", nopts.save, "Do not store the incidents in the store's incidents table");
+    cmd->add_option("--runbook-base", nopts.runbook_base,
+                    "Prefix for runbook links, e.g. https://git.example.com/vantage/blob/main/");
+    cmd->add_flag("!--no-save", nopts.save,
+                  "Do not store the incidents in the store's incidents table");
   };
   auto slo_flags = [&](CLI::App* cmd) {
-    cmd->add_option("--open-after", aopts.open_after, "Evaluations with a finding before an incident opens")
+    cmd->add_option("--open-after", aopts.open_after,
+                    "Evaluations with a finding before an incident opens")
         ->check(CLI::Range(1, 1000));
-    cmd->add_option("--resolve-after", aopts.resolve_after, "Clean evaluations before an incident resolves")
+    cmd->add_option("--resolve-after", aopts.resolve_after,
+                    "Clean evaluations before an incident resolves")
         ->check(CLI::Range(1, 1000));
-    cmd->add_option("--slo-objective", aopts.slo_objective, "SLO objective for journeys and http checks")
+    cmd->add_option("--slo-objective", aopts.slo_objective,
+                    "SLO objective for journeys and http checks")
         ->check(CLI::Range(0.5, 0.99999));
-    cmd->add_option("--latency-ms", aopts.latency_ms, "A run slower than this counts against the SLO (ms)");
+    cmd->add_option("--latency-ms", aopts.latency_ms,
+                    "A run slower than this counts against the SLO (ms)");
     cmd->add_option("--step", step, "Evaluation step (default 60s)");
-    cmd->add_option("--window", window, "What each evaluation looks at (default 5m; a whole number of steps)");
-    cmd->add_option("--baseline", baseline, "http_error_spike: the period a key's error share is compared with (default 1h)");
+    cmd->add_option("--window", window,
+                    "What each evaluation looks at (default 5m; a whole number of steps)");
+    cmd->add_option(
+        "--baseline", baseline,
+        "http_error_spike: the period a key's error share is compared with (default 1h)");
     cmd->add_option("--min-results", aopts.min_results,
-                    "reachability/DNS: results a vantage point needs in the window to count as failing (default 3)")
+                    "reachability/DNS: results a vantage point needs in the window to count as "
+                    "failing (default 3)")
         ->check(CLI::Range(1, 100000));
-    cmd->add_option("--slo-page-windows", slo_page, "Burn-rate windows LONG,SHORT of the page alert (default 1h,5m)");
-    cmd->add_option("--slo-ticket-windows", slo_ticket, "Burn-rate windows LONG,SHORT of the ticket alert (default 6h,30m)");
-    cmd->add_option("--slo-min-runs", aopts.slo_min_runs, "Runs a burn-rate window needs to count (default 10)")
+    cmd->add_option("--slo-page-windows", slo_page,
+                    "Burn-rate windows LONG,SHORT of the page alert (default 1h,5m)");
+    cmd->add_option("--slo-ticket-windows", slo_ticket,
+                    "Burn-rate windows LONG,SHORT of the ticket alert (default 6h,30m)");
+    cmd->add_option("--slo-min-runs", aopts.slo_min_runs,
+                    "Runs a burn-rate window needs to count (default 10)")
         ->check(CLI::Range(1, 1000000));
     cmd->add_option("--bgp-hold", bgp_hold,
-                    "How long a BGP alert no reachability loss carries waits before it is an incident (default: --window)");
+                    "How long a BGP alert no reachability loss carries waits before it is an "
+                    "incident (default: --window)");
   };
   analysis_flags(inc_cmd);
   slo_flags(inc_cmd);
-  auto* watch_cmd = app.add_subcommand("watch", "Analyse continuously; print, store and notify incidents as they open and resolve");
-  watch_cmd->add_option("--db", db, "The collector's SQLite store")->required()->check(CLI::ExistingFile);
+  auto* watch_cmd = app.add_subcommand(
+      "watch", "Analyse continuously; print, store and notify incidents as they open and resolve");
+  watch_cmd->add_option("--db", db, "The collector's SQLite store")
+      ->required()
+      ->check(CLI::ExistingFile);
   watch_cmd->add_option("--interval", interval, "How often (default 60s)");
-  watch_cmd->add_option("--lookback", lookback, "How much history each cycle replays (default 6h, the longest SLO window)");
-  watch_cmd->add_option("--settle", settle,
-                        "How far behind now each cycle stops, for uploads still on their way (default: one --step)");
+  watch_cmd->add_option("--lookback", lookback,
+                        "How much history each cycle replays (default 6h, the longest SLO window)");
+  watch_cmd->add_option(
+      "--settle", settle,
+      "How far behind now each cycle stops, for uploads still on their way (default: one --step)");
   analysis_flags(watch_cmd);
   slo_flags(watch_cmd);
   std::string format = "text", output;
-  auto* report_cmd = app.add_subcommand("report", "Reports over a collector store")->require_subcommand(1);
-  auto* isp_cmd = report_cmd->add_subcommand(
-      "isp", "Per ISP: availability, latency per target, top failure types, incidents (text, JSON or HTML)");
-  isp_cmd->add_option("--db", db, "The collector's SQLite store")->required()->check(CLI::ExistingFile);
+  auto* report_cmd =
+      app.add_subcommand("report", "Reports over a collector store")->require_subcommand(1);
+  auto* isp_cmd = report_cmd->add_subcommand("isp",
+                                             "Per ISP: availability, latency per target, top "
+                                             "failure types, incidents (text, JSON or HTML)");
+  isp_cmd->add_option("--db", db, "The collector's SQLite store")
+      ->required()
+      ->check(CLI::ExistingFile);
   isp_cmd->add_option("--from", from, "Start (RFC 3339 UTC); default: the first event");
   isp_cmd->add_option("--to", to, "End (RFC 3339 UTC); default: the last event");
-  isp_cmd->add_option("--format", format, "text, json or html")->check(CLI::IsMember({"text", "json", "html"}));
+  isp_cmd->add_option("--format", format, "text, json or html")
+      ->check(CLI::IsMember({"text", "json", "html"}));
   isp_cmd->add_option("--output,-o", output, "Write to this file instead of stdout");
   slo_flags(isp_cmd);
   try {
@@ -752,24 +831,30 @@ int main(int argc, char** argv) {
   auto duration = [](const std::string& text, const char* what) {
     const auto d = vantage::parse_duration(text);
     if (!d || d->count() <= 0) {
-      std::fprintf(stderr, "vantage: %s: \"%s\" is not a duration like 10s, 5m, 6h\n", what, text.c_str());
+      std::fprintf(stderr, "vantage: %s: \"%s\" is not a duration like 10s, 5m, 6h\n", what,
+                   text.c_str());
       std::exit(2);
     }
     return *d;
   };
   aopts.step_ns = duration(step, "--step").count();
   aopts.window_ns = duration(window, "--window").count();
-  if (aopts.window_ns < aopts.step_ns || aopts.window_ns % aopts.step_ns != 0 || aopts.step_ns > 300'000'000'000) {
-    std::fprintf(stderr, "vantage: --window must be a whole number of steps, and --step at most 5m (the SLO's "
-                         "shortest window)\n");
+  if (aopts.window_ns < aopts.step_ns || aopts.window_ns % aopts.step_ns != 0 ||
+      aopts.step_ns > 300'000'000'000) {
+    std::fprintf(
+        stderr,
+        "vantage: --window must be a whole number of steps, and --step at most 5m (the SLO's "
+        "shortest window)\n");
     return 2;
   }
   aopts.baseline_ns = duration(baseline, "--baseline").count();
   if (!bgp_hold.empty()) aopts.bgp_hold_ns = duration(bgp_hold, "--bgp-hold").count();
-  auto windows = [&](const std::string& text, const char* what, std::int64_t& long_ns, std::int64_t& short_ns) {
+  auto windows = [&](const std::string& text, const char* what, std::int64_t& long_ns,
+                     std::int64_t& short_ns) {
     const auto comma = text.find(',');
     if (comma == std::string::npos) {
-      std::fprintf(stderr, "vantage: %s: \"%s\" is not LONG,SHORT like 1h,5m\n", what, text.c_str());
+      std::fprintf(stderr, "vantage: %s: \"%s\" is not LONG,SHORT like 1h,5m\n", what,
+                   text.c_str());
       std::exit(2);
     }
     long_ns = duration(text.substr(0, comma), what).count();
@@ -782,8 +867,10 @@ int main(int argc, char** argv) {
   windows(slo_page, "--slo-page-windows", aopts.slo_page_long_ns, aopts.slo_page_short_ns);
   windows(slo_ticket, "--slo-ticket-windows", aopts.slo_ticket_long_ns, aopts.slo_ticket_short_ns);
   if (watch_cmd->parsed()) {
-    const std::int64_t settle_ns = settle.empty() ? aopts.step_ns : duration(settle, "--settle").count();
-    return watch(db, aopts, nopts, duration(interval, "--interval"), duration(lookback, "--lookback"), settle_ns);
+    const std::int64_t settle_ns =
+        settle.empty() ? aopts.step_ns : duration(settle, "--settle").count();
+    return watch(db, aopts, nopts, duration(interval, "--interval"),
+                 duration(lookback, "--lookback"), settle_ns);
   }
   if (inc_cmd->parsed()) return incidents(db, from, to, json, aopts, nopts);
   if (isp_cmd->parsed()) return report_isp(db, from, to, format, output, aopts);

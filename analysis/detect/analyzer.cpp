@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdlib>
 #include <cmath>
-#include <nlohmann/json.hpp>
+#include <cstdlib>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
 
@@ -21,7 +21,9 @@ namespace {
 bool connection_failure(const std::string& t) {
   return t != "ok" && t.rfind("dns.", 0) != 0 && t != "http.error" && t != "assertion.failed";
 }
-bool dns_failure(const std::string& t) { return t.rfind("dns.", 0) == 0 || t == "assertion.failed"; }
+bool dns_failure(const std::string& t) {
+  return t.rfind("dns.", 0) == 0 || t == "assertion.failed";
+}
 
 // Address-in-prefix, IPv4 or IPv6 ("203.0.113.0/24" covers "203.0.113.10").
 bool covers(const std::string& prefix, const std::string& ip) {
@@ -60,8 +62,8 @@ struct Counts {
 };
 
 struct SpikeCounts {
-  double n = 0;            // requests answered over HTTP (weighted NEL ok + http.error)
-  double x4 = 0, x5 = 0;   // 4xx and 5xx error reports
+  double n = 0;           // requests answered over HTTP (weighted NEL ok + http.error)
+  double x4 = 0, x5 = 0;  // 4xx and 5xx error reports
   std::set<std::uint32_t> asns4, asns5;
 };
 
@@ -90,7 +92,8 @@ std::string join_asns(const std::vector<std::uint32_t>& v) {
 
 class Replay {
  public:
-  Replay(const AnalyzerOptions& o, std::int64_t from, std::int64_t to) : o_(o), from_(from), to_(to) {}
+  Replay(const AnalyzerOptions& o, std::int64_t from, std::int64_t to)
+      : o_(o), from_(from), to_(to) {}
 
   int minute(std::int64_t t) const { return static_cast<int>((t - from_) / o_.step_ns); }
 
@@ -115,7 +118,8 @@ class Replay {
       c.ok_ips.insert(r.server_ip);
     }
     if (r.check_kind == "dns") resolver_[{r.check, vp_key}] = r.server_ip;
-    if (r.check_kind != "dns" && !r.server_ip.empty()) server_ips_[{r.check, r.probe_id}] = r.server_ip;
+    if (r.check_kind != "dns" && !r.server_ip.empty())
+      server_ips_[{r.check, r.probe_id}] = r.server_ip;
     targets_[{r.check, r.probe_id}] = r.target;
     check_target_[r.check] = r.target;
     if (r.check_kind == "journey" || r.check_kind == "http") {
@@ -149,12 +153,14 @@ class Replay {
   void add(const BgpAlertRow& a) {
     auto& spans = bgp_spans_[a.alert_key];
     if (a.status == "open") {
-      if (!spans.empty() && spans.back().to == std::numeric_limits<std::int64_t>::max()) return;  // already open
+      if (!spans.empty() && spans.back().to == std::numeric_limits<std::int64_t>::max())
+        return;  // already open
       spans.push_back({a, a.time_ns, std::numeric_limits<std::int64_t>::max()});
     } else if (!spans.empty() && spans.back().to == std::numeric_limits<std::int64_t>::max()) {
       spans.back().to = a.time_ns;
     } else {
-      spans.push_back({a, std::numeric_limits<std::int64_t>::min(), a.time_ns});  // opened before what was read
+      spans.push_back(
+          {a, std::numeric_limits<std::int64_t>::min(), a.time_ns});  // opened before what was read
     }
   }
 
@@ -224,7 +230,8 @@ class Replay {
 
   // Weighted browser reports from `asn` in the window whose NEL type passes `pick`.
   template <typename Pick>
-  std::map<std::string, double> browser_evidence(std::uint32_t asn, int from, int to, Pick pick) const {
+  std::map<std::string, double> browser_evidence(std::uint32_t asn, int from, int to,
+                                                 Pick pick) const {
     std::map<std::string, double> out;
     auto it = nel_.find(asn);
     if (it == nel_.end()) return out;
@@ -293,16 +300,18 @@ class Replay {
         // Failing at addresses no healthy vantage point reached: a wrong DNS answer, most likely.
         // The dns checks get a whole window to say so before this counts here, and while a DNS
         // failure from this network was seen in the last window it is its part.
-        const bool elsewhere = !dns_checks && !c.failed_ips.empty() && !healthy_ips.empty() &&
-                               std::none_of(c.failed_ips.begin(), c.failed_ips.end(),
-                                            [&](const std::string& ip) { return healthy_ips.count(ip) > 0; });
+        const bool elsewhere =
+            !dns_checks && !c.failed_ips.empty() && !healthy_ips.empty() &&
+            std::none_of(c.failed_ips.begin(), c.failed_ips.end(),
+                         [&](const std::string& ip) { return healthy_ips.count(ip) > 0; });
         {
           if (elsewhere) {
             const auto known = dns_suspect_since_.find({check, probe});
             const int since = known == dns_suspect_since_.end() ? to : known->second;
             suspects_now_[{check, probe}] = since;
             const auto dns_seen = dns_seen_.find(vp.asn);
-            if (to - since < to - from || (dns_seen != dns_seen_.end() && to - dns_seen->second <= to - from)) {
+            if (to - since < to - from ||
+                (dns_seen != dns_seen_.end() && to - dns_seen->second <= to - from)) {
               continue;
             }
           }
@@ -338,7 +347,9 @@ class Replay {
           for (const auto& [alert_key, spans] : bgp_spans_) {
             for (const auto& span : spans) {
               if (span.from >= t1 || span.to < t0 ||
-                  std::none_of(ips.begin(), ips.end(), [&](const std::string& ip) { return covers(span.alert.prefix, ip); })) {
+                  std::none_of(ips.begin(), ips.end(), [&](const std::string& ip) {
+                    return covers(span.alert.prefix, ip);
+                  })) {
                 continue;
               }
               finding.claims.insert({alert_key, span.from});
@@ -352,9 +363,12 @@ class Replay {
             }
           }
         }
-        if (std::find(evidence_asns_[key].begin(), evidence_asns_[key].end(), vp.asn) == evidence_asns_[key].end()) {
-          evidence_asns_[key].push_back(vp.asn);  // each ASN's users once, however many probes it has
-          for (const auto& [t, n] : browser_evidence(vp.asn, from, to, [&](const std::string& type) {
+        if (std::find(evidence_asns_[key].begin(), evidence_asns_[key].end(), vp.asn) ==
+            evidence_asns_[key].end()) {
+          evidence_asns_[key].push_back(
+              vp.asn);  // each ASN's users once, however many probes it has
+          for (const auto& [t, n] :
+               browser_evidence(vp.asn, from, to, [&](const std::string& type) {
                  return dns_checks ? type.rfind("dns.", 0) == 0
                                    : (type.rfind("tcp.", 0) == 0 || type.rfind("tls.", 0) == 0);
                })) {
@@ -377,13 +391,15 @@ class Replay {
   void dns_takes_over() {
     std::set<std::uint32_t> dns_asns;
     for (const auto& [key, f] : findings_) {
-      if (f.incident.kind == "dns_failure") dns_asns.insert(f.incident.asns.begin(), f.incident.asns.end());
+      if (f.incident.kind == "dns_failure")
+        dns_asns.insert(f.incident.asns.begin(), f.incident.asns.end());
     }
     for (auto asn : dns_asns) dns_seen_[asn] = evaluation_;
     for (auto it = findings_.begin(); it != findings_.end();) {
       const Incident& inc = it->second.incident;
-      const bool taken = inc.kind == "reachability_loss" && elsewhere_only_[it->first] &&
-                         std::all_of(inc.asns.begin(), inc.asns.end(), [&](auto a) { return dns_asns.count(a); });
+      const bool taken =
+          inc.kind == "reachability_loss" && elsewhere_only_[it->first] &&
+          std::all_of(inc.asns.begin(), inc.asns.end(), [&](auto a) { return dns_asns.count(a); });
       it = taken ? findings_.erase(it) : std::next(it);
     }
   }
@@ -394,11 +410,13 @@ class Replay {
     for (const auto& [alert_key, spans] : bgp_spans_) {
       for (const auto& span : spans) {
         if (span.from > t || span.to <= t) continue;
-        const bool held = span.from == std::numeric_limits<std::int64_t>::min() || t - span.from >= hold;
+        const bool held =
+            span.from == std::numeric_limits<std::int64_t>::min() || t - span.from >= hold;
         if (!held || claimed_bgp_.count({alert_key, span.from})) continue;
         // A reachability finding carrying it now (even one not yet open) holds it back too.
-        if (std::any_of(findings_.begin(), findings_.end(),
-                        [&](const auto& f) { return f.second.claims.count({alert_key, span.from}) > 0; })) {
+        if (std::any_of(findings_.begin(), findings_.end(), [&](const auto& f) {
+              return f.second.claims.count({alert_key, span.from}) > 0;
+            })) {
           continue;
         }
         const BgpAlertRow& a = span.alert;
@@ -416,7 +434,8 @@ class Replay {
         // The monitor's confidence decides (a likely prepend typo is not a page); older records
         // carry none.
         inc.severity = !a.severity.empty() ? a.severity
-                       : a.alert == "unexpected_upstream" || a.alert == "rpki_invalid" || a.alert == "private_origin"
+                       : a.alert == "unexpected_upstream" || a.alert == "rpki_invalid" ||
+                               a.alert == "private_origin"
                            ? "ticket"
                            : "page";
         add_unique(inc.prefixes, a.prefix);
@@ -488,7 +507,8 @@ class Replay {
     auto minutes = [&](std::int64_t ns) { return static_cast<int>(ns / o_.step_ns); };
     const double budget = 1 - o_.slo_objective;
     std::map<std::string, std::vector<const std::pair<const std::pair<std::string, std::string>,
-                                                      std::map<int, SloCounts>>*>> by_check;
+                                                      std::map<int, SloCounts>>*>>
+        by_check;
     for (const auto& entry : slo_) by_check[entry.first.first].push_back(&entry);
     for (const auto& [check, vps] : by_check) {
       // The minutes in which a localised incident explained a vantage point's failures are left
@@ -497,7 +517,8 @@ class Replay {
         SloCounts c;
         for (const auto* vp : vps) {
           const auto explained = explained_.find(vp->first.second);
-          for (auto it = vp->second.lower_bound(m - minutes(span_ns)); it != vp->second.end() && it->first < m; ++it) {
+          for (auto it = vp->second.lower_bound(m - minutes(span_ns));
+               it != vp->second.end() && it->first < m; ++it) {
             if (explained != explained_.end() && explained->second.count(it->first)) continue;
             merge(c, it->second);
           }
@@ -509,7 +530,8 @@ class Replay {
       };
       const SloCounts hour = window(o_.slo_page_long_ns);
       const double b5m = burn(window(o_.slo_page_short_ns)), b1h = burn(hour);
-      const double b30m = burn(window(o_.slo_ticket_short_ns)), b6h = burn(window(o_.slo_ticket_long_ns));
+      const double b30m = burn(window(o_.slo_ticket_short_ns)),
+                   b6h = burn(window(o_.slo_ticket_long_ns));
       const bool page = b1h >= 14.4 && b5m >= 14.4;
       const bool ticket = b6h >= 6 && b30m >= 6;
       if (!page && !ticket) continue;
@@ -537,17 +559,17 @@ class Replay {
       for (const auto& [t, n] : i.failure_types) types += (types.empty() ? "" : ", ") + t;
       return (i.kind == "dns_failure" ? "DNS fails for " : "unreachable: ") +
              (i.targets.empty() ? std::string() : i.targets.front()) +
-             (i.targets.size() > 1 ? " (+" + std::to_string(i.targets.size() - 1) + ")" : "") + " from " +
-             std::to_string(i.failing_vantage_points) + " of " + std::to_string(i.vantage_points) +
-             " vantage points in " + join_asns(i.asns) + (i.isps.empty() ? "" : " " + i.isps.front()) + " (" +
-             types + ")";
+             (i.targets.size() > 1 ? " (+" + std::to_string(i.targets.size() - 1) + ")" : "") +
+             " from " + std::to_string(i.failing_vantage_points) + " of " +
+             std::to_string(i.vantage_points) + " vantage points in " + join_asns(i.asns) +
+             (i.isps.empty() ? "" : " " + i.isps.front()) + " (" + types + ")";
     }
     if (i.kind == "http_error_spike") {
       std::string where;
       for (const auto& c : i.countries) where += (where.empty() ? "" : ", ") + c;
       char buf[160];
-      std::snprintf(buf, sizeof buf, " in %s: %.1f%% (baseline %.1f%%)", where.c_str(), 100 * i.value,
-                    100 * i.baseline);
+      std::snprintf(buf, sizeof buf, " in %s: %.1f%% (baseline %.1f%%)", where.c_str(),
+                    100 * i.value, 100 * i.baseline);
       const auto status = i.id.find("status=");
       return i.id.substr(status + 7, 3) + " spike on " + i.endpoints.front() + buf;
     }
@@ -560,8 +582,8 @@ class Replay {
              " seen in BGP; no vantage point lost reachability";
     }
     char buf[160];
-    std::snprintf(buf, sizeof buf, " burning its error budget %.1fx (p95 %.0f ms, p99 %.0f ms)", i.value, i.p95_ms,
-                  i.p99_ms);
+    std::snprintf(buf, sizeof buf, " burning its error budget %.1fx (p95 %.0f ms, p99 %.0f ms)",
+                  i.value, i.p95_ms, i.p99_ms);
     return (i.targets.empty() ? i.id : i.targets.front()) + buf;
   }
 
@@ -580,7 +602,9 @@ class Replay {
           st.incident.opened_ns = t;
           st.incident.resolved_ns = 0;
           st.incident.runbook =
-              "docs/runbooks/" + (f.incident.kind.rfind("bgp_", 0) == 0 ? std::string("bgp") : f.incident.kind) + ".md";
+              "docs/runbooks/" +
+              (f.incident.kind.rfind("bgp_", 0) == 0 ? std::string("bgp") : f.incident.kind) +
+              ".md";
           st.incident.title = title(st.incident);
           out.events.push_back({t, "opened", st.incident});
         }
@@ -596,10 +620,13 @@ class Replay {
       for (const auto& x : f.incident.countries) add_unique(inc.countries, x);
       for (const auto& x : f.incident.endpoints) add_unique(inc.endpoints, x);
       for (const auto& x : f.incident.prefixes) add_unique(inc.prefixes, x);
-      for (const auto& [k, v] : f.incident.failure_types) inc.failure_types[k] = std::max(inc.failure_types[k], v);
-      for (const auto& [k, v] : f.incident.browser_reports) inc.browser_reports[k] = std::max(inc.browser_reports[k], v);
+      for (const auto& [k, v] : f.incident.failure_types)
+        inc.failure_types[k] = std::max(inc.failure_types[k], v);
+      for (const auto& [k, v] : f.incident.browser_reports)
+        inc.browser_reports[k] = std::max(inc.browser_reports[k], v);
       for (const auto& x : f.incident.bgp_alerts) add_unique(inc.bgp_alerts, x);
-      inc.failing_vantage_points = std::max(inc.failing_vantage_points, f.incident.failing_vantage_points);
+      inc.failing_vantage_points =
+          std::max(inc.failing_vantage_points, f.incident.failing_vantage_points);
       inc.value = std::max(inc.value, f.incident.value);
       if (f.incident.severity == "page") inc.severity = "page";
       inc.p95_ms = std::max(inc.p95_ms, f.incident.p95_ms);
@@ -637,14 +664,16 @@ class Replay {
   std::map<std::pair<std::string, std::string>, std::string> targets_;  // (check, probe) -> target
   std::map<std::pair<std::string, std::string>, std::map<int, Counts>> per_vp_;  // (check, probe)
   std::map<std::pair<std::string, std::string>, std::string> resolver_;
-  std::map<std::pair<std::string, std::string>, std::string> server_ips_;  // (check, probe) -> address
+  std::map<std::pair<std::string, std::string>, std::string>
+      server_ips_;  // (check, probe) -> address
   struct BgpSpan {
     BgpAlertRow alert;
     std::int64_t from = std::numeric_limits<std::int64_t>::min();
     std::int64_t to = std::numeric_limits<std::int64_t>::max();
   };
   std::map<std::string, std::vector<BgpSpan>> bgp_spans_;  // alert_key -> its open episodes
-  std::map<std::uint32_t, std::map<int, std::map<std::string, double>>> nel_;  // asn -> minute -> type
+  std::map<std::uint32_t, std::map<int, std::map<std::string, double>>>
+      nel_;  // asn -> minute -> type
   std::map<std::pair<std::string, std::string>, std::map<int, SpikeCounts>> spikes_by_country_;
   std::unordered_map<std::string, std::map<int, SpikeCounts>*> spike_index_;  // "endpoint\0country"
   std::string key_buf_;
@@ -654,11 +683,13 @@ class Replay {
   std::map<std::pair<std::string, std::string>, int> dns_suspect_since_;
   std::map<std::pair<std::string, std::string>, int> suspects_now_;  // this evaluation's
   std::map<std::uint32_t, int> dns_seen_;  // ASN -> the last evaluation with a dns_failure from it
-  std::map<std::string, bool> elsewhere_only_;  // this evaluation: a reachability finding made only of such
+  std::map<std::string, bool>
+      elsewhere_only_;  // this evaluation: a reachability finding made only of such
   int evaluation_ = 0;
-  std::set<std::pair<std::string, std::int64_t>> claimed_bgp_;  // (alert key, episode start) a reachability loss carried
+  std::set<std::pair<std::string, std::int64_t>>
+      claimed_bgp_;  // (alert key, episode start) a reachability loss carried
   std::map<std::string, Finding> findings_;
-  std::map<std::string, std::set<std::string>> failing_probes_;  // finding -> vantage points
+  std::map<std::string, std::set<std::string>> failing_probes_;      // finding -> vantage points
   std::map<std::string, std::vector<std::uint32_t>> evidence_asns_;  // finding -> ASNs counted
   // http_error_spike: the baseline share of a key, frozen when the key first looks anomalous and
   // kept while its incident lasts, so that the spike does not become its own baseline.
@@ -669,7 +700,8 @@ class Replay {
 
 }  // namespace
 
-AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_ns, const AnalyzerOptions& options,
+AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_ns,
+                       const AnalyzerOptions& options,
                        const std::function<void(const ProbeResultRow&)>& on_result,
                        const std::function<void(const BrowserReportRow&)>& on_report) {
   Replay replay(options, from_ns, to_ns);
@@ -687,8 +719,9 @@ AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_
   // BGP alerts from a day before: one opened earlier may still be open (its resolution, if any,
   // comes later; one resolved without its opening in sight counts from the start).
   const std::int64_t day = 86'400'000'000'000;
-  store.scan_bgp_alerts(from_ns > std::numeric_limits<std::int64_t>::min() + day ? from_ns - day : from_ns, to_ns,
-                        [&](const BgpAlertRow& a) { replay.add(a); });
+  store.scan_bgp_alerts(
+      from_ns > std::numeric_limits<std::int64_t>::min() + day ? from_ns - day : from_ns, to_ns,
+      [&](const BgpAlertRow& a) { replay.add(a); });
   AnalysisResult out = replay.run();
   out.results = results;
   out.reports = reports;
@@ -727,7 +760,8 @@ std::string incident_json(const Incident& i) {
     j["evidence"]["p95_ms"] = i.p95_ms;
     j["evidence"]["p99_ms"] = i.p99_ms;
   }
-  if (i.kind == "reachability_loss" || i.kind == "dns_failure") j["evidence"]["failure_ratio"] = i.value;
+  if (i.kind == "reachability_loss" || i.kind == "dns_failure")
+    j["evidence"]["failure_ratio"] = i.value;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

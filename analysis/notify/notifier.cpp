@@ -45,7 +45,8 @@ struct Curl {
     void* lib = ::dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
       const char* why = ::dlerror();
-      c.error = std::string("cannot load libcurl.so.4 (Debian package libcurl4): ") + (why ? why : "");
+      c.error =
+          std::string("cannot load libcurl.so.4 (Debian package libcurl4): ") + (why ? why : "");
       return c;
     }
     bool ok = true;
@@ -96,9 +97,11 @@ bool post_json(const std::string& url, const std::string& body, std::string& err
     c.slist_free_all(headers);
     c.easy_cleanup(curl);
     if (rc == CURLE_OK && status >= 200 && status < 300) return true;
-    error = rc != CURLE_OK ? std::string(c.easy_strerror(rc))
-                           : "HTTP " + std::to_string(status) + (answer.empty() ? "" : ": " + answer);
-    if (rc == CURLE_OK && status >= 400 && status < 500 && status != 429) return false;  // will not improve
+    error = rc != CURLE_OK
+                ? std::string(c.easy_strerror(rc))
+                : "HTTP " + std::to_string(status) + (answer.empty() ? "" : ": " + answer);
+    if (rc == CURLE_OK && status >= 400 && status < 500 && status != 429)
+      return false;  // will not improve
     if (attempt < 3) std::this_thread::sleep_for(std::chrono::milliseconds(500 * attempt));
   }
   return false;
@@ -138,21 +141,26 @@ class Alertmanager final : public Notifier {
     nlohmann::json labels{{"alertname", camel(i.kind)},
                           {"kind", i.kind},
                           {"severity", i.opened_severity.empty() ? i.severity : i.opened_severity},
-                          {"incident", i.id.substr(0, i.id.find(" @"))}, {"source", "vantage"}};
+                          {"incident", i.id.substr(0, i.id.find(" @"))},
+                          {"source", "vantage"}};
     nlohmann::json incident = nlohmann::json::parse(incident_json(i));
-    nlohmann::json annotations{{"summary", i.title},
-                               {"runbook_url", runbook_base_ + i.runbook},
-                               {"description", incident["scope"].dump() + " " + incident["evidence"].dump()}};
+    nlohmann::json annotations{
+        {"summary", i.title},
+        {"runbook_url", runbook_base_ + i.runbook},
+        {"description", incident["scope"].dump() + " " + incident["evidence"].dump()}};
     if (!asns.empty()) annotations["asns"] = asns;
     if (!targets.empty()) annotations["targets"] = targets;
-    nlohmann::json alert{{"labels", labels}, {"annotations", annotations}, {"startsAt", rfc3339(i.opened_ns)}};
+    nlohmann::json alert{
+        {"labels", labels}, {"annotations", annotations}, {"startsAt", rfc3339(i.opened_ns)}};
     const auto now_ns = to_unix_nanos(SystemClock::instance().utc_now());
     // A resolution must end in the past for Alertmanager: an endsAt still ahead would lose to the
     // endsAt of the last firing re-send and keep the alert active until then.
-    alert["endsAt"] = e.change == "resolved" ? rfc3339(i.resolved_ns ? std::min(i.resolved_ns, now_ns) : now_ns)
-                                             : rfc3339(now_ns + std::int64_t{firing_for_s_} * 1'000'000'000);
+    alert["endsAt"] = e.change == "resolved"
+                          ? rfc3339(i.resolved_ns ? std::min(i.resolved_ns, now_ns) : now_ns)
+                          : rfc3339(now_ns + std::int64_t{firing_for_s_} * 1'000'000'000);
     return post_json(url_ + "/api/v2/alerts",
-                     nlohmann::json::array({alert}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                     nlohmann::json::array({alert}).dump(-1, ' ', false,
+                                                         nlohmann::json::error_handler_t::replace),
                      error);
   }
 
@@ -171,7 +179,8 @@ class Webhook final : public Notifier {
     nlohmann::json body{{"event", e.change},
                         {"time", rfc3339(e.time_ns)},
                         {"incident", nlohmann::json::parse(incident_json(e.incident))}};
-    return post_json(url_, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), error);
+    return post_json(url_, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                     error);
   }
   std::string describe() const override { return "webhook " + url_; }
 
@@ -181,11 +190,14 @@ class Webhook final : public Notifier {
 
 }  // namespace
 
-std::unique_ptr<Notifier> make_alertmanager_notifier(const std::string& url, const std::string& runbook_base,
+std::unique_ptr<Notifier> make_alertmanager_notifier(const std::string& url,
+                                                     const std::string& runbook_base,
                                                      int firing_for_s) {
   return std::make_unique<Alertmanager>(url, runbook_base, firing_for_s);
 }
 
-std::unique_ptr<Notifier> make_webhook_notifier(const std::string& url) { return std::make_unique<Webhook>(url); }
+std::unique_ptr<Notifier> make_webhook_notifier(const std::string& url) {
+  return std::make_unique<Webhook>(url);
+}
 
 }  // namespace vantage::analysis

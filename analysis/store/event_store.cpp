@@ -1,18 +1,19 @@
 #include "analysis/store/event_store.hpp"
 
-#include "analysis/detect/analyzer.hpp"
-
 #include <sqlite3.h>
 
 #include <map>
 #include <stdexcept>
+
+#include "analysis/detect/analyzer.hpp"
 
 namespace vantage::analysis {
 namespace {
 
 std::string text(sqlite3_stmt* s, int i) {
   const auto* p = sqlite3_column_text(s, i);
-  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, i)))
+  return p ? std::string(reinterpret_cast<const char*>(p),
+                         static_cast<std::size_t>(sqlite3_column_bytes(s, i)))
            : std::string();
 }
 
@@ -25,7 +26,8 @@ class Statement {
  public:
   Statement(sqlite3* db, const char* sql, const std::string& path) {
     if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(path + ": " + sqlite3_errmsg(db) + " (is it a vantage-collector store?)");
+      throw std::runtime_error(path + ": " + sqlite3_errmsg(db) +
+                               " (is it a vantage-collector store?)");
     }
   }
   ~Statement() { sqlite3_finalize(s_); }
@@ -40,7 +42,8 @@ class Statement {
 class SqliteEventStore final : public EventStore {
  public:
   explicit SqliteEventStore(std::string path) : path_(std::move(path)) {
-    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
       const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
       throw std::runtime_error("cannot open the store " + path_ + ": " + why);
@@ -58,76 +61,86 @@ class SqliteEventStore final : public EventStore {
   void scan_results(std::int64_t from_ns, std::int64_t to_ns,
                     const std::function<void(const ProbeResultRow&)>& fn) override {
     ProbeResultRow r;
-    each_row("SELECT time_ns, probe_id, region, asn, check_name, check_kind, target_url, server_ip, outcome, "
-             "status_code, total_ms FROM probe_results",
-             "time_ns", from_ns, to_ns, [&](sqlite3_stmt* s) {
-               r.time_ns = sqlite3_column_int64(s, 0);
-               r.probe_id = text(s, 1);
-               r.region = text(s, 2);
-               r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 3));
-               r.check = text(s, 4);
-               r.check_kind = text(s, 5);
-               r.target = text(s, 6);
-               r.server_ip = text(s, 7);
-               if (r.target.empty()) r.target = r.check_kind == "dns" ? r.check : r.server_ip;
-               r.outcome = text(s, 8);
-               r.status_code = opt_int(s, 9);
-               r.total_ms = sqlite3_column_double(s, 10);
-               const Vantage& v = vantage(r.probe_id);
-               r.isp = v.isp;
-               r.country = v.country;
-               fn(r);
-             });
+    each_row(
+        "SELECT time_ns, probe_id, region, asn, check_name, check_kind, target_url, server_ip, "
+        "outcome, "
+        "status_code, total_ms FROM probe_results",
+        "time_ns", from_ns, to_ns, [&](sqlite3_stmt* s) {
+          r.time_ns = sqlite3_column_int64(s, 0);
+          r.probe_id = text(s, 1);
+          r.region = text(s, 2);
+          r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 3));
+          r.check = text(s, 4);
+          r.check_kind = text(s, 5);
+          r.target = text(s, 6);
+          r.server_ip = text(s, 7);
+          if (r.target.empty()) r.target = r.check_kind == "dns" ? r.check : r.server_ip;
+          r.outcome = text(s, 8);
+          r.status_code = opt_int(s, 9);
+          r.total_ms = sqlite3_column_double(s, 10);
+          const Vantage& v = vantage(r.probe_id);
+          r.isp = v.isp;
+          r.country = v.country;
+          fn(r);
+        });
   }
 
   void scan_reports(std::int64_t from_ns, std::int64_t to_ns,
                     const std::function<void(const BrowserReportRow&)>& fn) override {
     BrowserReportRow r;
-    each_row("SELECT event_ns, kind, type, url, nel_type, status_code, asn, isp, country, weight FROM browser_reports",
-             "event_ns", from_ns, to_ns, [&](sqlite3_stmt* s) {
-               r.time_ns = sqlite3_column_int64(s, 0);
-               r.kind = text(s, 1);
-               r.type = text(s, 2);
-               r.url = text(s, 3);
-               r.nel_type = text(s, 4);
-               r.status_code = opt_int(s, 5);
-               r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
-               r.isp = text(s, 7);
-               r.country = text(s, 8);
-               r.weight = sqlite3_column_double(s, 9);
-               fn(r);
-             });
+    each_row(
+        "SELECT event_ns, kind, type, url, nel_type, status_code, asn, isp, country, weight FROM "
+        "browser_reports",
+        "event_ns", from_ns, to_ns, [&](sqlite3_stmt* s) {
+          r.time_ns = sqlite3_column_int64(s, 0);
+          r.kind = text(s, 1);
+          r.type = text(s, 2);
+          r.url = text(s, 3);
+          r.nel_type = text(s, 4);
+          r.status_code = opt_int(s, 5);
+          r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
+          r.isp = text(s, 7);
+          r.country = text(s, 8);
+          r.weight = sqlite3_column_double(s, 9);
+          fn(r);
+        });
   }
 
   void scan_bgp_alerts(std::int64_t from_ns, std::int64_t to_ns,
                        const std::function<void(const BgpAlertRow&)>& fn) override {
     {
-      Statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bgp_alerts'", path_);
-      if (sqlite3_step(t.get()) != SQLITE_ROW) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+      Statement t(db_,
+                  "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'bgp_alerts'",
+                  path_);
+      if (sqlite3_step(t.get()) != SQLITE_ROW)
+        throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
       if (sqlite3_column_int(t.get(), 0) == 0) return;
     }
     BgpAlertRow r;
-    each_row("SELECT time_ns, alert, status, alert_key, prefix, origin_asn, leaker_asn, "
-             "json_extract(record, '$.severity') FROM bgp_alerts", "time_ns",
-             from_ns, to_ns, [&](sqlite3_stmt* s) {
-               r.time_ns = sqlite3_column_int64(s, 0);
-               r.alert = text(s, 1);
-               r.status = text(s, 2);
-               r.alert_key = text(s, 3);
-               r.prefix = text(s, 4);
-               r.origin_asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 5));
-               r.leaker_asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
-               r.severity = text(s, 7);
-               fn(r);
-             }, /*in_time_order=*/true);
+    each_row(
+        "SELECT time_ns, alert, status, alert_key, prefix, origin_asn, leaker_asn, "
+        "json_extract(record, '$.severity') FROM bgp_alerts",
+        "time_ns", from_ns, to_ns,
+        [&](sqlite3_stmt* s) {
+          r.time_ns = sqlite3_column_int64(s, 0);
+          r.alert = text(s, 1);
+          r.status = text(s, 2);
+          r.alert_key = text(s, 3);
+          r.prefix = text(s, 4);
+          r.origin_asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 5));
+          r.leaker_asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
+          r.severity = text(s, 7);
+          fn(r);
+        },
+        /*in_time_order=*/true);
   }
 
   // Runs `select` over `time_col` in [from, to) and calls `row` for each row. A range covering
   // most of the store is read in storage order ("+col" keeps SQLite off the time index: a random
   // lookup per row, several times slower on millions of rows); `in_time_order` sorts.
   template <typename Row>  // a template: no second indirect call per row on the hot path
-  void each_row(const std::string& select, const std::string& time_col, std::int64_t from, std::int64_t to,
-                Row&& row, bool in_time_order = false) {
+  void each_row(const std::string& select, const std::string& time_col, std::int64_t from,
+                std::int64_t to, Row&& row, bool in_time_order = false) {
     const std::string col = (!in_time_order && wide(from, to) ? "+" : "") + time_col;
     const std::string sql = select + " WHERE " + col + " >= ? AND " + col + " < ?" +
                             (in_time_order ? " ORDER BY " + time_col : std::string());
@@ -143,16 +156,19 @@ class SqliteEventStore final : public EventStore {
   bool wide(std::int64_t from, std::int64_t to) {
     if (!span_) span_ = time_span().value_or(std::pair<std::int64_t, std::int64_t>{0, 0});
     const double all = static_cast<double>(span_->second - span_->first) + 1;
-    const double covered = static_cast<double>(std::min(to, span_->second + 1) - std::max(from, span_->first));
+    const double covered =
+        static_cast<double>(std::min(to, span_->second + 1) - std::max(from, span_->first));
     return covered >= 0.2 * all;
   }
 
   std::optional<std::pair<std::int64_t, std::int64_t>> time_span() override {
-    Statement q(db_,
-                "SELECT min(t0), max(t1) FROM (SELECT min(time_ns) t0, max(time_ns) t1 FROM probe_results "
-                "UNION ALL SELECT min(event_ns), max(event_ns) FROM browser_reports)",
-                path_);
-    if (sqlite3_step(q.get()) != SQLITE_ROW) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+    Statement q(
+        db_,
+        "SELECT min(t0), max(t1) FROM (SELECT min(time_ns) t0, max(time_ns) t1 FROM probe_results "
+        "UNION ALL SELECT min(event_ns), max(event_ns) FROM browser_reports)",
+        path_);
+    if (sqlite3_step(q.get()) != SQLITE_ROW)
+      throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
     if (sqlite3_column_type(q.get(), 0) == SQLITE_NULL) return std::nullopt;
     return std::pair{sqlite3_column_int64(q.get(), 0), sqlite3_column_int64(q.get(), 1)};
   }
@@ -166,11 +182,13 @@ class SqliteEventStore final : public EventStore {
   const Vantage& vantage(const std::string& probe_id) {
     auto it = vantages_.find(probe_id);
     if (it != vantages_.end()) return it->second;
-    Statement q(db_,
-                "SELECT json_extract(record, '$.vantage.isp'), json_extract(record, '$.vantage.country') "
-                "FROM probe_results WHERE probe_id = ? LIMIT 1",
-                path_);
-    sqlite3_bind_text(q.get(), 1, probe_id.data(), static_cast<int>(probe_id.size()), SQLITE_STATIC);
+    Statement q(
+        db_,
+        "SELECT json_extract(record, '$.vantage.isp'), json_extract(record, '$.vantage.country') "
+        "FROM probe_results WHERE probe_id = ? LIMIT 1",
+        path_);
+    sqlite3_bind_text(q.get(), 1, probe_id.data(), static_cast<int>(probe_id.size()),
+                      SQLITE_STATIC);
     Vantage v;
     if (sqlite3_step(q.get()) == SQLITE_ROW) {
       v.isp = text(q.get(), 0);
@@ -193,7 +211,8 @@ std::unique_ptr<EventStore> open_sqlite_store(const std::string& path) {
 
 void save_incidents(const std::string& path, const std::vector<Incident>& incidents) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
     const std::string why = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     throw std::runtime_error("cannot open " + path + " to store the incidents: " + why);
@@ -210,13 +229,17 @@ void save_incidents(const std::string& path, const std::vector<Incident>& incide
       throw std::runtime_error(path + ": storing the incidents: " + why);
     }
   };
-  exec("CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL, "
-       "status TEXT NOT NULL, opened_ns INTEGER NOT NULL, resolved_ns INTEGER, title TEXT NOT NULL, runbook TEXT, "
-       "record TEXT NOT NULL) WITHOUT ROWID");
+  exec(
+      "CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, kind TEXT NOT NULL, severity "
+      "TEXT NOT NULL, "
+      "status TEXT NOT NULL, opened_ns INTEGER NOT NULL, resolved_ns INTEGER, title TEXT NOT NULL, "
+      "runbook TEXT, "
+      "record TEXT NOT NULL) WITHOUT ROWID");
   exec("BEGIN IMMEDIATE");
   {
     Statement q(db,
-                "INSERT OR REPLACE INTO incidents (id, kind, severity, status, opened_ns, resolved_ns, title, runbook, "
+                "INSERT OR REPLACE INTO incidents (id, kind, severity, status, opened_ns, "
+                "resolved_ns, title, runbook, "
                 "record) VALUES (?,?,?,?,?,?,?,?,?)",
                 path);
     for (const auto& i : incidents) {

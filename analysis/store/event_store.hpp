@@ -47,12 +47,14 @@ struct BrowserReportRow {
 // One BGP alert transition from a probe's bgp check (docs/bgp.md#records).
 struct BgpAlertRow {
   std::int64_t time_ns = 0;
-  std::string alert;   // hijack, sub_prefix_hijack, route_leak, unexpected_upstream, visibility_loss, rpki_invalid
+  std::string alert;   // hijack, sub_prefix_hijack, route_leak, unexpected_upstream,
+                       // visibility_loss, rpki_invalid
   std::string status;  // open | resolved
   std::string alert_key;
   std::string prefix;  // the announced prefix, e.g. "203.0.113.0/24"
   std::uint32_t origin_asn = 0, leaker_asn = 0;
-  std::string severity;  // the monitor's, from its confidence score ("page", "ticket", "log"); "" if none
+  std::string
+      severity;  // the monitor's, from its confidence score ("page", "ticket", "log"); "" if none
 };
 
 class EventStore {

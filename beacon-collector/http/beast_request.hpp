@@ -11,8 +11,9 @@
 namespace vantage::collector {
 
 // `peer`: the TCP peer's address. Header fields absent from the request are "" (handler.hpp).
-inline Request to_request(const boost::beast::http::request_parser<boost::beast::http::string_body>& parser,
-                          const enrich::IpAddress& peer) {
+inline Request to_request(
+    const boost::beast::http::request_parser<boost::beast::http::string_body>& parser,
+    const enrich::IpAddress& peer) {
   namespace http = boost::beast::http;
   const auto& m = parser.get();
   auto header = [&m](auto field) {

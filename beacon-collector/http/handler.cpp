@@ -28,13 +28,13 @@ std::int64_t now_ns() {
 }
 
 double steady_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // "application/reports+json; charset=utf-8" -> "application/reports+json"
 std::string media_type(std::string_view content_type) {
-  std::string_view t = content_type.substr(0, std::min(content_type.find(';'), content_type.size()));
+  std::string_view t =
+      content_type.substr(0, std::min(content_type.find(';'), content_type.size()));
   while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
   while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
   return ingest::ascii_lower(t);
@@ -42,15 +42,24 @@ std::string media_type(std::string_view content_type) {
 
 std::string_view endpoint_label(Endpoint e) {
   switch (e) {
-    case Endpoint::reports: return "reports";
-    case Endpoint::csp: return "csp";
-    case Endpoint::beacon: return "beacon";
-    case Endpoint::results: return "results";
-    case Endpoint::beacon_js: return "beacon.js";
-    case Endpoint::metrics: return "metrics";
-    case Endpoint::healthz: return "healthz";
-    case Endpoint::readyz: return "readyz";
-    case Endpoint::none: return "other";
+    case Endpoint::reports:
+      return "reports";
+    case Endpoint::csp:
+      return "csp";
+    case Endpoint::beacon:
+      return "beacon";
+    case Endpoint::results:
+      return "results";
+    case Endpoint::beacon_js:
+      return "beacon.js";
+    case Endpoint::metrics:
+      return "metrics";
+    case Endpoint::healthz:
+      return "healthz";
+    case Endpoint::readyz:
+      return "readyz";
+    case Endpoint::none:
+      return "other";
   }
   return "other";
 }
@@ -69,7 +78,9 @@ Response json_error(int status, std::string_view reason) {
   r.headers.emplace_back("Content-Type", "application/json");
   // Reasons may echo client input (a Content-Type, a Content-Encoding): never throw on bytes
   // that are not UTF-8 (found by the http_request fuzzer).
-  r.body = nlohmann::json{{"error", reason}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  r.body = nlohmann::json{{"error", reason}}.dump(-1, ' ', false,
+                                                  nlohmann::json::error_handler_t::replace) +
+           "\n";
   return r;
 }
 
@@ -77,7 +88,8 @@ Response json_error(int status, std::string_view reason) {
 // (RFC 9112 §3.2.2, sent to proxies and allowed to origin servers) without scheme and authority.
 std::string_view target_path(std::string_view target) {
   auto starts_with_scheme = [&](std::string_view scheme) {
-    return target.size() >= scheme.size() && ingest::ascii_lower(target.substr(0, scheme.size())) == scheme;
+    return target.size() >= scheme.size() &&
+           ingest::ascii_lower(target.substr(0, scheme.size())) == scheme;
   };
   if (starts_with_scheme("http://") || starts_with_scheme("https://")) {
     target.remove_prefix(target.find("://") + 3);
@@ -170,11 +182,16 @@ struct Handler::Impl {
 
   bool content_type_ok(Endpoint e, const std::string& type) const {
     switch (e) {
-      case Endpoint::reports: return type == "application/reports+json" || type == "application/json";
-      case Endpoint::csp: return type == "application/csp-report" || type == "application/json";
-      case Endpoint::beacon: return type == "text/plain" || type == "application/json";
-      case Endpoint::results: return type == "application/x-ndjson" || type == "application/json";
-      default: return false;
+      case Endpoint::reports:
+        return type == "application/reports+json" || type == "application/json";
+      case Endpoint::csp:
+        return type == "application/csp-report" || type == "application/json";
+      case Endpoint::beacon:
+        return type == "text/plain" || type == "application/json";
+      case Endpoint::results:
+        return type == "application/x-ndjson" || type == "application/json";
+      default:
+        return false;
     }
   }
 
@@ -239,7 +256,8 @@ struct Handler::Impl {
           r.body = metrics.render();
           return r;
         }
-        case Endpoint::healthz: return text(200, "ok\n");
+        case Endpoint::healthz:
+          return text(200, "ok\n");
         default: {
           if (draining) return text(503, "draining\n");
           if (writer.depth() >= writer.capacity() * 9 / 10) return text(503, "store queue full\n");
@@ -373,7 +391,8 @@ struct Handler::Impl {
     }
   }
 
-  void browser_upload(Request&& req, const Route& route, const std::function<void(Response)>& done) {
+  void browser_upload(Request&& req, const Route& route,
+                      const std::function<void(Response)>& done) {
     ingest::ParseContext ctx;
     ctx.received_ns = route.started_ns;
     ctx.endpoint = route.name;  // views: `req` and `route` outlive the parse
@@ -386,9 +405,15 @@ struct Handler::Impl {
     ctx.limits.max_age_ms = config.limits.max_report_age.count();
     ingest::ParseOutcome out;
     switch (route.endpoint) {
-      case Endpoint::reports: out = ingest::parse_reporting_api(req.body, ctx); break;
-      case Endpoint::csp: out = ingest::parse_csp_report(req.body, ctx); break;
-      default: out = ingest::parse_beacon(req.body, ctx); break;
+      case Endpoint::reports:
+        out = ingest::parse_reporting_api(req.body, ctx);
+        break;
+      case Endpoint::csp:
+        out = ingest::parse_csp_report(req.body, ctx);
+        break;
+      default:
+        out = ingest::parse_beacon(req.body, ctx);
+        break;
     }
     if (!out.ok()) {
       Response r = reject(400, out.error_reason, out.error);
@@ -459,7 +484,8 @@ struct Handler::Impl {
           (*kind == "route_event" || *kind == "bgp_alert")) {
         auto bgp = bgp_record_from_json(j, error);
         if (!bgp) return invalid(error);
-        if (bgp->vantage.probe_id != route.probe_id) return other_probe("record", bgp->vantage.probe_id);
+        if (bgp->vantage.probe_id != route.probe_id)
+          return other_probe("record", bgp->vantage.probe_id);
         ResultRecord r;
         r.id = bgp->id;
         r.kind = bgp->kind;
@@ -474,7 +500,8 @@ struct Handler::Impl {
       }
       auto result = check_result_from_json(j, error);
       if (!result) return invalid(error);
-      if (result->vantage.probe_id != route.probe_id) return other_probe("result", result->vantage.probe_id);
+      if (result->vantage.probe_id != route.probe_id)
+        return other_probe("result", result->vantage.probe_id);
       ResultRecord r;
       r.id = result->id;
       r.kind = result->steps.empty() ? "check_result" : "journey_result";
@@ -546,21 +573,24 @@ void Handler::on_body(Request&& req, const Route& route, std::function<void(Resp
   if (route.encoding != Route::Encoding::identity) {
     std::string inflated, error;
     const std::uint64_t limit = impl_->body_limit(route.endpoint);
-    switch (ingest::inflate_body(req.body, route.encoding == Route::Encoding::gzip, limit,
-                                 inflated, error)) {
-      case ingest::InflateStatus::ok: req.body = std::move(inflated); break;
+    switch (ingest::inflate_body(req.body, route.encoding == Route::Encoding::gzip, limit, inflated,
+                                 error)) {
+      case ingest::InflateStatus::ok:
+        req.body = std::move(inflated);
+        break;
       case ingest::InflateStatus::too_large: {
-        Response r = impl_->reject(413, "body_too_large",
-                                   "the decompressed body is over the limit of " +
-                                       std::to_string(limit) + " bytes");
+        Response r = impl_->reject(
+            413, "body_too_large",
+            "the decompressed body is over the limit of " + std::to_string(limit) + " bytes");
         if (is_browser(route.endpoint)) impl_->add_cors(r, req.origin);  // its origin was checked
         return finish(std::move(r));
       }
       case ingest::InflateStatus::malformed: {
-        Response r = impl_->reject(400, "malformed_encoding",
-                                   "the body is not valid " +
-                                       std::string(route.encoding == Route::Encoding::gzip ? "gzip" : "deflate") +
-                                       ": " + error);
+        Response r = impl_->reject(
+            400, "malformed_encoding",
+            "the body is not valid " +
+                std::string(route.encoding == Route::Encoding::gzip ? "gzip" : "deflate") + ": " +
+                error);
         if (is_browser(route.endpoint)) impl_->add_cors(r, req.origin);
         return finish(std::move(r));
       }
@@ -574,7 +604,7 @@ void Handler::on_body(Request&& req, const Route& route, std::function<void(Resp
 }
 
 Response Handler::protocol_error(int status, std::string_view reason) {
-  std::string label = status == 431 ? "header_too_large"
+  std::string label = status == 431   ? "header_too_large"
                       : status == 413 ? "body_too_large"
                                       : "bad_request";
   Response r = impl_->reject(status, label, reason);

@@ -29,8 +29,8 @@ class GeoIp;
 }
 
 struct Request {
-  std::string method;  // "POST", "OPTIONS", "GET", …
-  std::string target;  // path and query as sent (origin-form), or absolute-form "http://h/p?q"
+  std::string method;     // "POST", "OPTIONS", "GET", …
+  std::string target;     // path and query as sent (origin-form), or absolute-form "http://h/p?q"
   unsigned version = 11;  // HTTP version × 10 (10 = HTTP/1.0, 11 = HTTP/1.1)
   // Host header field lines (RFC 9112 §3.2: an HTTP/1.1 request needs exactly one) and the value
   // of the first.

@@ -1,24 +1,24 @@
 #include "beacon-collector/http/server.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <fcntl.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <list>
 #include <thread>
 
@@ -34,8 +34,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
-using asio::ip::tcp;
 using asio::use_awaitable;
+using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
 
 namespace {
@@ -58,7 +58,8 @@ auto async_on_body(Handler& handler, Request req, const Route& route, Token&& to
           Completion completion;
           asio::executor_work_guard<decltype(ex)> work;
         };
-        auto state = std::make_shared<State>(State{std::move(completion), asio::make_work_guard(ex)});
+        auto state =
+            std::make_shared<State>(State{std::move(completion), asio::make_work_guard(ex)});
         handler.on_body(std::move(request), route, [state, ex](Response r) {
           asio::post(ex, [state, r = std::move(r)]() mutable {
             state->work.reset();
@@ -106,7 +107,9 @@ struct Server::Impl {
                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
       beast::error_code ec;
       tls->use_certificate_chain_file(config.tls->cert_file, ec);
-      if (ec) throw std::runtime_error("TLS certificate \"" + config.tls->cert_file + "\": " + ec.message());
+      if (ec)
+        throw std::runtime_error("TLS certificate \"" + config.tls->cert_file +
+                                 "\": " + ec.message());
       tls->use_private_key_file(config.tls->key_file, ssl::context::pem, ec);
       if (ec) throw std::runtime_error("TLS key \"" + config.tls->key_file + "\": " + ec.message());
     }
@@ -145,7 +148,8 @@ struct Server::Impl {
     } catch (const std::exception& ex) {
       session_log.write(log::Level::error, "collector.session_failed", {{"error", ex.what()}});
     } catch (...) {
-      session_log.write(log::Level::error, "collector.session_failed", {{"error", "unknown exception"}});
+      session_log.write(log::Level::error, "collector.session_failed",
+                        {{"error", "unknown exception"}});
     }
   }
 
@@ -173,8 +177,8 @@ struct Server::Impl {
       w.reserve_fd = -1;
     }
     for (int i = 0; i < 64; ++i) {
-      const int fd = ::accept4(w.acceptor.native_handle(), nullptr, nullptr,
-                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+      const int fd =
+          ::accept4(w.acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) break;
       [[maybe_unused]] auto n = ::send(fd, k503.data(), k503.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       ::close(fd);
@@ -194,14 +198,14 @@ struct Server::Impl {
       auto [ec, socket] = co_await w.acceptor.async_accept(kTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || draining) break;
-        const bool out_of_descriptors =
-            ec == asio::error::no_descriptors ||
-            ec == boost::system::errc::too_many_files_open_in_system ||
-            ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
+        const bool out_of_descriptors = ec == asio::error::no_descriptors ||
+                                        ec == boost::system::errc::too_many_files_open_in_system ||
+                                        ec == asio::error::no_buffer_space ||
+                                        ec == asio::error::no_memory;
         metrics.accept_failed(out_of_descriptors ? "no_descriptors" : "other");
-        accept_log.write(log::Level::warn, "collector.accept_failed",
-                         {{"error", ec.message()},
-                          {"connections", static_cast<std::int64_t>(w.connections)}});
+        accept_log.write(
+            log::Level::warn, "collector.accept_failed",
+            {{"error", ec.message()}, {"connections", static_cast<std::int64_t>(w.connections)}});
         if (!out_of_descriptors) continue;  // ECONNABORTED and the like: the next one may work
         // EMFILE/ENFILE fail at once, every time: retrying at once spins at 100 % CPU. Make room
         // by closing the longest-idle connection, else shed the backlog and back off.
@@ -210,7 +214,8 @@ struct Server::Impl {
           continue;
         }
         shed_backlog(w);
-        backoff = std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+        backoff =
+            std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
         co_await pause(w, backoff);
         continue;
       }
@@ -218,7 +223,8 @@ struct Server::Impl {
       if (w.connections >= w.max_connections && !evict_oldest_idle(w)) {
         // Every connection is busy with a request: refuse this one rather than queue it.
         metrics.connection_closed("over_limit");
-        asio::co_spawn(w.io, refuse(std::move(socket)), [this](std::exception_ptr e) { log_failure(e); });
+        asio::co_spawn(w.io, refuse(std::move(socket)),
+                       [this](std::exception_ptr e) { log_failure(e); });
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
@@ -274,8 +280,8 @@ struct Server::Impl {
             // Send close_notify without waiting for the client's (RFC 8446 §6.1 allows it):
             // marking the client's as received makes SSL_shutdown complete once ours is written.
             // Waiting would read pipelined application data through TLS and fail.
-            SSL_set_shutdown(stream.native_handle(), SSL_get_shutdown(stream.native_handle()) |
-                                                         SSL_RECEIVED_SHUTDOWN);
+            SSL_set_shutdown(stream.native_handle(),
+                             SSL_get_shutdown(stream.native_handle()) | SSL_RECEIVED_SHUTDOWN);
             beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
             co_await stream.async_shutdown(kTuple);
             co_await lingering_close(beast::get_lowest_layer(stream));
@@ -355,11 +361,12 @@ struct Server::Impl {
           co_await write(stream, handler.protocol_error(431, "request headers too large"), 11,
                          false, false, route);
         } else if (hec == http::error::body_limit) {
-          co_await write(stream, handler.protocol_error(413, "request body too large"), 11,
-                         false, false, route);
+          co_await write(stream, handler.protocol_error(413, "request body too large"), 11, false,
+                         false, route);
         } else if (hec != http::error::end_of_stream && hec != asio::error::eof &&
                    hec != asio::error::connection_reset) {
-          co_await write(stream, handler.protocol_error(400, "malformed HTTP request: " + hec.message()),
+          co_await write(stream,
+                         handler.protocol_error(400, "malformed HTTP request: " + hec.message()),
                          11, false, false, route);
         }
         break;
@@ -370,7 +377,8 @@ struct Server::Impl {
       const bool head = parser.get().method() == http::verb::head;
       if (auto early = handler.on_headers(req, route)) {
         // The body was not read: the connection can only go on if there was none.
-        const bool has_body = parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
+        const bool has_body =
+            parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
         if (has_body) early->close = true;
         if (!co_await write(stream, std::move(*early), version, keep_alive, head, route)) break;
         continue;

@@ -34,13 +34,27 @@ void append_escaped(std::string& out, std::string_view s) {
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default: {
         char buf[8];
         std::snprintf(buf, sizeof buf, "\\u%04x", c);
@@ -77,8 +91,10 @@ bool strip_embedded_queries(std::string_view s, std::string& out) {
       for (int part = 0; part < 2; ++part) {
         std::size_t d = keep;
         while (d > q && std::isdigit(static_cast<unsigned char>(s[d - 1]))) --d;
-        if (d < keep && d > q && s[d - 1] == ':') keep = d - 1;
-        else break;
+        if (d < keep && d > q && s[d - 1] == ':')
+          keep = d - 1;
+        else
+          break;
       }
       result.append(s.substr(copied, q - copied));
       result.append(s.substr(keep, end - keep));
@@ -314,8 +330,8 @@ bool report_from(element item, const ParseContext& ctx, BrowserRecord& r, std::s
 
 }  // namespace
 
-std::string check_json_limits(std::string_view body, int max_depth,
-                              std::uint64_t max_string_bytes, std::string& reason_label) {
+std::string check_json_limits(std::string_view body, int max_depth, std::uint64_t max_string_bytes,
+                              std::string& reason_label) {
   int depth = 0;
   const char* p = body.data();
   const char* const end = p + body.size();
@@ -326,7 +342,8 @@ std::string check_json_limits(std::string_view body, int max_depth,
       // backslashes is escaped and does not end the string.
       const char* start = p;
       for (;;) {
-        const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+        const auto* q =
+            static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
         if (q == nullptr) {
           p = end;  // unterminated: the parser reports it
           break;
@@ -395,12 +412,18 @@ ParseOutcome parse_csp_report(std::string_view body, const ParseContext& ctx) {
   apply_user_agent(r, ctx.user_agent);
   // CSP2 report names -> Reporting API csp-violation body names (CSP3 §5.3).
   static constexpr std::pair<std::string_view, std::string_view> kNames[] = {
-      {"document-uri", "documentURL"},       {"referrer", "referrer"},
-      {"blocked-uri", "blockedURL"},         {"effective-directive", "effectiveDirective"},
-      {"violated-directive", "violatedDirective"}, {"original-policy", "originalPolicy"},
-      {"disposition", "disposition"},        {"source-file", "sourceFile"},
-      {"line-number", "lineNumber"},         {"column-number", "columnNumber"},
-      {"status-code", "statusCode"},         {"script-sample", "sample"},
+      {"document-uri", "documentURL"},
+      {"referrer", "referrer"},
+      {"blocked-uri", "blockedURL"},
+      {"effective-directive", "effectiveDirective"},
+      {"violated-directive", "violatedDirective"},
+      {"original-policy", "originalPolicy"},
+      {"disposition", "disposition"},
+      {"source-file", "sourceFile"},
+      {"line-number", "lineNumber"},
+      {"column-number", "columnNumber"},
+      {"status-code", "statusCode"},
+      {"script-sample", "sample"},
   };
   std::string& b = r.body;
   b.push_back('{');
@@ -510,16 +533,15 @@ ParseOutcome parse_beacon(std::string_view body, const ParseContext& ctx) {
           append_escaped(b, page);
           char buf[384];
           const double secure = at("secureConnectionStart");
-          std::snprintf(buf, sizeof buf,
-                        ",\"phases_ms\":{\"dns\":%.3f,\"connect\":%.3f,\"tls\":%.3f,"
-                        "\"ttfb\":%.3f,\"transfer\":%.3f,\"total\":%.3f},\"transfer_size\":%.0f,"
-                        "\"navigation_type\":",
-                        at("domainLookupEnd") - at("domainLookupStart"),
-                        at("connectEnd") - at("connectStart"),
-                        secure > 0 ? at("connectEnd") - secure : 0.0,
-                        at("responseStart") - at("requestStart"),
-                        at("responseEnd") - at("responseStart"), at("duration"),
-                        at("transferSize"));
+          std::snprintf(
+              buf, sizeof buf,
+              ",\"phases_ms\":{\"dns\":%.3f,\"connect\":%.3f,\"tls\":%.3f,"
+              "\"ttfb\":%.3f,\"transfer\":%.3f,\"total\":%.3f},\"transfer_size\":%.0f,"
+              "\"navigation_type\":",
+              at("domainLookupEnd") - at("domainLookupStart"),
+              at("connectEnd") - at("connectStart"), secure > 0 ? at("connectEnd") - secure : 0.0,
+              at("responseStart") - at("requestStart"), at("responseEnd") - at("responseStart"),
+              at("duration"), at("transferSize"));
           b += buf;
           append_escaped(b, get_string(nav, "type"));
           b.push_back('}');

@@ -10,26 +10,42 @@ namespace {
 
 std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
 std::uint32_t be32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         p[3];
 }
 
 const char* attribute_name(std::uint8_t type) {
   switch (type) {
-    case 1: return "ORIGIN";
-    case 2: return "AS_PATH";
-    case 3: return "NEXT_HOP";
-    case 4: return "MULTI_EXIT_DISC";
-    case 5: return "LOCAL_PREF";
-    case 6: return "ATOMIC_AGGREGATE";
-    case 7: return "AGGREGATOR";
-    case 8: return "COMMUNITIES";
-    case 14: return "MP_REACH_NLRI";
-    case 15: return "MP_UNREACH_NLRI";
-    case 17: return "AS4_PATH";
-    case 18: return "AS4_AGGREGATOR";
-    case 32: return "LARGE_COMMUNITIES";
-    case 35: return "ONLY_TO_CUSTOMER";
-    default: return "unknown";
+    case 1:
+      return "ORIGIN";
+    case 2:
+      return "AS_PATH";
+    case 3:
+      return "NEXT_HOP";
+    case 4:
+      return "MULTI_EXIT_DISC";
+    case 5:
+      return "LOCAL_PREF";
+    case 6:
+      return "ATOMIC_AGGREGATE";
+    case 7:
+      return "AGGREGATOR";
+    case 8:
+      return "COMMUNITIES";
+    case 14:
+      return "MP_REACH_NLRI";
+    case 15:
+      return "MP_UNREACH_NLRI";
+    case 17:
+      return "AS4_PATH";
+    case 18:
+      return "AS4_AGGREGATOR";
+    case 32:
+      return "LARGE_COMMUNITIES";
+    case 35:
+      return "ONLY_TO_CUSTOMER";
+    default:
+      return "unknown";
   }
 }
 
@@ -145,8 +161,8 @@ bool decode_attributes(const std::uint8_t* p, std::size_t n, const AttributeOpti
       i += 3;
     }
     if (n - i < len) {
-      error = "attribute " + std::to_string(type) + " (" + attribute_name(type) + "): " +
-              std::to_string(len) + " bytes promised, " + std::to_string(n - i) + " left";
+      error = "attribute " + std::to_string(type) + " (" + attribute_name(type) +
+              "): " + std::to_string(len) + " bytes promised, " + std::to_string(n - i) + " left";
       return false;
     }
     const std::uint8_t* a = p + i;
@@ -284,7 +300,8 @@ bool decode_update(const std::uint8_t* p, std::size_t n, bool as4, bool add_path
     error = "UPDATE: withdrawn routes run past the message";
     return false;
   }
-  if (!decode_nlri(p + 2, wlen, false, add_path, out.withdrawn, error, bgpdump_compat)) return false;
+  if (!decode_nlri(p + 2, wlen, false, add_path, out.withdrawn, error, bgpdump_compat))
+    return false;
   const std::size_t alen = be16(p + 2 + wlen);
   const std::size_t attrs_at = 4 + wlen;
   if (n - attrs_at < alen) {
@@ -298,9 +315,8 @@ bool decode_update(const std::uint8_t* p, std::size_t n, bool as4, bool add_path
   // A damaged attribute ends the attribute block, not the UPDATE: the NLRI are still read.
   std::string attr_error;
   const bool attrs_ok = decode_attributes(p + attrs_at, alen, options, out.attributes, attr_error);
-  const bool nlri_ok =
-      decode_nlri(p + attrs_at + alen, n - attrs_at - alen, false, add_path, out.announced, error,
-                  bgpdump_compat);
+  const bool nlri_ok = decode_nlri(p + attrs_at + alen, n - attrs_at - alen, false, add_path,
+                                   out.announced, error, bgpdump_compat);
   if (!attrs_ok) error = attr_error + (nlri_ok ? "" : "; " + error);
   return attrs_ok && nlri_ok;
 }
@@ -309,7 +325,8 @@ namespace {
 std::size_t path_count(const AsPath& path) {
   std::size_t n = 0;
   for (const auto& s : path) {
-    n += (s.type == SegmentType::sequence || s.type == SegmentType::confed_sequence) ? s.asns.size() : 1;
+    n += (s.type == SegmentType::sequence || s.type == SegmentType::confed_sequence) ? s.asns.size()
+                                                                                     : 1;
   }
   return n;
 }
@@ -326,7 +343,8 @@ AsPath effective_as_path(const Attributes& a) {
     if (keep == 0) break;
     if (seg.type == SegmentType::sequence || seg.type == SegmentType::confed_sequence) {
       AsPathSegment s{seg.type, {}};
-      for (std::size_t k = 0; k < seg.asns.size() && keep > 0; ++k, --keep) s.asns.push_back(seg.asns[k]);
+      for (std::size_t k = 0; k < seg.asns.size() && keep > 0; ++k, --keep)
+        s.asns.push_back(seg.asns[k]);
       out.push_back(std::move(s));
     } else {
       out.push_back(seg);
@@ -334,7 +352,8 @@ AsPath effective_as_path(const Attributes& a) {
     }
   }
   for (const auto& seg : a.as4_path) {
-    if (!out.empty() && out.back().type == SegmentType::sequence && seg.type == SegmentType::sequence) {
+    if (!out.empty() && out.back().type == SegmentType::sequence &&
+        seg.type == SegmentType::sequence) {
       out.back().asns.insert(out.back().asns.end(), seg.asns.begin(), seg.asns.end());
     } else {
       out.push_back(seg);

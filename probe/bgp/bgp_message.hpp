@@ -28,7 +28,12 @@ struct Nlri {
   std::optional<std::uint32_t> path_id;  // ADD-PATH
 };
 
-enum class SegmentType : std::uint8_t { set = 1, sequence = 2, confed_sequence = 3, confed_set = 4 };
+enum class SegmentType : std::uint8_t {
+  set = 1,
+  sequence = 2,
+  confed_sequence = 3,
+  confed_set = 4
+};
 
 struct AsPathSegment {
   SegmentType type = SegmentType::sequence;
@@ -74,8 +79,8 @@ struct Attributes {
 };
 
 struct AttributeOptions {
-  bool as4 = true;         // AS_PATH/AGGREGATOR carry 4-byte ASNs
-  bool add_path = false;   // NLRI in MP_REACH/MP_UNREACH carry path ids
+  bool as4 = true;        // AS_PATH/AGGREGATOR carry 4-byte ASNs
+  bool add_path = false;  // NLRI in MP_REACH/MP_UNREACH carry path ids
   // TABLE_DUMP_V2 RIB entries abbreviate MP_REACH_NLRI to next-hop length + next hop
   // (RFC 6396 §4.3.4); the full form is accepted too.
   bool table_dump_v2 = false;
@@ -102,8 +107,8 @@ struct Update {
 };
 
 // Decodes an UPDATE's body (after the 19-byte BGP header).
-bool decode_update(const std::uint8_t* data, std::size_t size, bool as4, bool add_path,
-                   Update& out, std::string& error, bool bgpdump_compat = false);
+bool decode_update(const std::uint8_t* data, std::size_t size, bool as4, bool add_path, Update& out,
+                   std::string& error, bool bgpdump_compat = false);
 
 // The AS path as a BGP speaker that understands 4-byte ASNs sees it: AS_PATH, with the tail
 // replaced by AS4_PATH when AS_PATH came from a 2-byte speaker (RFC 6793 §4.2.3: when AS4_PATH
@@ -112,6 +117,7 @@ AsPath effective_as_path(const Attributes& attributes);
 
 // The origin AS: the last ASN of the last AS_SEQUENCE; nullopt when the path ends in an AS_SET
 // (the origin is ambiguous: `origin_set` gets its members) or is empty.
-std::optional<std::uint32_t> origin_as(const AsPath& path, std::vector<std::uint32_t>* origin_set = nullptr);
+std::optional<std::uint32_t> origin_as(const AsPath& path,
+                                       std::vector<std::uint32_t>* origin_set = nullptr);
 
 }  // namespace vantage::bgp

@@ -11,7 +11,8 @@ namespace {
 
 std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
 std::uint32_t be32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         p[3];
 }
 
 constexpr std::size_t kCommonHeader = 6;
@@ -28,8 +29,9 @@ void BmpDecoder::feed(const std::uint8_t* data, std::size_t size, std::vector<Ro
     const std::uint8_t* m = pending_.data() + pos;
     const std::uint32_t len = be32(m + 1);
     if (m[0] != 3 || len < kCommonHeader || len > kMaxMessage) {
-      warnings_.push_back("offset " + std::to_string(offset_ + pos) + ": not a BMP v3 message (version " +
-                          std::to_string(m[0]) + ", length " + std::to_string(len) + "); stopping");
+      warnings_.push_back("offset " + std::to_string(offset_ + pos) +
+                          ": not a BMP v3 message (version " + std::to_string(m[0]) + ", length " +
+                          std::to_string(len) + "); stopping");
       failed_ = true;
       pending_.clear();
       return;
@@ -132,28 +134,34 @@ std::string string_member(const nlohmann::json& o, const char* key, const char* 
 
 }  // namespace
 
-void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, std::string& warning) {
+void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out,
+                         std::string& warning) {
   const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     warning = "not JSON";
     return;
   }
-  if (string_member(j, "type", "") != "ris_message" || !j.contains("data") || !j["data"].is_object()) return;
+  if (string_member(j, "type", "") != "ris_message" || !j.contains("data") ||
+      !j["data"].is_object())
+    return;
   const auto& d = j["data"];
   RouteEvent base;
   base.collector = string_member(d, "host", "ris-live");
-  const double ts = d.contains("timestamp") && d["timestamp"].is_number() ? d["timestamp"].get<double>() : 0;
+  const double ts =
+      d.contains("timestamp") && d["timestamp"].is_number() ? d["timestamp"].get<double>() : 0;
   base.time_us = static_cast<std::int64_t>(std::llround(ts * 1e6));
   const std::string peer = string_member(d, "peer", "");
   base.peer_ip.v6 = peer.find(':') != std::string::npos;
-  if (::inet_pton(base.peer_ip.v6 ? AF_INET6 : AF_INET, peer.c_str(), base.peer_ip.bytes.data()) != 1) {
+  if (::inet_pton(base.peer_ip.v6 ? AF_INET6 : AF_INET, peer.c_str(), base.peer_ip.bytes.data()) !=
+      1) {
     warning = "bad peer address \"" + peer + "\"";
     return;
   }
   const auto& asn = d.contains("peer_asn") ? d["peer_asn"] : nlohmann::json();
   try {
     base.peer_asn = asn.is_string() ? static_cast<std::uint32_t>(std::stoul(asn.get<std::string>()))
-                                    : asn.is_number_unsigned() ? asn.get<std::uint32_t>() : 0;
+                    : asn.is_number_unsigned() ? asn.get<std::uint32_t>()
+                                               : 0;
   } catch (const std::exception&) {
     warning = "bad peer_asn";
     return;
@@ -172,7 +180,8 @@ void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, 
   if (d.contains("path") && d["path"].is_array()) {
     for (const auto& hop : d["path"]) {
       if (hop.is_number_unsigned()) {
-        if (path.empty() || path.back().type != SegmentType::sequence) path.push_back({SegmentType::sequence, {}});
+        if (path.empty() || path.back().type != SegmentType::sequence)
+          path.push_back({SegmentType::sequence, {}});
         path.back().asns.push_back(hop.get<std::uint32_t>());
       } else if (hop.is_array()) {
         AsPathSegment set{SegmentType::set, {}};
@@ -190,7 +199,8 @@ void parse_ris_live_line(const std::string& line, std::vector<RouteEvent>& out, 
   if (const std::string agg = string_member(d, "aggregator", ""); !agg.empty()) {
     const auto colon = agg.find(':');
     const std::string asn_text = agg.substr(0, colon);
-    if (!asn_text.empty() && asn_text.size() <= 10 && asn_text.find_first_not_of("0123456789") == std::string::npos) {
+    if (!asn_text.empty() && asn_text.size() <= 10 &&
+        asn_text.find_first_not_of("0123456789") == std::string::npos) {
       const unsigned long long v = std::stoull(asn_text);
       if (v <= 4294967295ULL) aggregator = static_cast<std::uint32_t>(v);
     }

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <limits>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -27,7 +27,8 @@ std::string join(const std::vector<std::uint32_t>& v, const char* sep) {
 std::vector<std::uint32_t> asn_list(const ConfigNode& n) {
   std::vector<std::uint32_t> out;
   if (n.is_sequence()) {
-    for (const auto& item : n.items()) out.push_back(static_cast<std::uint32_t>(item.as_int(0, 4294967295LL)));
+    for (const auto& item : n.items())
+      out.push_back(static_cast<std::uint32_t>(item.as_int(0, 4294967295LL)));
   } else {
     out.push_back(static_cast<std::uint32_t>(n.as_int(0, 4294967295LL)));
   }
@@ -42,10 +43,10 @@ bool is_private_or_reserved_asn(std::uint32_t asn) {
 }
 
 bool is_bogon(const Prefix& p) {
-  static const char* const kV4[] = {"0.0.0.0/8",     "10.0.0.0/8",      "100.64.0.0/10", "127.0.0.0/8",
-                                    "169.254.0.0/16", "172.16.0.0/12",  "192.0.0.0/24",  "192.0.2.0/24",
-                                    "192.168.0.0/16", "198.18.0.0/15",  "198.51.100.0/24", "203.0.113.0/24",
-                                    "224.0.0.0/3"};
+  static const char* const kV4[] = {
+      "0.0.0.0/8",       "10.0.0.0/8",     "100.64.0.0/10", "127.0.0.0/8",    "169.254.0.0/16",
+      "172.16.0.0/12",   "192.0.0.0/24",   "192.0.2.0/24",  "192.168.0.0/16", "198.18.0.0/15",
+      "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/3"};
   static const char* const kV6[] = {"::/8", "2001:db8::/32", "fc00::/7", "fe80::/10", "ff00::/8"};
   static const std::vector<Prefix> bogons = [] {
     std::vector<Prefix> out;
@@ -74,7 +75,9 @@ Expectations load_expectations(const std::string& path) {
       continue;
     }
     auto prefix = Prefix::parse(key);
-    if (!prefix) node.fail("\"" + key + "\" is not a prefix like 192.0.2.0/24 or 2001:db8::/32 (host bits must be zero)");
+    if (!prefix)
+      node.fail("\"" + key +
+                "\" is not a prefix like 192.0.2.0/24 or 2001:db8::/32 (host bits must be zero)");
     node.expect_keys({"description", "asn", "ignoreMorespecifics", "ignore", "group", "upstreams"});
     MonitoredPrefix m;
     m.prefix = *prefix;
@@ -102,7 +105,8 @@ AsRelationships AsRelationships::load(const std::string& path) {
     char s1 = 0, s2 = 0;
     std::istringstream ss(line);
     if (!(ss >> a >> s1 >> b >> s2 >> rel) || s1 != '|' || s2 != '|' || (rel != -1 && rel != 0)) {
-      throw std::runtime_error(path + ":" + std::to_string(no) + ": expected \"a|b|-1\" or \"a|b|0\", got \"" + line + "\"");
+      throw std::runtime_error(path + ":" + std::to_string(no) +
+                               ": expected \"a|b|-1\" or \"a|b|0\", got \"" + line + "\"");
     }
     r.add(a, b, rel);
   }
@@ -130,36 +134,43 @@ Vrps Vrps::load(const std::string& path) {
   if (j.is_discarded()) throw std::runtime_error(path + ": not valid JSON");
   const nlohmann::json* list = &j;
   if (j.is_object() && j.contains("roas")) list = &j["roas"];
-  if (!list->is_array()) throw std::runtime_error(path + ": expected {\"roas\": [...]} or an array of VRPs");
+  if (!list->is_array())
+    throw std::runtime_error(path + ": expected {\"roas\": [...]} or an array of VRPs");
   Vrps v;
   std::size_t index = 0;
   for (const auto& item : *list) {
     auto fail = [&](const std::string& what) {
       throw std::runtime_error(path + ": entry " + std::to_string(index) + ": " + what);
     };
-    if (!item.is_object() || !item.contains("asn") || !item.contains("prefix")) fail("needs asn and prefix");
+    if (!item.is_object() || !item.contains("asn") || !item.contains("prefix"))
+      fail("needs asn and prefix");
     std::uint64_t asn = 0;
     const auto& a = item["asn"];
     if (a.is_number_unsigned()) {
       asn = a.get<std::uint64_t>();
     } else if (a.is_string()) {
       std::string s = a.get<std::string>();
-      if (s.size() > 2 && (s[0] == 'A' || s[0] == 'a') && (s[1] == 'S' || s[1] == 's')) s = s.substr(2);
-      if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 10) fail("bad asn");
+      if (s.size() > 2 && (s[0] == 'A' || s[0] == 'a') && (s[1] == 'S' || s[1] == 's'))
+        s = s.substr(2);
+      if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 10)
+        fail("bad asn");
       asn = std::stoull(s);
     } else {
       fail("bad asn");
     }
     if (asn > 4294967295ULL) fail("asn out of range");
-    auto prefix = item["prefix"].is_string() ? Prefix::parse(item["prefix"].get<std::string>()) : std::nullopt;
+    auto prefix = item["prefix"].is_string() ? Prefix::parse(item["prefix"].get<std::string>())
+                                             : std::nullopt;
     if (!prefix) fail("bad prefix");
     int max_length = prefix->length;
     if (item.contains("maxLength")) {
       if (!item["maxLength"].is_number_integer()) fail("bad maxLength");
       max_length = item["maxLength"].get<int>();
     }
-    if (max_length < prefix->length || max_length > (prefix->addr.v6 ? 128 : 32)) fail("bad maxLength");
-    v.vrps_.insert(*prefix, {static_cast<std::uint8_t>(max_length), static_cast<std::uint32_t>(asn)});
+    if (max_length < prefix->length || max_length > (prefix->addr.v6 ? 128 : 32))
+      fail("bad maxLength");
+    v.vrps_.insert(*prefix,
+                   {static_cast<std::uint8_t>(max_length), static_cast<std::uint32_t>(asn)});
     ++index;
   }
   return v;
@@ -177,14 +188,22 @@ Vrps::State Vrps::validate(const Prefix& prefix, std::optional<std::uint32_t> or
 
 std::string Alert::kind_name() const {
   switch (kind) {
-    case Kind::hijack: return "hijack";
-    case Kind::sub_prefix_hijack: return "sub_prefix_hijack";
-    case Kind::route_leak: return "route_leak";
-    case Kind::unexpected_upstream: return "unexpected_upstream";
-    case Kind::visibility_loss: return "visibility_loss";
-    case Kind::rpki_invalid: return "rpki_invalid";
-    case Kind::moas: return "moas";
-    case Kind::private_origin: return "private_origin";
+    case Kind::hijack:
+      return "hijack";
+    case Kind::sub_prefix_hijack:
+      return "sub_prefix_hijack";
+    case Kind::route_leak:
+      return "route_leak";
+    case Kind::unexpected_upstream:
+      return "unexpected_upstream";
+    case Kind::visibility_loss:
+      return "visibility_loss";
+    case Kind::rpki_invalid:
+      return "rpki_invalid";
+    case Kind::moas:
+      return "moas";
+    case Kind::private_origin:
+      return "private_origin";
   }
   return "unknown";
 }
@@ -194,18 +213,21 @@ std::string Alert::severity() const {
   switch (kind) {
     case Kind::unexpected_upstream:
     case Kind::rpki_invalid:
-    case Kind::private_origin: return "ticket";
-    default: return "page";
+    case Kind::private_origin:
+      return "ticket";
+    default:
+      return "page";
   }
 }
 
 std::string Alert::to_text() const {
-  std::string s = format_rfc3339(from_unix_nanos(time_us * 1000)) + (resolved ? " RESOLVED " : " OPEN ") +
-                  kind_name() + " " + prefix.to_string();
+  std::string s = format_rfc3339(from_unix_nanos(time_us * 1000)) +
+                  (resolved ? " RESOLVED " : " OPEN ") + kind_name() + " " + prefix.to_string();
   if (!(prefix == monitored)) s += " (monitored " + monitored.to_string() + ")";
   if (!description.empty()) s += " [" + description + "]";
   s += ": ";
-  std::string origin_text = origin ? "AS" + std::to_string(*origin) : "AS_SET {" + join(origin_set, ",") + "}";
+  std::string origin_text =
+      origin ? "AS" + std::to_string(*origin) : "AS_SET {" + join(origin_set, ",") + "}";
   switch (kind) {
     case Kind::hijack:
     case Kind::sub_prefix_hijack:
@@ -223,7 +245,8 @@ std::string Alert::to_text() const {
       s += "AS" + std::to_string(leaker) + " leaked the route (segment " + join(segment, " ") + ")";
       break;
     case Kind::unexpected_upstream:
-      s += "upstream AS" + std::to_string(upstream) + " of " + origin_text + ", expected AS" + join(expected, ", AS");
+      s += "upstream AS" + std::to_string(upstream) + " of " + origin_text + ", expected AS" +
+           join(expected, ", AS");
       break;
     case Kind::visibility_loss: {
       char buf[64];
@@ -239,14 +262,17 @@ std::string Alert::to_text() const {
   if (!raw_path.empty()) s += "; path " + raw_path;
   if (score >= 0 && !resolved) {
     s += "; score " + std::to_string(score) + " (" + severity() + ")";
-    auto has = [&](const char* tag) { return std::find(tags.begin(), tags.end(), tag) != tags.end(); };
+    auto has = [&](const char* tag) {
+      return std::find(tags.begin(), tags.end(), tag) != tags.end();
+    };
     if (has("origin_after_expected") && origin && example_path.size() >= 2) {
       // Behind the expected AS: on the prefix itself the pattern of a prepend typo ("24867 3"
       // for "24867 24867"); on a more-specific, more often the expected AS's customer.
       s += " — AS" + std::to_string(*origin) + " directly after AS" +
            std::to_string(example_path[example_path.size() - 2]) +
-           (kind == Kind::sub_prefix_hijack ? ": likely its customer's more-specific, or a prepend typo"
-                                            : ": likely a prepend typo");
+           (kind == Kind::sub_prefix_hijack
+                ? ": likely its customer's more-specific, or a prepend typo"
+                : ": likely a prepend typo");
     }
     if (has("aggregator_is_expected")) s += " — AGGREGATOR names an expected AS";
     if (has("rpki_valid_new_origin")) s += " — RPKI says this origin is authorised";
@@ -338,9 +364,10 @@ std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const Monito
     origin = path.back();
     base.origin = origin;
   }
-  const bool origin_ok = origin ? allowed(*origin)
-                                : std::any_of(e.origin_set.begin(), e.origin_set.end(), allowed);
-  const std::string origin_key = origin ? std::to_string(*origin) : "{" + join(e.origin_set, ",") + "}";
+  const bool origin_ok =
+      origin ? allowed(*origin) : std::any_of(e.origin_set.begin(), e.origin_set.end(), allowed);
+  const std::string origin_key =
+      origin ? std::to_string(*origin) : "{" + join(e.origin_set, ",") + "}";
   // Confidence tags of hijack-like alerts: what the route itself says (the peers come at open).
   auto tag = [&](Alert& a) {
     if (!base.private_asns.empty()) a.tags.push_back("private_origin");
@@ -349,7 +376,8 @@ std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const Monito
       if (rov == Vrps::State::invalid) a.tags.push_back("rpki_invalid_new_origin");
       if (rov == Vrps::State::valid) a.tags.push_back("rpki_valid_new_origin");
     }
-    if (origin && path.size() >= 2 && allowed(path[path.size() - 2])) a.tags.push_back("origin_after_expected");
+    if (origin && path.size() >= 2 && allowed(path[path.size() - 2]))
+      a.tags.push_back("origin_after_expected");
     if (e.aggregator && allowed(*e.aggregator)) a.tags.push_back("aggregator_is_expected");
     const auto& seen = ever_seen_[&m];
     const bool never = origin ? !seen.count(*origin)
@@ -362,7 +390,9 @@ std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const Monito
     a.kind = Alert::Kind::private_origin;
     a.expected = m.origins;
     tag(a);
-    out.push_back({a.kind, e.prefix.to_string() + " " + join(a.private_asns, ",") + " behind " + origin_key, a});
+    out.push_back({a.kind,
+                   e.prefix.to_string() + " " + join(a.private_asns, ",") + " behind " + origin_key,
+                   a});
   }
   if (!origin_ok && (exact || !m.ignore_more_specifics)) {
     Alert a = base;
@@ -370,9 +400,12 @@ std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const Monito
     // multiple-origin conflict (MOAS) rather than a takeover.
     bool expected_seen = false;
     if (exact) {
-      for (const auto& [asn, routes] : origins_[&m]) expected_seen = expected_seen || (routes > 0 && allowed(asn));
+      for (const auto& [asn, routes] : origins_[&m])
+        expected_seen = expected_seen || (routes > 0 && allowed(asn));
     }
-    a.kind = !exact ? Alert::Kind::sub_prefix_hijack : expected_seen ? Alert::Kind::moas : Alert::Kind::hijack;
+    a.kind = !exact          ? Alert::Kind::sub_prefix_hijack
+             : expected_seen ? Alert::Kind::moas
+                             : Alert::Kind::hijack;
     a.expected = m.origins;
     tag(a);
     out.push_back({a.kind, e.prefix.to_string() + " " + origin_key, a});
@@ -419,15 +452,25 @@ std::vector<Monitor::Issue> Monitor::issues_of(const RouteEvent& e, const Monito
 void Monitor::score(Alert& a, int peers) const {
   int base = 0;
   switch (a.kind) {
-    case Alert::Kind::hijack: base = 50; break;
-    case Alert::Kind::sub_prefix_hijack: base = 60; break;  // more-specifics win the traffic
-    case Alert::Kind::moas: base = 45; break;
-    case Alert::Kind::private_origin: base = 40; break;
-    default: return;
+    case Alert::Kind::hijack:
+      base = 50;
+      break;
+    case Alert::Kind::sub_prefix_hijack:
+      base = 60;
+      break;  // more-specifics win the traffic
+    case Alert::Kind::moas:
+      base = 45;
+      break;
+    case Alert::Kind::private_origin:
+      base = 40;
+      break;
+    default:
+      return;
   }
   static const std::map<std::string, int> kWeights = {
-      {"rpki_invalid_new_origin", 20}, {"rpki_valid_new_origin", -40}, {"origin_after_expected", -35},
-      {"aggregator_is_expected", -20}, {"new_origin_never_seen", 10},  {"private_origin", 0}};
+      {"rpki_invalid_new_origin", 20}, {"rpki_valid_new_origin", -40},
+      {"origin_after_expected", -35},  {"aggregator_is_expected", -20},
+      {"new_origin_never_seen", 10},   {"private_origin", 0}};
   int total = base;
   for (const auto& t : a.tags) {
     if (auto it = kWeights.find(t); it != kWeights.end()) total += it->second;
@@ -439,7 +482,8 @@ void Monitor::score(Alert& a, int peers) const {
 
 void Monitor::add(const std::string& peer, const Issue& issue, std::int64_t time_us,
                   std::vector<Alert>& alerts) {
-  State& s = states_[{std::to_string(static_cast<int>(issue.kind)) + issue.key, issue.alert.monitored.to_string()}];
+  State& s = states_[{std::to_string(static_cast<int>(issue.kind)) + issue.key,
+                      issue.alert.monitored.to_string()}];
   if (s.peers.empty() && !s.open) {
     s.alert = issue.alert;
     s.alert.key = s.alert.kind_name() + " " + s.alert.monitored.to_string() + " " + issue.key;
@@ -460,13 +504,15 @@ void Monitor::add(const std::string& peer, const Issue& issue, std::int64_t time
 
 void Monitor::remove(const std::string& peer, const Issue& issue, std::int64_t time_us,
                      std::vector<Alert>& alerts) {
-  const StateKey key{std::to_string(static_cast<int>(issue.kind)) + issue.key, issue.alert.monitored.to_string()};
+  const StateKey key{std::to_string(static_cast<int>(issue.kind)) + issue.key,
+                     issue.alert.monitored.to_string()};
   auto it = states_.find(key);
   if (it == states_.end()) return;
   State& s = it->second;
   auto p = s.peers.find(peer);
   if (p == s.peers.end()) return;
-  if (--p->second > 0) return;  // another route of this peer still carries it (ADD-PATH, a replacement)
+  if (--p->second > 0)
+    return;  // another route of this peer still carries it (ADD-PATH, a replacement)
   s.alert.peers = static_cast<int>(s.peers.size());
   s.peers.erase(p);
   if (!s.peers.empty()) return;
@@ -494,13 +540,16 @@ void Monitor::tick(std::int64_t now_us, std::vector<Alert>& alerts) {
     for (const auto& key : pending_.begin()->second) {
       auto it = states_.find(key);
       // Stale entries: the route came back (resolve_at reset) or a later drop re-scheduled it.
-      if (it != states_.end() && it->second.peers.empty() && it->second.resolve_at_us == due) resolve(it, alerts);
+      if (it != states_.end() && it->second.peers.empty() && it->second.resolve_at_us == due)
+        resolve(it, alerts);
     }
     pending_.erase(pending_.begin());
   }
 }
 
-void Monitor::flush(std::vector<Alert>& alerts) { tick(std::numeric_limits<std::int64_t>::max(), alerts); }
+void Monitor::flush(std::vector<Alert>& alerts) {
+  tick(std::numeric_limits<std::int64_t>::max(), alerts);
+}
 
 void Monitor::forget(Route&& route, std::int64_t time_us, std::vector<Alert>& alerts) {
   for (const auto& issue : route.issues) remove(route.peer, issue, time_us, alerts);
@@ -514,7 +563,8 @@ void Monitor::forget(Route&& route, std::int64_t time_us, std::vector<Alert>& al
   }
 }
 
-void Monitor::withdraw_route(const std::string& route_key, std::int64_t time_us, std::vector<Alert>& alerts) {
+void Monitor::withdraw_route(const std::string& route_key, std::int64_t time_us,
+                             std::vector<Alert>& alerts) {
   auto it = routes_.find(route_key);
   if (it == routes_.end()) return;
   Route route = std::move(it->second);
@@ -541,7 +591,8 @@ void Monitor::withdraw_stale(const std::string& peer, std::optional<bool> v6, st
   if (!left) refreshing_.erase(peer);
 }
 
-void Monitor::sweep_stale(std::int64_t now_us, std::int64_t max_age_us, std::vector<Alert>& alerts) {
+void Monitor::sweep_stale(std::int64_t now_us, std::int64_t max_age_us,
+                          std::vector<Alert>& alerts) {
   std::vector<std::string> due;
   for (const auto& [peer, since] : refreshing_) {
     if (now_us - since > max_age_us) due.push_back(peer);
@@ -549,7 +600,8 @@ void Monitor::sweep_stale(std::int64_t now_us, std::int64_t max_age_us, std::vec
   for (const auto& peer : due) withdraw_stale(peer, std::nullopt, now_us, alerts);
 }
 
-void Monitor::visibility(const MonitoredPrefix& m, std::int64_t time_us, std::vector<Alert>& alerts) {
+void Monitor::visibility(const MonitoredPrefix& m, std::int64_t time_us,
+                         std::vector<Alert>& alerts) {
   const std::size_t now = seen_by_[&m].size();
   std::size_t& max = max_seen_[&m];
   max = std::max(max, now);
@@ -577,7 +629,8 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
   // A peer is one BGP session as one collector (router, MRT source) saw it: the same neighbour
   // seen by two routers counts twice, as it does for visibility.
   // '\0' separates the collector: no name or address contains it.
-  const std::string peer = e.collector + '\0' + e.peer_ip.to_string() + " AS" + std::to_string(e.peer_asn);
+  const std::string peer =
+      e.collector + '\0' + e.peer_ip.to_string() + " AS" + std::to_string(e.peer_asn);
   if (e.kind == RouteEvent::Kind::peer_up) {
     bool any = false;
     for (auto& [k, r] : routes_) {
@@ -599,10 +652,12 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
     const std::string as_suffix = " AS" + std::to_string(e.peer_asn);
     std::vector<std::string> keys;
     for (const auto& [k, r] : routes_) {
-      const bool same = any_address ? r.peer.size() >= as_suffix.size() &&
-                                          r.peer.compare(0, e.collector.size() + 1, e.collector + '\0') == 0 &&
-                                          r.peer.compare(r.peer.size() - as_suffix.size(), as_suffix.size(), as_suffix) == 0
-                                    : r.peer == peer;
+      const bool same =
+          any_address ? r.peer.size() >= as_suffix.size() &&
+                            r.peer.compare(0, e.collector.size() + 1, e.collector + '\0') == 0 &&
+                            r.peer.compare(r.peer.size() - as_suffix.size(), as_suffix.size(),
+                                           as_suffix) == 0
+                      : r.peer == peer;
       if (same) keys.push_back(k);
     }
     for (const auto& k : keys) withdraw_route(k, e.time_us, alerts);
@@ -614,7 +669,8 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
     ++ignored_["bogon_prefix"];
     return;
   }
-  const std::string key = peer + "|" + e.prefix.to_string() + "|" + (e.path_id ? std::to_string(*e.path_id) : "");
+  const std::string key =
+      peer + "|" + e.prefix.to_string() + "|" + (e.path_id ? std::to_string(*e.path_id) : "");
   if (e.kind == RouteEvent::Kind::withdraw) {
     withdraw_route(key, e.time_us, alerts);
     return;
@@ -627,7 +683,8 @@ void Monitor::observe(const RouteEvent& e, std::vector<Alert>& alerts) {
     previous = std::move(it->second);
     routes_.erase(it);
   }
-  Route route{peer, m, e.prefix == m->prefix, issues_of(e, *m), e.prefix.addr.v6, false, std::nullopt};
+  Route route{peer,  m,           e.prefix == m->prefix, issues_of(e, *m), e.prefix.addr.v6,
+              false, std::nullopt};
   for (const auto& issue : route.issues) add(peer, issue, e.time_us, alerts);
   if (e.origin) ever_seen_[m].insert(*e.origin);
   for (auto asn : e.origin_set) ever_seen_[m].insert(asn);

@@ -114,13 +114,20 @@ class Vrps {
 
 struct Alert {
   enum class Kind : std::uint8_t {
-    hijack, sub_prefix_hijack, route_leak, unexpected_upstream, visibility_loss, rpki_invalid,
-    moas, private_origin
+    hijack,
+    sub_prefix_hijack,
+    route_leak,
+    unexpected_upstream,
+    visibility_loss,
+    rpki_invalid,
+    moas,
+    private_origin
   };
   Kind kind = Kind::hijack;
   bool resolved = false;
   // Names the alert across its open and resolved records: kind, monitored prefix and what
-  // tells two alerts of one kind apart, e.g. "sub_prefix_hijack 208.65.152.0/22 208.65.153.0/24 17557".
+  // tells two alerts of one kind apart, e.g. "sub_prefix_hijack 208.65.152.0/22 208.65.153.0/24
+  // 17557".
   std::string key;
   std::int64_t time_us = 0;  // UTC microseconds of the event that opened/resolved it
   Prefix monitored;          // the configured prefix it concerns
@@ -128,12 +135,12 @@ struct Alert {
   Prefix prefix;             // the announced prefix
   std::optional<std::uint32_t> origin;
   std::vector<std::uint32_t> origin_set;
-  std::vector<std::uint32_t> expected;     // allowed origins / upstreams
-  std::uint32_t leaker = 0;                // route_leak
-  std::vector<std::uint32_t> segment;      // route_leak: from, leaker, to
-  std::uint32_t upstream = 0;              // unexpected_upstream
-  int peers = 0;                           // peers carrying it (opened) / before (resolved)
-  double visibility = 1;                   // visibility_loss: share of peers still seeing it
+  std::vector<std::uint32_t> expected;      // allowed origins / upstreams
+  std::uint32_t leaker = 0;                 // route_leak
+  std::vector<std::uint32_t> segment;       // route_leak: from, leaker, to
+  std::uint32_t upstream = 0;               // unexpected_upstream
+  int peers = 0;                            // peers carrying it (opened) / before (resolved)
+  double visibility = 1;                    // visibility_loss: share of peers still seeing it
   std::vector<std::uint32_t> example_path;  // one offending path, prepending collapsed
   std::string raw_path;                     // the same path as announced ("3356 174 174 {1,2}")
   std::vector<std::uint32_t> private_asns;  // trailing private/reserved ASNs stripped from it
@@ -170,7 +177,9 @@ class Monitor {
   void sweep_stale(std::int64_t now_us, std::int64_t max_age_us, std::vector<Alert>& alerts);
   // Routes under a monitored prefix that raised nothing because of what they are, by reason:
   // "bogon_prefix", "private_path" (no public AS in the path).
-  const std::map<std::string, std::uint64_t>& ignored_by_reason() const noexcept { return ignored_; }
+  const std::map<std::string, std::uint64_t>& ignored_by_reason() const noexcept {
+    return ignored_;
+  }
   std::uint64_t ignored() const noexcept;
   // The most specific monitored prefix that covers `p` (itself or a less specific), or nullptr.
   // Reads only the expectations, which never change after construction: safe to call from
@@ -194,10 +203,13 @@ class Monitor {
   using StateKey = std::pair<std::string, std::string>;  // (kind + key, monitored prefix)
   std::vector<Issue> issues_of(const RouteEvent& e, const MonitoredPrefix& m);
   void score(Alert& a, int peers) const;
-  void add(const std::string& peer, const Issue& issue, std::int64_t time_us, std::vector<Alert>& alerts);
-  void remove(const std::string& peer, const Issue& issue, std::int64_t time_us, std::vector<Alert>& alerts);
+  void add(const std::string& peer, const Issue& issue, std::int64_t time_us,
+           std::vector<Alert>& alerts);
+  void remove(const std::string& peer, const Issue& issue, std::int64_t time_us,
+              std::vector<Alert>& alerts);
   void resolve(std::map<StateKey, State>::iterator it, std::vector<Alert>& alerts);
-  void withdraw_route(const std::string& route_key, std::int64_t time_us, std::vector<Alert>& alerts);
+  void withdraw_route(const std::string& route_key, std::int64_t time_us,
+                      std::vector<Alert>& alerts);
   struct Route;
   void forget(Route&& route, std::int64_t time_us, std::vector<Alert>& alerts);
   void visibility(const MonitoredPrefix& m, std::int64_t time_us, std::vector<Alert>& alerts);
@@ -212,18 +224,21 @@ class Monitor {
     bool exact;
     std::vector<Issue> issues;
     bool v6 = false;
-    bool stale = false;  // not re-sent yet since the peer's last peer_up
+    bool stale = false;                   // not re-sent yet since the peer's last peer_up
     std::optional<std::uint32_t> origin;  // the judged origin (exact prefix: MOAS bookkeeping)
   };
   void withdraw_stale(const std::string& peer, std::optional<bool> v6, std::int64_t time_us,
                       std::vector<Alert>& alerts);
   std::map<std::string, std::int64_t> refreshing_;  // peer -> time of its peer_up
-  std::map<std::string, Route> routes_;  // peer|prefix|path id -> route
+  std::map<std::string, Route> routes_;             // peer|prefix|path id -> route
   std::map<StateKey, State> states_;
   std::map<std::int64_t, std::vector<StateKey>> pending_;  // resolve_at -> states (may be stale)
-  std::map<const MonitoredPrefix*, std::map<std::string, int>> seen_by_;  // exact prefix: peer -> routes
-  std::map<const MonitoredPrefix*, std::map<std::uint32_t, int>> origins_;  // exact prefix: origin -> routes
-  std::map<const MonitoredPrefix*, std::set<std::uint32_t>> ever_seen_;  // origins ever seen under it
+  std::map<const MonitoredPrefix*, std::map<std::string, int>>
+      seen_by_;  // exact prefix: peer -> routes
+  std::map<const MonitoredPrefix*, std::map<std::uint32_t, int>>
+      origins_;  // exact prefix: origin -> routes
+  std::map<const MonitoredPrefix*, std::set<std::uint32_t>>
+      ever_seen_;  // origins ever seen under it
   std::map<const MonitoredPrefix*, std::size_t> max_seen_;
   std::map<const MonitoredPrefix*, bool> visibility_open_;
   std::map<std::string, std::uint64_t> ignored_;

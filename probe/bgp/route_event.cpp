@@ -10,7 +10,8 @@ namespace {
 
 std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
 std::uint32_t be32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         p[3];
 }
 
 IpAddr address(const std::uint8_t* p, bool v6) {
@@ -28,7 +29,8 @@ void fill_path(RouteEvent& e, const Attributes& a) {
   e.only_to_customer = a.only_to_customer;
   // RFC 6793 §4.2.3: an AGGREGATOR of AS_TRANS (23456) is replaced by AS4_AGGREGATOR.
   if (a.aggregator_as) {
-    e.aggregator = *a.aggregator_as == 23456 && a.as4_aggregator_as ? *a.as4_aggregator_as : *a.aggregator_as;
+    e.aggregator =
+        *a.aggregator_as == 23456 && a.as4_aggregator_as ? *a.as4_aggregator_as : *a.aggregator_as;
   }
 }
 
@@ -100,7 +102,8 @@ void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out)
         const std::size_t as_len = (p[i] & 2) ? 4 : 2;
         const std::size_t ip_len = v6 ? 16 : 4;
         if (n < i + 5 + ip_len + as_len) return warn("PEER_INDEX_TABLE: truncated");
-        Peer peer{address(p + i + 5, v6), as_len == 4 ? be32(p + i + 5 + ip_len) : be16(p + i + 5 + ip_len)};
+        Peer peer{address(p + i + 5, v6),
+                  as_len == 4 ? be32(p + i + 5 + ip_len) : be16(p + i + 5 + ip_len)};
         peers_.push_back(peer);
         i += 5 + ip_len + as_len;
       }
@@ -181,7 +184,9 @@ void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out)
     Update u;
     std::string error;
     const std::size_t bgp_len = std::min<std::size_t>(be16(m + 16), mlen);
-    if (bgp_len < 19) return warn("BGP message length " + std::to_string(be16(m + 16)) + " is shorter than its header");
+    if (bgp_len < 19)
+      return warn("BGP message length " + std::to_string(be16(m + 16)) +
+                  " is shorter than its header");
     if (!decode_update(m + 19, bgp_len - 19, as4, add_path, u, error)) {
       warn("UPDATE: " + error);
     }
@@ -216,7 +221,8 @@ std::string path_text(const AsPath& path) {
   std::string text;
   for (const auto& seg : path) {
     const bool set = seg.type == SegmentType::set || seg.type == SegmentType::confed_set;
-    const bool confed = seg.type == SegmentType::confed_sequence || seg.type == SegmentType::confed_set;
+    const bool confed =
+        seg.type == SegmentType::confed_sequence || seg.type == SegmentType::confed_set;
     if (!text.empty()) text += ' ';
     text += confed ? "(" : set ? "{" : "";
     for (std::size_t i = 0; i < seg.asns.size(); ++i) {
@@ -229,7 +235,8 @@ std::string path_text(const AsPath& path) {
 }
 
 nlohmann::json to_json(const RouteEvent& e) {
-  static constexpr const char* kEvent[] = {"announce", "withdraw", "peer_down", "peer_up", "end_of_rib"};
+  static constexpr const char* kEvent[] = {"announce", "withdraw", "peer_down", "peer_up",
+                                           "end_of_rib"};
   nlohmann::json j{{"event", kEvent[static_cast<int>(e.kind)]},
                    {"time", format_rfc3339(from_unix_nanos(e.time_us * 1000))},
                    {"collector", e.collector},
@@ -245,7 +252,8 @@ nlohmann::json to_json(const RouteEvent& e) {
   nlohmann::json path = nlohmann::json::array();
   for (const auto& seg : e.path) {
     const bool set = seg.type == SegmentType::set || seg.type == SegmentType::confed_set;
-    const bool confed = seg.type == SegmentType::confed_sequence || seg.type == SegmentType::confed_set;
+    const bool confed =
+        seg.type == SegmentType::confed_sequence || seg.type == SegmentType::confed_set;
     if (confed) continue;  // confederation segments are local to the peer: not in `path`
     if (set) {
       path.push_back(seg.asns);
@@ -259,7 +267,8 @@ nlohmann::json to_json(const RouteEvent& e) {
   if (!e.origin_set.empty()) j["origin_set"] = e.origin_set;
   if (!e.communities.empty()) {
     auto& c = j["communities"] = nlohmann::json::array();
-    for (auto v : e.communities) c.push_back(std::to_string(v >> 16) + ":" + std::to_string(v & 0xffff));
+    for (auto v : e.communities)
+      c.push_back(std::to_string(v >> 16) + ":" + std::to_string(v & 0xffff));
   }
   if (!e.large_communities.empty()) {
     auto& c = j["large_communities"] = nlohmann::json::array();

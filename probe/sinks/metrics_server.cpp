@@ -1,5 +1,6 @@
 #include "probe/sinks/metrics_server.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -7,7 +8,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <algorithm>
 
 #include "common/log.hpp"
 
@@ -44,7 +44,8 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
         if (ec == asio::error::operation_aborted || stopped) break;
         accept_log.write(log::Level::warn, "metrics.accept_failed", {{"error", ec.message()}});
         // EMFILE and friends fail at once, every time: back off instead of spinning.
-        backoff = std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+        backoff =
+            std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
         pause.expires_after(backoff);
         co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
@@ -58,7 +59,8 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       ++connections;
-      asio::co_spawn(io, serve(std::move(socket)), [self](std::exception_ptr) { --self->connections; });
+      asio::co_spawn(io, serve(std::move(socket)),
+                     [self](std::exception_ptr) { --self->connections; });
     }
   }
 

@@ -149,8 +149,9 @@ TEST_CASE("user agents are reduced to browser family and major version", "[colle
       "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91");
   CHECK((ua.family == "Edge" && ua.major == 120));
-  ua = reduce_user_agent("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 "
-                         "(KHTML, like Gecko) Version/17.4 Safari/605.1.15");
+  ua = reduce_user_agent(
+      "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 "
+      "(KHTML, like Gecko) Version/17.4 Safari/605.1.15");
   CHECK((ua.family == "Safari" && ua.major == 17));
   ua = reduce_user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
   CHECK((ua.family == "Firefox" && ua.major == 128));
@@ -279,8 +280,8 @@ TEST_CASE("token buckets refill at their rate and name the wait", "[collector][i
   CHECK(b.take("192.0.2.1", 0) == 0);
   CHECK(b.take("192.0.2.1", 0) == 0);
   CHECK(b.take("192.0.2.1", 0) == 0);
-  CHECK(b.take("192.0.2.1", 0) == 1);   // empty: one token in 0.5 s -> Retry-After: 1
-  CHECK(b.take("192.0.2.2", 0) == 0);   // other keys have their own bucket
+  CHECK(b.take("192.0.2.1", 0) == 1);  // empty: one token in 0.5 s -> Retry-After: 1
+  CHECK(b.take("192.0.2.2", 0) == 0);  // other keys have their own bucket
   CHECK(b.take("192.0.2.1", 0.5) == 0);
   ingest::TokenBuckets slow(0.1, 1);
   CHECK(slow.take("k", 0) == 0);
@@ -294,7 +295,8 @@ TEST_CASE("the header helper prints the Reporting API, NEL and CSP lines", "[col
   o.collector = "https://collector.example.com/_v/";
   const std::string h = render_headers(o);
   CHECK(h.find("Reporting-Endpoints: default=\"https://collector.example.com/_v/reports/default\", "
-               "csp-endpoint=\"https://collector.example.com/_v/reports/csp\"\n") != std::string::npos);
+               "csp-endpoint=\"https://collector.example.com/_v/reports/csp\"\n") !=
+        std::string::npos);
   CHECK(h.find("Report-To: {\"group\":\"nel\",\"max_age\":86400,\"include_subdomains\":true,"
                "\"endpoints\":[{\"url\":\"https://collector.example.com/_v/reports/nel\"}]}\n") !=
         std::string::npos);
@@ -323,12 +325,14 @@ TEST_CASE("GeoIP lookups with the MaxMind test databases", "[collector][enrich]"
   CHECK(london.city == "London");
   auto none = geo.lookup(*enrich::IpAddress::parse("192.0.2.1"));
   CHECK((none.country.empty() && none.asn == 0));
-  CHECK_THROWS_AS(enrich::GeoIp((mmdb / "GeoIP2-City-Test-Invalid-Node-Count.mmdb").string(), "", ""),
-                  std::system_error);
+  CHECK_THROWS_AS(
+      enrich::GeoIp((mmdb / "GeoIP2-City-Test-Invalid-Node-Count.mmdb").string(), "", ""),
+      std::system_error);
 }
 
 TEST_CASE("the writer group-commits and reports duplicates by result id", "[collector][store]") {
-  const fs::path db = fs::temp_directory_path() / ("vantage-store-test-" + std::to_string(::getpid()) + ".db");
+  const fs::path db =
+      fs::temp_directory_path() / ("vantage-store-test-" + std::to_string(::getpid()) + ".db");
   fs::remove(db);
   {
     store::SqliteStore sqlite(db.string());
@@ -391,7 +395,8 @@ TEST_CASE("gzip and deflate bodies inflate within their limit", "[collector][ing
   const std::string text = "[{\"type\":\"network-error\",\"url\":\"https://shop.example.com/\"}]";
   auto compress = [&](int window_bits, const std::string& in) {
     z_stream z{};
-    REQUIRE(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+    REQUIRE(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) ==
+            Z_OK);
     std::string out(deflateBound(&z, in.size()), '\0');
     z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     z.avail_in = static_cast<uInt>(in.size());
@@ -404,11 +409,14 @@ TEST_CASE("gzip and deflate bodies inflate within their limit", "[collector][ing
   };
   std::string out, error;
   using ingest::InflateStatus;
-  CHECK(ingest::inflate_body(compress(16 + MAX_WBITS, text), true, 1024, out, error) == InflateStatus::ok);
+  CHECK(ingest::inflate_body(compress(16 + MAX_WBITS, text), true, 1024, out, error) ==
+        InflateStatus::ok);
   CHECK(out == text);
-  CHECK(ingest::inflate_body(compress(MAX_WBITS, text), false, 1024, out, error) == InflateStatus::ok);
+  CHECK(ingest::inflate_body(compress(MAX_WBITS, text), false, 1024, out, error) ==
+        InflateStatus::ok);
   CHECK(out == text);
-  CHECK(ingest::inflate_body(compress(-MAX_WBITS, text), false, 1024, out, error) == InflateStatus::ok);
+  CHECK(ingest::inflate_body(compress(-MAX_WBITS, text), false, 1024, out, error) ==
+        InflateStatus::ok);
   CHECK(out == text);
   // Two gzip members one after the other (RFC 1952 §2.2) are one body.
   const std::string two = compress(16 + MAX_WBITS, "[1,") + compress(16 + MAX_WBITS, "2]");
@@ -427,7 +435,8 @@ TEST_CASE("gzip and deflate bodies inflate within their limit", "[collector][ing
   CHECK(ingest::inflate_body(gz + "trailing", true, 1024, out, error) == InflateStatus::malformed);
 }
 
-TEST_CASE("an integer beyond 64 bits drops only the report that carries it", "[collector][ingest]") {
+TEST_CASE("an integer beyond 64 bits drops only the report that carries it",
+          "[collector][ingest]") {
   ingest::ParseContext ctx;
   ctx.received_ns = 1'700'000'000'000'000'000LL;
   ctx.endpoint = "reports";
@@ -443,5 +452,6 @@ TEST_CASE("an integer beyond 64 bits drops only the report that carries it", "[c
   CHECK(out.records[0].body.find("1234567890123456789012") != std::string::npos);  // strings kept
   CHECK(out.dropped.at("age_out_of_range") == 2);
   // Still malformed: a number JSON does not allow.
-  CHECK_FALSE(ingest::parse_reporting_api(R"([{"type":"x","age":012345678901234567890}])", ctx).ok());
+  CHECK_FALSE(
+      ingest::parse_reporting_api(R"([{"type":"x","age":012345678901234567890}])", ctx).ok());
 }

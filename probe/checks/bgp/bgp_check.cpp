@@ -3,6 +3,8 @@
 #include <fnmatch.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -11,8 +13,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
-#include <atomic>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -22,10 +22,10 @@
 #include <set>
 #include <thread>
 
-#include "common/time.hpp"
 #include "common/config_node.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
 #include "probe/bgp/bmp.hpp"
 #include "probe/bgp/mrt_reader.hpp"
 #include "probe/checks/common_config.hpp"
@@ -51,15 +51,17 @@ std::string config_relative(const ConfigNode& node) {
 }  // namespace
 
 BgpConfig parse_bgp_config(const ConfigNode& node) {
-  expect_check_keys(node, {"prefixes", "as_rel", "vrp", "min_peers", "bmp", "mrt_dir", "mrt_pattern",
-                           "mrt_skip_existing", "mrt_settle", "ris_live", "route_events"});
+  expect_check_keys(node,
+                    {"prefixes", "as_rel", "vrp", "min_peers", "bmp", "mrt_dir", "mrt_pattern",
+                     "mrt_skip_existing", "mrt_settle", "ris_live", "route_events"});
   BgpConfig c;
   const ConfigNode prefixes = node.require("prefixes");
   c.prefixes_file = config_relative(prefixes);
   auto expectations = std::make_shared<vantage::bgp::Expectations>(
       vantage::bgp::load_expectations(c.prefixes_file));  // ConfigError names that file
   if (expectations->prefixes.empty()) prefixes.fail("the prefixes file monitors no prefix");
-  if (auto v = node.get("min_peers")) expectations->min_peers = static_cast<int>(v->as_int(1, 100000));
+  if (auto v = node.get("min_peers"))
+    expectations->min_peers = static_cast<int>(v->as_int(1, 100000));
   c.expectations = std::move(expectations);
   if (auto v = node.get("as_rel")) {
     c.as_rel_file = config_relative(*v);
@@ -86,7 +88,8 @@ BgpConfig parse_bgp_config(const ConfigNode& node) {
     const auto colon = text.rfind(':');
     if (colon == std::string::npos) listen.fail("expected address:port, e.g. 127.0.0.1:11019");
     std::string host = text.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
     if (host.empty()) host = "::";
     boost::system::error_code ec;
     asio::ip::make_address(host, ec);
@@ -132,7 +135,8 @@ BgpConfig parse_bgp_config(const ConfigNode& node) {
     c.mrt_skip_existing = v->as_bool();
   }
   if (auto v = node.get("ris_live")) c.ris_live = parse_ris_live_config(*v, *c.expectations);
-  if (auto v = node.get("route_events")) c.publish_route_events = v->as_enum({"monitored", "none"}) == "monitored";
+  if (auto v = node.get("route_events"))
+    c.publish_route_events = v->as_enum({"monitored", "none"}) == "monitored";
   if (!c.bmp && c.mrt_dir.empty() && !c.ris_live) {
     node.fail("a bgp check needs bmp (a BMP listener), mrt_dir or ris_live (one or more)");
   }
@@ -148,7 +152,7 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
         config(c),
         monitor(*c.expectations, c.relationships.get(), c.vrps.get()) {}
 
-  static constexpr std::size_t kMaxSessions = 64;  // routers at once
+  static constexpr std::size_t kMaxSessions = 64;   // routers at once
   static constexpr std::size_t kApplyBatch = 1000;  // events per turn of the event loop
   // Stale routes of a peer whose router sent Peer Up but never End-of-RIB are withdrawn after:
   static constexpr std::chrono::minutes kRefreshTimeout{5};
@@ -189,9 +193,9 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
   std::map<std::string, Look> mrt_seen;
   std::chrono::steady_clock::time_point mrt_last_look{};
   std::thread mrt_worker;
-  bool mrt_busy = false;      // a worker runs or its events are still being applied
-  bool mrt_reading = false;   // the worker thread has not finished
-  bool draining = false;      // a drain turn is queued on the event loop
+  bool mrt_busy = false;     // a worker runs or its events are still being applied
+  bool mrt_reading = false;  // the worker thread has not finished
+  bool draining = false;     // a drain turn is queued on the event loop
   std::deque<FileEvents> mrt_ready;
   std::shared_ptr<std::atomic<bool>> mrt_cancel = std::make_shared<std::atomic<bool>>(false);
 
@@ -204,9 +208,11 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
       // 8.4 stamps a replaced path with its predecessor's time, some routers send zero), so an
       // alert would otherwise open in the past. MRT records keep their own times.
       if (source.id_seed.empty() || e->time_us <= 0) e->time_us = now_us;
-      const bool session = e->kind == RouteEvent::Kind::peer_down || e->kind == RouteEvent::Kind::peer_up;
-      const vantage::bgp::MonitoredPrefix* m =
-          session || e->kind == RouteEvent::Kind::end_of_rib ? nullptr : monitor.monitored(e->prefix);
+      const bool session =
+          e->kind == RouteEvent::Kind::peer_down || e->kind == RouteEvent::Kind::peer_up;
+      const vantage::bgp::MonitoredPrefix* m = session || e->kind == RouteEvent::Kind::end_of_rib
+                                                   ? nullptr
+                                                   : monitor.monitored(e->prefix);
       if (config.publish_route_events && ((m && !m->ignore) || session)) {
         nlohmann::json j = vantage::bgp::to_json(*e);
         if (m) j["monitored_prefix"] = m->prefix.to_string();
@@ -269,21 +275,24 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
     if (!ec) acceptor->bind(ep, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      throw std::runtime_error("BMP listener on " + b.address + " port " + std::to_string(b.port) + ": " +
-                               ec.message());
+      throw std::runtime_error("BMP listener on " + b.address + " port " + std::to_string(b.port) +
+                               ": " + ec.message());
     }
     log::info("bgp.bmp_listening", {{"check", check_id}, {"address", b.address}, {"port", b.port}});
     if (b.allowed_routers.empty() && !ep.address().is_loopback()) {
       log::warn("bgp.bmp_open_to_any_router",
                 {{"check", check_id},
-                 {"detail", "bmp.allowed_routers is empty: anyone who reaches this port can send routes"}});
+                 {"detail",
+                  "bmp.allowed_routers is empty: anyone who reaches this port can send routes"}});
     }
-    asio::co_spawn(services.io, accept_loop(shared_from_this()), log::LogException{"bgp.bmp_accept_loop_failed"});
+    asio::co_spawn(services.io, accept_loop(shared_from_this()),
+                   log::LogException{"bgp.bmp_accept_loop_failed"});
   }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<Runtime> self) {
     while (!self->stopping) {
-      auto [ec, socket] = co_await self->acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
+      auto [ec, socket] =
+          co_await self->acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
       if (self->stopping || ec == asio::error::operation_aborted) co_return;
       if (ec) {
         // EMFILE and friends fail at once: pause instead of spinning.
@@ -296,16 +305,20 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
       const auto remote = socket.remote_endpoint(rec);
       std::string router = rec ? "unknown" : remote.address().to_string();
       if (!rec && remote.address().is_v6() && remote.address().to_v6().is_v4_mapped()) {
-        router = asio::ip::make_address_v4(asio::ip::v4_mapped, remote.address().to_v6()).to_string();
+        router =
+            asio::ip::make_address_v4(asio::ip::v4_mapped, remote.address().to_v6()).to_string();
       }
       const auto& allowed = self->config.bmp->allowed_routers;
       if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), router) == allowed.end()) {
-        log::warn("bgp.bmp_refused", {{"check", self->check_id}, {"router", router}, {"reason", "not in allowed_routers"}});
+        log::warn(
+            "bgp.bmp_refused",
+            {{"check", self->check_id}, {"router", router}, {"reason", "not in allowed_routers"}});
         socket.close(rec);
         continue;
       }
       if (self->sessions.size() >= kMaxSessions) {
-        log::warn("bgp.bmp_refused", {{"check", self->check_id}, {"router", router}, {"reason", "too many sessions"}});
+        log::warn("bgp.bmp_refused",
+                  {{"check", self->check_id}, {"router", router}, {"reason", "too many sessions"}});
         socket.close(rec);
         continue;
       }
@@ -313,7 +326,8 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
       socket.set_option(asio::socket_base::keep_alive(true), rec);
       auto s = std::make_shared<tcp::socket>(std::move(socket));
       self->sessions.insert(s);
-      asio::co_spawn(self->services.io, session(self, s, router), log::LogException{"bgp.bmp_session_failed"});
+      asio::co_spawn(self->services.io, session(self, s, router),
+                     log::LogException{"bgp.bmp_session_failed"});
     }
   }
 
@@ -321,8 +335,8 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
   // When the stream ends, the routes it reported are kept: after reconnecting, the router sends
   // Peer Up and the peer's table again; what it does not re-send before End-of-RIB (or within
   // kRefreshTimeout) is withdrawn then. A Peer Down withdraws the peer's routes at once.
-  static asio::awaitable<void> session(std::shared_ptr<Runtime> self, std::shared_ptr<tcp::socket> s,
-                                       std::string router) {
+  static asio::awaitable<void> session(std::shared_ptr<Runtime> self,
+                                       std::shared_ptr<tcp::socket> s, std::string router) {
     struct Close {
       std::shared_ptr<Runtime> self;
       std::shared_ptr<tcp::socket> s;
@@ -341,7 +355,8 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
       std::vector<RouteEvent> events;
       Source source;
       for (;;) {
-        auto [ec, n] = co_await s->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+        auto [ec, n] =
+            co_await s->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
         if (self->stopping) break;
         if (ec) {
           reason = ec.message();
@@ -351,7 +366,8 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
         events.clear();
         decoder.feed(buf.data(), n, events);
         for (const auto& w : decoder.warnings()) {
-          log::warn("bgp.bmp_warning", {{"check", self->check_id}, {"router", router}, {"warning", w}});
+          log::warn("bgp.bmp_warning",
+                    {{"check", self->check_id}, {"router", router}, {"warning", w}});
         }
         decoder.warnings().clear();
         source.router_name = decoder.router_name();
@@ -359,15 +375,19 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
         if (decoder.failed()) {
           // The next message boundary cannot be found: the router must reconnect.
           reason = "unreadable BMP stream";
-          log::warn("bgp.bmp_session_closed", {{"check", self->check_id}, {"router", router}, {"reason", reason}});
+          log::warn("bgp.bmp_session_closed",
+                    {{"check", self->check_id}, {"router", router}, {"reason", reason}});
           break;
         }
       }
     } catch (const std::exception& e) {
       reason = std::string("internal error: ") + e.what();
-      log::error("bgp.bmp_session_failed", {{"check", self->check_id}, {"router", router}, {"error", e.what()}});
+      log::error("bgp.bmp_session_failed",
+                 {{"check", self->check_id}, {"router", router}, {"error", e.what()}});
     }
-    log::info("bgp.bmp_session_down", {{"check", self->check_id}, {"router", router}, {"bytes", bytes}, {"reason", reason}});
+    log::info(
+        "bgp.bmp_session_down",
+        {{"check", self->check_id}, {"router", router}, {"bytes", bytes}, {"reason", reason}});
   }
 
   // Routers that sent Peer Up but never End-of-RIB: their unrefreshed routes go after a while.
@@ -375,7 +395,9 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
   void sweep() {
     alerts.clear();
     const std::int64_t now_us = to_unix_nanos(services.clock.utc_now()) / 1000;
-    monitor.sweep_stale(now_us, std::chrono::duration_cast<std::chrono::microseconds>(kRefreshTimeout).count(), alerts);
+    monitor.sweep_stale(
+        now_us, std::chrono::duration_cast<std::chrono::microseconds>(kRefreshTimeout).count(),
+        alerts);
     monitor.tick(now_us, alerts);
     publish_alerts(nullptr);
   }
@@ -397,7 +419,9 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
       if (!it->is_regular_file(fec)) continue;
       const std::string name = it->path().filename().string();
       // FNM_PERIOD: hidden files (rsync's temporaries) never match.
-      if (mrt_done.count(name) || fnmatch(config.mrt_pattern.c_str(), name.c_str(), FNM_PERIOD) != 0) continue;
+      if (mrt_done.count(name) ||
+          fnmatch(config.mrt_pattern.c_str(), name.c_str(), FNM_PERIOD) != 0)
+        continue;
       const auto size = it->file_size(fec);
       const auto mtime = it->last_write_time(fec);
       if (fec) continue;
@@ -407,7 +431,9 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
       }
       seen[name] = {size, mtime};
     }
-    if (ec) log::warn("bgp.mrt_dir_unreadable", {{"check", check_id}, {"dir", config.mrt_dir}, {"error", ec.message()}});
+    if (ec)
+      log::warn("bgp.mrt_dir_unreadable",
+                {{"check", check_id}, {"dir", config.mrt_dir}, {"error", ec.message()}});
     std::vector<std::pair<std::string, Look>> ready;
     for (auto it = seen.begin(); it != seen.end(); ++it) {
       const auto prev = mrt_seen.find(it->first);
@@ -427,7 +453,9 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
     mrt_busy = mrt_reading = true;
     try {
       // The worker only reads the immutable expectations (monitored()), never the monitor's state.
-      mrt_worker = std::thread([self = shared_from_this(), ready, cancel = mrt_cancel] { self->read_mrt(ready, *cancel); });
+      mrt_worker = std::thread([self = shared_from_this(), ready, cancel = mrt_cancel] {
+        self->read_mrt(ready, *cancel);
+      });
     } catch (const std::system_error& e) {
       mrt_busy = mrt_reading = false;
       log::error("bgp.mrt_worker_failed", {{"check", check_id}, {"error", e.what()}});
@@ -441,7 +469,8 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
 
   // On the worker thread: decodes each file and hands its events (monitored prefixes and
   // session changes only) to the event loop.
-  void read_mrt(const std::vector<std::pair<std::string, Look>>& files, const std::atomic<bool>& cancel) {
+  void read_mrt(const std::vector<std::pair<std::string, Look>>& files,
+                const std::atomic<bool>& cancel) {
     auto self = shared_from_this();
     for (const auto& [name, look] : files) {
       if (cancel) break;
@@ -462,7 +491,8 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
           all.clear();
           decoder.decode(record, all);
           for (auto& e : all) {
-            if (e.kind == RouteEvent::Kind::peer_down || monitor.monitored(e.prefix)) file.events.push_back(std::move(e));
+            if (e.kind == RouteEvent::Kind::peer_down || monitor.monitored(e.prefix))
+              file.events.push_back(std::move(e));
           }
         }
         warnings = decoder.warnings();
@@ -473,12 +503,14 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
       auto shared = std::make_shared<FileEvents>(std::move(file));
       asio::post(services.io, [self, shared, warnings = std::move(warnings), records] {
         for (const auto& w : warnings) {
-          log::warn("bgp.mrt_warning", {{"check", self->check_id}, {"file", shared->name}, {"warning", w}});
+          log::warn("bgp.mrt_warning",
+                    {{"check", self->check_id}, {"file", shared->name}, {"warning", w}});
         }
-        log::info("bgp.mrt_file_read", {{"check", self->check_id},
-                                        {"file", shared->name},
-                                        {"records", records},
-                                        {"events", static_cast<std::uint64_t>(shared->events.size())}});
+        log::info("bgp.mrt_file_read",
+                  {{"check", self->check_id},
+                   {"file", shared->name},
+                   {"records", records},
+                   {"events", static_cast<std::uint64_t>(shared->events.size())}});
         self->mrt_ready.push_back(std::move(*shared));
         self->drain();
       });
@@ -535,9 +567,10 @@ struct BgpCheck::Runtime : std::enable_shared_from_this<BgpCheck::Runtime> {
         },
         [weak](std::chrono::nanoseconds) {
           if (auto self = weak.lock(); self && !self->stopping) {
-            const auto expiry =
-                std::chrono::duration_cast<std::chrono::microseconds>(self->config.ris_live->gap_expiry);
-            self->ris_routes->gap(to_unix_nanos(self->services.clock.utc_now()) / 1000, expiry.count());
+            const auto expiry = std::chrono::duration_cast<std::chrono::microseconds>(
+                self->config.ris_live->gap_expiry);
+            self->ris_routes->gap(to_unix_nanos(self->services.clock.utc_now()) / 1000,
+                                  expiry.count());
             self->arm_ris_expiry();
           }
         });
@@ -597,7 +630,8 @@ BgpCheck::~BgpCheck() {
 
 std::string BgpCheck::describe() const {
   std::string s = "bgp " + std::to_string(config_.expectations->prefixes.size()) + " prefixes";
-  if (config_.bmp) s += ", BMP on " + config_.bmp->address + ":" + std::to_string(config_.bmp->port);
+  if (config_.bmp)
+    s += ", BMP on " + config_.bmp->address + ":" + std::to_string(config_.bmp->port);
   if (!config_.mrt_dir.empty()) s += ", MRT from " + config_.mrt_dir;
   if (config_.ris_live) s += ", RIS Live from " + config_.ris_live->url;
   return s;
@@ -635,7 +669,8 @@ struct IgnoredRoutes {
           std::map<std::string, double> out{{"bogon_prefix", 0}, {"private_path", 0}};
           for (const auto& weak : r.monitors) {
             if (auto m = weak.lock()) {
-              for (const auto& [reason, n] : m->ignored_by_reason()) out[reason] += static_cast<double>(n);
+              for (const auto& [reason, n] : m->ignored_by_reason())
+                out[reason] += static_cast<double>(n);
             }
           }
           return out;
@@ -648,8 +683,8 @@ struct IgnoredRoutes {
 void BgpCheck::start(Services& services) {
   if (runtime_) return;
   runtime_ = std::make_shared<Runtime>(services, common(), config_);
-  IgnoredRoutes::registry().add(services.metrics,
-                                std::shared_ptr<const vantage::bgp::Monitor>(runtime_, &runtime_->monitor));
+  IgnoredRoutes::registry().add(
+      services.metrics, std::shared_ptr<const vantage::bgp::Monitor>(runtime_, &runtime_->monitor));
   if (config_.bmp) runtime_->start_bmp();
   if (config_.ris_live) runtime_->start_ris_live();
   if (!config_.mrt_dir.empty()) runtime_->poll_mrt(true);

@@ -38,19 +38,19 @@ struct BmpListen {
 };
 
 struct BgpConfig {
-  std::string prefixes_file;  // expectations (BGPalerter-like prefixes YAML)
-  std::string as_rel_file;    // CAIDA as-rel (optional)
-  std::string vrp_file;       // rpki-client / Routinator VRP JSON (optional)
+  std::string prefixes_file;     // expectations (BGPalerter-like prefixes YAML)
+  std::string as_rel_file;       // CAIDA as-rel (optional)
+  std::string vrp_file;          // rpki-client / Routinator VRP JSON (optional)
   std::optional<int> min_peers;  // overrides the prefixes file's options.min_peers
   std::optional<BmpListen> bmp;
-  std::string mrt_dir;                // watched directory (optional)
-  std::string mrt_pattern = "*";      // fnmatch(3) glob on file names
-  bool mrt_skip_existing = false;     // true: files present at start are not read
+  std::string mrt_dir;             // watched directory (optional)
+  std::string mrt_pattern = "*";   // fnmatch(3) glob on file names
+  bool mrt_skip_existing = false;  // true: files present at start are not read
   // The last file is complete when not written to for this long (earlier ones: once a later
   // file exists).
   std::chrono::nanoseconds mrt_settle{std::chrono::seconds(60)};
   std::optional<RisLiveConfig> ris_live;  // RIS Live subscription (optional)
-  bool publish_route_events = true;   // false: only bgp_alert records
+  bool publish_route_events = true;       // false: only bgp_alert records
   // Loaded at start-up so a bad file fails the config, not the running probe.
   std::shared_ptr<const vantage::bgp::Expectations> expectations;
   std::shared_ptr<const vantage::bgp::AsRelationships> relationships;

@@ -553,7 +553,8 @@ asio::awaitable<std::vector<CheckResult>> JourneyCheck::run(RunContext& ctx) {
     // The journey's address: the one its failing step connected to, else its first step's
     // (the analysis compares it with what other vantage points reached: a DNS answer problem
     // shows as a different address).
-    if (!fetched.server_ip.empty() && (r.target.server_ip.empty() || (fetched.failure && !failed_step))) {
+    if (!fetched.server_ip.empty() &&
+        (r.target.server_ip.empty() || (fetched.failure && !failed_step))) {
       r.target.server_ip = fetched.server_ip;
     }
     s.phases = fetched.phases;

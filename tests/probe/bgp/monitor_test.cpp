@@ -26,7 +26,8 @@ RouteEvent announce(const char* collector, const char* pfx, std::vector<std::uin
   return e;
 }
 
-RouteEvent withdraw(const char* collector, const char* pfx, std::uint32_t peer_asn, std::int64_t t = 2) {
+RouteEvent withdraw(const char* collector, const char* pfx, std::uint32_t peer_asn,
+                    std::int64_t t = 2) {
   RouteEvent e;
   e.kind = RouteEvent::Kind::withdraw;
   e.time_us = t;
@@ -38,7 +39,8 @@ RouteEvent withdraw(const char* collector, const char* pfx, std::uint32_t peer_a
 }
 
 // Resolve hold 0: these cases are about which alerts open and resolve, not when.
-Expectations expectations(int min_peers, double visibility_threshold = 0.5, std::int64_t hold_us = 0) {
+Expectations expectations(int min_peers, double visibility_threshold = 0.5,
+                          std::int64_t hold_us = 0) {
   Expectations x;
   x.resolve_hold_us = hold_us;
   MonitoredPrefix cf;
@@ -89,7 +91,8 @@ TEST_CASE("a path change is one transition: no visibility flap, a persisting iss
 
 TEST_CASE("min_peers counts peers per collector: one neighbour seen by two routers is two peers",
           "[bgp][monitor]") {
-  Monitor m(expectations(2, 0.9), nullptr, nullptr);  // losing one of two peers is no visibility loss
+  Monitor m(expectations(2, 0.9), nullptr,
+            nullptr);  // losing one of two peers is no visibility loss
   std::vector<Alert> alerts;
   m.observe(announce("r1", "104.20.0.0/20", {65000, 64999, 17557}), alerts);
   CHECK(alerts.empty());  // one peer: below min_peers
@@ -106,8 +109,10 @@ TEST_CASE("min_peers counts peers per collector: one neighbour seen by two route
   CHECK(names(alerts) == std::vector<std::string>{"resolved hijack", "open visibility_loss"});
 }
 
-TEST_CASE("a router's Peer Up makes the peer's routes stale until it re-sends them; End-of-RIB "
-          "or the refresh timeout withdraws the rest", "[bgp][monitor]") {
+TEST_CASE(
+    "a router's Peer Up makes the peer's routes stale until it re-sends them; End-of-RIB "
+    "or the refresh timeout withdraws the rest",
+    "[bgp][monitor]") {
   Monitor m(expectations(1), nullptr, nullptr);
   std::vector<Alert> alerts;
   m.observe(announce("r1", "104.20.0.0/20", {65000, 3356, 13335}), alerts);
@@ -178,7 +183,8 @@ TEST_CASE("a peer flapping a foreign origin gives one alert, resolved after the 
   feed(from_peer(announce("rrc00", "104.20.0.0/20", {174, 13335}, 0), "192.0.2.11", 174));
   for (int i = 0; i < 18; ++i) {
     const std::int64_t t = i * 40 * kSecond;
-    feed(from_peer(announce("rrc00", "104.20.0.0/20", {6939, 64999, 12345}, t + 1), "192.0.2.12", 6939));
+    feed(from_peer(announce("rrc00", "104.20.0.0/20", {6939, 64999, 12345}, t + 1), "192.0.2.12",
+                   6939));
     feed(from_peer(withdraw("rrc00", "104.20.0.0/20", 6939, t + 20 * kSecond), "192.0.2.12", 6939));
   }
   REQUIRE(names(all) == std::vector<std::string>{"open moas"});
@@ -189,12 +195,14 @@ TEST_CASE("a peer flapping a foreign origin gives one alert, resolved after the 
   CHECK(later.empty());
   m.tick(17 * 40 * kSecond + 20 * kSecond + 60 * kSecond, later);
   REQUIRE(names(later) == std::vector<std::string>{"resolved moas"});
-  CHECK(later[0].time_us == 17 * 40 * kSecond + 20 * kSecond);  // when it went, not when the hold ended
+  CHECK(later[0].time_us ==
+        17 * 40 * kSecond + 20 * kSecond);  // when it went, not when the hold ended
   CHECK(later[0].key == all[0].key);
 }
 
-TEST_CASE("appending a private ASN evades nothing; a private origin behind the expected AS is named",
-          "[bgp][monitor]") {
+TEST_CASE(
+    "appending a private ASN evades nothing; a private origin behind the expected AS is named",
+    "[bgp][monitor]") {
   Monitor m(expectations(1), nullptr, nullptr);
   std::vector<Alert> alerts;
   // A hijacker (AS666) appends private AS65001: judged as AS666's hijack, tagged.
@@ -207,8 +215,10 @@ TEST_CASE("appending a private ASN evades nothing; a private origin behind the e
   CHECK(alerts[1].raw_path == "3356 666 65001 4200000001");
   // The operator's own edge leaks AS65201 behind the real origin: one private_origin (ticket).
   alerts.clear();
-  m.observe(from_peer(announce("rrc00", "104.20.0.0/20", {174, 13335, 65201}), "192.0.2.20", 174), alerts);
-  m.observe(from_peer(announce("rrc00", "104.20.0.0/20", {6939, 13335, 65201}), "192.0.2.21", 6939), alerts);
+  m.observe(from_peer(announce("rrc00", "104.20.0.0/20", {174, 13335, 65201}), "192.0.2.20", 174),
+            alerts);
+  m.observe(from_peer(announce("rrc00", "104.20.0.0/20", {6939, 13335, 65201}), "192.0.2.21", 6939),
+            alerts);
   REQUIRE(names(alerts) == std::vector<std::string>{"open private_origin"});
   CHECK(alerts[0].origin == 13335u);
   CHECK(alerts[0].severity() == "ticket");
@@ -223,15 +233,18 @@ TEST_CASE("appending a private ASN evades nothing; a private origin behind the e
 TEST_CASE("a prepend typo scores below a real hijack and says why", "[bgp][monitor]") {
   Monitor m(expectations(1), nullptr, nullptr);
   std::vector<Alert> alerts;
-  m.observe(from_peer(announce("rrc00", "104.20.0.0/20", {3356, 13335}), "192.0.2.30", 3356), alerts);
+  m.observe(from_peer(announce("rrc00", "104.20.0.0/20", {3356, 13335}), "192.0.2.30", 3356),
+            alerts);
   // "13335 3" where "13335 13335" was meant, AGGREGATOR naming the expected AS.
-  RouteEvent typo = from_peer(announce("rrc00", "104.20.0.0/20", {174, 13335, 3}), "192.0.2.31", 174);
+  RouteEvent typo =
+      from_peer(announce("rrc00", "104.20.0.0/20", {174, 13335, 3}), "192.0.2.31", 174);
   typo.aggregator = 13335;
   m.observe(typo, alerts);
   // A more-specific from an origin never seen, through several peers: the 2008 YouTube pattern.
   for (int i = 0; i < 5; ++i) {
     const std::string ip = "192.0.2." + std::to_string(40 + i);
-    m.observe(from_peer(announce("rrc00", "104.20.3.0/24", {3491, 17557}), ip.c_str(), 3491), alerts);
+    m.observe(from_peer(announce("rrc00", "104.20.3.0/24", {3491, 17557}), ip.c_str(), 3491),
+              alerts);
   }
   const Alert* t = find(alerts, "moas");
   const Alert* h = find(alerts, "sub_prefix_hijack");
@@ -243,7 +256,8 @@ TEST_CASE("a prepend typo scores below a real hijack and says why", "[bgp][monit
   CHECK(t->score < h->score);
   CHECK(t->severity() == "log");
   CHECK(h->severity() == "page");
-  CHECK(t->to_text().find("AS3 directly after AS13335: likely a prepend typo") != std::string::npos);
+  CHECK(t->to_text().find("AS3 directly after AS13335: likely a prepend typo") !=
+        std::string::npos);
 }
 
 TEST_CASE("RPKI: a valid new origin lowers the score, an invalid one raises it", "[bgp][monitor]") {
@@ -254,7 +268,8 @@ TEST_CASE("RPKI: a valid new origin lowers the score, an invalid one raises it",
     FILE* f = std::fopen(path.c_str(), "w");
     REQUIRE(f != nullptr);
     std::fputs(R"({"roas":[{"asn":"AS13335","prefix":"104.20.0.0/20","maxLength":24},)"
-               R"({"asn":209242,"prefix":"104.20.0.0/20","maxLength":24}]})", f);
+               R"({"asn":209242,"prefix":"104.20.0.0/20","maxLength":24}]})",
+               f);
     std::fclose(f);
     vrps = Vrps::load(path);
     std::remove(path.c_str());
