@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "beacon-collector/ingest/origins.hpp"
+#include "beacon-collector/ingest/url_template.hpp"
 #include "beacon-collector/ingest/user_agent.hpp"
 
 namespace vantage::collector::ingest {
@@ -267,6 +268,11 @@ bool apply_age(BrowserRecord& r, double age_ms, const ParseLimits& limits) {
   return true;
 }
 
+// Every record's endpoint template, once its URL is final.
+void add_templates(ParseOutcome& out) {
+  for (BrowserRecord& r : out.records) r.url_template = template_url(r.url);
+}
+
 bool url_allowed(const ParseContext& ctx, std::string_view url) {
   return ctx.origins == nullptr || ctx.origins->allows_url(url);
 }
@@ -390,6 +396,7 @@ ParseOutcome parse_reporting_api(std::string_view body, const ParseContext& ctx)
       ++out.dropped[drop];
     }
   }
+  add_templates(out);
   return out;
 }
 
@@ -444,6 +451,7 @@ ParseOutcome parse_csp_report(std::string_view body, const ParseContext& ctx) {
   }
   b.push_back('}');
   out.records.push_back(std::move(r));
+  add_templates(out);
   return out;
 }
 
@@ -559,6 +567,7 @@ ParseOutcome parse_beacon(std::string_view body, const ParseContext& ctx) {
     r.weight = weight;
     out.records.push_back(std::move(r));
   }
+  add_templates(out);
   return out;
 }
 

@@ -21,6 +21,10 @@ struct BrowserRecord {
   std::string type;
   std::string endpoint;  // where it arrived: "reports/<group>", "csp", "beacon"
   std::string url;       // the report's document/request URL, query and fragment removed
+  // `url` with the path segments that identify an object replaced with ":id"
+  // ("https://shop.example.com/api/cart/:id/total"; ingest/url_template.hpp): the endpoint the
+  // analysis aggregates by. The store derives it from `url` when it is empty.
+  std::string url_template;
   std::string origin;    // the upload's Origin header ("" when absent)
   // Network Error Logging (type == "network-error"); http_error events set status_code/method.
   std::string nel_type;   // "ok", "http.error", "dns.name_not_resolved", "tcp.refused", …

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include "beacon-collector/ingest/url_template.hpp"
+
 namespace vantage::collector::store {
 namespace {
 
@@ -38,7 +40,8 @@ CREATE TABLE IF NOT EXISTS browser_reports (
   isp           TEXT,
   ua_family     TEXT,
   ua_major      INTEGER,
-  body          TEXT NOT NULL
+  body          TEXT NOT NULL,
+  url_template  TEXT
 );
 CREATE INDEX IF NOT EXISTS browser_reports_event ON browser_reports(event_ns);
 CREATE TABLE IF NOT EXISTS probe_results (
@@ -92,8 +95,14 @@ CREATE TABLE IF NOT EXISTS bgp_alerts (
   record           TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS bgp_alerts_time ON bgp_alerts(time_ns);
-PRAGMA user_version = 2;
 )sql";
+
+// Version 2 -> 3: the endpoint template of each report's URL. ADD COLUMN rewrites no row: rows
+// written before read NULL, and readers template their `url` themselves.
+constexpr const char* kAddUrlTemplate = "ALTER TABLE browser_reports ADD COLUMN url_template TEXT";
+constexpr const char* kHasUrlTemplate =
+    "SELECT count(*) FROM pragma_table_info('browser_reports') WHERE name = 'url_template'";
+constexpr const char* kSchemaVersion = "PRAGMA user_version = 3";
 
 void bind_text(sqlite3_stmt* s, int i, const std::string& v, bool null_if_empty = true) {
   if (v.empty() && null_if_empty) {
@@ -157,6 +166,21 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
     if (auto ec = exec(sql)) fail(ec.value(), sql);
   }
   if (auto ec = exec(kSchema)) fail(ec.value(), "cannot create the schema");
+  {
+    sqlite3_stmt* has = nullptr;
+    int hrc = sqlite3_prepare_v2(db_, kHasUrlTemplate, -1, &has, nullptr);
+    const bool present = hrc == SQLITE_OK && (hrc = sqlite3_step(has)) == SQLITE_ROW &&
+                         sqlite3_column_int(has, 0) > 0;
+    if (hrc != SQLITE_OK && hrc != SQLITE_ROW) {
+      sqlite3_finalize(has);
+      fail(hrc, "cannot read the schema");
+    }
+    sqlite3_finalize(has);
+    if (!present) {
+      if (auto ec = exec(kAddUrlTemplate)) fail(ec.value(), "cannot add browser_reports.url_template");
+    }
+  }
+  if (auto ec = exec(kSchemaVersion)) fail(ec.value(), kSchemaVersion);
   auto prepare = [&](const char* sql, sqlite3_stmt** stmt, const char* what) {
     const int prc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr);
     if (prc != SQLITE_OK) fail(prc, std::string("cannot prepare the ") + what);
@@ -164,8 +188,8 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
   prepare(
       "INSERT INTO browser_reports (received_ns, event_ns, kind, type, endpoint, url, origin, "
       "nel_type, nel_phase, status_code, method, protocol, elapsed_ms, server_ip, server_asn, "
-      "server_as_org, weight, client_prefix, country, city, asn, isp, ua_family, ua_major, body) "
-      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      "server_as_org, weight, client_prefix, country, city, asn, isp, ua_family, ua_major, body, "
+      "url_template) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
       &insert_report_, "report insert");
   prepare(
       "INSERT OR IGNORE INTO probe_results (result_id, kind, time_ns, received_ns, probe_id, "
@@ -246,6 +270,7 @@ WriteOutcome SqliteStore::write(const Batch& batch) {
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
   };
   int rc = SQLITE_OK;
+  std::string templated;  // bound with SQLITE_STATIC: lives until the step
   for (const BrowserRecord* r : batch.reports) {
     sqlite3_stmt* s = insert_report_;
     sqlite3_bind_int64(s, 1, r->received_ns);
@@ -277,6 +302,12 @@ WriteOutcome SqliteStore::write(const Batch& batch) {
       sqlite3_bind_null(s, 24);
     }
     bind_text(s, 25, r->body, false);
+    if (r->url_template.empty()) {
+      templated = ingest::template_url(r->url);  // a record made elsewhere (the generator, tests)
+      bind_text(s, 26, templated, false);
+    } else {
+      bind_text(s, 26, r->url_template, false);
+    }
     if ((rc = step(s)) != SQLITE_OK) break;
   }
   out.result_inserted.reserve(batch.results.size());

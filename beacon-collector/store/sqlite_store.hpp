@@ -1,10 +1,10 @@
 // The embedded store: one SQLite database in WAL mode (https://sqlite.org/wal.html) with
 // synchronous=FULL, so a committed batch survives a crash of the collector or the machine.
-// Schema (user_version 2), documented column by column in docs/collector.md#store:
+// Schema (user_version 3), documented column by column in docs/collector.md#store:
 //   browser_reports(id, received_ns, event_ns, kind, type, endpoint, url, origin, nel_type,
 //                   nel_phase, status_code, method, protocol, elapsed_ms, server_ip, server_asn,
 //                   server_as_org, weight, client_prefix, country, city, asn, isp, ua_family,
-//                   ua_major, body)
+//                   ua_major, body, url_template)
 //   probe_results(result_id PRIMARY KEY, kind, time_ns, received_ns, probe_id, region, asn,
 //                 check_name, check_kind, target_url, server_ip, outcome, status_code, total_ms,
 //                 record)
@@ -31,8 +31,10 @@ const std::error_category& sqlite_category() noexcept;
 
 class SqliteStore final : public Store {
  public:
-  // Opens (creating if needed) the database and its schema. Throws std::system_error naming the
-  // file when it cannot be opened or migrated (start-up).
+  // Opens (creating if needed) the database and its schema; an older database is migrated in
+  // place (version 1 gains the BGP tables, version 2 the browser_reports.url_template column,
+  // NULL in the rows written before). Throws std::system_error naming the file when it cannot
+  // be opened or migrated (start-up).
   explicit SqliteStore(const std::string& path);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;

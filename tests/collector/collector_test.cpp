@@ -384,7 +384,7 @@ TEST_CASE("the writer group-commits and reports duplicates by result id", "[coll
   };
   CHECK(count("SELECT count(*) FROM probe_results") == 4);
   CHECK(count("SELECT count(*) FROM browser_reports") == 2);
-  CHECK(count("PRAGMA user_version") == 2);
+  CHECK(count("PRAGMA user_version") == 3);
   sqlite3_close(con);
   fs::remove(db);
   fs::remove(db.string() + "-wal");
