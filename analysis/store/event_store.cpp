@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "analysis/detect/analyzer.hpp"
+#include "beacon-collector/ingest/url_template.hpp"
 
 namespace vantage::analysis {
 namespace {
@@ -88,14 +89,20 @@ class SqliteEventStore final : public EventStore {
   void scan_reports(std::int64_t from_ns, std::int64_t to_ns,
                     const std::function<void(const BrowserReportRow&)>& fn) override {
     BrowserReportRow r;
+    // `url` is the endpoint template stored at ingest (store version 3); rows written before
+    // (NULL, or no such column) get it here.
+    const bool stored = has_url_template();
     each_row(
-        "SELECT event_ns, kind, type, url, nel_type, status_code, asn, isp, country, weight FROM "
-        "browser_reports",
+        std::string("SELECT event_ns, kind, type, ") +
+            (stored ? "coalesce(url_template, url)" : "url") +
+            ", nel_type, status_code, asn, isp, country, weight, " +
+            (stored ? "url_template IS NULL" : "1") + " FROM browser_reports",
         "event_ns", from_ns, to_ns, [&](sqlite3_stmt* s) {
           r.time_ns = sqlite3_column_int64(s, 0);
           r.kind = text(s, 1);
           r.type = text(s, 2);
           r.url = text(s, 3);
+          if (sqlite3_column_int(s, 10)) r.url = collector::ingest::template_url(r.url);
           r.nel_type = text(s, 4);
           r.status_code = opt_int(s, 5);
           r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
@@ -152,6 +159,21 @@ class SqliteEventStore final : public EventStore {
     if (rc != SQLITE_DONE) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
   }
 
+  // Whether browser_reports has the url_template column (collector stores before version 3
+  // do not).
+  bool has_url_template() {
+    if (!has_url_template_) {
+      Statement q(db_,
+                  "SELECT count(*) FROM pragma_table_info('browser_reports') WHERE name = "
+                  "'url_template'",
+                  path_);
+      if (sqlite3_step(q.get()) != SQLITE_ROW)
+        throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+      has_url_template_ = sqlite3_column_int(q.get(), 0) > 0;
+    }
+    return *has_url_template_;
+  }
+
   // True when [from, to) covers at least a fifth of what the store holds.
   bool wide(std::int64_t from, std::int64_t to) {
     if (!span_) span_ = time_span().value_or(std::pair<std::int64_t, std::int64_t>{0, 0});
@@ -201,6 +223,7 @@ class SqliteEventStore final : public EventStore {
   sqlite3* db_ = nullptr;
   std::map<std::string, Vantage> vantages_;
   std::optional<std::pair<std::int64_t, std::int64_t>> span_;
+  std::optional<bool> has_url_template_;
 };
 
 }  // namespace

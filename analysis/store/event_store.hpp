@@ -35,7 +35,7 @@ struct BrowserReportRow {
   std::int64_t time_ns = 0;  // event time (receive − age)
   std::string kind;          // "browser_report" | "rum_event"
   std::string type;          // "network-error", "csp-violation", "http_error", …
-  std::string url;           // without query
+  std::string url;           // without query, path templated ("…/api/cart/:id/total")
   std::string nel_type;      // NEL type ("ok", "http.error", "tcp.timed_out", …); "" otherwise
   std::optional<int> status_code;
   std::uint32_t asn = 0;
