@@ -12,13 +12,26 @@ temporary directory /tmp/vantage-lab-XXXX removed by stop() (also its processes'
 at a time per machine: the names are fixed, so a second one fails at once (the lock). Needs root, iproute2, nginx with njs,
 unbound, Chromium, ExaBGP, FRR and MaxMind's DB writer (scripts/install-deps installs them).
 
-Faults (Lab.inject / Lab.remove) are what scenarios (regions/lab/scenarios/*.yml) are made of:
-  blackhole    {isp}                 the core router drops the ISP's packets to the origin's prefix
+Faults (Lab.inject / Lab.remove) are what scenarios (regions/lab/scenarios/*.yml) are made of.
+`isp` is one ISP id, a list of them, or `all` (every ISP of lab.yml, the users-only one too); any
+set of faults may be in at once, as long as no two of them act on the same ISP in the same way:
+  blackhole    {isp}                 the core router drops the ISPs' packets to the origin's prefix
+                                     (connects time out); one routing rule and table per ISP
+  packet_loss  {isp, percent}        the core router drops `percent` % of the ISPs' packets to and
+                                     from the origin's prefix (nftables numgen; the kernel has no
+                                     netem): each direction drops 1 - sqrt(1 - percent/100), so a
+                                     round trip (ping, a SYN and its SYN-ACK) is lost `percent` %
+  origin_down  {}                    the origin's web server (nginx) stops: connections are refused;
+                                     removal starts it again (its DNS stays up)
+  http_status  {isp, path, status}   the origin answers `status` (e.g. 403, 503) to the ISPs'
+                                     prefixes on requests whose path starts with `path` (/api/...)
+  waf_block    {isp}                 http_status with path /api/ and status 403 (a WAF rule)
   dns_hijack   {isp, name, address}  the ISP's resolver answers `name` with `address`
-  waf_block    {isp}                 the origin answers 403 to the ISP's prefix on /api/ (a WAF rule)
   latency      {endpoint, ms}        the origin delays one API endpoint (e.g. checkout)
   bgp_announce {prefix, as_path}     the BGP upstream announces a route (removal: the baseline
                                      route again, or a withdrawal)
+An ISP with `probe: false` in lab.yml has a resolver and a user but no vantage point (a
+users-only network: only its browsers' reports show what happens there).
 """
 import fcntl
 import glob
@@ -42,7 +55,8 @@ CORE, ORIGIN, COLL = f"{PREFIX}-core", f"{PREFIX}-origin", f"{PREFIX}-coll"
 BGP_NAME = f"{PREFIX}-bgp"            # bgp_lab namespaces: vlab-bgp-spk, vlab-bgp-rtr
 TMP_GLOB = "/tmp/vantage-lab-*"
 LOCK = "/run/vantage-lab.lock"
-BLACKHOLE_TABLE = 100
+BLACKHOLE_TABLE = 100                 # + the ISP's position in lab.yml (1, 2, ...): its table and rule
+LOSS_TABLE = "vlab_loss"              # nftables: one table per ISP with packet loss, vlab_loss_<isp>
 NGINX_NJS = "/usr/lib/nginx/modules/ngx_http_js_module.so"
 CHROMIUM = "/usr/bin/chromium"
 SHOP, COLLECTOR_HOST, NS_HOST = "shop.lab.test", "collector.lab.test", "ns.lab.test"
@@ -51,6 +65,50 @@ SHOP, COLLECTOR_HOST, NS_HOST = "shop.lab.test", "collector.lab.test", "ns.lab.t
 def load_config(path=os.path.join(HERE, "lab.yml")):
     with open(path) as f:
         return yaml.safe_load(f)
+
+
+SCENARIOS = os.path.join(HERE, "scenarios")
+# What an `expect:` block may say besides its incidents (docs/lab.md#expectations).
+EXPECT_OPTIONS = {"incidents", "within", "only", "quiet_after", "steady", "resolves"}
+
+
+def timeline_path(name):
+    """A timeline file: a path, or the name of one in regions/lab/scenarios/ (`outages`,
+    `outages.yml`)."""
+    if os.path.sep in name or os.path.exists(name):
+        return name
+    return os.path.join(SCENARIOS, name if name.endswith(".yml") else name + ".yml")
+
+
+def expectation(expect):
+    """A scenario's `expect:` in one shape: {"incidents": [{kind, ...}, ...], "within": seconds
+    or None, "only": bool, "quiet_after": seconds, "steady": bool, "resolves": bool}. Accepts
+    `none` (no incident), one incident's keys (the original format: `kind`, `asns`, ...) or
+    `incidents:` with a list of them and the options. ValueError on a malformed block."""
+    out = {"incidents": [], "within": None, "only": True, "quiet_after": 0.0, "steady": False, "resolves": True}
+    if expect in (None, "none"):
+        return out
+    if not isinstance(expect, dict):
+        raise ValueError(f"expect: `none` or a mapping (got {expect!r})")
+    if "incidents" not in expect:
+        expect = {"incidents": [expect]}
+    unknown = set(expect) - EXPECT_OPTIONS
+    if unknown:
+        raise ValueError(f"expect: unknown keys {sorted(unknown)} beside incidents (allowed: "
+                         f"{', '.join(sorted(EXPECT_OPTIONS))})")
+    out["incidents"] = list(expect["incidents"] or [])
+    for inc in out["incidents"]:
+        if not isinstance(inc, dict) or "kind" not in inc:
+            raise ValueError(f"expect: each incident needs a kind (got {inc!r})")
+    for key in ("within", "quiet_after"):
+        if key in expect:
+            out[key] = seconds(expect[key])
+    for key in ("only", "steady", "resolves"):
+        if key in expect:
+            if not isinstance(expect[key], bool):
+                raise ValueError(f"expect: {key} must be true or false (got {expect[key]!r})")
+            out[key] = expect[key]
+    return out
 
 
 def run(*cmd, check=True, input=None):
@@ -65,7 +123,7 @@ def requirements():
     if os.geteuid() != 0:
         return ("the lab needs root: it creates network namespaces and veth links "
                 "(run it as root, or with sudo)")
-    missing = [c for c in ("ip", "nginx", "unbound", "unbound-control", "perl", "exabgp", "openssl", "certutil")
+    missing = [c for c in ("ip", "nft", "nginx", "unbound", "unbound-control", "perl", "exabgp", "openssl", "certutil")
                if not shutil.which(c)]
     missing += [p for p in (CHROMIUM, NGINX_NJS, bgp_lab.BGPD) if not os.path.exists(p)]
     if run("perl", "-MMaxMind::DB::Writer::Tree", "-e", "1", check=False).returncode != 0:
@@ -118,6 +176,12 @@ class Lab:
         self.dir = None
         self.procs = {}
         self.isps = {i["id"]: i for i in self.cfg["isps"]}
+        # ISPs with a vantage point; the others (`probe: false`) are users-only networks.
+        self.probe_isps = [k for k, i in self.isps.items() if i.get("probe", True)]
+        self.blackholed = set()  # ISP ids whose packets to the origin the core drops
+        self.lossy = set()       # ISP ids with an nftables packet-loss table on the core
+        self.http_rules = {}     # (isp id, path) -> status, the origin's http_status rules
+        self.origin_cmd = None   # how nginx is started (origin_down stops it, removal restarts it)
         self.faults_state = {}   # the origin's faults.json
         self.bgp = None
         self.tokens = {}
@@ -152,7 +216,7 @@ class Lab:
             self.start_resolver(isp_id)
         self.wait_ready()
         self.start_bgp()
-        for isp_id in self.isps:
+        for isp_id in self.probe_isps:
             self.start_probe(isp_id)
         for isp_id in self.isps:
             self.start_user(isp_id)
@@ -212,6 +276,11 @@ class Lab:
         for isp_id, isp in self.isps.items():
             plen = int(isp["subnet"].split("/")[1])
             link(self.isp_ns(isp_id), f"{PREFIX}-{isp_id}", self.isp_addr(isp_id, 1), self.isp_addr(isp_id, 2), plen)
+            # The compressed clock for the users' TCP: a connect gives up after ~3 s (one SYN
+            # retransmission, not six: ~127 s), so a browser reports a black-holed origin as
+            # tcp.timed_out within the fault instead of abandoning the request (the page gives each
+            # request 10 s). The probes' own timeouts are shorter and unchanged.
+            run(*ns_exec(self.isp_ns(isp_id), "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"))
             # Chromium and the probe read resolv.conf: `ip netns exec` shows them this one.
             os.makedirs(f"/etc/netns/{self.isp_ns(isp_id)}", exist_ok=True)
             with open(f"/etc/netns/{self.isp_ns(isp_id)}/resolv.conf", "w") as f:
@@ -317,8 +386,8 @@ http {{
         subprocess.run(["chmod", "-R", "a+rX", www], check=True)
         subprocess.run(["chown", "-R", "nobody", state], check=True)
         subprocess.run(["chmod", "-R", "go-rwx", state], check=True)
-        self.spawn("nginx", ORIGIN, ["nginx", "-c", conf, "-p", self.dir, "-e", self.path("nginx-error.log"),
-                                     "-g", "daemon off;"])
+        self.origin_cmd = ["nginx", "-c", conf, "-p", self.dir, "-e", self.path("nginx-error.log"), "-g", "daemon off;"]
+        self.spawn("nginx", ORIGIN, self.origin_cmd)
         # The authoritative server for lab.test (unbound's auth-zone).
         zone = self.path("lab.test.zone")
         records = [f"@ 60 IN SOA {NS_HOST}. hostmaster.lab.test. 1 3600 600 86400 1",
@@ -381,7 +450,7 @@ stub-zone:
     def start_collector(self):
         c = self.cfg["collector"]
         probes = []
-        for isp_id in list(self.isps) + ["bgp"]:
+        for isp_id in self.probe_isps + ["bgp"]:
             token = os.urandom(16).hex()
             self.tokens[isp_id] = token
             probes.append({"id": self.probe_id(isp_id), "token_env": f"VANTAGE_TOKEN_{isp_id.upper()}"})
@@ -542,15 +611,48 @@ stub-zone:
         os.chmod(path + ".tmp", 0o666)
         os.rename(path + ".tmp", path)
 
+    def fault_isps(self, a):
+        """The ISP ids a fault names: `isp` is one id, a list of ids, or `all`."""
+        want = a.get("isp")
+        ids = list(self.isps) if want == "all" else [want] if isinstance(want, str) else list(want or [])
+        unknown = [i for i in ids if i not in self.isps]
+        if not ids or unknown:
+            raise ValueError(f"fault needs isp: one of {', '.join(self.isps)}, a list of them, or all "
+                             f"(got {want!r})")
+        return ids
+
+    def isp_names(self, ids):
+        if len(ids) == len(self.isps):
+            return "every ISP"
+        return " and ".join(f"{self.isps[i]['name']} ({self.isps[i]['subnet']})" for i in ids)
+
+    @staticmethod
+    def http_path(a):
+        path = str(a.get("path", ""))
+        if not path.startswith("/api/"):  # nginx hands only /api/ to the shop (api.js)
+            raise ValueError(f"http_status: path must start with /api/ (got {path!r})")
+        status = int(a.get("status", 0))
+        if not 100 <= status <= 599:
+            raise ValueError(f"http_status: status must be an HTTP status code (got {a.get('status')!r})")
+        return path, status
+
     def describe(self, fault):
         (kind, a), = fault.items()
+        prefix = self.cfg["origin"]["prefix"]
         if kind == "blackhole":
-            return (f"the core router drops {self.isps[a['isp']]['name']}'s packets ({self.isps[a['isp']]['subnet']}) "
-                    f"to the origin ({self.cfg['origin']['prefix']})")
+            return f"the core router drops {self.isp_names(self.fault_isps(a))}'s packets to the origin ({prefix})"
+        if kind == "packet_loss":
+            return (f"the core router drops {a['percent']} % of the round trips between "
+                    f"{self.isp_names(self.fault_isps(a))} and the origin ({prefix})")
+        if kind == "origin_down":
+            return f"the origin's web server stops ({self.cfg['origin']['web']}:443 refuses connections; DNS stays up)"
+        if kind == "http_status":
+            path, status = self.http_path(a)
+            return f"the origin answers {status} on {path} to {self.isp_names(self.fault_isps(a))}"
         if kind == "dns_hijack":
             return f"{self.isps[a['isp']]['name']}'s resolver answers {a['name']} with {a['address']}"
         if kind == "waf_block":
-            return f"the origin's WAF answers 403 on /api/ to {self.isps[a['isp']]['name']} ({self.isps[a['isp']]['subnet']})"
+            return f"the origin's WAF answers 403 on /api/ to {self.isp_names(self.fault_isps(a))}"
         if kind == "latency":
             return f"the origin delays {a['endpoint']} by {a['ms']} ms"
         if kind == "bgp_announce":
@@ -565,15 +667,33 @@ stub-zone:
 
     def apply(self, fault, on):
         (kind, a), = fault.items()
+        a = a or {}
         if kind == "blackhole":
-            subnet, prefix = self.isps[a["isp"]]["subnet"], self.cfg["origin"]["prefix"]
-            if on:
-                run("ip", "-n", CORE, "route", "add", "blackhole", prefix, "table", str(BLACKHOLE_TABLE))
-                run("ip", "-n", CORE, "rule", "add", "from", subnet, "to", prefix, "table", str(BLACKHOLE_TABLE),
-                    "priority", "100")
-            else:
-                run("ip", "-n", CORE, "rule", "del", "priority", "100")
-                run("ip", "-n", CORE, "route", "flush", "table", str(BLACKHOLE_TABLE))
+            for isp_id in self.fault_isps(a):
+                self.blackhole(isp_id, on)
+        elif kind == "packet_loss":
+            percent = float(a.get("percent", -1))
+            if not 0 < percent <= 100:
+                raise ValueError(f"packet_loss: percent must be in (0, 100] (got {a.get('percent')!r})")
+            for isp_id in self.fault_isps(a):
+                self.packet_loss(isp_id, percent if on else None)
+        elif kind == "origin_down":
+            self.origin_down(on)
+        elif kind in ("http_status", "waf_block"):
+            path, status = self.http_path(a) if kind == "http_status" else ("/api/", 403)
+            for isp_id in self.fault_isps(a):
+                key = (isp_id, path)
+                if on and key in self.http_rules:
+                    raise ValueError(f"{kind}: {isp_id} already gets {self.http_rules[key]} on {path}")
+                if on:
+                    self.http_rules[key] = status
+                else:
+                    self.http_rules.pop(key, None)
+            self.faults_state["http_status"] = [{"prefix": self.isps[i]["subnet"], "path": p, "status": st}
+                                                for (i, p), st in sorted(self.http_rules.items())]
+            if not self.faults_state["http_status"]:
+                del self.faults_state["http_status"]
+            self.write_faults()
         elif kind == "dns_hijack":
             ctl = ["unbound-control", "-c", self.path(f"unbound-{a['isp']}.conf")]
             if on:
@@ -581,12 +701,6 @@ stub-zone:
             else:
                 run(*ctl, "local_data_remove", f"{a['name']}.")
             run(*ctl, "flush", f"{a['name']}.")
-        elif kind == "waf_block":
-            if on:
-                self.faults_state["deny_prefix"] = self.isps[a["isp"]]["subnet"]
-            else:
-                self.faults_state.pop("deny_prefix", None)
-            self.write_faults()
         elif kind == "latency":
             lat = self.faults_state.setdefault("latency_ms", {})
             if on:
@@ -604,6 +718,64 @@ stub-zone:
                 self.bgp.withdraw(a["prefix"])
         else:
             raise ValueError(f"unknown fault {kind!r}")
+
+    def blackhole(self, isp_id, on):
+        """One policy rule and one routing table per ISP (BLACKHOLE_TABLE + its position), so any
+        set of ISPs can be black-holed and restored independently."""
+        if on == (isp_id in self.blackholed):
+            raise ValueError(f"blackhole: {isp_id} is {'already' if on else 'not'} black-holed")
+        subnet, prefix = self.isps[isp_id]["subnet"], self.cfg["origin"]["prefix"]
+        table = str(BLACKHOLE_TABLE + list(self.isps).index(isp_id) + 1)
+        if on:
+            run("ip", "-n", CORE, "route", "add", "blackhole", prefix, "table", table)
+            run("ip", "-n", CORE, "rule", "add", "from", subnet, "to", prefix, "table", table, "priority", table)
+            self.blackholed.add(isp_id)
+        else:
+            run("ip", "-n", CORE, "rule", "del", "priority", table)
+            run("ip", "-n", CORE, "route", "flush", "table", table)
+            self.blackholed.discard(isp_id)
+
+    def packet_loss(self, isp_id, percent):
+        """An nftables table of its own per ISP on the core router (removal deletes it): forwarded
+        packets between the ISP's subnet and the origin's prefix are dropped at random, each
+        direction with the probability that makes a round trip fail `percent` % of the time."""
+        table = f"{LOSS_TABLE}_{isp_id}"
+        if (percent is not None) == (isp_id in self.lossy):
+            raise ValueError(f"packet_loss: {isp_id} {'already has' if percent is not None else 'has no'} loss")
+        if percent is None:
+            run(*ns_exec(CORE, "nft", "delete", "table", "inet", table))
+            self.lossy.discard(isp_id)
+            return
+        per_mille = round(1000 * (1 - (1 - percent / 100) ** 0.5))
+        subnet, prefix = self.isps[isp_id]["subnet"], self.cfg["origin"]["prefix"]
+        rules = f"""table inet {table} {{
+    chain forward {{
+        type filter hook forward priority 0; policy accept;
+        ip saddr {subnet} ip daddr {prefix} numgen random mod 1000 < {per_mille} drop
+        ip saddr {prefix} ip daddr {subnet} numgen random mod 1000 < {per_mille} drop
+    }}
+}}
+"""
+        run(*ns_exec(CORE, "nft", "-f", "-"), input=rules)
+        self.lossy.add(isp_id)
+
+    def origin_down(self, on):
+        """Stops nginx (SIGTERM: it closes its connections; nothing listens on :443, so new ones
+        are refused), or starts it again and waits until it accepts connections."""
+        proc = self.procs.get("nginx")
+        running = proc is not None and proc.poll() is None
+        if on:
+            if not running:
+                raise ValueError("origin_down: the origin's web server is not running")
+            proc.terminate()
+            proc.wait(timeout=10)
+            return
+        if running:
+            raise ValueError("origin_down: the origin's web server is already running")
+        self.spawn("nginx", ORIGIN, self.origin_cmd)
+        web = self.cfg["origin"]["web"]
+        wait(lambda: f"{web}:443" in run(*ns_exec(ORIGIN, "ss", "-Hltn"), check=False).stdout, 10,
+             "the origin's web server to listen again")
 
 
 def wait(predicate, timeout, what, interval=0.1):

@@ -19,7 +19,9 @@
 // auth, 404 unknown item, 409 double enrollment / second checkout, 422 validation errors.
 // Faults (POST /_faults, JSON): {"latency_ms": {"checkout": 800}, "error_rate": {"checkout": 1},
 //   "fail_next": {"checkout": 1}, "deny_prefix": "127.0.0.0/8"} — endpoint names are the keys
-//   of ENDPOINTS below; deny_prefix answers 403 (a WAF rule) to clients in that prefix.
+//   of ENDPOINTS below; deny_prefix answers 403 (a WAF rule) to clients in that prefix;
+//   "http_status": [{"prefix": "10.64.3.0/24", "path": "/api/products", "status": 503}] answers
+//   `status` to clients in `prefix` on requests whose path starts with `path` (the first match).
 // Every request is logged as one JSON line in $origin_dir/requests.jsonl with its traceparent,
 // the token it presented (and how: bearer or cookie) and the ids it sent, so tests can check
 // what a journey carried.
@@ -318,6 +320,12 @@ function api(r) {
     const faults = readJson(dir(r) + '/faults.json', {});
     if (faults.deny_prefix && inPrefix(r.remoteAddress, faults.deny_prefix)) {
         return respond(r, c, 403, {error: 'request blocked by WAF rule'});
+    }
+    const rules = faults.http_status || [];
+    for (let i = 0; i < rules.length; i++) {
+        if (inPrefix(r.remoteAddress, rules[i].prefix) && r.uri.indexOf(rules[i].path) === 0) {
+            return respond(r, c, rules[i].status, {error: 'injected status ' + rules[i].status});
+        }
     }
     let route = null;
     let match = null;
