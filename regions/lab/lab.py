@@ -80,6 +80,17 @@ def timeline_path(name):
     return os.path.join(SCENARIOS, name if name.endswith(".yml") else name + ".yml")
 
 
+def timelines():
+    """The names of the timelines in regions/lab/scenarios/ (files with a `timeline:` list)."""
+    names = []
+    for f in sorted(glob.glob(os.path.join(SCENARIOS, "*.yml"))):
+        with open(f) as fh:
+            doc = yaml.safe_load(fh)
+        if isinstance(doc, dict) and "timeline" in doc:
+            names.append(os.path.basename(f)[:-4])
+    return names
+
+
 def expectation(expect):
     """A scenario's `expect:` in one shape: {"incidents": [{kind, ...}, ...], "within": seconds
     or None, "only": bool, "quiet_after": seconds, "steady": bool, "resolves": bool}. Accepts

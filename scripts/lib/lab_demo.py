@@ -5,11 +5,15 @@ checks each against its scenario's expectation, prints the per-ISP report, write
 report, replays a real RIS RIB through the BGP monitor, and tears the lab down — also on Ctrl-C
 or a failure.
 
-    lab_demo.py PROBE COLLECTOR VANTAGE [--out DIR] [--json FILE] [--timeline FILE]
+    lab_demo.py PROBE COLLECTOR VANTAGE [--out DIR] [--json FILE] [--timeline NAME|FILE]
 
-Exit status: 0 when every scenario opened exactly its one expected incident in time and it
-resolved, and nothing else opened; 1 otherwise; 2 when the lab cannot run here (not root, a
-missing package).
+The timeline is regions/lab/scenarios/demo.yml (the five original faults) unless --timeline or
+$VANTAGE_LAB_TIMELINE names another, e.g. `outages` (global outage, origin down, packet loss, a
+403 on one path, a users-only network black-holed, two faults at once).
+
+Exit status: 0 when every scenario opened exactly its expected incidents in time, as its
+`expect:` block says (docs/lab.md#expectations), and nothing else opened; 1 otherwise; 2 when
+the lab cannot run here (not root, a missing package).
 """
 import argparse
 import json
@@ -51,12 +55,14 @@ class Demo:
         self.binaries = {"probe": os.path.abspath(args.probe), "collector": os.path.abspath(args.collector),
                          "vantage": args.vantage}
         self.cfg = labmod.load_config()
+        args.timeline = labmod.timeline_path(args.timeline)
         with open(args.timeline) as f:
             self.timeline = yaml.safe_load(f)
         self.scenarios = {}
         for step in self.timeline["timeline"]:
             with open(os.path.join(os.path.dirname(args.timeline), step["scenario"] + ".yml")) as f:
                 self.scenarios[step["scenario"]] = yaml.safe_load(f)
+            labmod.expectation(self.scenarios[step["scenario"]].get("expect"))  # a malformed one fails now
         self.interval = labmod.seconds(self.cfg["timing"]["probe_interval"])
         self.flags = [str(x) for x in self.cfg["timing"]["analysis"]]
         self.t0 = None
@@ -74,10 +80,11 @@ class Demo:
     # -- the run ----------------------------------------------------------------------------
     def run(self):
         isps = self.cfg["isps"]
-        print("== Vantage lab: an origin, a collector and three ISPs in network namespaces (root), nothing leaves "
-              "the machine")
+        print(f"== Vantage lab: an origin, a collector and {len(isps)} ISPs in network namespaces (root), nothing "
+              f"leaves the machine")
         for i in isps:
-            print(f"   {i['name']:<18} AS{i['asn']} {i['country']} {i['subnet']:<13} vantage point, resolver "
+            point = "vantage point, " if i.get("probe", True) else "no vantage point (users only), "
+            print(f"   {i['name']:<18} AS{i['asn']} {i['country']} {i['subnet']:<13} {point}resolver "
                   f"(unbound), a user (headless Chromium)")
         print(f"   origin: shop.lab.test {self.cfg['origin']['web']} (nginx, AS{self.cfg['origin']['asn']}), "
               f"collector.lab.test {self.cfg['collector']['address']}; BGP: ExaBGP -> FRR (Northwind's border "
@@ -131,7 +138,7 @@ class Demo:
                 db.close()
             except sqlite3.Error:
                 return False
-            want = {self.lab.probe_id(i) for i in self.lab.isps}
+            want = {self.lab.probe_id(i) for i in self.lab.probe_isps}
             return want <= probes and {i["asn"] for i in self.cfg["isps"]} <= asns
 
         labmod.wait(ready, 60, "the first results of every vantage point and reports of every user", interval=0.5)
@@ -180,11 +187,11 @@ class Demo:
         verdicts = self.check(incidents)
         self.summary["verdicts"] = verdicts
         print("\n== what was injected, what Vantage found")
-        print(f"   {'scenario':<14} {'expected':<22} {'found':<40} {'detected':>9} {'resolved':>9}")
+        print(f"   {'scenario':<20} {'expected':<22} {'found':<40} {'detected':>9} {'resolved':>9}")
         for v in verdicts:
             opened = f"{v['printed_s']:.1f} s" if v.get("printed_s") is not None else "-"
             resolved = f"{v['resolution_s']:.0f} s" if v.get("resolution_s") is not None else "-"
-            print(f"   {v['scenario']:<14} {v['expected']:<22} {v['found'][:40]:<40} {opened:>9} {resolved:>9}"
+            print(f"   {v['scenario']:<20} {v['expected']:<22} {v['found'][:40]:<40} {opened:>9} {resolved:>9}"
                   f"  {'ok' if v['ok'] else 'FAIL: ' + v['problem']}")
         print(f"   (detected: after the fault went in, when vantage watch printed it — the goal is two probe intervals,"
               f" {2 * self.interval:.0f} s;\n    resolved: after the fault came out, on the data's clock)")
@@ -193,10 +200,10 @@ class Demo:
             print(f"   unexpected incident: {i}")
         # What vantage watch printed must be the same story: one OPENED per fault, nothing else.
         opened = [line for _, line in self.watch_lines if " OPENED " in line]
-        faults = [v for v in verdicts if v["expected"] != "none"]
+        faults = sum(v["expected_incidents"] for v in verdicts)
         self.summary["printed_opened"] = opened
-        if len(opened) != len(faults):
-            print(f"   vantage watch printed {len(opened)} openings for {len(faults)} faults:")
+        if len(opened) != faults:
+            print(f"   vantage watch printed {len(opened)} openings for {faults} expected incidents:")
             for line in opened:
                 print(f"     {line}")
         # Per-ISP report: the whole run (terminal + HTML), and each fault's window (JSON, for the test).
@@ -220,69 +227,124 @@ class Demo:
         scan = self.vantage("bgp", "scan", RIS_RIB, "--prefixes", RIS_PREFIXES)
         print("\n".join("   " + line for line in scan.splitlines()[:12]))
         self.summary["mrt_scan"] = scan.splitlines()
-        self.summary["ok"] = all(v["ok"] for v in verdicts) and not extra and len(opened) == len(faults)
+        self.summary["ok"] = all(v["ok"] for v in verdicts) and not extra and len(opened) == faults
 
     def check(self, incidents):
-        """Each fault scenario: exactly one incident opened between its injection and its removal,
-        of the expected kind and scope, within two probe intervals, resolved after the removal.
-        The baseline: none."""
+        """Each scenario against its expectation (lab.expectation): between its injection and its
+        removal exactly its expected incidents open (`only`: nothing else), each of the expected
+        kind and scope, printed by vantage watch within `within` (two probe intervals by default)
+        and resolved after the removal; `steady`: none resolves or opens again while the fault is
+        in; `quiet_after`: nothing opens for that long after the removal. The baseline: none."""
         self.matched = set()
         verdicts = []
-        for name, rec in self.summary["scenarios"].items():
-            exp = rec["expect"]
+        order = sorted(self.summary["scenarios"].items(), key=lambda kv: kv[1]["inject"])
+        for n, (name, rec) in enumerate(order):
+            exp = labmod.expectation(rec["expect"])
             start, stop = rec["inject"], rec["remove"]
+            within = exp["within"] if exp["within"] is not None else 2 * self.interval
             during = [i for i in incidents if start <= parse_time(i["opened"]) < stop]
-            v = {"scenario": name, "expected": "none" if exp == "none" else exp["kind"], "found": "", "ok": False,
-                 "problem": ""}
+            kinds = [e["kind"] for e in exp["incidents"]]
+            v = {"scenario": name, "expected": " + ".join(kinds) or "none", "found": "", "ok": False, "problem": "",
+                 "incidents": [], "expected_incidents": len(kinds)}
             verdicts.append(v)
-            if exp == "none":
-                v["found"] = ", ".join(i["kind"] for i in during) or "none"
-                v["ok"] = not during
-                v["problem"] = "" if v["ok"] else "an incident opened during the baseline"
-                continue
-            if len(during) != 1:
-                v["found"] = ", ".join(i["kind"] for i in during) or "nothing"
-                v["problem"] = f"{len(during)} incidents opened while the fault was in"
-                self.matched.update(i["id"] for i in during)
-                continue
-            inc = during[0]
-            self.matched.add(inc["id"])
-            scope, ev = inc["scope"], inc["evidence"]
-            v["found"] = inc["title"]
-            v["incident"] = inc["id"]
-            v["detection_s"] = (parse_time(inc["opened"]) - start) / 1e9
-            # When the demo printed it (vantage watch: data settled, then a cycle).
-            printed = [t for t, line in self.watch_lines if " OPENED " in line and f" {inc['kind']} " in line
-                       and t >= start]
-            v["printed_s"] = (printed[0] - start) / 1e9 if printed else None
-            if inc.get("resolved"):
-                v["resolution_s"] = (parse_time(inc["resolved"]) - stop) / 1e9
             problems = []
-            if inc["kind"] != exp["kind"]:
-                problems.append(f"kind {inc['kind']}")
-            for key, want in exp.items():
-                if key == "kind":
+            self.matched.update(i["id"] for i in during)
+            if exp["only"] and len(during) != len(kinds):
+                problems.append(f"{len(during)} incidents opened while the fault was in, expected {len(kinds)}")
+            # Each expected incident takes the opened one of its kind that fits it best.
+            left = list(during)
+            printed_used = set()
+            for want in exp["incidents"]:
+                candidates = [i for i in left if i["kind"] == want["kind"]]
+                if not candidates:
+                    problems.append(f"no {want['kind']} incident")
                     continue
-                if key == "id":
-                    if not inc["id"].startswith(want):
-                        problems.append(f"id {inc['id']}")
-                    continue
-                have = scope.get(key, ev.get(key))
-                have = list(have) if isinstance(have, (list, dict)) else []
-                if key == "asns" and sorted(have) != sorted(want):
-                    problems.append(f"asns {have}")
-                for w in want:
-                    if w not in have:
-                        problems.append(f"{key} lacks {w}")
-            if v["printed_s"] is None:
-                problems.append("vantage watch never printed it")
-            elif v["printed_s"] > 2 * self.interval:
-                problems.append(f"printed {v['printed_s']:.1f} s after the fault (more than two probe intervals)")
-            if not inc.get("resolved"):
-                problems.append("not resolved after the fault was removed")
+                scored = sorted(((self.scope_problems(i, want), k) for k, i in enumerate(candidates)),
+                                key=lambda x: len(x[0]))
+                mismatch, k = scored[0]
+                inc = candidates[k]
+                left.remove(inc)
+                problems += mismatch
+                v["incidents"].append(inc["id"])
+                # When the demo printed it (vantage watch: data settled, then a cycle).
+                printed = [(t, line) for t, line in self.watch_lines if " OPENED " in line
+                           and f" {inc['kind']} " in line and t >= start and (t, line) not in printed_used]
+                printed_s = (printed[0][0] - start) / 1e9 if printed else None
+                if printed:
+                    printed_used.add(printed[0])
+                v["printed_s"] = max(v.get("printed_s") or 0, printed_s) if printed_s is not None else None
+                v["detection_s"] = (parse_time(inc["opened"]) - start) / 1e9
+                if printed_s is None:
+                    problems.append(f"vantage watch never printed the {inc['kind']} incident")
+                elif printed_s > within:
+                    problems.append(f"{inc['kind']} printed {printed_s:.1f} s after the fault (more than {within:g} s)")
+                resolved = parse_time(inc["resolved"]) if inc.get("resolved") else None
+                if resolved is not None:
+                    v["resolution_s"] = max(v.get("resolution_s") or -1e9, (resolved - stop) / 1e9)
+                if exp["resolves"] and resolved is None:
+                    problems.append(f"{inc['kind']} not resolved after the fault was removed")
+                if exp["steady"]:
+                    if resolved is not None and resolved < stop:
+                        problems.append(f"{inc['kind']} resolved while the fault was still in")
+                    flaps = [line for t, line in self.watch_lines if " RESOLVED " in line
+                             and f" {inc['kind']} " in line and start <= t < stop]
+                    if flaps:
+                        problems.append(f"{inc['kind']} resolved while the fault was in (vantage watch: {flaps[0]})")
+                    reopened = [line for t, line in self.watch_lines if " OPENED " in line
+                                and f" {inc['kind']} " in line and start <= t < stop]
+                    if len(reopened) > kinds.count(inc["kind"]):
+                        problems.append(f"{inc['kind']} opened {len(reopened)} times while the fault was in")
+            if exp["quiet_after"] > 0:
+                until = stop + int(exp["quiet_after"] * 1e9)
+                if n + 1 < len(order):
+                    until = min(until, order[n + 1][1]["inject"])
+                after = [i for i in incidents if stop <= parse_time(i["opened"]) < until]
+                self.matched.update(i["id"] for i in after)
+                if after:
+                    problems.append(f"{len(after)} opened within {exp['quiet_after']:g} s after the removal: "
+                                    + ", ".join(i["kind"] for i in after))
+            v["found"] = " | ".join(i["title"] for i in during) or "none"
+            v["incident"] = v["incidents"][0] if v["incidents"] else None
             v["ok"] = not problems
             v["problem"] = "; ".join(problems)
         return verdicts
+
+    @staticmethod
+    def scope_problems(inc, want):
+        """What in the incident differs from one expected incident: `id` (its key, a prefix of the
+        id), `severity`, `title` (substrings), `asns` (exactly), `asns_at_least`, `evidence`
+        (evidence fields that must not be empty), any other key (each listed value present in
+        the scope's or the evidence's field of that name)."""
+        scope, ev = inc.get("scope", {}), inc.get("evidence", {})
+        problems = []
+        for key, value in want.items():
+            if key == "kind":
+                continue
+            if key == "id":
+                if not inc["id"].startswith(value):
+                    problems.append(f"id {inc['id']}")
+            elif key == "severity":
+                if inc.get("severity") != value:
+                    problems.append(f"severity {inc.get('severity')}, expected {value}")
+            elif key == "title":
+                for text in value if isinstance(value, list) else [value]:
+                    if text not in inc.get("title", ""):
+                        problems.append(f"title {inc.get('title')!r} lacks {text!r}")
+            elif key == "evidence":
+                for field in value:
+                    if not ev.get(field):
+                        problems.append(f"no {field} in the evidence")
+            elif key in ("asns", "asns_at_least"):
+                have = sorted(scope.get("asns", []))
+                if key == "asns" and have != sorted(value) or key == "asns_at_least" and not set(value) <= set(have):
+                    problems.append(f"asns {have}")
+            else:
+                have = scope.get(key, ev.get(key))
+                have = list(have) if isinstance(have, (list, dict)) else []
+                for w in value:
+                    if w not in have:
+                        problems.append(f"{key} lacks {w}")
+        return problems
 
 
 def main():
@@ -292,8 +354,13 @@ def main():
     ap.add_argument("vantage")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "lab"), help="where the reports go")
     ap.add_argument("--json", help="write the run's summary (incidents, verdicts, reports) here")
-    ap.add_argument("--timeline", default=os.path.join(LAB_DIR, "scenarios", "demo.yml"))
+    ap.add_argument("--timeline", default=os.environ.get("VANTAGE_LAB_TIMELINE", "demo"),
+                    help="a timeline in regions/lab/scenarios/ by name (demo, outages) or a path; default: "
+                         "$VANTAGE_LAB_TIMELINE, else demo")
     args = ap.parse_args()
+    if not os.path.isfile(labmod.timeline_path(args.timeline)):
+        ap.error(f"no timeline {labmod.timeline_path(args.timeline)} (in regions/lab/scenarios/: "
+                 f"{', '.join(labmod.timelines())})")
     missing = labmod.requirements()
     if missing:
         print(f"scripts/demo: {missing}.", file=sys.stderr)
