@@ -247,6 +247,119 @@ class LabDemoTest(unittest.TestCase):
         nothing_left(self)
 
 
+def load_demo_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lab_demo", DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class ScenarioFilesTest(unittest.TestCase):
+    """Hermetic (no root, no lab): every scenario of every timeline parses, its faults are
+    well-formed for this lab, and the demo's expectation check passes and fails where it should."""
+
+    def test_every_timeline_names_scenarios_whose_faults_and_expectations_parse(self):
+        fake = lab.Lab({"probe": "", "collector": "", "vantage": ""})
+        self.assertEqual(fake.probe_isps, ["isp1", "isp2", "isp3"])  # isp4: users only
+        names = lab.timelines()
+        self.assertIn("demo", names)
+        self.assertIn("outages", names)
+        for timeline in names:
+            with open(lab.timeline_path(timeline)) as f:
+                steps = yaml.safe_load(f)["timeline"]
+            for step in steps:
+                with self.subTest(timeline=timeline, scenario=step["scenario"]):
+                    with open(os.path.join(SCENARIOS, step["scenario"] + ".yml")) as f:
+                        sc = yaml.safe_load(f)
+                    exp = lab.expectation(sc["expect"])
+                    self.assertEqual(exp["incidents"] == [], sc["faults"] == [])
+                    for fault in sc["faults"]:
+                        self.assertTrue(fake.describe(fault))
+
+    def test_the_original_expect_format_is_one_incident_and_none_is_none(self):
+        self.assertEqual(lab.expectation("none")["incidents"], [])
+        exp = lab.expectation({"kind": "dns_failure", "asns": [64502]})
+        self.assertEqual(exp["incidents"], [{"kind": "dns_failure", "asns": [64502]}])
+        self.assertEqual((exp["within"], exp["only"], exp["steady"], exp["quiet_after"]), (None, True, False, 0.0))
+        exp = lab.expectation({"incidents": [{"kind": "outage"}], "within": "10s", "steady": True,
+                               "quiet_after": "12s"})
+        self.assertEqual((exp["within"], exp["steady"], exp["quiet_after"]), (10.0, True, 12.0))
+
+    def test_malformed_expectations_and_faults_are_refused_with_the_reason(self):
+        with self.assertRaisesRegex(ValueError, "unknown keys \\['kind'\\]"):
+            lab.expectation({"incidents": [], "kind": "outage"})
+        with self.assertRaisesRegex(ValueError, "each incident needs a kind"):
+            lab.expectation({"incidents": [{"asns": [1]}]})
+        with self.assertRaisesRegex(ValueError, "steady must be true or false"):
+            lab.expectation({"incidents": [{"kind": "outage"}], "steady": "yes"})
+        fake = lab.Lab({"probe": "", "collector": "", "vantage": ""})
+        self.assertEqual(fake.fault_isps({"isp": "all"}), ["isp1", "isp2", "isp3", "isp4"])
+        self.assertEqual(fake.fault_isps({"isp": ["isp2", "isp4"]}), ["isp2", "isp4"])
+        with self.assertRaisesRegex(ValueError, "fault needs isp: one of isp1, isp2, isp3, isp4"):
+            fake.fault_isps({"isp": "isp9"})
+        with self.assertRaisesRegex(ValueError, "path must start with /api/"):
+            fake.describe({"http_status": {"isp": "isp3", "path": "/", "status": 503}})
+        with self.assertRaisesRegex(ValueError, "status must be an HTTP status code"):
+            fake.describe({"http_status": {"isp": "isp3", "path": "/api/x", "status": 42}})
+        with self.assertRaisesRegex(ValueError, "percent must be in"):
+            fake.apply({"packet_loss": {"isp": "isp2", "percent": 0}}, True)
+
+    def check(self, expect, incidents, watch, stop_s=20.0, interval=5.0):
+        """The demo's verdict for one scenario in for [0, stop_s), then a baseline after it."""
+        demo_module = load_demo_module()
+        demo = object.__new__(demo_module.Demo)
+        t0 = 1_700_000_000 * 10**9
+        demo.interval = interval
+        demo.summary = {"scenarios": {"fault": {"expect": expect, "inject": t0, "remove": t0 + int(stop_s * 1e9)},
+                                      "after": {"expect": "none", "inject": t0 + int(60e9),
+                                                "remove": t0 + int(80e9)}}}
+        demo.watch_lines = [(t0 + int(t * 1e9), line) for t, line in watch]
+
+        def at(seconds):
+            return datetime.fromtimestamp((t0 + seconds * 1e9) / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        incs = []
+        for n, (kind, opened, resolved, scope) in enumerate(incidents):
+            inc = {"id": f"{kind} n={n} @{at(opened)}", "kind": kind, "title": f"{kind} title", "severity": "page",
+                   "opened": at(opened), "scope": scope, "evidence": {"browser_reports": []}}
+            if resolved is not None:
+                inc["resolved"] = at(resolved)
+            incs.append(inc)
+        return demo.check(incs)[0]
+
+    def test_the_expectation_check_accepts_what_fits_and_names_what_does_not(self):
+        expect = {"incidents": [{"kind": "outage", "severity": "page", "asns_at_least": [64501, 64502]},
+                                {"kind": "http_error", "asns": [64503], "statuses": [503]}],
+                  "within": "10s", "steady": True, "quiet_after": "12s"}
+        outage = ("outage", 4, 25, {"asns": [64501, 64502, 64503]})
+        error = ("http_error", 6, 24, {"asns": [64503], "statuses": [503]})
+        watch = [(7, "[t] OPENED   page outage   down"), (9, "[t] OPENED   page http_error   503"),
+                 (27, "[t] RESOLVED page outage   down"), (27, "[t] RESOLVED page http_error   503")]
+        v = self.check(expect, [outage, error], watch)
+        self.assertTrue(v["ok"], v["problem"])
+        self.assertEqual(v["printed_s"], 9.0)
+        # Slower than `within`.
+        v = self.check(expect, [outage, error], [(12, "[t] OPENED   page outage   down")] + watch[1:])
+        self.assertIn("outage printed 12.0 s after the fault (more than 10 s)", v["problem"])
+        # A scope that does not fit, a third incident, an incident after the removal.
+        v = self.check(expect, [outage, ("http_error", 6, 24, {"asns": [64503, 64501], "statuses": [500]}),
+                                ("reachability_loss", 8, 24, {"asns": [64501]}),
+                                ("reachability_loss", 25, 30, {"asns": [64502]})], watch)
+        for text in ("3 incidents opened while the fault was in, expected 2", "asns [64501, 64503]",
+                     "statuses lacks 503", "1 opened within 12 s after the removal: reachability_loss"):
+            self.assertIn(text, v["problem"])
+        # Flapping: resolved and opened again while the fault was in.
+        flapping = watch + [(14, "[t] RESOLVED page outage   down"), (16, "[t] OPENED   page outage   down")]
+        v = self.check(expect, [("outage", 4, 14, outage[3]), error], flapping)
+        self.assertIn("outage resolved while the fault was still in", v["problem"])
+        self.assertIn("outage opened 2 times while the fault was in", v["problem"])
+        # Not resolved at all; missing kind.
+        v = self.check(expect, [("outage", 4, None, outage[3])], watch)
+        self.assertIn("outage not resolved after the fault was removed", v["problem"])
+        self.assertIn("no http_error incident", v["problem"])
+
+
 class LabTeardownTest(unittest.TestCase):
     """A killed demo and the documented cleanup command; Ctrl-C; no root."""
 
