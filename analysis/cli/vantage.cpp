@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "analysis/app/incident_feed.hpp"
 #include "analysis/cli/bgp_commands.hpp"
 #include "analysis/detect/analyzer.hpp"
 #include "analysis/generate/generator.hpp"
@@ -130,8 +131,9 @@ bool deliver(const std::vector<std::unique_ptr<vantage::analysis::Notifier>>& no
     if (refresh_only && !n->wants_refresh()) continue;
     std::string error;
     if (!n->notify(e, error)) {
-      std::fprintf(stderr, "vantage: %s: %s %s: %s\n", n->describe().c_str(), e.change.c_str(),
-                   e.incident.id.c_str(), error.c_str());
+      std::fprintf(stderr, "vantage: %s: %s %s: %s\n", n->describe().c_str(),
+                   std::string(vantage::analysis::change_name(e.change)).c_str(),
+                   e.incident.id().c_str(), error.c_str());
       ok = false;
     }
   }
@@ -141,84 +143,69 @@ bool deliver(const std::vector<std::unique_ptr<vantage::analysis::Notifier>>& no
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
-// Continuous analysis: every `interval`, replays the last `lookback` (on a grid aligned to the
-// step, so an incident keeps its id from one cycle to the next), prints and notifies what opened
-// or resolved, re-sends open incidents to Alertmanager, and stores the incidents.
-int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& options,
-          const NotifyOptions& notify, std::chrono::nanoseconds interval,
-          std::chrono::nanoseconds lookback, std::int64_t settle_ns) {
+namespace va = vantage::analysis;
+
+// One line per incident change, the same for `watch` and `incidents`:
+// "2026-11-22T01:52:00Z OPENED   page   reachability_loss  <title>".
+void print_change(std::int64_t time_ns, va::Change change, const va::Incident& i) {
+  const char* what = change == va::Change::opened      ? "OPENED"
+                     : change == va::Change::escalated ? "ESCALATED"
+                                                       : "RESOLVED";
+  std::printf("%s %-9s %-6s %-18s %s\n", utc(time_ns).c_str(), what,
+              std::string(va::severity_name(i.severity)).c_str(),
+              std::string(va::kind_name(i.key.kind)).c_str(), i.title.c_str());
+  if (change == va::Change::opened) std::printf("%31s runbook: %s\n", "", i.runbook().c_str());
+}
+
+// Continuous analysis: every `interval`, replays from the store's first event, or the last
+// `lookback` when the store is older (on the step grid, as `vantage incidents` does: the same
+// evaluations, the same open times), prints and notifies what opened, escalated or resolved,
+// re-sends open incidents to Alertmanager, and stores the incidents (an upsert).
+int watch(const std::string& db, const va::AnalyzerOptions& options, const NotifyOptions& notify,
+          std::chrono::nanoseconds interval, std::chrono::nanoseconds lookback,
+          std::int64_t settle_ns, const vantage::Clock& clock) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   const int firing_for_s =
       static_cast<int>(std::max<std::int64_t>(60, 3 * interval.count() / 1'000'000'000));
   const auto notifiers = make_notifiers(notify, firing_for_s);
-  // Unresolved incidents as first notified, by key (kind + scope, the id without "@opened"): an
-  // incident older than the lookback re-opens later in each replay, but it is the same incident.
-  std::map<std::string, vantage::analysis::Incident> open;
-  auto key_of = [](const vantage::analysis::Incident& i) {
-    return i.id.substr(0, i.id.find(" @"));
-  };
+  va::IncidentFeed feed;
   std::fprintf(stderr, "vantage watch: %s every %s over the last %s\n", db.c_str(),
                vantage::format_duration(interval).c_str(),
                vantage::format_duration(lookback).c_str());
   int status = 0;
   while (!g_stop) {
     try {
-      auto store = vantage::analysis::open_sqlite_store(db);
-      const std::int64_t now = vantage::to_unix_nanos(vantage::SystemClock::instance().utc_now());
+      auto store = va::open_sqlite_store(db);
+      const auto span = store->time_span();
+      const std::int64_t now = vantage::to_unix_nanos(clock.utc_now());
       // Settling: late browser reports (received − age) and probe results on their way still
       // arrive for the last moments.
       const std::int64_t to = now - settle_ns;
-      const std::int64_t from = (to - lookback.count()) / options.step_ns * options.step_ns;
-      const auto result = vantage::analysis::analyze(*store, from, to, options);
-      store.reset();
-      std::set<std::string> seen;
-      std::vector<vantage::analysis::Incident> changed;  // to store
-      for (const auto& replayed : result.incidents) {
-        const std::string key = key_of(replayed);
-        auto it = open.find(key);
-        vantage::analysis::Incident i = replayed;
-        if (it != open.end()) {  // keep the identity it was notified with
-          i.id = it->second.id;
-          i.opened_ns = it->second.opened_ns;
-          i.opened_severity = it->second.opened_severity;
+      std::int64_t from = to - lookback.count();
+      if (span) from = std::max(from, span->first);
+      from = from / options.step_ns * options.step_ns;
+      std::vector<va::Incident> changed;  // to store
+      if (span && to > from) {
+        const auto result = va::analyze(*store, from, to, options);
+        store.reset();
+        std::set<va::IncidentKey> sent;
+        for (const auto& c : feed.cycle(result, to)) {
+          print_change(c.time_ns, c.change, c.incident);
+          if (!deliver(notifiers,
+                       {c.change == va::Change::opened ? now : c.time_ns, c.change, c.incident}))
+            feed.retry(c);  // not delivered everywhere: tried again next cycle
+          sent.insert(c.incident.key);
+          changed.push_back(c.incident);
         }
-        if (i.status != "resolved") {
-          seen.insert(key);
-          if (it == open.end()) {
-            std::printf("%s OPENED   %-6s %-18s %s\n", utc(i.opened_ns).c_str(), i.severity.c_str(),
-                        i.kind.c_str(), i.title.c_str());
-            // Not delivered everywhere: tried again next cycle.
-            if (deliver(notifiers, {now, "opened", i})) open[key] = i;
-          } else {
-            deliver(notifiers, {now, "opened", i}, /*refresh_only=*/true);
-          }
-          changed.push_back(i);
-        } else if (it != open.end() && replayed.resolved_ns > it->second.opened_ns) {
-          seen.insert(key);
-          std::printf("%s RESOLVED %-6s %-18s %s\n", utc(i.resolved_ns).c_str(), i.severity.c_str(),
-                      i.kind.c_str(), i.title.c_str());
-          if (deliver(notifiers, {i.resolved_ns, "resolved", i})) open.erase(it);
+        for (const auto& i : feed.ongoing()) {  // Alertmanager: keep them firing
+          if (sent.count(i.key)) continue;
+          deliver(notifiers, {now, va::Change::opened, i}, /*refresh_only=*/true);
           changed.push_back(i);
         }
-      }
-      // An open incident that the replay no longer finds (it fell out of the lookback): resolved
-      // now.
-      for (auto it = open.begin(); it != open.end();) {
-        if (seen.count(it->first)) {
-          ++it;
-          continue;
-        }
-        vantage::analysis::Incident i = it->second;
-        i.status = "resolved";
-        i.resolved_ns = to;
-        std::printf("%s RESOLVED %-6s %-18s %s\n", utc(to).c_str(), i.severity.c_str(),
-                    i.kind.c_str(), i.title.c_str());
-        changed.push_back(i);
-        it = deliver(notifiers, {to, "resolved", i}) ? open.erase(it) : std::next(it);
       }
       std::fflush(stdout);
-      if (notify.save && !changed.empty()) vantage::analysis::save_incidents(db, changed);
+      if (notify.save && !changed.empty()) va::save_incidents(db, changed);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "vantage watch: %s\n", e.what());
       status = 1;
@@ -232,9 +219,9 @@ int watch(const std::string& db, const vantage::analysis::AnalyzerOptions& optio
 }
 
 int incidents(const std::string& db, const std::string& from, const std::string& to, bool json,
-              const vantage::analysis::AnalyzerOptions& options, const NotifyOptions& notify) {
+              const va::AnalyzerOptions& options, const NotifyOptions& notify) {
   try {
-    auto store = vantage::analysis::open_sqlite_store(db);
+    auto store = va::open_sqlite_store(db);
     const auto range = replay_range(*store, from, to);
     if (!range) {
       std::fprintf(stderr, "vantage incidents: %s holds no results or reports\n", db.c_str());
@@ -243,13 +230,13 @@ int incidents(const std::string& db, const std::string& from, const std::string&
     // On a grid of whole steps, so that every replay of the same data gives the same incident ids.
     const std::int64_t from_ns = range->first / options.step_ns * options.step_ns;
     const std::int64_t to_ns = range->second;
-    const auto result = vantage::analysis::analyze(*store, from_ns, to_ns, options);
+    const auto result = va::analyze(*store, from_ns, to_ns, options);
     store.reset();
     // Print first; then store and notify (a failure there still exits 1, after the output).
     int status = 0;
     auto side_effects = [&] {
       try {
-        if (notify.save) vantage::analysis::save_incidents(db, result.incidents);
+        if (notify.save) va::save_incidents(db, result.incidents);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "vantage incidents: %s\n", e.what());
         status = 1;
@@ -262,8 +249,7 @@ int incidents(const std::string& db, const std::string& from, const std::string&
     if (json) {
       std::printf("[");
       for (std::size_t i = 0; i < result.incidents.size(); ++i) {
-        std::printf("%s%s", i ? ",\n " : "",
-                    vantage::analysis::incident_json(result.incidents[i]).c_str());
+        std::printf("%s%s", i ? ",\n " : "", va::incident_json(result.incidents[i]).c_str());
       }
       std::printf("]\n");
       std::fflush(stdout);
@@ -273,16 +259,11 @@ int incidents(const std::string& db, const std::string& from, const std::string&
     std::printf("%s to %s: %llu probe results, %llu browser reports\n\n", utc(from_ns).c_str(),
                 utc(to_ns).c_str(), static_cast<unsigned long long>(result.results),
                 static_cast<unsigned long long>(result.reports));
-    for (const auto& e : result.events) {
-      std::printf("%s %-8s %-6s %-18s %s\n", utc(e.time_ns).c_str(),
-                  e.change == "opened" ? "OPENED" : "RESOLVED", e.incident.severity.c_str(),
-                  e.incident.kind.c_str(), e.incident.title.c_str());
-      if (e.change == "opened") std::printf("%30s runbook: %s\n", "", e.incident.runbook.c_str());
-    }
+    for (const auto& e : result.events) print_change(e.time_ns, e.change, e.incident);
     std::printf("\n%zu incident%s", result.incidents.size(),
                 result.incidents.size() == 1 ? "" : "s");
     std::size_t open = 0;
-    for (const auto& i : result.incidents) open += i.status != "resolved";
+    for (const auto& i : result.incidents) open += i.status != va::Status::resolved;
     std::printf(" (%zu still open)\n", open);
     std::fflush(stdout);
     side_effects();
@@ -489,7 +470,7 @@ int main(int argc, char** argv) {
     const std::int64_t settle_ns =
         settle.empty() ? aopts.step_ns : duration(settle, "--settle").count();
     return watch(db, aopts, nopts, duration(interval, "--interval"),
-                 duration(lookback, "--lookback"), settle_ns);
+                 duration(lookback, "--lookback"), settle_ns, vantage::SystemClock::instance());
   }
   if (inc_cmd->parsed()) return incidents(db, from, to, json, aopts, nopts);
   if (isp_cmd->parsed()) return report_isp(db, from, to, format, output, aopts);

@@ -138,15 +138,18 @@ class Alertmanager final : public Notifier {
     for (const auto& t : i.endpoints) targets += (targets.empty() ? "" : ",") + t;
     // Labels name the alert and must not change while it lasts: what it is about (kind and the
     // incident's key) and the severity it opened with. What grows (scope, evidence) is annotated.
-    nlohmann::json labels{{"alertname", camel(i.kind)},
-                          {"kind", i.kind},
-                          {"severity", i.opened_severity.empty() ? i.severity : i.opened_severity},
-                          {"incident", i.id.substr(0, i.id.find(" @"))},
+    const std::string kind(kind_name(i.key.kind));
+    nlohmann::json labels{{"alertname", camel(kind)},
+                          {"kind", kind},
+                          {"severity", severity_name(i.opened_severity)},
+                          {"incident", i.key.text()},
                           {"source", "vantage"}};
     nlohmann::json incident = nlohmann::json::parse(incident_json(i));
     nlohmann::json annotations{
         {"summary", i.title},
-        {"runbook_url", runbook_base_ + i.runbook},
+        {"current_severity", severity_name(i.severity)},
+        {"state", i.summary},
+        {"runbook_url", runbook_base_ + i.runbook()},
         {"description", incident["scope"].dump() + " " + incident["evidence"].dump()}};
     if (!asns.empty()) annotations["asns"] = asns;
     if (!targets.empty()) annotations["targets"] = targets;
@@ -155,7 +158,7 @@ class Alertmanager final : public Notifier {
     const auto now_ns = to_unix_nanos(SystemClock::instance().utc_now());
     // A resolution must end in the past for Alertmanager: an endsAt still ahead would lose to the
     // endsAt of the last firing re-send and keep the alert active until then.
-    alert["endsAt"] = e.change == "resolved"
+    alert["endsAt"] = e.change == Change::resolved
                           ? rfc3339(i.resolved_ns ? std::min(i.resolved_ns, now_ns) : now_ns)
                           : rfc3339(now_ns + std::int64_t{firing_for_s_} * 1'000'000'000);
     return post_json(url_ + "/api/v2/alerts",
@@ -176,7 +179,7 @@ class Webhook final : public Notifier {
  public:
   explicit Webhook(std::string url) : url_(std::move(url)) {}
   bool notify(const IncidentEvent& e, std::string& error) override {
-    nlohmann::json body{{"event", e.change},
+    nlohmann::json body{{"event", change_name(e.change)},
                         {"time", rfc3339(e.time_ns)},
                         {"incident", nlohmann::json::parse(incident_json(e.incident))}};
     return post_json(url_, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),

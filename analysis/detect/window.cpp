@@ -1,0 +1,145 @@
+#include "analysis/detect/window.hpp"
+
+#include <algorithm>
+
+namespace vantage::analysis {
+
+void RunCounts::merge(const RunCounts& b) {
+  total += b.total;
+  failed += b.failed;
+  slow += b.slow;
+  for (const auto& [t, n] : b.types) types[t] += n;
+  failed_ips.insert(b.failed_ips.begin(), b.failed_ips.end());
+  ok_ips.insert(b.ok_ips.begin(), b.ok_ips.end());
+  first_fail_ns = std::min(first_fail_ns, b.first_fail_ns);
+  last_ok_ns = std::max(last_ok_ns, b.last_ok_ns);
+  for (const auto& [k, n] : b.http_errors) http_errors[k] += n;
+  failed_steps.insert(b.failed_steps.begin(), b.failed_steps.end());
+  ok_ms.insert(ok_ms.end(), b.ok_ms.begin(), b.ok_ms.end());
+}
+
+void SpikeCounts::merge(const SpikeCounts& b) {
+  n += b.n;
+  x4 += b.x4;
+  x5 += b.x5;
+  asns4.insert(b.asns4.begin(), b.asns4.end());
+  asns5.insert(b.asns5.begin(), b.asns5.end());
+}
+
+void SloCounts::merge(const SloCounts& b) {
+  total += b.total;
+  bad += b.bad;
+  ms.insert(ms.end(), b.ms.begin(), b.ms.end());
+}
+
+std::string path_of(const std::string& url) {
+  const auto scheme = url.find("://");
+  const auto start = scheme == std::string::npos ? 0 : url.find('/', scheme + 3);
+  if (start == std::string::npos) return "/";
+  const auto end = url.find_first_of("?#", start);
+  std::string path = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  return path.empty() ? "/" : path;
+}
+
+Window::Window(const AnalyzerOptions& options, std::int64_t from_ns, std::int64_t to_ns)
+    : o_(options), from_(from_ns), to_(to_ns) {}
+
+void Window::add(const ProbeResultRow& r) {
+  const int m = step_of(r.time_ns);
+  first_step_ = std::min(first_step_, m);
+  auto& vp = vantage_points[r.probe_id];
+  vp.asn = r.asn;
+  vp.isp = r.isp;
+  vp.region = r.region;
+  vp.country = r.country;
+  CheckInfo& check = checks[r.check];
+  check.kind = r.check_kind;
+  check.target = r.target;
+  if (!r.host.empty()) check.host = r.host;
+  const bool dns = r.check_kind == "dns";
+  // A dns check with several resolvers gives one result per resolver per run: each resolver is a
+  // vantage point of its own.
+  const std::string key = dns ? r.probe_id + '\0' + r.server_ip : r.probe_id;
+  RunCounts& c = runs[{r.check, key}][m];
+  ++c.total;
+  if (r.outcome != "ok") {
+    ++c.failed;
+    ++c.types[r.outcome];
+    c.first_fail_ns = std::min(c.first_fail_ns, r.time_ns);
+    if (!dns && !r.server_ip.empty()) c.failed_ips.insert(r.server_ip);
+    if (r.outcome == "http.error" && r.status_code && *r.status_code >= 400) {
+      ++c.http_errors[{*r.status_code, path_of(r.failed_url.empty() ? r.target : r.failed_url)}];
+    }
+    if (!r.step.empty()) c.failed_steps.insert(r.step);
+  } else {
+    c.last_ok_ns = std::max(c.last_ok_ns, r.time_ns);
+    if (!dns && !r.server_ip.empty()) c.ok_ips.insert(r.server_ip);
+    if (r.total_ms > o_.latency_ms) ++c.slow;
+    c.ok_ms.push_back(static_cast<float>(r.total_ms));
+  }
+  if (dns) resolver[{r.check, key}] = r.server_ip;
+  if (!dns && !r.server_ip.empty()) server_ip[{r.check, r.probe_id}] = r.server_ip;
+  target[{r.check, r.probe_id}] = r.target;
+  if (r.check_kind == "journey" || r.check_kind == "http") {
+    SloCounts& s = slo[{r.check, r.probe_id}][m];
+    ++s.total;
+    if (r.outcome != "ok" || r.total_ms > o_.latency_ms) ++s.bad;
+    s.ms.push_back(static_cast<float>(r.total_ms));
+  }
+}
+
+void Window::add(const BrowserReportRow& r) {
+  const int m = step_of(r.time_ns);
+  first_step_ = std::min(first_step_, m);
+  if (r.asn) {
+    auto& names = asn_names[r.asn];
+    if (names.first.empty()) names = {r.isp, r.country};
+  }
+  if (r.type != "network-error") {
+    if (r.type == "http_error") nel[r.asn][m]["agent http_error"] += r.weight;
+    return;
+  }
+  nel[r.asn][m][r.nel_type] += r.weight;
+  // Per endpoint × country: the requests that got an HTTP answer (NEL "ok" and "http.error";
+  // weighted: successes are sampled) and the error reports (counted: failures are reported at
+  // failure_fraction, normally 1).
+  if (r.nel_type != "ok" && r.nel_type != "http.error") return;
+  SpikeCounts& k = spike_counts(r.url, r.country)[m];
+  k.n += r.weight;
+  if (r.nel_type == "http.error" && r.status_code && *r.status_code >= 400) {
+    (*r.status_code < 500 ? k.x4 : k.x5) += 1;
+    (*r.status_code < 500 ? k.asns4 : k.asns5).insert(r.asn);
+  }
+}
+
+void Window::add(const BgpAlertRow& a) {
+  auto& spans = bgp_spans[a.alert_key];
+  constexpr auto kOpen = std::numeric_limits<std::int64_t>::max();
+  if (a.status == "open") {
+    if (!spans.empty() && spans.back().to == kOpen) return;  // already open
+    spans.push_back({a, a.time_ns, kOpen});
+  } else if (!spans.empty() && spans.back().to == kOpen) {
+    spans.back().to = a.time_ns;
+  } else {  // opened before what was read
+    spans.push_back({a, std::numeric_limits<std::int64_t>::min(), a.time_ns});
+  }
+}
+
+// The per-step counts of (endpoint of `url`, country), found without building a key per row.
+std::map<int, SpikeCounts>& Window::spike_counts(const std::string& url,
+                                                 const std::string& country) {
+  const auto scheme = url.find("://");
+  const auto path = scheme == std::string::npos ? 0 : url.find('/', scheme + 3);
+  key_buf_.assign(url, path == std::string::npos ? url.size() : path);
+  if (path == std::string::npos) key_buf_ += '/';
+  key_buf_ += '\0';
+  key_buf_ += country;
+  auto it = spike_index_.find(key_buf_);
+  if (it != spike_index_.end()) return *it->second;
+  const auto sep = key_buf_.find('\0');
+  auto& counts = spikes[{key_buf_.substr(0, sep), key_buf_.substr(sep + 1)}];
+  spike_index_.emplace(key_buf_, &counts);
+  return counts;
+}
+
+}  // namespace vantage::analysis

@@ -1,0 +1,138 @@
+// The data the detectors read (DESIGN §6): probe results, browser reports and BGP alert episodes
+// of a replayed time range, bucketed by evaluation step. Filled once by `add`, then read-only for
+// the detectors (analysis/detect/detectors.hpp), which sum the steps of their window.
+// Times are UTC nanoseconds; a step index counts `step_ns` from `from_ns`.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "analysis/detect/analyzer_options.hpp"
+#include "analysis/store/event_store.hpp"
+
+namespace vantage::analysis {
+
+struct VantagePoint {
+  std::uint32_t asn = 0;
+  std::string isp, region, country;
+};
+
+// One (check, vantage point)'s runs in a step (or summed over a window).
+struct RunCounts {
+  int total = 0;
+  int failed = 0;
+  int slow = 0;                      // passed runs slower than options.latency_ms
+  std::map<std::string, int> types;  // failure type -> runs
+  std::set<std::string> failed_ips;  // the addresses failed runs went to
+  std::set<std::string> ok_ips;      // the addresses passed runs reached
+  std::int64_t first_fail_ns = std::numeric_limits<std::int64_t>::max();
+  std::int64_t last_ok_ns = std::numeric_limits<std::int64_t>::min();
+  // http.error runs by (status, templated path of the failed request).
+  std::map<std::pair<int, std::string>, int> http_errors;
+  std::set<std::string> failed_steps;  // journeys: the failing steps' names
+  std::vector<float> ok_ms;            // passed runs' total time (ms)
+  void merge(const RunCounts& other);
+};
+
+// Requests of one endpoint from one country that got an HTTP answer (NEL "ok" and "http.error",
+// weighted: successes are sampled) and the 4xx / 5xx error reports among them (counted).
+struct SpikeCounts {
+  double n = 0;
+  double x4 = 0, x5 = 0;
+  std::set<std::uint32_t> asns4, asns5;
+  void merge(const SpikeCounts& other);
+};
+
+// journeys and http checks: runs against the SLO (good: passed within latency_ms).
+struct SloCounts {
+  int total = 0, bad = 0;
+  std::vector<float> ms;
+  void merge(const SloCounts& other);
+};
+
+struct CheckInfo {
+  std::string kind;    // http, journey, tcp, tls, dns, …
+  std::string target;  // the last target seen (URL, or the address connected to)
+  std::string host;    // the target's host name ("" when unknown)
+};
+
+// One open..resolved episode of a BGP alert.
+struct BgpSpan {
+  BgpAlertRow alert;
+  std::int64_t from = std::numeric_limits<std::int64_t>::min();  // min: opened before the range
+  std::int64_t to = std::numeric_limits<std::int64_t>::max();    // max: still open
+};
+
+class Window {
+ public:
+  Window(const AnalyzerOptions& options, std::int64_t from_ns, std::int64_t to_ns);
+
+  void add(const ProbeResultRow& row);
+  void add(const BrowserReportRow& row);
+  void add(const BgpAlertRow& row);  // in time order
+
+  const AnalyzerOptions& options() const { return o_; }
+  std::int64_t from_ns() const { return from_; }
+  std::int64_t to_ns() const { return to_; }
+  int step_of(std::int64_t t) const { return static_cast<int>((t - from_) / o_.step_ns); }
+  std::int64_t time_of(int step) const {
+    return from_ + static_cast<std::int64_t>(step) * o_.step_ns;
+  }
+  int steps(std::int64_t ns) const { return static_cast<int>(ns / o_.step_ns); }
+  // The first step with any probe result or browser report (baselines start there).
+  int first_data_step() const { return first_step_; }
+
+  // Sums the per-step values of `per_step` over steps [from, to).
+  template <typename T>
+  static T sum(const std::map<int, T>& per_step, int from, int to) {
+    T total{};
+    for (auto it = per_step.lower_bound(from); it != per_step.end() && it->first < to; ++it) {
+      merge_into(total, it->second);
+    }
+    return total;
+  }
+
+  // Vantage points by probe id; checks by id.
+  std::map<std::string, VantagePoint> vantage_points;
+  std::map<std::string, CheckInfo> checks;
+  // (check, vantage point key) -> step -> runs. The key is the probe id, or for dns checks
+  // "probe\0resolver": each resolver of a dns check is a vantage point of its own.
+  std::map<std::pair<std::string, std::string>, std::map<int, RunCounts>> runs;
+  std::map<std::pair<std::string, std::string>, std::string> resolver;   // dns: (check, key)
+  std::map<std::pair<std::string, std::string>, std::string> server_ip;  // (check, probe)
+  std::map<std::pair<std::string, std::string>, std::string> target;     // (check, probe)
+  // Browser reports: ASN -> step -> NEL type (or "agent http_error") -> weighted reports,
+  // "ok" included.
+  std::map<std::uint32_t, std::map<int, std::map<std::string, double>>> nel;
+  std::map<std::uint32_t, std::pair<std::string, std::string>> asn_names;  // -> (isp, country)
+  std::map<std::pair<std::string, std::string>, std::map<int, SpikeCounts>>
+      spikes;  // (endpoint, country)
+  std::map<std::pair<std::string, std::string>, std::map<int, SloCounts>> slo;  // (check, probe)
+  std::map<std::string, std::vector<BgpSpan>> bgp_spans;  // alert key -> its episodes
+
+ private:
+  static void merge_into(RunCounts& a, const RunCounts& b) { a.merge(b); }
+  static void merge_into(SpikeCounts& a, const SpikeCounts& b) { a.merge(b); }
+  static void merge_into(SloCounts& a, const SloCounts& b) { a.merge(b); }
+  static void merge_into(std::map<std::string, double>& a, const std::map<std::string, double>& b) {
+    for (const auto& [k, v] : b) a[k] += v;
+  }
+  std::map<int, SpikeCounts>& spike_counts(const std::string& url, const std::string& country);
+
+  AnalyzerOptions o_;
+  std::int64_t from_, to_;
+  int first_step_ = std::numeric_limits<int>::max();
+  std::unordered_map<std::string, std::map<int, SpikeCounts>*> spike_index_;  // "endpoint\0country"
+  std::string key_buf_;
+};
+
+// "https://shop.example.com/api/x?q" -> "/api/x" ("/" when the URL has no path).
+std::string path_of(const std::string& url);
+
+}  // namespace vantage::analysis
