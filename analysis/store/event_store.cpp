@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <limits>
 #include <map>
 #include <stdexcept>
 
@@ -21,6 +22,23 @@ std::string text(sqlite3_stmt* s, int i) {
 std::optional<int> opt_int(sqlite3_stmt* s, int i) {
   if (sqlite3_column_type(s, i) == SQLITE_NULL) return std::nullopt;
   return sqlite3_column_int(s, i);
+}
+
+// "https://shop.example.com:8443/a" -> "shop.example.com"; "" when `url` has no "://".
+std::string host_of(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return {};
+  auto start = scheme + 3;
+  const auto end = url.find_first_of("/?#", start);
+  std::string authority =
+      url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  if (const auto at = authority.rfind('@'); at != std::string::npos) authority.erase(0, at + 1);
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    return authority.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+  }
+  if (const auto colon = authority.find(':'); colon != std::string::npos) authority.resize(colon);
+  return authority;
 }
 
 class Statement {
@@ -63,9 +81,16 @@ class SqliteEventStore final : public EventStore {
                     const std::function<void(const ProbeResultRow&)>& fn) override {
     ProbeResultRow r;
     each_row(
+        // The host and the failing step come from the record, read only where the columns do
+        // not say it (a tcp/tls/dns check's host; failed runs' step and URL).
         "SELECT time_ns, probe_id, region, asn, check_name, check_kind, target_url, server_ip, "
-        "outcome, "
-        "status_code, total_ms FROM probe_results",
+        "outcome, status_code, total_ms, "
+        "CASE WHEN target_url IS NULL OR target_url = '' THEN json_extract(record, "
+        "'$.target.host') END, "
+        "CASE WHEN outcome != 'ok' THEN json_extract(record, '$.outcome.step') END, "
+        "CASE WHEN outcome != 'ok' AND check_kind = 'journey' THEN json_extract(record, "
+        "'$.steps[' || coalesce(json_extract(record, '$.outcome.step_index'), 0) || '].url') END "
+        "FROM probe_results",
         "time_ns", from_ns, to_ns, [&](sqlite3_stmt* s) {
           r.time_ns = sqlite3_column_int64(s, 0);
           r.probe_id = text(s, 1);
@@ -79,6 +104,14 @@ class SqliteEventStore final : public EventStore {
           r.outcome = text(s, 8);
           r.status_code = opt_int(s, 9);
           r.total_ms = sqlite3_column_double(s, 10);
+          r.host = text(s, 11);
+          if (r.host.empty()) r.host = host_of(r.target);
+          r.step = text(s, 12);
+          r.failed_url.clear();
+          if (r.outcome != "ok") {
+            const std::string failed = text(s, 13);
+            r.failed_url = collector::ingest::template_url(failed.empty() ? r.target : failed);
+          }
           const Vantage& v = vantage(r.probe_id);
           r.isp = v.isp;
           r.country = v.country;
@@ -92,25 +125,24 @@ class SqliteEventStore final : public EventStore {
     // `url` is the endpoint template stored at ingest (store version 3); rows written before
     // (NULL, or no such column) get it here.
     const bool stored = has_url_template();
-    each_row(
-        std::string("SELECT event_ns, kind, type, ") +
-            (stored ? "coalesce(url_template, url)" : "url") +
-            ", nel_type, status_code, asn, isp, country, weight, " +
-            (stored ? "url_template IS NULL" : "1") + " FROM browser_reports",
-        "event_ns", from_ns, to_ns, [&](sqlite3_stmt* s) {
-          r.time_ns = sqlite3_column_int64(s, 0);
-          r.kind = text(s, 1);
-          r.type = text(s, 2);
-          r.url = text(s, 3);
-          if (sqlite3_column_int(s, 10)) r.url = collector::ingest::template_url(r.url);
-          r.nel_type = text(s, 4);
-          r.status_code = opt_int(s, 5);
-          r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
-          r.isp = text(s, 7);
-          r.country = text(s, 8);
-          r.weight = sqlite3_column_double(s, 9);
-          fn(r);
-        });
+    each_row(std::string("SELECT event_ns, kind, type, ") +
+                 (stored ? "coalesce(url_template, url)" : "url") +
+                 ", nel_type, status_code, asn, isp, country, weight, " +
+                 (stored ? "url_template IS NULL" : "1") + " FROM browser_reports",
+             "event_ns", from_ns, to_ns, [&](sqlite3_stmt* s) {
+               r.time_ns = sqlite3_column_int64(s, 0);
+               r.kind = text(s, 1);
+               r.type = text(s, 2);
+               r.url = text(s, 3);
+               if (sqlite3_column_int(s, 10)) r.url = collector::ingest::template_url(r.url);
+               r.nel_type = text(s, 4);
+               r.status_code = opt_int(s, 5);
+               r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
+               r.isp = text(s, 7);
+               r.country = text(s, 8);
+               r.weight = sqlite3_column_double(s, 9);
+               fn(r);
+             });
   }
 
   void scan_bgp_alerts(std::int64_t from_ns, std::int64_t to_ns,
@@ -254,24 +286,58 @@ void save_incidents(const std::string& path, const std::vector<Incident>& incide
   };
   exec(
       "CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, kind TEXT NOT NULL, severity "
-      "TEXT NOT NULL, "
-      "status TEXT NOT NULL, opened_ns INTEGER NOT NULL, resolved_ns INTEGER, title TEXT NOT NULL, "
-      "runbook TEXT, "
-      "record TEXT NOT NULL) WITHOUT ROWID");
+      "TEXT NOT NULL, status TEXT NOT NULL, opened_ns INTEGER NOT NULL, resolved_ns INTEGER, "
+      "title TEXT NOT NULL, runbook TEXT, record TEXT NOT NULL, key TEXT) WITHOUT ROWID");
+  {  // stores written before the key column: add it (the old rows' keys from their ids)
+    Statement q(db, "SELECT count(*) FROM pragma_table_info('incidents') WHERE name = 'key'", path);
+    if (sqlite3_step(q.get()) == SQLITE_ROW && sqlite3_column_int(q.get(), 0) == 0) {
+      exec("ALTER TABLE incidents ADD COLUMN key TEXT");
+      exec(
+          "UPDATE incidents SET key = substr(id, 1, instr(id, ' @') - 1) WHERE instr(id, ' @') > "
+          "0");
+    }
+  }
+  exec("CREATE INDEX IF NOT EXISTS incidents_key ON incidents(key, opened_ns)");
   exec("BEGIN IMMEDIATE");
   {
+    // An upsert of the incident: a row of the same key whose time span overlaps it is the same
+    // incident seen by an earlier replay (watch, or incidents over another range) — replaced,
+    // so a second `vantage incidents` adds no row.
+    Statement del(db,
+                  "DELETE FROM incidents WHERE key = ? AND opened_ns <= ? AND "
+                  "(resolved_ns IS NULL OR resolved_ns >= ?)",
+                  path);
     Statement q(db,
                 "INSERT OR REPLACE INTO incidents (id, kind, severity, status, opened_ns, "
-                "resolved_ns, title, runbook, "
-                "record) VALUES (?,?,?,?,?,?,?,?,?)",
+                "resolved_ns, title, runbook, record, key) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 path);
     for (const auto& i : incidents) {
+      const std::string key = i.key.text();
+      {
+        sqlite3_stmt* d = del.get();
+        sqlite3_bind_text(d, 1, key.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(
+            d, 2, i.resolved_ns ? i.resolved_ns : std::numeric_limits<std::int64_t>::max());
+        sqlite3_bind_int64(d, 3, i.opened_ns);
+        const int rc = sqlite3_step(d);
+        sqlite3_reset(d);
+        if (rc != SQLITE_DONE) {
+          const std::string why = sqlite3_errmsg(db);
+          sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+          throw std::runtime_error(path + ": storing an incident: " + why);
+        }
+      }
       sqlite3_stmt* s = q.get();
       const std::string json = incident_json(i);
-      sqlite3_bind_text(s, 1, i.id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(s, 2, i.kind.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(s, 3, i.severity.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(s, 4, i.status.c_str(), -1, SQLITE_TRANSIENT);
+      const std::string id = i.id();
+      const std::string runbook = i.runbook();
+      sqlite3_bind_text(s, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 2, kind_name(i.key.kind).data(),
+                        static_cast<int>(kind_name(i.key.kind).size()), SQLITE_STATIC);
+      sqlite3_bind_text(s, 3, severity_name(i.severity).data(),
+                        static_cast<int>(severity_name(i.severity).size()), SQLITE_STATIC);
+      sqlite3_bind_text(s, 4, status_name(i.status).data(),
+                        static_cast<int>(status_name(i.status).size()), SQLITE_STATIC);
       sqlite3_bind_int64(s, 5, i.opened_ns);
       if (i.resolved_ns) {
         sqlite3_bind_int64(s, 6, i.resolved_ns);
@@ -279,8 +345,9 @@ void save_incidents(const std::string& path, const std::vector<Incident>& incide
         sqlite3_bind_null(s, 6);
       }
       sqlite3_bind_text(s, 7, i.title.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(s, 8, i.runbook.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 8, runbook.c_str(), -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(s, 9, json.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 10, key.c_str(), -1, SQLITE_TRANSIENT);
       const int rc = sqlite3_step(s);
       sqlite3_reset(s);
       if (rc != SQLITE_DONE) {

@@ -28,6 +28,12 @@ struct ProbeResultRow {
   std::string outcome;    // "ok" or a failure type ("tcp.timed_out", …)
   std::optional<int> status_code;
   double total_ms = 0;
+  std::string host;  // the target's host name (the URL's for http/journeys), "" if unknown
+  // Failed runs only: journeys' first failing step (`outcome.step`) and the URL of the request
+  // that failed (the failing step's; the check's URL otherwise), path templated
+  // ("https://shop.example.com/api/cart/:id"); "" for passed runs.
+  std::string step;
+  std::string failed_url;
 };
 
 // One browser report or agent event.
