@@ -187,6 +187,19 @@ class Enrichment(unittest.TestCase):
         wait_for(lambda: c.metric("vantage_collector_geoip_reloads_total") == 1, 5, what="reload")
 
 
+class EndpointTemplates(unittest.TestCase):
+    def test_reports_for_two_carts_are_stored_raw_and_aggregate_to_one_endpoint(self):
+        c = start_collector(self)
+        for cart in (1, 2):
+            self.assertEqual(post_reports(c, nel_report(url=f"https://shop.example.com/api/cart/{cart}/total?x=1"))[0],
+                             204)
+        rows = stored(c, 2)
+        self.assertEqual([r["url"] for r in rows], ["https://shop.example.com/api/cart/1/total",
+                                                    "https://shop.example.com/api/cart/2/total"])
+        self.assertEqual(c.query("SELECT url_template, count(*) AS n FROM browser_reports GROUP BY url_template"),
+                         [{"url_template": "https://shop.example.com/api/cart/:id/total", "n": 2}])
+
+
 def rejected(c, reason):
     return c.metric(f'vantage_collector_rejected_requests_total{{reason="{reason}"}}')
 
