@@ -30,28 +30,36 @@ class LatencyHistogram {
   std::uint64_t count_ = 0;
 };
 
+// One target of the probes: an http check's or a journey's URL; for other kinds (dns, tcp, tls)
+// and runs without a URL, the check id and kind ("expired-cert (tls)").
 struct TargetStats {
+  std::string check, kind;  // the (first) check id and kind seen for it
   std::uint64_t runs = 0, ok = 0;
-  LatencyHistogram latency;  // ms, every run
+  LatencyHistogram latency;  // ms, runs that passed only (a timeout is not a latency)
 };
 
 struct IspStats {
-  std::uint32_t asn = 0;
-  std::string isp, country;
+  std::uint32_t asn = 0;  // 0: the network is unknown (no GeoIP/ASN for the users' address)
+  std::string isp;        // ISP name; "unknown network" for ASN 0 without a name
+  std::string country;
   std::vector<std::string> vantage_points;
-  std::map<std::string, TargetStats> targets;        // probe results by target
-  std::map<std::string, double> failure_types;       // probe results by failure type
-  double browser_total = 0, browser_ok = 0;          // NEL reports, weighted
-  std::map<std::string, double> browser_failures;    // NEL failure types, weighted
-  std::map<std::int64_t, std::pair<double, double>> series;  // bucket start ns -> (runs, ok) probes
+  std::map<std::string, TargetStats> targets;  // probe results by target
+  // Probe results by failure type, "http.error" with its status code ("http.error 403").
+  std::map<std::string, double> failure_types;
+  double browser_total = 0, browser_ok = 0;        // NEL reports, weighted
+  std::map<std::string, double> browser_failures;  // NEL failure types (+ status), weighted
+  // Bucket start ns -> (runs, ok) of the probes; buckets without a run are absent (a silence,
+  // drawn as a gap).
+  std::map<std::int64_t, std::pair<double, double>> series;
   std::vector<const Incident*> incidents;
+  std::string label() const;            // "AS64501 Example Fiber", or "unknown network" for ASN 0
   double availability() const;          // probe runs ok / runs (1 when none; shown as "-" / null)
   double browser_availability() const;  // weighted NEL ok share (1 when none; shown as "-" / null)
 };
 
 struct IspReport {
   std::int64_t from_ns = 0, to_ns = 0, bucket_ns = 0;
-  std::vector<IspStats> isps;  // by ASN
+  std::vector<IspStats> isps;  // by ASN, the unknown network (ASN 0) last
   AnalysisResult analysis;     // the incidents of the range
 };
 
@@ -59,7 +67,11 @@ struct IspReport {
 IspReport build_isp_report(EventStore& store, std::int64_t from_ns, std::int64_t to_ns,
                            const AnalyzerOptions& options = {});
 
+// Failure lists are never cut inside a failure type: what does not fit the column ends in
+// "+N more". Latency percentiles (p50/p95) are of the runs that passed; "-" / null when none did.
 std::string render_isp_text(const IspReport& report);
+// JSON: per ISP, targets{name: {check, kind, runs, ok, availability, p50_ms, p95_ms}}, the
+// failure types (probes and users), the series (non-empty buckets only) and the incidents' ids.
 std::string render_isp_json(const IspReport& report);
 // One HTML document, no external resource, no script: SVG charts inline.
 std::string render_isp_html(const IspReport& report);
