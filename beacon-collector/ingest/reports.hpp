@@ -8,7 +8,8 @@
 //   - the agent's beacons (docs/beacon.md): one event object, an array of them, or
 //     {"sent": <ms since epoch>, "events": [...]}.
 // Event time = receive time - age (ms). URL query strings and fragments are removed everywhere,
-// including every absolute URL inside report bodies. Unknown report types and unknown agent
+// including every absolute URL inside report bodies; each record's url_template is its URL with
+// object ids templated (url_template.hpp). Unknown report types and unknown agent
 // events are kept (raw body), never rejected.
 //
 // Errors: a body that is not valid JSON, has the wrong top-level shape, exceeds a JSON limit or
