@@ -24,7 +24,8 @@ set of faults may be in at once, as long as no two of them act on the same ISP i
   origin_down  {}                    the origin's web server (nginx) stops: connections are refused;
                                      removal starts it again (its DNS stays up)
   http_status  {isp, path, status}   the origin answers `status` (e.g. 403, 503) to the ISPs'
-                                     prefixes on requests whose path starts with `path` (/api/...)
+                                     prefixes on requests for `path` (/api/...): exactly, or every
+                                     path under it when it ends with / (as an nginx location)
   waf_block    {isp}                 http_status with path /api/ and status 403 (a WAF rule)
   dns_hijack   {isp, name, address}  the ISP's resolver answers `name` with `address`
   latency      {endpoint, ms}        the origin delays one API endpoint (e.g. checkout)

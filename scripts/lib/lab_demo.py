@@ -303,7 +303,10 @@ class Demo:
                 if after:
                     problems.append(f"{len(after)} opened within {exp['quiet_after']:g} s after the removal: "
                                     + ", ".join(i["kind"] for i in after))
-            v["found"] = " | ".join(i["title"] for i in during) or "none"
+            # The incidents that fit first, then what else opened.
+            fitted = [i for i in during if i["id"] in v["incidents"]]
+            others = [i for i in during if i["id"] not in v["incidents"]]
+            v["found"] = " | ".join([i["title"] for i in fitted] + [f"+ {i['kind']}" for i in others]) or "none"
             v["incident"] = v["incidents"][0] if v["incidents"] else None
             v["ok"] = not problems
             v["problem"] = "; ".join(problems)

@@ -21,7 +21,8 @@
 //   "fail_next": {"checkout": 1}, "deny_prefix": "127.0.0.0/8"} — endpoint names are the keys
 //   of ENDPOINTS below; deny_prefix answers 403 (a WAF rule) to clients in that prefix;
 //   "http_status": [{"prefix": "10.64.3.0/24", "path": "/api/products", "status": 503}] answers
-//   `status` to clients in `prefix` on requests whose path starts with `path` (the first match).
+//   `status` to clients in `prefix` on requests for `path` — exactly, or every path under it
+//   when it ends with "/" (as an nginx location) — the first rule that matches.
 // Every request is logged as one JSON line in $origin_dir/requests.jsonl with its traceparent,
 // the token it presented (and how: bearer or cookie) and the ids it sent, so tests can check
 // what a journey carried.
@@ -323,7 +324,9 @@ function api(r) {
     }
     const rules = faults.http_status || [];
     for (let i = 0; i < rules.length; i++) {
-        if (inPrefix(r.remoteAddress, rules[i].prefix) && r.uri.indexOf(rules[i].path) === 0) {
+        const path = rules[i].path;
+        const under = path.charAt(path.length - 1) === '/' ? r.uri.indexOf(path) === 0 : r.uri === path;
+        if (under && inPrefix(r.remoteAddress, rules[i].prefix)) {
             return respond(r, c, rules[i].status, {error: 'injected status ' + rules[i].status});
         }
     }
