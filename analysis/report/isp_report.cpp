@@ -96,11 +96,14 @@ std::string fit_list(const std::vector<std::pair<std::string, double>>& items, s
 }
 
 // Where a probe run's latency and availability are counted: an http check's or a journey's URL;
-// the check id and kind for the other kinds (a tls or tcp check's URL-less target is an address,
-// which names nothing, and a run that failed before connecting has none).
+// for the other kinds the check id, kind and host name — "expired-cert (tls expired.example.com)"
+// — (a tls or tcp check's URL-less target is an address, which names nothing, and a run that
+// failed before connecting has none).
 std::string target_key(const ProbeResultRow& r) {
   if ((r.check_kind == "http" || r.check_kind == "journey") && !r.target.empty()) return r.target;
-  return r.check_kind.empty() ? r.check : r.check + " (" + r.check_kind + ")";
+  std::string what = r.check_kind;
+  if (!r.host.empty()) what += (what.empty() ? "" : " ") + r.host;
+  return what.empty() ? r.check : r.check + " (" + what + ")";
 }
 
 // A probe run's failure type as the report shows it: with the status code for HTTP errors, as

@@ -31,7 +31,8 @@ class LatencyHistogram {
 };
 
 // One target of the probes: an http check's or a journey's URL; for other kinds (dns, tcp, tls)
-// and runs without a URL, the check id and kind ("expired-cert (tls)").
+// and runs without a URL, the check id, kind and host name ("expired-cert (tls
+// expired.example.com)", "shop-dns (dns shop.example.com)").
 struct TargetStats {
   std::string check, kind;  // the (first) check id and kind seen for it
   std::uint64_t runs = 0, ok = 0;

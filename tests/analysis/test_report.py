@@ -190,6 +190,7 @@ class ReportEdges(unittest.TestCase):
                     ("expired-cert", "tls", None, "192.0.2.10", "tls.cert.date_invalid", None, 5),
                     ("closed-port", "tcp", None, None, "dns.name_not_resolved", None, 2)]:
                 record = {"kind": "check_result", "check": check, "check_kind": kind,
+                          "target": {"host": "expired.example.com"} if kind == "tls" else {},
                           "vantage": {"probe_id": "edge-1", "asn": 64501, "isp": "Example Fiber",
                                       "country": "DE", "source": "probe"}}
                 con.execute("INSERT INTO probe_results (result_id, kind, time_ns, received_ns, probe_id, region, "
@@ -222,11 +223,11 @@ class ReportEdges(unittest.TestCase):
         fiber = {i["asn"]: i for i in r["isps"]}[64501]
         targets = fiber["targets"]
         self.assertEqual(set(targets), {"https://shop.example.com/", "https://shop.example.com/api/products",
-                                        "expired-cert (tls)", "closed-port (tcp)"})
-        self.assertEqual((targets["expired-cert (tls)"]["check"], targets["expired-cert (tls)"]["kind"]),
-                         ("expired-cert", "tls"))
+                                        "expired-cert (tls expired.example.com)", "closed-port (tcp)"})
+        tls = targets["expired-cert (tls expired.example.com)"]  # not its address, 192.0.2.10
+        self.assertEqual((tls["check"], tls["kind"]), ("expired-cert", "tls"))
         # Nothing passed: no percentile rather than the failures' durations.
-        for name in ("expired-cert (tls)", "closed-port (tcp)"):
+        for name in ("expired-cert (tls expired.example.com)", "closed-port (tcp)"):
             self.assertEqual(targets[name]["ok"], 0)
             self.assertIsNone(targets[name]["p50_ms"])
             self.assertIsNone(targets[name]["p95_ms"])
@@ -245,7 +246,7 @@ class ReportEdges(unittest.TestCase):
         self.assertIn("p50/p95 of the runs that passed", latency)
         rows = [l for l in latency.splitlines()[1:] if l.strip()]
         self.assertTrue(all(re.match(r"\s+(AS\d+|-)\s+\S", l) for l in rows), rows)  # no blank target
-        self.assertRegex(latency, r"AS64501\s+expired-cert \(tls\)\s+runs\s+40\s+ok\s+0\.00%\s+p50\s+-\s+p95\s+-")
+        self.assertRegex(latency, r"AS64501\s+expired-cert \(tls expired\.example\.com\)\s+runs\s+40\s+ok\s+0\.00%\s+p50\s+-\s+p95\s+-")
 
     def test_failure_lists_end_in_more_instead_of_cutting_a_type(self):
         text = self.report()
