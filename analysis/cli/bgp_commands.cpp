@@ -195,10 +195,9 @@ struct ReadSummary {
 };
 
 // Calls `fn` with the route events of every file in order. Damage goes to stderr (DamageLog).
-// MRT records also go through the bgpdump formatter, output discarded: it is the judge of
-// damage for both commands, so that scan reports what dump reports, in the same words. The
-// route-event decoder's own warnings are shown for records the formatter found nothing wrong
-// with (it checks some things differently, e.g. prefix lengths bgpdump lets through).
+// The route-event decoder reports an MRT record's damage as `bgp dump` does, in the same words
+// (bgpdump's judgement first, then what only route monitoring rejects, e.g. prefix lengths
+// bgpdump lets through): one pass over the records.
 template <typename Fn>
 ReadSummary for_each_event(const std::vector<std::string>& files, const char* what, Fn&& fn) {
   ReadSummary summary;
@@ -261,23 +260,14 @@ ReadSummary for_each_event(const std::vector<std::string>& files, const char* wh
     // One collector name for every MRT file: the files are one collector's series (a RIB dump,
     // then its update files), so a peer in one file is the same peer in the next.
     vantage::bgp::RouteEventDecoder decoder(kMrtCollector);
-    vantage::bgp::BgpdumpFormatter judge;
-    std::string discarded;
     std::uint64_t deprecated_bgp = 0;
     vantage::bgp::MrtRecord record;
     Progress progress(file);
     while (reader->next(record)) {
       damage.reader(*reader);
       events.clear();
-      discarded.clear();
-      judge.format(record, discarded);
       decoder.decode(record, events);
-      if (!judge.warnings().empty()) {
-        damage.record(judge.warnings());
-        decoder.warnings().clear();
-      } else if (!decoder.warnings().empty()) {
-        damage.record(decoder.warnings());
-      }
+      if (!decoder.warnings().empty()) damage.record(decoder.warnings());
       // The route-event decoder does not read the deprecated BGP type (1999-2001 RIS files):
       // counted and said, not dropped in silence.
       if (record.type == vantage::bgp::kMrtBgp) ++deprecated_bgp;

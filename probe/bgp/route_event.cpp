@@ -48,11 +48,31 @@ std::vector<std::uint32_t> flatten_path(const AsPath& path) {
 }
 
 void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out) {
+  judged_.clear();
+  own_.clear();
+  decode_record(r, out);
+  // bgpdump's reading of the record is the judge of damage: its warnings when it has any (the
+  // words of `vantage bgp dump`), else the stricter checks of route monitoring.
+  auto& chosen = judged_.empty() ? own_ : judged_;
+  for (auto& w : chosen) warnings_.push_back("offset " + std::to_string(r.offset) + ": " + w);
+}
+
+void RouteEventDecoder::decode_record(const MrtRecord& r, std::vector<RouteEvent>& out) {
   const std::uint8_t* p = r.data;
   const std::size_t n = r.size;
   const std::int64_t time_us = std::int64_t{r.timestamp} * 1'000'000 + r.microseconds;
-  auto warn = [&](const std::string& what) {
-    warnings_.push_back("offset " + std::to_string(r.offset) + ": " + what);
+  // judge(): damage as BgpdumpFormatter words it; own(): what only route monitoring rejects.
+  auto judge = [&](std::string what) { judged_.push_back(std::move(what)); };
+  auto own = [&](std::string what) { own_.push_back(std::move(what)); };
+  // Runs only when the strict decoding failed: bgpdump's lenient reading (prefix lengths past the
+  // address, AGGREGATOR by the AS width) accepts everything the strict one does, so a record the
+  // strict decoder accepts has nothing for the judge either.
+  auto judge_attributes = [&](const std::uint8_t* data, std::size_t size, AttributeOptions opt,
+                              const char* what) {
+    opt.bgpdump_compat = true;
+    Attributes lenient;
+    std::string error;
+    if (!decode_attributes(data, size, opt, lenient, error)) judge(what + error);
   };
   RouteEvent base;
   base.time_us = time_us;
@@ -60,16 +80,15 @@ void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out)
 
   if (r.type == kMrtTableDump) {  // v1: one RIB entry per record (RFC 6396 §4.2)
     const std::uint16_t sub = r.subtype;
-    if (sub < 1 || sub > 4) return warn("TABLE_DUMP: unknown subtype " + std::to_string(sub));
+    if (sub < 1 || sub > 4) return judge("TABLE_DUMP: unknown subtype " + std::to_string(sub));
     const bool v6 = sub == 2 || sub == 4;
     const bool as4 = sub == 3 || sub == 4;
     const std::size_t alen = v6 ? 16 : 4;
     const std::size_t fixed = 4 + alen + 2 + 4 + alen + (as4 ? 4 : 2) + 2;
-    if (n < fixed) return warn("TABLE_DUMP: too short");
+    if (n < fixed) return judge("TABLE_DUMP: record shorter than its fixed fields");
     RouteEvent ev = base;
     ev.prefix.addr = address(p + 4, v6);
     ev.prefix.length = p[4 + alen];
-    if (ev.prefix.length > (v6 ? 128 : 32)) return warn("TABLE_DUMP: bad prefix length");
     const std::uint8_t* q = p + 4 + alen + 2 + 4;
     ev.peer_ip = address(q, v6);
     q += alen;
@@ -82,7 +101,11 @@ void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out)
     opt.rib_afi = v6 ? 2 : 1;
     Attributes a;
     std::string error;
-    if (!decode_attributes(q + 2, attr_len, opt, a, error)) warn("TABLE_DUMP: " + error);
+    const bool attributes_ok = decode_attributes(q + 2, attr_len, opt, a, error);
+    if (!attributes_ok) judge_attributes(q + 2, attr_len, opt, "TABLE_DUMP: ");
+    // bgpdump prints such a mask as it is; a route to it cannot be monitored.
+    if (ev.prefix.length > (v6 ? 128 : 32)) return own("TABLE_DUMP: bad prefix length");
+    if (!attributes_ok) own("TABLE_DUMP: " + error);
     fill_path(ev, a);
     out.push_back(std::move(ev));
     return;
@@ -91,35 +114,48 @@ void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out)
   if (r.type == kMrtTableDumpV2) {
     if (r.subtype == 1) {
       peers_.clear();
-      if (n < 6) return warn("PEER_INDEX_TABLE: too short");
+      have_peer_index_ = false;
+      if (n < 6) return judge("PEER_INDEX_TABLE: too short");
       std::size_t i = 6 + be16(p + 4);
-      if (n < i + 2) return warn("PEER_INDEX_TABLE: too short");
+      if (n < i + 2) return judge("PEER_INDEX_TABLE: too short");
       const std::size_t count = be16(p + i);
       i += 2;
       for (std::size_t k = 0; k < count; ++k) {
-        if (n < i + 1) return warn("PEER_INDEX_TABLE: truncated");
+        if (n < i + 1) return judge("PEER_INDEX_TABLE: peer entries run past the record");
         const bool v6 = p[i] & 1;
         const std::size_t as_len = (p[i] & 2) ? 4 : 2;
         const std::size_t ip_len = v6 ? 16 : 4;
-        if (n < i + 5 + ip_len + as_len) return warn("PEER_INDEX_TABLE: truncated");
+        if (n < i + 5 + ip_len + as_len)
+          return judge("PEER_INDEX_TABLE: peer entries run past the record");
         Peer peer{address(p + i + 5, v6),
                   as_len == 4 ? be32(p + i + 5 + ip_len) : be16(p + i + 5 + ip_len)};
         peers_.push_back(peer);
         i += 5 + ip_len + as_len;
       }
+      have_peer_index_ = true;
       return;
     }
     const std::uint16_t sub = r.subtype;
     if (sub != 2 && sub != 4 && sub != 8 && sub != 10) return;
-    if (peers_.empty()) return warn("RIB record before any PEER_INDEX_TABLE");
+    // The peers of a damaged table are still used (those read before the damage), but the
+    // records are reported: bgpdump skips them.
+    if (!have_peer_index_) judge("TABLE_DUMP_V2 RIB record before any PEER_INDEX_TABLE");
+    // Without peers no entry gives an event (each one's index is out of range, which bgpdump
+    // reports after a table of no peers).
+    if (peers_.empty()) own("RIB record before any PEER_INDEX_TABLE");
+    const bool judged = !have_peer_index_;  // bgpdump stops here: nothing more for the judge
+    auto judge_rib = [&](std::string what) {
+      if (!judged) judge(std::move(what));
+    };
     const bool v6 = sub == 4 || sub == 10;
     const bool add_path = sub >= 8;
-    if (n < 5) return warn("RIB: too short");
+    if (n < 5) return judge_rib("TABLE_DUMP_V2 RIB: too short");
     Prefix pfx;
     pfx.addr.v6 = v6;
     pfx.length = p[4];
     const std::size_t pbytes = (std::size_t{pfx.length} + 7) / 8;
-    if (pfx.length > (v6 ? 128 : 32) || n < 5 + pbytes + 2) return warn("RIB: bad prefix");
+    if (pfx.length > (v6 ? 128 : 32) || n < 5 + pbytes + 2)
+      return judge_rib("TABLE_DUMP_V2 RIB: bad prefix");
     std::memcpy(pfx.addr.bytes.data(), p + 5, pbytes);
     std::size_t i = 5 + pbytes;
     const std::size_t entries = be16(p + i);
@@ -129,21 +165,26 @@ void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out)
     opt.rib_afi = v6 ? 2 : 1;
     for (std::size_t e = 0; e < entries; ++e) {
       const std::size_t head = 8 + (add_path ? 4 : 0);
-      if (n < i + head) return warn("RIB: entries run past the record");
+      if (n < i + head) return judge_rib("TABLE_DUMP_V2 RIB: entries run past the record");
       const std::size_t index = be16(p + i);
       const std::size_t alen = be16(p + i + head - 2);
       RouteEvent ev = base;
       if (add_path) ev.path_id = be32(p + i + 6);
       i += head;
-      if (n < i + alen) return warn("RIB: attributes run past the record");
+      if (n < i + alen) return judge_rib("TABLE_DUMP_V2 RIB: attributes run past the record");
       if (index >= peers_.size()) {
-        warn("RIB: peer index out of range");
+        if (!peers_.empty()) own("RIB: peer index out of range");
+        judge_rib("TABLE_DUMP_V2 RIB: peer index " + std::to_string(index) +
+                  " is not in the PEER_INDEX_TABLE");
         i += alen;
         continue;
       }
       Attributes a;
       std::string error;
-      if (!decode_attributes(p + i, alen, opt, a, error)) warn("RIB: " + error);
+      if (!decode_attributes(p + i, alen, opt, a, error)) {
+        own("RIB: " + error);
+        if (!judged) judge_attributes(p + i, alen, opt, "TABLE_DUMP_V2 RIB: ");
+      }
       i += alen;
       ev.peer_ip = peers_[index].ip;
       ev.peer_asn = peers_[index].asn;
@@ -158,15 +199,18 @@ void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out)
     const std::uint16_t sub = r.subtype;
     const bool as4 = sub == 4 || sub == 5 || sub == 7 || sub == 9 || sub == 11;
     const std::size_t as_len = as4 ? 4 : 2;
-    if (n < 2 * as_len + 4) return;
-    const std::uint16_t afi = be16(p + 2 * as_len + 2);
-    if (afi != 1 && afi != 2) return;
-    const std::size_t ip_len = afi == 2 ? 16 : 4;
-    if (n < 2 * as_len + 4 + 2 * ip_len) return warn("BGP4MP: too short");
-    base.peer_asn = as4 ? be32(p) : be16(p);
-    base.peer_ip = address(p + 2 * as_len + 4, afi == 2);
     if (sub == 0 || sub == 5) {  // state change
-      if (n < 2 * as_len + 4 + 2 * ip_len + 4) return warn("STATE_CHANGE: too short");
+      if (n == 8 && sub == 0) return judge("BGP4MP STATE_CHANGE: 8-byte record (Zebra bug)");
+      if (n < 2 * as_len + 4) return judge("BGP4MP STATE_CHANGE: too short");
+      const std::uint16_t afi = be16(p + 2 * as_len + 2);
+      const std::size_t ip_len = afi == 2 ? 16 : 4;
+      const std::size_t need = 2 * as_len + 4 + 2 * ip_len + 4;
+      if ((afi != 1 && afi != 2) || n != need) {
+        judge("BGP4MP STATE_CHANGE: unexpected length " + std::to_string(n));
+        if ((afi != 1 && afi != 2) || n < need) return;  // a longer one still says the states
+      }
+      base.peer_asn = as4 ? be32(p) : be16(p);
+      base.peer_ip = address(p + 2 * as_len + 4, afi == 2);
       const std::uint16_t old_state = be16(p + 2 * as_len + 4 + 2 * ip_len);
       const std::uint16_t new_state = be16(p + 2 * as_len + 4 + 2 * ip_len + 2);
       if (old_state == 6 && new_state != 6) {
@@ -176,21 +220,62 @@ void RouteEventDecoder::decode(const MrtRecord& r, std::vector<RouteEvent>& out)
       }
       return;
     }
-    if (sub != 1 && sub != 4 && sub != 8 && sub != 9) return;  // LOCAL: our own router's view
+    if (sub == 2 || sub == 3)
+      return judge("BGP4MP subtype " + std::to_string(sub) +
+                   " (ENTRY/SNAPSHOT) is not implemented");
+    if (sub > 11) return judge("BGP4MP: unknown subtype " + std::to_string(sub));
+    // MESSAGE subtypes 1, 4, 6-11. LOCAL (6, 7, 10, 11: our own router's view) give no events
+    // but are checked as bgpdump checks them.
+    if (n < 2 * as_len + 4) return judge("BGP4MP MESSAGE: too short");
+    const std::uint16_t afi = be16(p + 2 * as_len + 2);
+    if (afi != 1 && afi != 2)
+      return judge("BGP4MP MESSAGE: unsupported AFI " + std::to_string(afi));
+    const std::size_t ip_len = afi == 2 ? 16 : 4;
+    const std::size_t head = 2 * as_len + 4 + 2 * ip_len;
+    if (n < head + 19) return judge("BGP4MP MESSAGE: too short for a BGP header");
+    const std::uint8_t* m = p + head;
+    static constexpr std::uint8_t kMarker[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    // Not a BGP message: what follows would be read as routes that were never announced.
+    if (std::memcmp(m, kMarker, 16) != 0) return judge("BGP4MP MESSAGE: bad BGP marker");
+    if (m[18] != 2) return;  // OPEN, NOTIFICATION, KEEPALIVE, ROUTE-REFRESH
+    const std::size_t declared = be16(m + 16);
+    if (declared < 19) return judge("BGP4MP MESSAGE: BGP length " + std::to_string(declared));
+    const std::size_t bgp_len = std::min(declared, n - head);  // a short record: read what is there
+    const bool local = sub == 6 || sub == 7 || sub == 10 || sub == 11;
     const bool add_path = sub >= 8;
-    const std::uint8_t* m = p + 2 * as_len + 4 + 2 * ip_len;
-    const std::size_t mlen = n - (2 * as_len + 4 + 2 * ip_len);
-    if (mlen < 19 || m[18] != 2) return;
     Update u;
     std::string error;
-    const std::size_t bgp_len = std::min<std::size_t>(be16(m + 16), mlen);
-    if (bgp_len < 19)
-      return warn("BGP message length " + std::to_string(be16(m + 16)) +
-                  " is shorter than its header");
-    if (!decode_update(m + 19, bgp_len - 19, as4, add_path, u, error)) {
-      warn("UPDATE: " + error);
+    if (!decode_update(m + 19, bgp_len - 19, as4, add_path, u, error, /*bgpdump_compat=*/local)) {
+      if (!local) {
+        own("UPDATE: " + error);
+        Update lenient;
+        error.clear();
+        if (!decode_update(m + 19, bgp_len - 19, as4, add_path, lenient, error, true)) {
+          judge("BGP4MP UPDATE: " + error);
+        }
+      } else {
+        judge("BGP4MP UPDATE: " + error);
+      }
     }
+    if (local) return;
+    base.peer_asn = as4 ? be32(p) : be16(p);
+    base.peer_ip = address(p + 2 * as_len + 4, afi == 2);
     update_to_events(u, base, out);
+    return;
+  }
+
+  if (r.type == kMrtBgp) {
+    // The deprecated BGP type (1999-2001 RIS files) gives no events (the caller counts its
+    // records), but its damage is reported as bgpdump reports it.
+    if (r.subtype == 3 && n < 10) return judge("BGP STATE_CHANGE: too short");
+    if (r.subtype != 1) return;
+    if (n < 12) return judge("BGP UPDATE: too short");
+    Update lenient;
+    std::string error;
+    if (!decode_update(p + 12, n - 12, false, false, lenient, error, true)) {
+      judge("BGP UPDATE: " + error);
+    }
   }
 }
 

@@ -60,8 +60,15 @@ class RouteEventDecoder {
  public:
   explicit RouteEventDecoder(std::string collector) : collector_(std::move(collector)) {}
   // Appends the record's events to `out`; damage is added to warnings() and the record's
-  // readable part is still used.
+  // readable part is still used. The warnings are those of `vantage bgp dump` for the same
+  // record, in its words ("offset 120: BGP4MP MESSAGE: bad BGP marker"; BgpdumpFormatter's
+  // checks: bad marker, unknown subtype, unsupported AFI, implausible lengths, damaged
+  // attributes), so that scan needs no second pass; a record bgpdump reads without complaint
+  // can still be damaged for route monitoring (a prefix length past the address): then this
+  // decoder's own warning ("offset 120: UPDATE: NLRI: prefix length 33 is longer than the
+  // address"). Records with a bad BGP marker or of the deprecated BGP type give no events.
   void decode(const MrtRecord& record, std::vector<RouteEvent>& out);
+  // Accumulated over records, with their offsets; the caller clears what it has reported.
   std::vector<std::string>& warnings() noexcept { return warnings_; }
 
  private:
@@ -69,9 +76,13 @@ class RouteEventDecoder {
     IpAddr ip;
     std::uint32_t asn = 0;
   };
+  void decode_record(const MrtRecord& record, std::vector<RouteEvent>& out);
+
   std::string collector_;
   std::vector<Peer> peers_;
+  bool have_peer_index_ = false;  // the last PEER_INDEX_TABLE was read whole
   std::vector<std::string> warnings_;
+  std::vector<std::string> judged_, own_;  // the current record's, without the offset
 };
 
 }  // namespace vantage::bgp

@@ -215,6 +215,61 @@ class Damage(ScanTest):
         summary = json.loads(scan.stdout.splitlines()[-1])
         self.assertEqual((summary["unread_records"], summary["damaged_records"]), (1, 0))
 
+    @staticmethod
+    def bgp4mp(subtype, body, time=1203530000):
+        return struct.pack(">IHHI", time, 16, subtype, len(body)) + body
+
+    @staticmethod
+    def as4_head(afi=1):
+        """BGP4MP *_AS4 header: peer AS 64511, local AS 64510, interface 0, AFI, peer and local
+        addresses (documentation ranges)."""
+        ips = bytes([192, 0, 2, 1, 192, 0, 2, 2]) if afi == 1 else bytes(32)
+        return struct.pack(">IIHH", 64511, 64510, 0, afi) + ips
+
+    def hijack_update(self, marker=b"\xff" * 16):
+        """An UPDATE from peer AS64511 announcing the lab's YouTube /22 with origin AS17557."""
+        attrs = (bytes([0x40, 1, 1, 0]) + bytes([0x40, 2, 10, 2, 2]) + struct.pack(">II", 64511, 17557) +
+                 bytes([0x40, 3, 4, 192, 0, 2, 1]))
+        body = struct.pack(">HH", 0, len(attrs)) + attrs + bytes([22, 208, 65, 152])
+        return self.bgp4mp(4, self.as4_head() + marker + struct.pack(">HB", 19 + len(body), 2) + body)
+
+    def test_a_record_with_a_bad_bgp_marker_is_skipped_by_scan_as_by_dump(self):
+        # The same announcement raises a hijack when sound; with its marker damaged it is not a
+        # BGP message: dump prints nothing for it, and scan neither alerts on it.
+        sound = self.write("sound.mrt", "")
+        with open(sound, "wb") as f:
+            f.write(self.hijack_update())
+        self.assertEqual([(a["alert"], a["status"]) for a in self.scan([sound], LAB_PREFIXES)], [("hijack", "open")])
+        damaged = self.write("marker.mrt", "")
+        with open(damaged, "wb") as f:
+            f.write(self.hijack_update(marker=b"\xff" * 15 + b"\xfe"))
+        dump, scan, dump_says, scan_says = self.run_both(damaged)
+        self.assertEqual((dump.returncode, dump.stdout, scan.returncode, scan.stdout), (3, "", 3, ""))
+        self.assertEqual(scan_says, dump_says)
+        self.assertEqual(scan_says, ["offset 0: BGP4MP MESSAGE: bad BGP marker",
+                                     "1 damaged record skipped or read in part"])
+
+    def test_state_change_entry_bgp_length_and_deprecated_update_damage_are_reported_as_dump_reports_them(self):
+        # scan reads records in one pass (no formatter): every check dump makes is made there too.
+        state = self.bgp4mp(5, self.as4_head() + struct.pack(">HH", 6, 1) + b"\0\0")  # 2 bytes too many
+        entry = self.bgp4mp(2, self.as4_head())  # ENTRY: bgpdump does not implement it
+        short_length = self.bgp4mp(4, self.as4_head() + b"\xff" * 16 + struct.pack(">HB", 18, 2) + bytes(4))
+        bgp5_short = struct.pack(">IHHI", 945188487, 5, 1, 6) + bytes(6)  # a type-5 UPDATE of 6 bytes
+        records = [state, entry, short_length, self.hijack_update(), bgp5_short]
+        offsets = [sum(len(r) for r in records[:i]) for i in range(len(records))]
+        path = self.write("damaged.mrt", "")
+        with open(path, "wb") as f:
+            f.write(b"".join(records))
+        dump, scan, dump_says, scan_says = self.run_both(path)
+        self.assertEqual((dump.returncode, scan.returncode), (3, 3))
+        self.assertEqual(scan_says[:4], dump_says[:4])
+        self.assertEqual(scan_says[:4], [
+            f"offset {offsets[0]}: BGP4MP STATE_CHANGE: unexpected length {len(state) - 12}",
+            f"offset {offsets[1]}: BGP4MP subtype 2 (ENTRY/SNAPSHOT) is not implemented",
+            f"offset {offsets[2]}: BGP4MP MESSAGE: BGP length 18",
+            f"offset {offsets[4]}: BGP UPDATE: too short"])
+        # The sound record among them is read: its hijack is raised.
+        self.assertIn("hijack", scan.stdout)
 
 
 class InvalidPrefixesFiles(unittest.TestCase):
