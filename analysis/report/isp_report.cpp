@@ -95,12 +95,16 @@ std::string fit_list(const std::vector<std::pair<std::string, double>>& items, s
   return out;
 }
 
+bool has_url(const ProbeResultRow& r) {
+  return (r.check_kind == "http" || r.check_kind == "journey") && !r.target.empty();
+}
+
 // Where a probe run's latency and availability are counted: an http check's or a journey's URL;
 // for the other kinds the check id, kind and host name — "expired-cert (tls expired.example.com)"
 // — (a tls or tcp check's URL-less target is an address, which names nothing, and a run that
 // failed before connecting has none).
 std::string target_key(const ProbeResultRow& r) {
-  if ((r.check_kind == "http" || r.check_kind == "journey") && !r.target.empty()) return r.target;
+  if (has_url(r)) return r.target;
   std::string what = r.check_kind;
   if (!r.host.empty()) what += (what.empty() ? "" : " ") + r.host;
   return what.empty() ? r.check : r.check + " (" + what + ")";
@@ -180,7 +184,8 @@ IspReport build_isp_report(EventStore& store, std::int64_t from_ns, std::int64_t
         s.vantage_points.end()) {
       s.vantage_points.push_back(r.probe_id);
     }
-    TargetStats& t = s.targets[target_key(r)];
+    // A URL target is looked up without building a key (most runs are http checks and journeys).
+    TargetStats& t = has_url(r) ? s.targets[r.target] : s.targets[target_key(r)];
     if (t.check.empty()) {
       t.check = r.check;
       t.kind = r.check_kind;
