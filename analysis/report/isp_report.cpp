@@ -196,7 +196,9 @@ IspReport build_isp_report(EventStore& store, std::int64_t from_ns, std::int64_t
     if (ok) {
       t.latency.add(r.total_ms);
     } else {
-      s.failure_types[failure_key(r)] += 1;
+      const std::string failure = failure_key(r);
+      s.failure_types[failure] += 1;
+      t.failure_types[failure] += 1;
     }
     auto& point = s.series[from_ns + (r.time_ns - from_ns) / report.bucket_ns * report.bucket_ns];
     point.first += 1;
@@ -258,19 +260,23 @@ std::string render_isp_text(const IspReport& r) {
       "\n(probes: share of probe runs that passed; users: weighted share of NEL reports that "
       "succeeded;"
       "\n failures: probe runs and weighted NEL reports, ×count)\n\n";
-  out += "Latency per ISP and target (probe runs; p50/p95 of the runs that passed, ms)\n";
+  out +=
+      "Latency per ISP and target (probe runs; p50/p95 of the runs that passed, ms; then the "
+      "failed runs by type)\n";
   for (const auto& s : r.isps) {
     for (const auto& [target, t] : s.targets) {
       const std::string asn = s.asn ? "AS" + std::to_string(s.asn) : "-";
       const std::string p50 = t.latency.count() ? fmt("%7.0f", t.latency.quantile(0.5)) : "      -";
       const std::string p95 =
           t.latency.count() ? fmt("%7.0f", t.latency.quantile(0.95)) : "      -";
-      std::snprintf(line, sizeof line, "  %-8s %-40s runs %6llu  ok %7.2f%%  p50 %s  p95 %s\n",
+      std::snprintf(line, sizeof line, "  %-8s %-40s runs %6llu  ok %7.2f%%  p50 %s  p95 %s",
                     asn.c_str(), target.c_str(), static_cast<unsigned long long>(t.runs),
                     100.0 * static_cast<double>(t.ok) /
                         static_cast<double>(std::max<std::uint64_t>(1, t.runs)),
                     p50.c_str(), p95.c_str());
       out += line;
+      if (!t.failure_types.empty()) out += "  " + fit_list(ranked(t.failure_types), 40);
+      out += "\n";
     }
   }
   if (!r.analysis.incidents.empty()) {
@@ -298,7 +304,8 @@ std::string render_isp_json(const IspReport& r) {
           {"ok", t.ok},
           {"availability", t.runs ? static_cast<double>(t.ok) / static_cast<double>(t.runs) : 1.0},
           {"p50_ms", passed ? nlohmann::json(t.latency.quantile(0.5)) : nlohmann::json()},
-          {"p95_ms", passed ? nlohmann::json(t.latency.quantile(0.95)) : nlohmann::json()}};
+          {"p95_ms", passed ? nlohmann::json(t.latency.quantile(0.95)) : nlohmann::json()},
+          {"failure_types", t.failure_types}};
     }
     nlohmann::json series = nlohmann::json::array();
     for (const auto& [t, p] : s.series) {
@@ -507,7 +514,7 @@ svg text{font:11px system-ui,sans-serif}
   h += "<h2>Latency per ISP and target (probe runs; percentiles of the runs that "
        "passed)</h2>\n<table id=\"latency\">"
        "<tr><th>ASN</th><th>target</th><th>runs</th><th>ok</th><th>p50 ms (passed)</th><th>p95 ms "
-       "(passed)</th></tr>\n";
+       "(passed)</th><th>failed runs</th></tr>\n";
   for (const auto& s : r.isps) {
     for (const auto& [target, t] : s.targets) {
       const bool passed = t.latency.count() > 0;
@@ -519,7 +526,10 @@ svg text{font:11px system-ui,sans-serif}
            "</td><td class=\"n\">" +
            (passed ? fmt("%.0f", t.latency.quantile(0.5)) : std::string("–")) +
            "</td><td class=\"n\">" +
-           (passed ? fmt("%.0f", t.latency.quantile(0.95)) : std::string("–")) + "</td></tr>\n";
+           (passed ? fmt("%.0f", t.latency.quantile(0.95)) : std::string("–")) + "</td><td>" +
+           (t.failure_types.empty() ? std::string("–")
+                                    : html_escape(fit_list(ranked(t.failure_types), 80))) +
+           "</td></tr>\n";
     }
   }
   h += "</table>\n<h2>Incidents</h2>\n<table "

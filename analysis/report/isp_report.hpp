@@ -37,6 +37,7 @@ struct TargetStats {
   std::string check, kind;  // the (first) check id and kind seen for it
   std::uint64_t runs = 0, ok = 0;
   LatencyHistogram latency;  // ms, runs that passed only (a timeout is not a latency)
+  std::map<std::string, double> failure_types;  // its failed runs by type ("http.error 403")
 };
 
 struct IspStats {
@@ -71,7 +72,8 @@ IspReport build_isp_report(EventStore& store, std::int64_t from_ns, std::int64_t
 // Failure lists are never cut inside a failure type: what does not fit the column ends in
 // "+N more". Latency percentiles (p50/p95) are of the runs that passed; "-" / null when none did.
 std::string render_isp_text(const IspReport& report);
-// JSON: per ISP, targets{name: {check, kind, runs, ok, availability, p50_ms, p95_ms}}, the
+// JSON: per ISP, targets{name: {check, kind, runs, ok, availability, p50_ms, p95_ms,
+// failure_types}}, the
 // failure types (probes and users), the series (non-empty buckets only) and the incidents' ids.
 std::string render_isp_json(const IspReport& report);
 // One HTML document, no external resource, no script: SVG charts inline.

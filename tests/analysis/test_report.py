@@ -239,6 +239,7 @@ class ReportEdges(unittest.TestCase):
         # Probes' HTTP errors carry their status code, as browsers' do.
         self.assertEqual(fiber["failure_types"]["http.error 403"], self.expected_403)
         self.assertNotIn("http.error", fiber["failure_types"])
+        self.assertEqual(targets["https://shop.example.com/"]["failure_types"], {"http.error 403": self.expected_403})
 
         text = self.report()
         self.assertNotIn("192.0.2.10", text)
@@ -246,7 +247,10 @@ class ReportEdges(unittest.TestCase):
         self.assertIn("p50/p95 of the runs that passed", latency)
         rows = [l for l in latency.splitlines()[1:] if l.strip()]
         self.assertTrue(all(re.match(r"\s+(AS\d+|-)\s+\S", l) for l in rows), rows)  # no blank target
-        self.assertRegex(latency, r"AS64501\s+expired-cert \(tls expired\.example\.com\)\s+runs\s+40\s+ok\s+0\.00%\s+p50\s+-\s+p95\s+-")
+        self.assertRegex(latency, r"AS64501\s+expired-cert \(tls expired\.example\.com\)\s+runs\s+40\s+ok\s+0\.00%\s+p50\s+-\s+p95\s+-"
+                                  r"\s+tls\.cert\.date_invalid ×40\n")
+        self.assertRegex(latency, r"AS64501\s+https://shop\.example\.com/\s+runs\s+40\s+ok\s+50\.00%.*"
+                                  rf"\s+http\.error 403 ×{self.expected_403}\n")
 
     def test_failure_lists_end_in_more_instead_of_cutting_a_type(self):
         text = self.report()
