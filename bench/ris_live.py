@@ -145,6 +145,7 @@ def main():
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", help="write the section into this page (docs/benchmarks.md)")
+    ap.add_argument("--only", choices=("none", "monitored"), help="run one configuration (for profiling)")
     args = ap.parse_args()
     if not shutil.which("bgpdump"):
         sys.exit("bgpdump not found: run scripts/install-deps")
@@ -162,7 +163,7 @@ def main():
     rows = []
     try:
         prefixes_file(os.path.join(work, "prefixes.yml"))
-        for route_events in ("none", "monitored"):
+        for route_events in (args.only,) if args.only else ("none", "monitored"):
             best = None
             for _ in range(args.runs):
                 wall, cpu = run_once(args.probe, blob, args.messages, route_events, work)
@@ -173,6 +174,8 @@ def main():
             rows.append((route_events, *best))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.only:
+        return
     from probe_cpu import machine  # noqa: E402
     lines = [
         f"{SECTION}: RIS Live messages through the bgp check, per core",

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <string_view>
 
 namespace vantage::probe::sinks {
 
@@ -76,6 +78,62 @@ std::string with(const std::string& labels, const char* name, const std::string&
   return out;
 }
 
+// A top-level string member of a JSON object line, found without building the document (a
+// route_event record per route update is too many to parse again): strings are skipped whole,
+// escapes included, nested objects and arrays by depth. "" when the member is absent or not a
+// string (as a parse would say); nullopt when the value holds an escape or the line is not an
+// object, for the caller to parse the line.
+std::optional<std::string_view> top_level_string(std::string_view json, std::string_view key) {
+  std::size_t i = json.find_first_not_of(" \t\r\n");
+  if (i == std::string_view::npos || json[i] != '{') return std::nullopt;
+  int depth = 0;
+  bool expect_key = false;
+  auto string_end = [&](std::size_t open) {  // index of the closing quote, or npos
+    for (std::size_t k = open + 1; k < json.size(); ++k) {
+      if (json[k] == '\\') {
+        ++k;
+      } else if (json[k] == '"') {
+        return k;
+      }
+    }
+    return std::string_view::npos;
+  };
+  for (; i < json.size(); ++i) {
+    const char c = json[i];
+    if (c == '"') {
+      const std::size_t end = string_end(i);
+      if (end == std::string_view::npos) return std::nullopt;
+      if (depth == 1 && expect_key) {
+        expect_key = false;
+        const bool match = json.substr(i + 1, end - i - 1) == key;
+        std::size_t v = json.find_first_not_of(" \t\r\n", end + 1);
+        if (v == std::string_view::npos || json[v] != ':') return std::nullopt;
+        v = json.find_first_not_of(" \t\r\n", v + 1);
+        if (v == std::string_view::npos) return std::nullopt;
+        if (match) {
+          if (json[v] != '"') return std::string_view();
+          const std::size_t value_end = string_end(v);
+          if (value_end == std::string_view::npos) return std::nullopt;
+          const std::string_view value = json.substr(v + 1, value_end - v - 1);
+          if (value.find('\\') != std::string_view::npos) return std::nullopt;
+          return value;
+        }
+        i = v - 1;  // the value is scanned next
+        continue;
+      }
+      i = end;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+      expect_key = depth == 1;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) return std::string_view();
+    } else if (c == ',' && depth == 1) {
+      expect_key = true;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 MetricsSink::MetricsSink(Vantage vantage) : vantage_(std::move(vantage)) {}
@@ -107,6 +165,18 @@ void MetricsSink::publish(const CheckResult& r, const PublishInfo& info) {
 
 void MetricsSink::publish_record(std::string_view kind, const std::string& line) {
   if (kind != "route_event" && kind != "bgp_alert") return;
+  if (kind == "route_event") {  // one per route update: counted without parsing the line
+    const auto check = top_level_string(line, "check");
+    const auto event = top_level_string(line, "event");
+    if (check && event) {
+      std::string labels;
+      label(labels, "check", std::string(*check));
+      label(labels, "vantage_point", vantage_.probe_id);
+      label(labels, "event", std::string(*event));
+      route_events_total_[labels] += 1;
+      return;
+    }
+  }
   const auto j = nlohmann::json::parse(line, nullptr, false);
   if (!j.is_object()) return;
   auto str = [&](const char* key) {

@@ -107,3 +107,27 @@ TEST_CASE("journeys export per-step duration and success with a step label", "[p
                   ",type=\"http.error\",failed_at=\"assertion\",step=\"checkout\"} 1\n") !=
         std::string::npos);
 }
+
+TEST_CASE("route events are counted by their top-level check and event only", "[probe][metrics]") {
+  MetricsSink m(Vantage{Source::bgp, "bgp-1", "", "", "", 0, "", ""});
+  // Counted without parsing the line: a nested object and a string holding "event" must not
+  // be taken for the record's own members; an escaped value falls back to a parse.
+  m.publish_record("route_event",
+                   R"({"as_path":"64496","check":"ris","collector":"x\",\"event\":\"peer_down",)"
+                   R"("event":"announce","peer":{"event":"withdraw"},"prefix":"192.0.2.0/24"})");
+  m.publish_record("route_event",
+                   R"({"check":"ris","nested":[{"check":"other"},"]"],"event":"announce"})");
+  m.publish_record("route_event", R"({"check":"r\u0069s","event":"withdraw"})");
+  m.publish_record("route_event", R"({"event":"withdraw","check":"ris","vantage":{"id":"x"}})");
+  const std::string text = m.render();
+  CHECK_THAT(
+      text,
+      Catch::Contains(
+          R"(vantage_bgp_route_events_total{check="ris",vantage_point="bgp-1",event="announce"} 2)"));
+  CHECK_THAT(
+      text,
+      Catch::Contains(
+          R"(vantage_bgp_route_events_total{check="ris",vantage_point="bgp-1",event="withdraw"} 2)"));
+  CHECK_THAT(text, !Catch::Contains("peer_down"));
+  CHECK_THAT(text, !Catch::Contains(R"(check="other")"));
+}
