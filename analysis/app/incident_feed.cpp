@@ -36,20 +36,20 @@ std::vector<IncidentFeed::Update> IncidentFeed::cycle(const AnalysisResult& repl
     if (known != open_.end()) {
       if (replayed.resolved_ns <= known->second.opened_ns) continue;  // an earlier episode
       seen_now_.insert(key);
-      resolved_.insert({key, i.opened_ns});
+      resolved_[{key, i.opened_ns}] = i.resolved_ns;
       open_.erase(known);
       out.push_back({i.resolved_ns, Change::resolved, i, true});
       continue;
     }
     // Opened and resolved between two cycles (or before the first: history).
-    if (replayed.resolved_ns < started_ns_ || resolved_.count({key, i.opened_ns})) continue;
+    if (replayed.resolved_ns < started_ns_) continue;
     if (std::any_of(resolved_.begin(), resolved_.end(), [&](const auto& r) {
-          return r.first == key && r.second <= replayed.resolved_ns &&
+          return r.first.first == key && r.first.second <= replayed.resolved_ns &&
                  r.second >= replayed.opened_ns;
         })) {
-      continue;  // the same episode, reported under its first identity
+      continue;  // the same episode (their spans overlap), reported under its first identity
     }
-    resolved_.insert({key, i.opened_ns});
+    resolved_[{key, i.opened_ns}] = i.resolved_ns;
     out.push_back({i.opened_ns, Change::opened, i, true});
     out.push_back({i.resolved_ns, Change::resolved, i, true});
   }
@@ -62,7 +62,7 @@ std::vector<IncidentFeed::Update> IncidentFeed::cycle(const AnalysisResult& repl
     Incident i = it->second;
     i.status = Status::resolved;
     i.resolved_ns = to_ns;
-    resolved_.insert({i.key, i.opened_ns});
+    resolved_[{i.key, i.opened_ns}] = to_ns;
     out.push_back({to_ns, Change::resolved, i, true});
     it = open_.erase(it);
   }

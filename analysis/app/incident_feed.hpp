@@ -36,7 +36,8 @@ class IncidentFeed {
 
  private:
   std::map<IncidentKey, Incident> open_;                     // reported open, as reported
-  std::set<std::pair<IncidentKey, std::int64_t>> resolved_;  // (key, opened) reported resolved
+  // (key, opened) -> resolved of the episodes reported resolved
+  std::map<std::pair<IncidentKey, std::int64_t>, std::int64_t> resolved_;
   std::set<IncidentKey> seen_now_;
   std::int64_t started_ns_ = 0;
   bool started_ = false;

@@ -46,6 +46,7 @@ AnalysisResult run(const Window& w) {
     h.outage_hosts.clear();
     h.elsewhere_only.clear();
     h.unreachable_asns.clear();
+    h.pending.clear();
     h.claimed_bgp = tracker.claimed_bgp();
     h.evaluation = m;
     Findings findings;

@@ -40,9 +40,15 @@ struct HandOver {
   // still open) covers, and the hosts it is about.
   std::set<std::string> outage_checks;
   std::set<std::string> outage_hosts;
-  // Persistent. outage, reachability, dns, http_error -> slo: the steps in which an incident of
+  // Persistent. outage, reachability, dns, http_error -> degraded, slo: the steps in which an incident of
   // its own explains a vantage point's failed runs (probe id -> steps).
   std::map<std::string, std::set<int>> explained;
+  // reachability -> slo: the steps of vantage points whose runs failed in a row, not (yet)
+  // enough for a finding: an incident may claim them soon, the SLO waits (probe id -> steps).
+  std::map<std::string, std::set<int>> pending;
+  // Persistent. degraded -> slo: the steps a degradation explains (kept apart from `explained`:
+  // the degraded detector reads that one and must still see its own runs).
+  std::map<std::string, std::set<int>> degraded_steps;
   // Persistent. dns -> reachability: the last evaluation with a dns_failure from an ASN.
   std::map<std::uint32_t, int> dns_seen;
   // reachability -> dns: findings made only of runs that went to an address no healthy vantage

@@ -18,12 +18,13 @@ struct VpRuns {
 };
 
 // The runs of every check's vantage points in the window: check -> vantage points.
-// A vantage point fails a check when it has min_results runs, at least fail_ratio of them
-// failed in the way `counts_as` says, and no run of its checks of the same host passed since
-// its first failure (partial loss is `degraded`, not a loss). It is healthy under ok_ratio.
+// A vantage point fails a check when at least min_results of its runs, and at least fail_ratio
+// of them, failed in the way `counts_as` says, and no run of its checks of the same host passed
+// since its first failure (one failure in a row, or partial loss, is not a loss: `degraded`).
+// It is healthy under ok_ratio.
 template <typename CountsAs>
-std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evaluation& e, bool dns,
-                                                    CountsAs counts_as) {
+std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evaluation& e,
+                                                    const HandOver& h, bool dns, CountsAs counts_as) {
   const AnalyzerOptions& o = w.options();
   std::map<std::string, std::vector<VpRuns>> by_check;
   // (probe, host) -> the last passed run of any of its checks of that host.
@@ -50,11 +51,22 @@ std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evalu
       const double ratio = static_cast<double>(bad) / vp.c.total;
       std::int64_t last_ok = vp.c.last_ok_ns;
       if (!host.empty()) {
-        const auto h = host_last_ok.find({vp.probe, host});
-        if (h != host_last_ok.end()) last_ok = std::max(last_ok, h->second);
+        const auto known = host_last_ok.find({vp.probe, host});
+        if (known != host_last_ok.end()) last_ok = std::max(last_ok, known->second);
       }
-      vp.failing = bad > 0 && vp.c.total >= o.min_results && ratio >= o.fail_ratio &&
-                   last_ok < vp.c.first_fail_ns;
+      vp.failing = bad >= o.min_results && ratio >= o.fail_ratio && last_ok < vp.c.first_fail_ns;
+      // A network already degraded (partial loss) fails a few runs in a row by chance: it is cut
+      // off only when every run of the last two windows failed.
+      if (vp.failing && !dns) {
+        const auto v = w.vantage_points.find(vp.probe);
+        if (v != w.vantage_points.end() &&
+            h.open.count({Kind::degraded, "asn=" + std::to_string(v->second.asn)})) {
+          const int from2 = e.to - 2 * (e.to - e.from);
+          const RunCounts longer = Window::sum(w.runs.at({check_id, vp.key}), from2, e.to);
+          vp.failing = longer.total >= 2 * o.min_results && longer.failed == longer.total &&
+                       last_ok < w.time_of(from2);
+        }
+      }
       vp.healthy = !vp.failing && static_cast<double>(vp.c.failed) / vp.c.total < o.ok_ratio;
     }
   }
@@ -103,7 +115,7 @@ class OutageDetector final : public Detector {
       std::vector<std::string> targets;
     };
     std::map<std::string, Host> hosts;
-    for (const auto& [check_id, vps] : classify(w, e, false, connection_failure)) {
+    for (const auto& [check_id, vps] : classify(w, e, h, false, connection_failure)) {
       const auto check = w.checks.find(check_id);
       const std::string host =
           check == w.checks.end() || check->second.host.empty() ? check_id : check->second.host;
@@ -166,8 +178,13 @@ class LocalizedDetector : public Detector {
   template <typename CountsAs>
   void localized(const Window& w, const Evaluation& e, HandOver& h, Findings& findings, bool dns,
                  CountsAs counts_as) {
-    for (const auto& [check_id, vps] : classify(w, e, dns, counts_as)) {
+    for (const auto& [check_id, vps] : classify(w, e, h, dns, counts_as)) {
       if (h.outage_checks.count(check_id)) continue;  // the outage's
+      for (const auto& vp : vps) {  // failing in a row, not enough yet: the SLO waits
+        if (!vp.failing && vp.c.failed > 0 && vp.c.last_ok_ns < vp.c.first_fail_ns) {
+          for (int k = w.step_of(vp.c.first_fail_ns); k < e.to; ++k) h.pending[vp.probe].insert(k);
+        }
+      }
       std::int64_t failing_since = std::numeric_limits<std::int64_t>::max();
       for (const auto& vp : vps) {
         if (vp.failing) failing_since = std::min(failing_since, vp.c.first_fail_ns);

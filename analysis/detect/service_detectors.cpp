@@ -3,6 +3,7 @@
 // traffic has shown (bgp_*). docs/analysis.md#detectors.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "analysis/detect/detectors.hpp"
 
@@ -235,7 +236,7 @@ class DegradedDetector final : public Detector {
       const int others_total = all_total - n.total;
       const double others =
           others_total > 0 ? static_cast<double>(all_bad - n.bad) / others_total : 0;
-      const bool found = others_total > 0 && n.total >= 2 * o.min_results &&
+      const bool found = others_total > 0 && n.total >= 2 * o.min_results && n.bad > o.min_results &&
                          share >= o.degraded_share && share >= 2 * others;
       const bool held = h.open.count(key) && share >= o.degraded_share / 2 && share > others;
       if (!found && !held) continue;
@@ -249,6 +250,10 @@ class DegradedDetector final : public Detector {
       inc.value = share;
       inc.baseline = others;
       inc.p95_ms = percentile(n.ms, 0.95);
+      // Its runs are the degradation's, not the SLO's.
+      for (const auto& p : n.probes) {
+        for (int k = from; k < e.to; ++k) h.degraded_steps[p].insert(k);
+      }
     }
   }
 };
@@ -276,21 +281,31 @@ class SloDetector final : public Detector {
         SloCounts c;
         for (const auto* vp : vps) {
           const auto explained = h.explained.find(vp->first.second);
+          const auto pending = h.pending.find(vp->first.second);
+          const auto degraded = h.degraded_steps.find(vp->first.second);
           for (auto it = vp->second.lower_bound(m - w.steps(span_ns));
                it != vp->second.end() && it->first < m; ++it) {
             if (explained != h.explained.end() && explained->second.count(it->first)) continue;
+            if (pending != h.pending.end() && pending->second.count(it->first)) continue;
+            if (degraded != h.degraded_steps.end() && degraded->second.count(it->first)) continue;
             c.merge(it->second);
           }
         }
         return c;
       };
-      auto burn = [&](const SloCounts& c) {
-        return c.total >= o.slo_min_runs ? static_cast<double>(c.bad) / c.total / budget : 0.0;
+      // A window counts with slo_min_runs runs and data over at least half of it: a 6-hour
+      // window holding two minutes of data is a two-minute window.
+      auto burn = [&](const SloCounts& c, std::int64_t span_ns) {
+        const int span = w.steps(span_ns);
+        const int covered = m - std::max(w.first_data_step(), m - span);
+        if (c.total < o.slo_min_runs || 2 * covered < span) return 0.0;
+        return static_cast<double>(c.bad) / c.total / budget;
       };
       const SloCounts hour = window(o.slo_page_long_ns);
-      const double b5m = burn(window(o.slo_page_short_ns)), b1h = burn(hour);
-      const double b30m = burn(window(o.slo_ticket_short_ns)),
-                   b6h = burn(window(o.slo_ticket_long_ns));
+      const double b5m = burn(window(o.slo_page_short_ns), o.slo_page_short_ns),
+                   b1h = burn(hour, o.slo_page_long_ns);
+      const double b30m = burn(window(o.slo_ticket_short_ns), o.slo_ticket_short_ns),
+                   b6h = burn(window(o.slo_ticket_long_ns), o.slo_ticket_long_ns);
       const bool page = b1h >= 14.4 && b5m >= 14.4;
       const bool ticket = b6h >= 6 && b30m >= 6;
       if (!page && !ticket) continue;

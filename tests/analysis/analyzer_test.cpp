@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "analysis/app/incident_feed.hpp"
 #include "analysis/detect/analyzer.hpp"
 #include "analysis/store/event_store.hpp"
 
@@ -204,4 +206,230 @@ TEST_CASE("a network that loses the origin at its right address while its resolv
   for (const auto& i : r.incidents) {
     if (i.key.kind == va::Kind::reachability_loss) CHECK(i.resolved_ns >= kT0 + 90 * kS);
   }
+}
+
+// --- outage, degraded, http_error, users' NEL, the tracker and watch's feed (issue 14) ---------
+
+namespace {
+
+const va::Incident* find_kind(const va::AnalysisResult& r, va::Kind kind) {
+  for (const auto& i : r.incidents) {
+    if (i.key.kind == kind) return &i;
+  }
+  return nullptr;
+}
+
+// Browser reports from `asn` at second `t`: `ok` successful requests and `failed` NEL reports of
+// `type`.
+void users(MemoryStore& store, std::uint32_t asn, int t, int ok, int failed, const std::string& type = "tcp.timed_out") {
+  va::BrowserReportRow r;
+  r.time_ns = kT0 + t * kS;
+  r.kind = "browser_report";
+  r.type = "network-error";
+  r.url = "https://shop.test/";
+  r.asn = asn;
+  r.isp = "ISP " + std::to_string(asn - 64500);
+  r.country = "NL";
+  for (int k = 0; k < ok; ++k) {
+    r.nel_type = "ok";
+    store.reports.push_back(r);
+  }
+  for (int k = 0; k < failed; ++k) {
+    r.nel_type = type;
+    store.reports.push_back(r);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a target down from every vantage point is one outage page, nothing per network, even "
+          "when the networks recover seconds apart",
+          "[analysis]") {
+  Stream s;
+  s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
+    // Down from 60 s; back for AS64501 at 90 s, AS64502 at 95 s, AS64503 at 100 s.
+    if (t >= 60 && t < 85 + 5 * static_cast<int>(vp)) http.outcome = "tcp.timed_out";
+  });
+  const auto r = s.analyze();
+  REQUIRE(kinds(r) == std::vector<std::string>{"outage"});
+  const auto& i = r.incidents.front();
+  CHECK(i.severity == va::Severity::page);
+  CHECK(i.opened_ns <= kT0 + 70 * kS);  // within two probe intervals
+  CHECK(i.failing_vantage_points == 3);
+  CHECK(i.vantage_points == 3);
+  CHECK(i.networks == 3);
+  CHECK(i.key.text() == "outage target=shop.test");
+  CHECK(i.title == "shop.test down everywhere: unreachable from 3 of 3 vantage points in 3 networks (tcp.timed_out)");
+  CHECK(i.status == va::Status::resolved);
+  CHECK(i.resolved_ns >= kT0 + 100 * kS);
+  // One OPENED and one RESOLVED, the same title on both.
+  REQUIRE(r.events.size() == 2);
+  CHECK(r.events[0].change == va::Change::opened);
+  CHECK(r.events[1].change == va::Change::resolved);
+  CHECK(r.events[0].incident.title == r.events[1].incident.title);
+}
+
+TEST_CASE("a target failing from two of three vantage points is a reachability loss, not an outage",
+          "[analysis]") {
+  Stream s;
+  s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
+    if (vp != 3 && t >= 60 && t < 100) http.outcome = "tcp.timed_out";
+  });
+  const auto r = s.analyze();
+  REQUIRE(kinds(r) == std::vector<std::string>{"reachability_loss", "reachability_loss"});
+}
+
+TEST_CASE("partial loss in one network is one degraded incident for the whole fault, never a "
+          "reachability loss",
+          "[analysis]") {
+  Stream s;
+  // AS64502 fails about a third of its runs from 30 s to 130 s, twice in a row once (105, 110 s).
+  const std::set<int> fails{30, 45, 55, 70, 80, 95, 105, 110, 125};
+  s.run([&](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
+    if (vp == 2 && fails.count(t)) http.outcome = "tcp.timed_out";
+  });
+  auto o = options();
+  o.degraded_window_ns = 60 * kS;
+  o.resolve_after = 4;
+  const auto r = s.analyze(o);
+  REQUIRE(kinds(r) == std::vector<std::string>{"degraded"});
+  const auto& i = r.incidents.front();
+  CHECK(i.asns == std::vector<std::uint32_t>{64502});
+  CHECK(i.severity == va::Severity::ticket);
+  CHECK(i.opened_ns <= kT0 + 80 * kS);
+  CHECK(i.status != va::Status::resolved);  // open through the fault and the minute after it
+  CHECK(r.events.size() == 1);              // no flapping
+}
+
+TEST_CASE("a 403 on one path from one network is one http_error naming the status, the path and "
+          "the network",
+          "[analysis]") {
+  Stream s;
+  s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
+    if (vp != 3 || t < 60 || t >= 100) return;
+    http.outcome = "http.error";
+    http.status_code = 403;
+    http.failed_url = "https://shop.test/api/products";
+  });
+  const auto r = s.analyze();
+  REQUIRE(kinds(r) == std::vector<std::string>{"http_error"});  // and no slo_burn
+  const auto& i = r.incidents.front();
+  CHECK(i.statuses == std::vector<int>{403});
+  CHECK(i.endpoints == std::vector<std::string>{"/api/products"});
+  CHECK(i.asns == std::vector<std::uint32_t>{64503});
+  CHECK(i.severity == va::Severity::ticket);
+  CHECK(i.title == "403 on /api/products from AS64503 ISP 3");
+}
+
+TEST_CASE("an error every vantage point sees escalates the incident; its title stays the one it "
+          "opened with",
+          "[analysis]") {
+  Stream s;
+  s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
+    if (t < 60 || t >= 110 || (vp != 1 && t < 80)) return;  // AS64501 first, everyone from 80 s
+    http.outcome = "http.error";
+    http.status_code = 404;
+    http.failed_url = "https://shop.test/api/cart/:id";
+  });
+  const auto r = s.analyze();
+  REQUIRE(kinds(r) == std::vector<std::string>{"http_error"});
+  std::vector<va::Change> changes;
+  for (const auto& e : r.events) changes.push_back(e.change);
+  CHECK(changes == std::vector<va::Change>{va::Change::opened, va::Change::escalated, va::Change::resolved});
+  const auto& i = r.incidents.front();
+  CHECK(i.opened_severity == va::Severity::ticket);
+  CHECK(i.severity == va::Severity::page);
+  CHECK(i.title == "404 on /api/cart/:id from AS64501 ISP 1");
+  CHECK(r.events.back().incident.title == i.title);
+}
+
+TEST_CASE("users of a network with no probe who cannot connect are a reachability loss from NEL "
+          "alone",
+          "[analysis]") {
+  Stream s;
+  s.run([](int, std::uint32_t, va::ProbeResultRow&, va::ProbeResultRow&) {});
+  for (int t = 0; t < 150; ++t) {
+    for (std::uint32_t asn = 64501; asn <= 64504; ++asn) {
+      const bool down = asn == 64504 && t >= 80 && t < 110;
+      users(s.store, asn, t, down ? 0 : 4, down ? 3 : 0);
+    }
+  }
+  auto o = options();
+  o.baseline_ns = 30 * kS;
+  const auto r = s.analyze(o);
+  REQUIRE(kinds(r) == std::vector<std::string>{"reachability_loss"});
+  const auto& i = r.incidents.front();
+  CHECK(i.asns == std::vector<std::uint32_t>{64504});
+  CHECK(i.failing_vantage_points == 0);
+  CHECK(i.browser_reports.count("tcp.timed_out"));
+  CHECK(i.opened_ns <= kT0 + 85 * kS);
+  CHECK(i.resolved_ns >= kT0 + 110 * kS);
+  CHECK(i.title.rfind("users in AS64504 ISP 4 cannot reach the service", 0) == 0);
+}
+
+TEST_CASE("users' NEL failures in every network at once are not one network's loss", "[analysis]") {
+  Stream s;
+  s.run([](int, std::uint32_t, va::ProbeResultRow&, va::ProbeResultRow&) {});
+  for (int t = 0; t < 150; ++t) {
+    for (std::uint32_t asn = 64501; asn <= 64504; ++asn) {
+      const bool down = t >= 80 && t < 110;
+      users(s.store, asn, t, down ? 0 : 4, down ? 3 : 0);
+    }
+  }
+  auto o = options();
+  o.baseline_ns = 30 * kS;
+  CHECK(kinds(s.analyze(o)).empty());
+}
+
+TEST_CASE("two faults at once are two incidents, without cross-talk", "[analysis]") {
+  Stream s;
+  s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
+    if (t < 60 || t >= 100) return;
+    if (vp == 1) http.outcome = "tcp.timed_out";
+    if (vp == 3) {
+      http.outcome = "http.error";
+      http.status_code = 503;
+      http.failed_url = "https://shop.test/api/cart";
+    }
+  });
+  auto r = s.analyze();
+  auto k = kinds(r);
+  std::sort(k.begin(), k.end());
+  REQUIRE(k == std::vector<std::string>{"http_error", "reachability_loss"});
+  CHECK(find_kind(r, va::Kind::reachability_loss)->asns == std::vector<std::uint32_t>{64501});
+  CHECK(find_kind(r, va::Kind::http_error)->asns == std::vector<std::uint32_t>{64503});
+  CHECK(find_kind(r, va::Kind::http_error)->severity == va::Severity::page);  // a 5xx
+}
+
+TEST_CASE("watch's feed reports an incident once with the identity it opened with, however the "
+          "lookback moves",
+          "[analysis]") {
+  Stream s;
+  s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
+    if (vp == 1 && t >= 60 && t < 90) http.outcome = "tcp.timed_out";
+  });
+  va::IncidentFeed feed;
+  std::vector<va::IncidentFeed::Update> all;
+  auto o = options();  // the lab's SLO windows
+  o.slo_page_long_ns = 30 * kS;
+  o.slo_page_short_ns = 10 * kS;
+  o.slo_ticket_long_ns = 60 * kS;
+  o.slo_ticket_short_ns = 20 * kS;
+  o.slo_min_runs = 5;
+  const auto full = va::analyze(s.store, kT0, kT0 + 150 * kS, o);
+  // Cycles every 5 s, each replaying only the last 40 s (the incident's start falls out).
+  for (int to = 20; to <= 150; to += 5) {
+    const auto replay = va::analyze(s.store, std::max(kT0, kT0 + (to - 40) * kS), kT0 + to * kS, o);
+    for (auto& u : feed.cycle(replay, kT0 + to * kS)) all.push_back(u);
+  }
+  for (const auto& u : all)
+    UNSCOPED_INFO(std::string(va::change_name(u.change)) << " " << u.incident.id() << " at " << (u.time_ns - kT0) / kS);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].change == va::Change::opened);
+  CHECK(all[1].change == va::Change::resolved);
+  REQUIRE(full.incidents.size() == 1);
+  CHECK(all[0].incident.opened_ns == full.incidents[0].opened_ns);  // as `vantage incidents` says
+  CHECK(all[1].incident.opened_ns == full.incidents[0].opened_ns);
+  CHECK(all[1].incident.title == all[0].incident.title);
+  CHECK(feed.ongoing().empty());
 }
