@@ -71,6 +71,15 @@ std::size_t columns(std::string_view s) {
   return n;
 }
 
+// The first `width` columns of `s`, cut between code points (GeoIP names are not all ASCII).
+std::string clip(const std::string& s, std::size_t width) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && n++ == width) return s.substr(0, i);
+  }
+  return s;
+}
+
 std::string pad(std::string s, std::size_t width) {
   const std::size_t n = columns(s);
   if (n < width) s.append(width - n, ' ');
@@ -251,8 +260,9 @@ std::string render_isp_text(const IspReport& r) {
     const std::string users =
         s.browser_total > 0 ? fmt("%.2f%%", 100 * s.browser_availability()) : "-";
     const std::string asn = s.asn ? "AS" + std::to_string(s.asn) : "-";
-    std::snprintf(line, sizeof line, "%-8s %-18.18s %-3s %9s %9s  ", asn.c_str(), s.isp.c_str(),
-                  s.country.empty() ? "-" : s.country.c_str(), probes.c_str(), users.c_str());
+    std::snprintf(line, sizeof line, "%-8s %s %-3s %9s %9s  ", asn.c_str(),
+                  pad(clip(s.isp, 18), 18).c_str(), s.country.empty() ? "-" : s.country.c_str(),
+                  probes.c_str(), users.c_str());
     out += line + pad(failures.empty() ? "-" : failures, kFailureColumns) + " " +
            (incidents.empty() ? "-" : incidents) + "\n";
   }

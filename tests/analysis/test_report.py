@@ -198,7 +198,8 @@ class ReportEdges(unittest.TestCase):
                             "record) VALUES (?, 'check_result', ?, ?, 'edge-1', 'eu-west', 64501, ?, ?, ?, ?, ?, "
                             "?, ?, ?)",
                             (f"{check}-{m}", t, t, check, kind, url, ip, outcome, status, ms, json.dumps(record)))
-            for asn, isp, nel in [(None, None, "tcp.timed_out" if odd else "ok"), (64502, "Example Cable", "ok")]:
+            for asn, isp, nel in [(None, None, "tcp.timed_out" if odd else "ok"), (64502, "Example Cable", "ok"),
+                                  (64503, "Telefónica Móviles España", "ok")]:
                 con.execute("INSERT INTO browser_reports (received_ns, event_ns, kind, type, endpoint, url, origin, "
                             "nel_type, status_code, weight, client_prefix, asn, isp, body, url_template) VALUES "
                             "(?, ?, 'browser_report', 'network-error', 'reports/nel', ?, "
@@ -264,6 +265,14 @@ class ReportEdges(unittest.TestCase):
         self.assertIsNotNone(more, line)
         self.assertEqual(len(entries) + int(more.group(1)), len(known))
         self.assertEqual(entries[0], ("dns.name_not_resolved", "40"))  # the most frequent first (ties by name)
+
+    def test_long_isp_names_are_cut_between_characters_and_stay_aligned(self):
+        text = self.report()
+        line = next(l for l in text.splitlines() if l.startswith("AS64503"))
+        # 18 columns of the name (the bytes of "ó" and "ñ" are not split), then the columns.
+        self.assertRegex(line, r"^AS64503  Telefónica Móviles -\s+-\s+100\.00%")
+        header = text.splitlines()[2]
+        self.assertEqual(line.index("100.00%") + len("100.00%"), header.index("users") + len("users"))
 
     def test_users_without_geoip_are_an_unknown_network_not_as0(self):
         r = json.loads(self.report("--format", "json"))
