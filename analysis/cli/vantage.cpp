@@ -374,9 +374,13 @@ int main(int argc, char** argv) {
         "--baseline", baseline,
         "http_error_spike: the period a key's error share is compared with (default 1h)");
     cmd->add_option("--min-results", aopts.min_results,
-                    "reachability/DNS: results a vantage point needs in the window to count as "
-                    "failing (default 3)")
+                    "reachability/DNS/outage: failed results in a row a vantage point needs in "
+                    "the window to count as failing (default 3)")
         ->check(CLI::Range(1, 100000));
+    cmd->add_option("--min-errors", aopts.min_errors,
+                    "http_error from users and users' NEL per network: weighted error reports "
+                    "the window needs (default 10)")
+        ->check(CLI::Range(1, 1000000));
     cmd->add_option("--slo-page-windows", slo_page,
                     "Burn-rate windows LONG,SHORT of the page alert (default 1h,5m)");
     cmd->add_option("--slo-ticket-windows", slo_ticket,

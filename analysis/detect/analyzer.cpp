@@ -41,7 +41,7 @@ AnalysisResult run(const Window& w) {
   // the grid from one replay to the next.
   for (int m = span; m <= last; ++m) {
     const Evaluation e{m - span, m, w.time_of(m)};
-    h.open = tracker.open_keys();
+    h.open = tracker.open_by_key();
     h.outage_checks.clear();
     h.outage_hosts.clear();
     h.elsewhere_only.clear();

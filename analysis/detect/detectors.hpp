@@ -35,13 +35,13 @@ using Findings = std::map<IncidentKey, Finding>;
 
 struct HandOver {
   // Before the evaluation (from the tracker): the incidents open now, by key.
-  std::set<IncidentKey> open;
+  std::map<IncidentKey, Incident> open;
   // outage -> reachability, dns, degraded, users' NEL, slo: the checks an outage (found now or
   // still open) covers, and the hosts it is about.
   std::set<std::string> outage_checks;
   std::set<std::string> outage_hosts;
-  // Persistent. outage, reachability, dns, http_error -> degraded, slo: the steps in which an incident of
-  // its own explains a vantage point's failed runs (probe id -> steps).
+  // Persistent. outage, reachability, dns, http_error -> degraded, slo: the steps in which an
+  // incident of its own explains a vantage point's failed runs (probe id -> steps).
   std::map<std::string, std::set<int>> explained;
   // reachability -> slo: the steps of vantage points whose runs failed in a row, not (yet)
   // enough for a finding: an incident may claim them soon, the SLO waits (probe id -> steps).

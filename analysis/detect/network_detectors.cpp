@@ -24,7 +24,8 @@ struct VpRuns {
 // It is healthy under ok_ratio.
 template <typename CountsAs>
 std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evaluation& e,
-                                                    const HandOver& h, bool dns, CountsAs counts_as) {
+                                                    const HandOver& h, bool dns,
+                                                    CountsAs counts_as) {
   const AnalyzerOptions& o = w.options();
   std::map<std::string, std::vector<VpRuns>> by_check;
   // (probe, host) -> the last passed run of any of its checks of that host.

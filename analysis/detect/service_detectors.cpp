@@ -86,30 +86,64 @@ class HttpErrorDetector final : public Detector {
         for (int m = e.from; m < e.to; ++m) h.explained[key.second].insert(m);
       }
     }
+    // Per endpoint, in order: an error every vantage point sees is an incident of that endpoint;
+    // one some networks see joins the finding or open incident of the same class those networks
+    // already have (a WAF rule blocking /api/ for one network is one incident, whatever paths).
     for (const auto& [key, s] : seen) {
-      Finding& f = findings[key];
-      Incident& inc = f.incident;
-      inc.key = key;
       const std::string endpoint = key.scope.substr(9, key.scope.rfind(" status=") - 9);
-      add_unique(inc.endpoints, endpoint);
+      const std::string cls = key.scope.substr(key.scope.rfind('=') + 1);
       std::set<std::string> all;
       for (const auto& c : s.checks) {
-        add_unique(inc.checks, c);
         const auto r = ran.find(c.substr(0, c.find(" step ")));
         if (r != ran.end()) all.insert(r->second.begin(), r->second.end());
       }
+      const bool everywhere =
+          !all.empty() && static_cast<double>(s.probes.size()) / all.size() >= o.outage_share;
+      std::set<std::uint32_t> asns;
+      for (const auto& p : s.probes) asns.insert(w.vantage_points.at(p).asn);
+      const IncidentKey home = home_of(w, h, findings, key, cls, endpoint, asns, !everywhere);
+      Finding& f = findings[home];
+      Incident& inc = f.incident;
+      inc.key = home;
+      add_unique(inc.endpoints, endpoint);
+      for (const auto& c : s.checks) add_unique(inc.checks, c);
       for (int status : s.statuses) add_unique(inc.statuses, status);
       std::sort(inc.statuses.begin(), inc.statuses.end());
       for (const auto& p : s.probes) add_vantage_point(inc, w.vantage_points.at(p));
       for (const auto& [t, n] : s.types) inc.failure_types[t] += n;
-      inc.failing_vantage_points = static_cast<int>(s.probes.size());
-      inc.vantage_points = static_cast<int>(all.size());
-      const bool everywhere =
-          !all.empty() && static_cast<double>(s.probes.size()) / all.size() >= o.outage_share;
-      const Severity sev =
-          key.scope.ends_with("5xx") || everywhere ? Severity::page : Severity::ticket;
+      inc.failing_vantage_points =
+          std::max(inc.failing_vantage_points, static_cast<int>(s.probes.size()));
+      inc.vantage_points = std::max(inc.vantage_points, static_cast<int>(all.size()));
+      const Severity sev = cls == "5xx" || everywhere ? Severity::page : Severity::ticket;
       inc.severity = std::max(inc.severity, sev);
     }
+  }
+
+  // Where evidence of an HTTP error (class `cls` on `endpoint` from `asns`) belongs: a finding of
+  // this evaluation or an open incident of the same class on the same endpoint, or — when it is
+  // localized — one that already holds one of its networks and is not everywhere; else `key`.
+  static IncidentKey home_of(const Window& w, const HandOver& h, const Findings& findings,
+                             const IncidentKey& key, const std::string& cls,
+                             const std::string& endpoint, const std::set<std::uint32_t>& asns,
+                             bool localized) {
+    auto fits = [&](const IncidentKey& k, const Incident& i) {
+      if (k.kind != Kind::http_error || !k.scope.ends_with("status=" + cls)) return false;
+      if (std::find(i.endpoints.begin(), i.endpoints.end(), endpoint) != i.endpoints.end())
+        return true;
+      const bool everywhere = i.vantage_points > 0 &&
+                              static_cast<double>(i.failing_vantage_points) / i.vantage_points >=
+                                  w.options().outage_share;
+      return localized && !everywhere &&
+             std::any_of(i.asns.begin(), i.asns.end(), [&](auto a) { return asns.count(a) > 0; });
+    };
+    if (findings.count(key) || h.open.count(key)) return key;
+    for (const auto& [k, f] : findings) {
+      if (fits(k, f.incident)) return k;
+    }
+    for (const auto& [k, i] : h.open) {
+      if (fits(k, i)) return k;
+    }
+    return key;
   }
 
   void users(const Window& w, const Evaluation& e, HandOver& h, Findings& findings) {
@@ -144,13 +178,15 @@ class HttpErrorDetector final : public Detector {
         if (z < o.z_min || p < 2 * p0 || p < o.min_share) continue;
         frozen_.emplace(base_key, p0);
         spike_keys_[key].insert(base_key);
-        Finding& f = findings[key];
+        const auto& spike_asns = cls == 4 ? now.asns4 : now.asns5;
+        const IncidentKey home = home_of(w, h, findings, key, cls_name, endpoint, spike_asns, true);
+        if (home != key) spike_keys_[home].insert(base_key);
+        Finding& f = findings[home];
         Incident& inc = f.incident;
-        inc.key = key;
+        inc.key = home;
         inc.severity = std::max(inc.severity, cls == 5 ? Severity::page : Severity::ticket);
         add_unique(inc.endpoints, endpoint);
         add_unique(inc.countries, country);
-        const auto& spike_asns = cls == 4 ? now.asns4 : now.asns5;
         // The vantage points in that country and those networks see the same errors: their runs
         // belong to this incident, not to the SLO.
         for (const auto& [probe, vp] : w.vantage_points) {
@@ -236,8 +272,9 @@ class DegradedDetector final : public Detector {
       const int others_total = all_total - n.total;
       const double others =
           others_total > 0 ? static_cast<double>(all_bad - n.bad) / others_total : 0;
-      const bool found = others_total > 0 && n.total >= 2 * o.min_results && n.bad > o.min_results &&
-                         share >= o.degraded_share && share >= 2 * others;
+      const bool found = others_total > 0 && n.total >= 2 * o.min_results &&
+                         n.bad > o.min_results && share >= o.degraded_share &&
+                         share >= 2 * others && others < o.degraded_share / 2;
       const bool held = h.open.count(key) && share >= o.degraded_share / 2 && share > others;
       if (!found && !held) continue;
       Finding& f = findings[key];

@@ -198,10 +198,10 @@ void IncidentTracker::update(std::int64_t t, const Findings& findings,
   }
 }
 
-std::set<IncidentKey> IncidentTracker::open_keys() const {
-  std::set<IncidentKey> out;
+std::map<IncidentKey, Incident> IncidentTracker::open_by_key() const {
+  std::map<IncidentKey, Incident> out;
   for (const auto& [key, st] : state_) {
-    if (st.open) out.insert(key);
+    if (st.open) out.emplace(key, st.incident);
   }
   return out;
 }

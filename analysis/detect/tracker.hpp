@@ -27,7 +27,7 @@ class IncidentTracker {
   void update(std::int64_t time_ns, const Findings& findings, std::vector<IncidentEvent>& events,
               std::vector<Incident>& resolved);
 
-  std::set<IncidentKey> open_keys() const;
+  std::map<IncidentKey, Incident> open_by_key() const;
   std::vector<Incident> open_incidents() const;  // in key order
   // Whether the BGP alert episodes `claims` carry may become their own incidents again: no,
   // once an open incident carried them (tracker -> bgp hand-over).

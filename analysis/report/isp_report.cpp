@@ -362,6 +362,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:#b00020;font-weight:600}
 .sev-page{color:#b00020}.sev-ticket{color:#b26a00}
 svg text{font:11px system-ui,sans-serif}
+.f{white-space:nowrap}
 </style></head><body>
 )";
   h += "<h1>Per-ISP reachability</h1>\n<p>" + html_escape(utc(r.from_ns)) + " to " +
@@ -376,7 +377,9 @@ svg text{font:11px system-ui,sans-serif}
     for (const auto& [k, v] : s.browser_failures) all[k] += v;
     std::string failures;
     for (const auto& [k, v] : top(all, 3))
-      failures += (failures.empty() ? "" : ", ") + html_escape(k) + " ×" + fmt("%.0f", v);
+      failures += std::string(failures.empty() ? "" : ", ") + "<span class=\"f\">" +
+                  html_escape(k) + " ×" + fmt("%.0f", v) +
+                  "</span>";  // one failure type never wraps
     if (all.size() > 3) failures += " +" + std::to_string(all.size() - 3) + " more";
     std::string incidents;
     for (const auto* i : s.incidents) {

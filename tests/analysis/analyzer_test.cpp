@@ -1,16 +1,16 @@
 // The analyzer's "one outage, one incident" rules on hand-made event streams (an in-memory
 // EventStore): BGP alerts as incidents of their own or as evidence, a wrong DNS answer taking over
 // the connection failures behind it, and what stays two incidents.
-#include <catch2/catch.hpp>
+#include "analysis/detect/analyzer.hpp"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <limits>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "analysis/app/incident_feed.hpp"
-#include "analysis/detect/analyzer.hpp"
 #include "analysis/store/event_store.hpp"
 
 namespace va = vantage::analysis;
@@ -26,22 +26,27 @@ class MemoryStore : public va::EventStore {
   std::vector<va::BrowserReportRow> reports;
   std::vector<va::BgpAlertRow> alerts;
 
-  void scan_results(std::int64_t from, std::int64_t to, const std::function<void(const va::ProbeResultRow&)>& fn) override {
+  void scan_results(std::int64_t from, std::int64_t to,
+                    const std::function<void(const va::ProbeResultRow&)>& fn) override {
     for (const auto& r : results) {
       if (r.time_ns >= from && r.time_ns < to) fn(r);
     }
   }
-  void scan_reports(std::int64_t from, std::int64_t to, const std::function<void(const va::BrowserReportRow&)>& fn) override {
+  void scan_reports(std::int64_t from, std::int64_t to,
+                    const std::function<void(const va::BrowserReportRow&)>& fn) override {
     for (const auto& r : reports) {
       if (r.time_ns >= from && r.time_ns < to) fn(r);
     }
   }
-  void scan_bgp_alerts(std::int64_t from, std::int64_t to, const std::function<void(const va::BgpAlertRow&)>& fn) override {
+  void scan_bgp_alerts(std::int64_t from, std::int64_t to,
+                       const std::function<void(const va::BgpAlertRow&)>& fn) override {
     for (const auto& a : alerts) {
       if (a.time_ns >= from && a.time_ns < to) fn(a);
     }
   }
-  std::optional<std::pair<std::int64_t, std::int64_t>> time_span() override { return std::make_pair(kT0, kT0 + 200 * kS); }
+  std::optional<std::pair<std::int64_t, std::int64_t>> time_span() override {
+    return std::make_pair(kT0, kT0 + 200 * kS);
+  }
 };
 
 // The lab's compressed clock: 1 s steps, 10 s windows, two results per vantage point per window.
@@ -89,8 +94,8 @@ struct Stream {
       }
     }
   }
-  void alert(const std::string& kind, const std::string& prefix, std::uint32_t origin, std::uint32_t leaker,
-             int open_s, int resolve_s) {
+  void alert(const std::string& kind, const std::string& prefix, std::uint32_t origin,
+             std::uint32_t leaker, int open_s, int resolve_s) {
     va::BgpAlertRow a;
     a.alert = kind;
     a.alert_key = kind + " " + prefix;
@@ -147,9 +152,10 @@ TEST_CASE("a route leak that black-holes one network is one reachability loss ca
   CHECK(i.bgp_alerts == std::vector<std::string>{"route_leak 198.51.100.0/24 (leaker AS396531)"});
 }
 
-TEST_CASE("a BGP alert an opened reachability loss carried stays its evidence after the loss "
-          "resolves",
-          "[analysis]") {
+TEST_CASE(
+    "a BGP alert an opened reachability loss carried stays its evidence after the loss "
+    "resolves",
+    "[analysis]") {
   Stream s;
   s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
     if (vp == 1 && t >= 60 && t < 80) http.outcome = "tcp.timed_out";
@@ -163,7 +169,8 @@ TEST_CASE("a reachability finding that never opens holds a BGP alert back only w
           "[analysis]") {
   Stream s;
   s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
-    if (vp == 1 && t == 60) http.outcome = "tcp.timed_out";  // one failure: a finding for one window
+    if (vp == 1 && t == 60)
+      http.outcome = "tcp.timed_out";  // one failure: a finding for one window
   });
   s.alert("route_leak", "198.51.100.0/24", 64500, 396531, 60, 100);
   auto o = options();
@@ -189,9 +196,10 @@ TEST_CASE("a wrong DNS answer is one dns_failure, not also a reachability loss",
   CHECK(r.incidents.front().id().rfind("dns_failure resolver=10.64.2.2 @", 0) == 0);
 }
 
-TEST_CASE("a network that loses the origin at its right address while its resolver also fails "
-          "gets both incidents",
-          "[analysis]") {
+TEST_CASE(
+    "a network that loses the origin at its right address while its resolver also fails "
+    "gets both incidents",
+    "[analysis]") {
   Stream s;
   s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow& dns) {
     if (vp != 2 || t < 60 || t >= 90) return;
@@ -221,7 +229,8 @@ const va::Incident* find_kind(const va::AnalysisResult& r, va::Kind kind) {
 
 // Browser reports from `asn` at second `t`: `ok` successful requests and `failed` NEL reports of
 // `type`.
-void users(MemoryStore& store, std::uint32_t asn, int t, int ok, int failed, const std::string& type = "tcp.timed_out") {
+void users(MemoryStore& store, std::uint32_t asn, int t, int ok, int failed,
+           const std::string& type = "tcp.timed_out") {
   va::BrowserReportRow r;
   r.time_ns = kT0 + t * kS;
   r.kind = "browser_report";
@@ -242,9 +251,10 @@ void users(MemoryStore& store, std::uint32_t asn, int t, int ok, int failed, con
 
 }  // namespace
 
-TEST_CASE("a target down from every vantage point is one outage page, nothing per network, even "
-          "when the networks recover seconds apart",
-          "[analysis]") {
+TEST_CASE(
+    "a target down from every vantage point is one outage page, nothing per network, even "
+    "when the networks recover seconds apart",
+    "[analysis]") {
   Stream s;
   s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
     // Down from 60 s; back for AS64501 at 90 s, AS64502 at 95 s, AS64503 at 100 s.
@@ -259,7 +269,9 @@ TEST_CASE("a target down from every vantage point is one outage page, nothing pe
   CHECK(i.vantage_points == 3);
   CHECK(i.networks == 3);
   CHECK(i.key.text() == "outage target=shop.test");
-  CHECK(i.title == "shop.test down everywhere: unreachable from 3 of 3 vantage points in 3 networks (tcp.timed_out)");
+  CHECK(i.title ==
+        "shop.test down everywhere: unreachable from 3 of 3 vantage points in 3 networks "
+        "(tcp.timed_out)");
   CHECK(i.status == va::Status::resolved);
   CHECK(i.resolved_ns >= kT0 + 100 * kS);
   // One OPENED and one RESOLVED, the same title on both.
@@ -279,9 +291,10 @@ TEST_CASE("a target failing from two of three vantage points is a reachability l
   REQUIRE(kinds(r) == std::vector<std::string>{"reachability_loss", "reachability_loss"});
 }
 
-TEST_CASE("partial loss in one network is one degraded incident for the whole fault, never a "
-          "reachability loss",
-          "[analysis]") {
+TEST_CASE(
+    "partial loss in one network is one degraded incident for the whole fault, never a "
+    "reachability loss",
+    "[analysis]") {
   Stream s;
   // AS64502 fails about a third of its runs from 30 s to 130 s, twice in a row once (105, 110 s).
   const std::set<int> fails{30, 45, 55, 70, 80, 95, 105, 110, 125};
@@ -301,9 +314,10 @@ TEST_CASE("partial loss in one network is one degraded incident for the whole fa
   CHECK(r.events.size() == 1);              // no flapping
 }
 
-TEST_CASE("a 403 on one path from one network is one http_error naming the status, the path and "
-          "the network",
-          "[analysis]") {
+TEST_CASE(
+    "a 403 on one path from one network is one http_error naming the status, the path and "
+    "the network",
+    "[analysis]") {
   Stream s;
   s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
     if (vp != 3 || t < 60 || t >= 100) return;
@@ -321,9 +335,10 @@ TEST_CASE("a 403 on one path from one network is one http_error naming the statu
   CHECK(i.title == "403 on /api/products from AS64503 ISP 3");
 }
 
-TEST_CASE("an error every vantage point sees escalates the incident; its title stays the one it "
-          "opened with",
-          "[analysis]") {
+TEST_CASE(
+    "an error every vantage point sees escalates the incident; its title stays the one it "
+    "opened with",
+    "[analysis]") {
   Stream s;
   s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
     if (t < 60 || t >= 110 || (vp != 1 && t < 80)) return;  // AS64501 first, everyone from 80 s
@@ -335,7 +350,8 @@ TEST_CASE("an error every vantage point sees escalates the incident; its title s
   REQUIRE(kinds(r) == std::vector<std::string>{"http_error"});
   std::vector<va::Change> changes;
   for (const auto& e : r.events) changes.push_back(e.change);
-  CHECK(changes == std::vector<va::Change>{va::Change::opened, va::Change::escalated, va::Change::resolved});
+  CHECK(changes ==
+        std::vector<va::Change>{va::Change::opened, va::Change::escalated, va::Change::resolved});
   const auto& i = r.incidents.front();
   CHECK(i.opened_severity == va::Severity::ticket);
   CHECK(i.severity == va::Severity::page);
@@ -343,9 +359,10 @@ TEST_CASE("an error every vantage point sees escalates the incident; its title s
   CHECK(r.events.back().incident.title == i.title);
 }
 
-TEST_CASE("users of a network with no probe who cannot connect are a reachability loss from NEL "
-          "alone",
-          "[analysis]") {
+TEST_CASE(
+    "users of a network with no probe who cannot connect are a reachability loss from NEL "
+    "alone",
+    "[analysis]") {
   Stream s;
   s.run([](int, std::uint32_t, va::ProbeResultRow&, va::ProbeResultRow&) {});
   for (int t = 0; t < 150; ++t) {
@@ -401,9 +418,10 @@ TEST_CASE("two faults at once are two incidents, without cross-talk", "[analysis
   CHECK(find_kind(r, va::Kind::http_error)->severity == va::Severity::page);  // a 5xx
 }
 
-TEST_CASE("watch's feed reports an incident once with the identity it opened with, however the "
-          "lookback moves",
-          "[analysis]") {
+TEST_CASE(
+    "watch's feed reports an incident once with the identity it opened with, however the "
+    "lookback moves",
+    "[analysis]") {
   Stream s;
   s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
     if (vp == 1 && t >= 60 && t < 90) http.outcome = "tcp.timed_out";
@@ -423,7 +441,8 @@ TEST_CASE("watch's feed reports an incident once with the identity it opened wit
     for (auto& u : feed.cycle(replay, kT0 + to * kS)) all.push_back(u);
   }
   for (const auto& u : all)
-    UNSCOPED_INFO(std::string(va::change_name(u.change)) << " " << u.incident.id() << " at " << (u.time_ns - kT0) / kS);
+    UNSCOPED_INFO(std::string(va::change_name(u.change))
+                  << " " << u.incident.id() << " at " << (u.time_ns - kT0) / kS);
   REQUIRE(all.size() == 2);
   CHECK(all[0].change == va::Change::opened);
   CHECK(all[1].change == va::Change::resolved);
@@ -432,4 +451,30 @@ TEST_CASE("watch's feed reports an incident once with the identity it opened wit
   CHECK(all[1].incident.opened_ns == full.incidents[0].opened_ns);
   CHECK(all[1].incident.title == all[0].incident.title);
   CHECK(feed.ongoing().empty());
+}
+
+TEST_CASE("errors on several paths for one network are one http_error naming every path",
+          "[analysis]") {
+  Stream s;
+  s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow& dns) {
+    dns = http;  // a journey instead of the dns check, from every vantage point
+    dns.time_ns += 3 * kS;
+    dns.check = "login";
+    dns.check_kind = "journey";
+    if (vp != 3 || t < 60 || t >= 100) return;
+    http.outcome = "http.error";
+    http.status_code = 403;
+    http.failed_url = "https://shop.test/api/products";
+    dns.outcome = "http.error";  // blocked on another path
+    dns.status_code = 403;
+    dns.step = "sign in";
+    dns.failed_url = "https://shop.test/api/login";
+  });
+  const auto r = s.analyze();
+  REQUIRE(kinds(r) == std::vector<std::string>{"http_error"});
+  auto endpoints = r.incidents.front().endpoints;
+  std::sort(endpoints.begin(), endpoints.end());
+  CHECK(endpoints == std::vector<std::string>{"/api/login", "/api/products"});
+  auto checks = r.incidents.front().checks;
+  CHECK(std::find(checks.begin(), checks.end(), "login step sign in") != checks.end());
 }
