@@ -364,7 +364,7 @@ class MrtReader::Source {
 
   std::FILE* file_ = nullptr;
   Kind kind_ = Kind::plain;
-  std::vector<std::uint8_t> input_;
+  ByteBuffer input_;
   const std::uint8_t* in_next_ = nullptr;
   std::size_t in_avail_ = 0;
   std::uint64_t file_bytes_ = 0;  // read from the file so far
