@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "analysis/app/incident_feed.hpp"
+#include "analysis/app/time_arg.hpp"
 #include "analysis/cli/bgp_commands.hpp"
 #include "analysis/detect/analyzer.hpp"
 #include "analysis/generate/generator.hpp"
@@ -60,17 +61,15 @@ std::optional<std::pair<std::int64_t, std::int64_t>> replay_range(
     vantage::analysis::EventStore& store, const std::string& from, const std::string& to) {
   auto span = store.time_span();
   if (!span) return std::nullopt;
-  auto parse = [&](const std::string& text, std::int64_t fallback) {
+  // RFC 3339, `now`, or a duration before now (`1h`, `-30m`, `now-2d`).
+  const std::int64_t now = vantage::to_unix_nanos(vantage::SystemClock::instance().utc_now());
+  auto parse = [&](const std::string& text, std::int64_t fallback, const char* argument) {
     if (text.empty()) return fallback;
-    auto t = vantage::parse_rfc3339(text);
-    if (!t)
-      throw std::invalid_argument("\"" + text +
-                                  "\" is not an RFC 3339 time (2026-11-22T01:00:00Z)");
-    return vantage::to_unix_nanos(*t);
+    return vantage::analysis::parse_time_arg(text, now, argument);
   };
   // Clamped to what the store holds: a far --from would mean replaying years of empty minutes.
-  const std::int64_t f = std::max(parse(from, span->first), span->first);
-  const std::int64_t t = std::min(parse(to, span->second + 1), span->second + 1);
+  const std::int64_t f = std::max(parse(from, span->first, "--from"), span->first);
+  const std::int64_t t = std::min(parse(to, span->second + 1, "--to"), span->second + 1);
   if (t <= f)
     throw std::invalid_argument("the range holds no data (the store spans " + utc(span->first) +
                                 " to " + utc(span->second) + ")");
@@ -339,8 +338,11 @@ int main(int argc, char** argv) {
   inc_cmd->add_option("--db", db, "The collector's SQLite store")
       ->required()
       ->check(CLI::ExistingFile);
-  inc_cmd->add_option("--from", from, "Start (RFC 3339 UTC); default: the first event");
-  inc_cmd->add_option("--to", to, "End (RFC 3339 UTC); default: the last event");
+  inc_cmd->add_option(
+      "--from", from,
+      "Start: RFC 3339 UTC, or a duration before now (1h, -30m, 2d); default: the first event");
+  inc_cmd->add_option("--to", to,
+                      "End: RFC 3339 UTC, now, or a duration before now; default: the last event");
   inc_cmd->add_flag("--json", json, "A JSON array of the incidents");
 
   NotifyOptions nopts;
@@ -416,8 +418,11 @@ int main(int argc, char** argv) {
   isp_cmd->add_option("--db", db, "The collector's SQLite store")
       ->required()
       ->check(CLI::ExistingFile);
-  isp_cmd->add_option("--from", from, "Start (RFC 3339 UTC); default: the first event");
-  isp_cmd->add_option("--to", to, "End (RFC 3339 UTC); default: the last event");
+  isp_cmd->add_option(
+      "--from", from,
+      "Start: RFC 3339 UTC, or a duration before now (1h, -30m, 2d); default: the first event");
+  isp_cmd->add_option("--to", to,
+                      "End: RFC 3339 UTC, now, or a duration before now; default: the last event");
   isp_cmd->add_option("--format", format, "text, json or html")
       ->check(CLI::IsMember({"text", "json", "html"}));
   isp_cmd->add_option("--output,-o", output, "Write to this file instead of stdout");
