@@ -8,6 +8,10 @@ tracked and judged: more work by design, reported as measured). Writes the "## B
 of docs/benchmarks.md.
 
     bench/bgp_scan.py --vantage build/release/analysis/vantage [--runs 3] [--out docs/benchmarks.md]
+                      [--before OLD_VANTAGE --before-label "the build before …"]
+
+With --before, the 10-prefix cases and the RIB dump's update files are also scanned by another
+build (e.g. one before a change), side by side, and the section says how the two compare.
 """
 import argparse
 import ipaddress
@@ -32,7 +36,7 @@ SECTION = "## BGP scan"
 
 def timed(cmd, runs):
     """Best wall time (s) and the lines printed (bench/bgp_dump.py's, without the CPU time)."""
-    wall, _, lines = timed_with_cpu(cmd, runs)
+    wall, _, lines, _ = timed_with_cpu(cmd, runs)
     return wall, lines
 RIB = os.path.join(REPO, "tests", "data", "bgp", "bgpdump", "bview.20020722.2337.gz")
 
@@ -62,6 +66,8 @@ def main():
     ap.add_argument("--vantage", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
+    ap.add_argument("--before", help="another vantage build to compare with")
+    ap.add_argument("--before-label", default="the previous build")
     args = ap.parse_args()
     rng = random.Random(7)
     work = tempfile.mkdtemp(prefix="vantage-bench-scan-")
@@ -98,6 +104,20 @@ def main():
                 print(f"{name}{label}: {rows[name + label][0]:.3f} s (load {loads[name + label]:.3f} s), "
                       f"{rows[name + label][1]} alerts")
         vrp_count = sum(1 for p in origins if ":" not in p)
+        compared = []
+        if args.before:
+            updates = os.path.join(REPO, "tests", "data", "bgp", "bgpdump", "updates.20160811.1600.gz")
+            for label, files, extra in (("RIB, 10 prefixes", [RIB], []),
+                                        ("RIB, 10 prefixes + VRPs", [RIB], ["--vrp", vrps]),
+                                        ("updates.20160811.1600, 10 prefixes", [updates], [])):
+                path = os.path.join(work, "10.yml")
+                times = []
+                for binary in (args.before, args.vantage):
+                    # Best of more runs: these take a tenth of a second.
+                    times.append(timed_with_cpu([binary, "bgp", "scan", "--prefixes", path, *extra, *files],
+                                                max(args.runs, 10)))
+                compared.append((label, *times))
+                print(f"{label}: before {times[0][0]:.3f} s, now {times[1][0]:.3f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     def scan(key):
@@ -129,6 +149,13 @@ def main():
               "each of dozens of peers) it is a rounding error, over this 2002 RIB it is most of the run. "
               "With 10,000 announced prefixes every one of their routes is tracked per peer and judged "
               "(origin, upstream, path, RPKI): that is the monitoring itself, not matching."]
+    if compared:
+        lines += ["", f"Against {args.before_label} (best of {max(args.runs, 10)} runs each, wall and CPU seconds, "
+                  "10 monitored prefixes: reading and decoding dominate):", "",
+                  "| input | before s | before CPU s | now s | now CPU s | now vs before |", "|---|---:|---:|---:|---:|---:|"]
+        for label, before, now in compared:
+            lines.append(f"| {label} | {before[0]:.3f} | {before[1]:.2f} | {now[0]:.3f} | {now[1]:.2f} | "
+                         f"{now[0] / before[0]:.2f}× ({(1 - now[0] / before[0]) * 100:.0f} % less) |")
     write_section(args.out, lines, SECTION)
     print(f"wrote {args.out}")
 
