@@ -14,6 +14,7 @@ struct VpRuns {
   std::string probe;  // probe id
   RunCounts c;
   bool failing = false;  // most runs failed (as counts_as says), none passed since
+  bool streak = false;   // its last runs failed, none passed since the first failure
   bool healthy = false;  // few runs failed
 };
 
@@ -55,7 +56,8 @@ std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evalu
         const auto known = host_last_ok.find({vp.probe, host});
         if (known != host_last_ok.end()) last_ok = std::max(last_ok, known->second);
       }
-      vp.failing = bad >= o.min_results && ratio >= o.fail_ratio && last_ok < vp.c.first_fail_ns;
+      vp.streak = bad > 0 && last_ok < vp.c.first_fail_ns;
+      vp.failing = vp.streak && bad >= o.min_results && ratio >= o.fail_ratio;
       // A network already degraded (partial loss) fails a few runs in a row by chance: it is cut
       // off only when every run of the last two windows failed.
       if (vp.failing && !dns) {
@@ -99,9 +101,10 @@ void attach_bgp(const Window& w, const Evaluation& e, const std::set<std::string
 }
 
 // --- outage ------------------------------------------------------------------------------------
-// A target's host fails from at least outage_share of the vantage points that ran its checks in
-// the window, in at least two networks: one incident for the whole service, whatever the number
-// of checks and networks. While it is open it holds as long as one vantage point still fails,
+// A target's host fails, now, from at least outage_share of the vantage points that ran its checks
+// in the window (at least two of them, each with its last runs failed; or the only one, with
+// min_results failures): one incident for the whole service, whatever the number of checks and
+// networks. While it is open it holds as long as one vantage point still fails,
 // so networks recovering seconds apart do not become incidents of their own; the checks it
 // covers are handed over (reachability, dns, degraded, users' NEL and slo leave them out).
 class OutageDetector final : public Detector {
@@ -109,7 +112,7 @@ class OutageDetector final : public Detector {
   const char* name() const override { return "outage"; }
   void evaluate(const Window& w, const Evaluation& e, HandOver& h, Findings& findings) override {
     struct Host {
-      std::set<std::string> checks, all, failing;
+      std::set<std::string> checks, all, failing, confirmed;
       std::set<std::uint32_t> failing_asns;
       std::map<std::string, int> types;
       std::set<std::string> failed_ips;
@@ -124,7 +127,8 @@ class OutageDetector final : public Detector {
       hs.checks.insert(check_id);
       for (const auto& vp : vps) {
         hs.all.insert(vp.probe);
-        if (!vp.failing) continue;
+        if (vp.failing) hs.confirmed.insert(vp.probe);
+        if (!vp.streak) continue;
         hs.failing.insert(vp.probe);
         hs.failing_asns.insert(w.vantage_points.at(vp.probe).asn);
         for (const auto& [t, n] : vp.c.types) {
@@ -139,9 +143,22 @@ class OutageDetector final : public Detector {
       const IncidentKey key{Kind::outage, "target=" + host};
       const double share =
           hs.all.empty() ? 0 : static_cast<double>(hs.failing.size()) / hs.all.size();
-      const bool found = hs.failing.size() >= 2 && hs.failing_asns.size() >= 2 &&
-                         share >= w.options().outage_share;
+      // Agreement is the evidence: with two or more vantage points failing in a row now, one
+      // failed run each is enough; a lone vantage point needs min_results of them.
+      const bool found = share >= w.options().outage_share &&
+                         (hs.failing.size() >= 2 || (hs.all.size() == 1 && hs.confirmed.size() == 1));
       const bool held = h.open.count(key) && !hs.failing.empty();
+      // The runs of every vantage point during the outage, and for a window after it, are the
+      // outage's: what fails or crawls while the networks recover is not a loss of its own, nor
+      // the SLO's.
+      if (found || held) last_active_[host] = e.to;
+      const auto active = last_active_.find(host);
+      if (active == last_active_.end() || e.to - active->second > e.to - e.from) continue;
+      for (const auto& p : hs.all) {
+        for (int k = e.from; k < e.to; ++k) h.explained[p].insert(k);
+      }
+      h.outage_checks.insert(hs.checks.begin(), hs.checks.end());
+      h.outage_hosts.insert(host);
       if (!found && !held) continue;
       Finding& f = findings[key];
       Incident& inc = f.incident;
@@ -149,10 +166,7 @@ class OutageDetector final : public Detector {
       inc.severity = Severity::page;
       add_unique(inc.targets, host);
       for (const auto& c : hs.checks) add_unique(inc.checks, c);
-      for (const auto& p : hs.failing) {
-        add_vantage_point(inc, w.vantage_points.at(p));
-        for (int k = e.from; k < e.to; ++k) h.explained[p].insert(k);
-      }
+      for (const auto& p : hs.failing) add_vantage_point(inc, w.vantage_points.at(p));
       for (const auto& [t, n] : hs.types) inc.failure_types[t] += n;
       inc.failing_vantage_points = static_cast<int>(hs.failing.size());
       inc.vantage_points = static_cast<int>(hs.all.size());
@@ -164,10 +178,11 @@ class OutageDetector final : public Detector {
           inc.browser_reports[t] += n;
       }
       attach_bgp(w, e, hs.failed_ips, f);
-      h.outage_checks.insert(hs.checks.begin(), hs.checks.end());
-      h.outage_hosts.insert(host);
     }
   }
+
+ private:
+  std::map<std::string, int> last_active_;  // host -> the last evaluation it was found or held
 };
 
 // --- reachability_loss and dns_failure (probes) -----------------------------------------------
@@ -181,10 +196,13 @@ class LocalizedDetector : public Detector {
                  CountsAs counts_as) {
     for (const auto& [check_id, vps] : classify(w, e, h, dns, counts_as)) {
       if (h.outage_checks.count(check_id)) continue;  // the outage's
-      for (const auto& vp : vps) {  // failing in a row, not enough yet: the SLO waits
-        if (!vp.failing && vp.c.failed > 0 && vp.c.last_ok_ns < vp.c.first_fail_ns) {
-          for (int k = w.step_of(vp.c.first_fail_ns); k < e.to; ++k) h.pending[vp.probe].insert(k);
-        }
+      // Failing in a row and not explained yet: the SLO waits for a finding, one window at most
+      // (a lone vantage point's failures are the SLO's after that).
+      for (const auto& vp : vps) {
+        if (!vp.streak) continue;
+        const int since = w.step_of(vp.c.first_fail_ns);
+        if (e.to - since > e.to - e.from) continue;
+        for (int k = since; k < e.to; ++k) h.pending[vp.probe].insert(k);
       }
       std::int64_t failing_since = std::numeric_limits<std::int64_t>::max();
       for (const auto& vp : vps) {
