@@ -374,7 +374,7 @@ int main(int argc, char** argv) {
                     "What each evaluation looks at (default 5m; a whole number of steps)");
     cmd->add_option(
         "--baseline", baseline,
-        "http_error_spike: the period a key's error share is compared with (default 1h)");
+        "http_error from users and users' NEL: the period a key's error share is compared with (default 1h)");
     cmd->add_option("--min-results", aopts.min_results,
                     "reachability/DNS/outage: failed results in a row a vantage point needs in "
                     "the window to count as failing (default 3)")

@@ -78,7 +78,7 @@ class Scenarios(unittest.TestCase):
             self.assertEqual(inc["evidence"]["bgp_alerts"], ["route_leak 203.0.113.0/24 (leaker AS64510)"])
         self.one_incident("isp-blackhole", "reachability_loss", scope)
 
-    def test_4xx_spike_in_one_country_is_one_http_error_spike_on_that_endpoint(self):
+    def test_4xx_spike_in_one_country_is_one_http_error_on_that_endpoint(self):
         def scope(inc):
             self.assertEqual(inc["severity"], "ticket")
             self.assertEqual(inc["scope"]["endpoints"], ["/api/checkout"])
@@ -86,7 +86,7 @@ class Scenarios(unittest.TestCase):
             self.assertEqual(inc["scope"]["asns"], [64505])
             self.assertGreater(inc["evidence"]["share"], 0.15)
             self.assertLess(inc["evidence"]["baseline_share"], 0.02)
-        self.one_incident("http-4xx-spike", "http_error_spike", scope)
+        self.one_incident("http-4xx-spike", "http_error", scope)
 
     def test_nxdomain_from_one_resolver_is_one_dns_failure(self):
         def scope(inc):
@@ -111,7 +111,7 @@ class Scenarios(unittest.TestCase):
         subprocess.run([VANTAGE, "generate", "--db", db, "--hours", "2"], check=True, capture_output=True)
         p = subprocess.run([VANTAGE, "incidents", "--db", db, "--from", "yesterday"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 1)
-        self.assertIn('"yesterday" is not an RFC 3339 time', p.stderr)
+        self.assertIn('--from: "yesterday" is neither an RFC 3339 time', p.stderr)
 
 
 if __name__ == "__main__":
