@@ -19,10 +19,11 @@ struct VpRuns {
 };
 
 // The runs of every check's vantage points in the window: check -> vantage points.
-// A vantage point fails a check when at least min_results of its runs, and at least fail_ratio
-// of them, failed in the way `counts_as` says, and no run of its checks of the same host passed
-// since its first failure (one failure in a row, or partial loss, is not a loss: `degraded`).
-// It is healthy under ok_ratio.
+// A vantage point fails a check when at least fail_ratio of its runs failed in the way
+// `counts_as` says, no run of its checks of the same host passed since its first failure, and its
+// checks of that host have at least min_results failed runs in a row (one failure, or partial
+// loss, is not a loss: `degraded`). A dns check's resolver fails when at least fail_ratio of its
+// answers in the window (two at least) failed. It is healthy under ok_ratio.
 template <typename CountsAs>
 std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evaluation& e,
                                                     const HandOver& h, bool dns,
@@ -44,20 +45,37 @@ std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evalu
     if (is_dns != dns) continue;
     by_check[key.first].push_back({key.second, probe, std::move(c)});
   }
-  for (auto& [check_id, vps] : by_check) {
+  // (probe, host) -> the failed runs in a row of its checks of that host (all its checks fail
+  // together when its network loses the host: one probe interval gives several).
+  std::map<std::pair<std::string, std::string>, int> host_bad;
+  auto host_of = [&](const std::string& check_id) {
     const auto check = w.checks.find(check_id);
-    const std::string host = check == w.checks.end() ? std::string() : check->second.host;
+    return check == w.checks.end() || check->second.host.empty() ? check_id : check->second.host;
+  };
+  std::map<const VpRuns*, std::pair<int, std::int64_t>> bad_last_ok;
+  for (auto& [check_id, vps] : by_check) {
+    const std::string host = host_of(check_id);
     for (auto& vp : vps) {
       int bad = 0;
       for (const auto& [t, n] : vp.c.types) bad += counts_as(t) ? n : 0;
-      const double ratio = static_cast<double>(bad) / vp.c.total;
       std::int64_t last_ok = vp.c.last_ok_ns;
-      if (!host.empty()) {
-        const auto known = host_last_ok.find({vp.probe, host});
-        if (known != host_last_ok.end()) last_ok = std::max(last_ok, known->second);
-      }
+      const auto known = host_last_ok.find({vp.probe, host});
+      if (known != host_last_ok.end()) last_ok = std::max(last_ok, known->second);
       vp.streak = bad > 0 && last_ok < vp.c.first_fail_ns;
-      vp.failing = vp.streak && bad >= o.min_results && ratio >= o.fail_ratio;
+      if (vp.streak) host_bad[{vp.probe, host}] += bad;
+      bad_last_ok[&vp] = {bad, last_ok};
+    }
+  }
+  for (auto& [check_id, vps] : by_check) {
+    const std::string host = host_of(check_id);
+    for (auto& vp : vps) {
+      const auto [bad, last_ok] = bad_last_ok.at(&vp);
+      const double ratio = static_cast<double>(bad) / vp.c.total;
+      // DNS: most of a resolver's answers in the window wrong or failed (one run per resolver per
+      // interval, nothing to corroborate it in the same round).
+      vp.failing =
+          dns ? vp.c.total >= 2 && bad > 0 && ratio >= o.fail_ratio
+              : vp.streak && ratio >= o.fail_ratio && host_bad[{vp.probe, host}] >= o.min_results;
       // A network already degraded (partial loss) fails a few runs in a row by chance: it is cut
       // off only when every run of the last two windows failed.
       if (vp.failing && !dns) {
@@ -145,8 +163,9 @@ class OutageDetector final : public Detector {
           hs.all.empty() ? 0 : static_cast<double>(hs.failing.size()) / hs.all.size();
       // Agreement is the evidence: with two or more vantage points failing in a row now, one
       // failed run each is enough; a lone vantage point needs min_results of them.
-      const bool found = share >= w.options().outage_share &&
-                         (hs.failing.size() >= 2 || (hs.all.size() == 1 && hs.confirmed.size() == 1));
+      const bool found =
+          share >= w.options().outage_share &&
+          (hs.failing.size() >= 2 || (hs.all.size() == 1 && hs.confirmed.size() == 1));
       const bool held = h.open.count(key) && !hs.failing.empty();
       // The runs of every vantage point during the outage, and for a window after it, are the
       // outage's: what fails or crawls while the networks recover is not a loss of its own, nor

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "analysis/detect/detectors.hpp"
 
@@ -295,6 +296,23 @@ class DegradedDetector final : public Detector {
   }
 };
 
+// The network whose runs hold most of the bad ones (at least two thirds), with a bad share at
+// least degraded_share and twice the others', while the others stay under half of it.
+std::optional<std::uint32_t> concentrated(const std::map<std::uint32_t, SloCounts>& by_asn,
+                                          const SloCounts& all, const AnalyzerOptions& o) {
+  if (by_asn.size() < 2 || all.bad == 0) return std::nullopt;
+  for (const auto& [asn, n] : by_asn) {
+    if (n.total == 0 || 3 * n.bad < 2 * all.bad) continue;
+    const int others_total = all.total - n.total;
+    if (others_total <= 0) return std::nullopt;
+    const double share = static_cast<double>(n.bad) / n.total;
+    const double others = static_cast<double>(all.bad - n.bad) / others_total;
+    if (share >= o.degraded_share && share >= 2 * others && others < o.degraded_share / 2)
+      return asn;
+  }
+  return std::nullopt;
+}
+
 // --- slo_burn ----------------------------------------------------------------------------------
 // Journeys and http checks against an SLO (a run is good when it passed within latency_ms):
 // multi-window, multi-burn-rate alerts after the Google SRE workbook (page: >= 14.4 over the
@@ -314,9 +332,14 @@ class SloDetector final : public Detector {
     for (const auto& entry : w.slo) by_check[entry.first.first].push_back(&entry);
     for (const auto& [check, vps] : by_check) {
       if (h.outage_checks.count(check)) continue;
-      auto window = [&](std::int64_t span_ns) {
+      // The runs of the window no other incident explains; `by_asn`, when given, gets them per
+      // network too.
+      auto window = [&](std::int64_t span_ns,
+                        std::map<std::uint32_t, SloCounts>* by_asn = nullptr) {
         SloCounts c;
         for (const auto* vp : vps) {
+          SloCounts* mine =
+              by_asn ? &(*by_asn)[w.vantage_points.at(vp->first.second).asn] : nullptr;
           const auto explained = h.explained.find(vp->first.second);
           const auto pending = h.pending.find(vp->first.second);
           const auto degraded = h.degraded_steps.find(vp->first.second);
@@ -326,6 +349,7 @@ class SloDetector final : public Detector {
             if (pending != h.pending.end() && pending->second.count(it->first)) continue;
             if (degraded != h.degraded_steps.end() && degraded->second.count(it->first)) continue;
             c.merge(it->second);
+            if (mine) mine->merge(it->second);
           }
         }
         return c;
@@ -346,6 +370,38 @@ class SloDetector final : public Detector {
       const bool page = b1h >= 14.4 && b5m >= 14.4;
       const bool ticket = b6h >= 6 && b30m >= 6;
       if (!page && !ticket) continue;
+      // A burn that comes from one network, worse than the others while they are healthy, is
+      // that network's degradation, not the service's: handed to `degraded` under its key (the
+      // degraded detector, slower to be sure, finds the same incident).
+      std::map<std::uint32_t, SloCounts> by_asn;
+      const SloCounts all = window(page ? o.slo_page_long_ns : o.slo_ticket_long_ns, &by_asn);
+      if (const auto worst = concentrated(by_asn, all, o); worst) {
+        const IncidentKey key{Kind::degraded, "asn=" + std::to_string(*worst)};
+        Incident& inc = findings[key].incident;
+        inc.key = key;
+        const SloCounts& n = by_asn.at(*worst);
+        const int others_total = all.total - n.total;
+        inc.value = std::max(inc.value, static_cast<double>(n.bad) / n.total);
+        if (inc.baseline <= 0 && others_total > 0)
+          inc.baseline = static_cast<double>(all.bad - n.bad) / others_total;
+        inc.p95_ms = std::max(inc.p95_ms, static_cast<double>(percentile(n.ms, 0.95)));
+        for (const auto* vp : vps) {
+          const VantagePoint& v = w.vantage_points.at(vp->first.second);
+          if (v.asn != *worst) continue;
+          add_vantage_point(inc, v);
+          const auto runs = w.runs.find({check, vp->first.second});
+          if (runs == w.runs.end()) continue;
+          const RunCounts c = Window::sum(runs->second, m - w.steps(o.slo_page_short_ns), m);
+          for (const auto& [t, k] : c.types) {
+            if (connection_failure(t))
+              inc.failure_types[t] = std::max(inc.failure_types[t], double(k));
+          }
+          if (c.slow)
+            inc.failure_types["slow"] = std::max(inc.failure_types["slow"], double(c.slow));
+        }
+        add_unique(inc.checks, check);
+        continue;
+      }
       const IncidentKey key{Kind::slo_burn, "check=" + check};
       Incident& inc = findings[key].incident;
       inc.key = key;
