@@ -81,6 +81,11 @@ std::unique_ptr<Detector> make_degraded_detector();      // degraded
 std::unique_ptr<Detector> make_slo_detector();           // slo_burn
 std::unique_ptr<Detector> make_bgp_detector();           // bgp_*
 
+// A check's runs from one vantage point in a window that can say "this check fails here" on their
+// own (a resolver answering wrongly, a request answering the same HTTP error): at least two, most
+// of them failed. (A loss counts min_results failures in a row over all the checks of a host.)
+constexpr int kMinRunsOfACheck = 2;
+
 // Helpers shared by the detectors.
 template <typename T>
 void add_unique(std::vector<T>& v, const T& x) {

@@ -74,7 +74,7 @@ std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evalu
       // DNS: most of a resolver's answers in the window wrong or failed (one run per resolver per
       // interval, nothing to corroborate it in the same round).
       vp.failing =
-          dns ? vp.c.total >= 2 && bad > 0 && ratio >= o.fail_ratio
+          dns ? vp.c.total >= kMinRunsOfACheck && bad > 0 && ratio >= o.fail_ratio
               : vp.streak && ratio >= o.fail_ratio && host_bad[{vp.probe, host}] >= o.min_results;
       // A network already degraded (partial loss) fails a few runs in a row by chance: it is cut
       // off only when every run of the last two windows failed.
@@ -382,6 +382,20 @@ class UsersDetector final : public Detector {
       double total = 0, bad = 0;
       std::map<std::string, double> types;
     };
+    // Networks whose vantage points reach the targets now (their last run of every check
+    // passed): their users' failures are not the network's (late reports of a loss that is
+    // over, or trouble of their own), and probes speak for the network.
+    std::map<std::uint32_t, bool> probes_reach;
+    for (const auto& [key, per_step] : w.runs) {
+      const auto check = w.checks.find(key.first);
+      if (check == w.checks.end() || check->second.kind == "dns") continue;
+      const RunCounts c = Window::sum(per_step, e.from, e.to);
+      if (c.total == 0) continue;
+      const auto vp = w.vantage_points.find(key.second);
+      if (vp == w.vantage_points.end()) continue;
+      auto [it, inserted] = probes_reach.emplace(vp->second.asn, true);
+      it->second = it->second && c.last_ok_ns > c.last_fail_ns;
+    }
     std::map<std::uint32_t, Traffic> now;
     Traffic all;
     for (const auto& [asn, per_step] : w.nel) {
@@ -399,7 +413,8 @@ class UsersDetector final : public Detector {
       all.bad += t.bad;
     }
     for (const auto& [asn, t] : now) {
-      if (t.bad < o.min_errors || t.total <= 0) {
+      const auto reach = probes_reach.find(asn);
+      if (t.bad < o.min_errors || t.total <= 0 || (reach != probes_reach.end() && reach->second)) {
         if (!findings.count({Kind::reachability_loss, "asn=" + std::to_string(asn)}))
           frozen_.erase(asn);
         continue;

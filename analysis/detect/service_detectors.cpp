@@ -57,7 +57,7 @@ class HttpErrorDetector final : public Detector {
       const RunCounts c = Window::sum(per_step, e.from, e.to);
       if (c.total == 0) continue;
       ran[key.first].insert(key.second);
-      if (c.total < o.min_results || c.http_errors.empty()) continue;
+      if (c.total < kMinRunsOfACheck || c.http_errors.empty()) continue;
       // Per endpoint and class: this vantage point's error runs.
       std::map<std::pair<std::string, std::string>, std::pair<int, std::set<int>>> per_endpoint;
       for (const auto& [status_path, n] : c.http_errors) {
@@ -201,6 +201,9 @@ class HttpErrorDetector final : public Detector {
             add_unique(inc.isps, names->second.first);
         }
         inc.browser_reports["http.error " + cls_name] += x;
+        for (int status : cls == 4 ? now.statuses4 : now.statuses5)
+          add_unique(inc.statuses, status);
+        std::sort(inc.statuses.begin(), inc.statuses.end());
         inc.value = std::max(inc.value, p);
         inc.baseline = p0;
       }

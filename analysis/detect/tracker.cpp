@@ -64,15 +64,16 @@ std::string incident_title(const Incident& i) {
              types_of(i.failure_types) + ")";
     case Kind::http_error: {
       const std::string endpoint = i.endpoints.empty() ? std::string("/") : i.endpoints.front();
-      if (!i.statuses.empty()) {
-        std::string codes;
-        for (int s : i.statuses) codes += (codes.empty() ? "" : ", ") + std::to_string(s);
+      std::string codes;
+      for (int s : i.statuses) codes += (codes.empty() ? "" : ", ") + std::to_string(s);
+      if (!i.statuses.empty() && i.failing_vantage_points > 0) {
         return codes + " on " + endpoint + " from " +
                (i.vantage_points > 0 && i.failing_vantage_points >= i.vantage_points
                     ? "every vantage point (" + networks(i) + ")"
                     : networks(i));
       }
-      const std::string cls = i.key.scope.substr(i.key.scope.rfind('=') + 1);
+      const std::string cls =
+          codes.empty() ? i.key.scope.substr(i.key.scope.rfind('=') + 1) : codes;
       return cls + " on " + endpoint + " for users in " + join(i.countries) + " (" + networks(i) +
              "): " + percent(i.value) + " of requests (baseline " + percent(i.baseline) + ")";
     }

@@ -13,6 +13,7 @@ void RunCounts::merge(const RunCounts& b) {
   ok_ips.insert(b.ok_ips.begin(), b.ok_ips.end());
   first_fail_ns = std::min(first_fail_ns, b.first_fail_ns);
   last_ok_ns = std::max(last_ok_ns, b.last_ok_ns);
+  last_fail_ns = std::max(last_fail_ns, b.last_fail_ns);
   for (const auto& [k, n] : b.http_errors) http_errors[k] += n;
   failed_steps.insert(b.failed_steps.begin(), b.failed_steps.end());
   ok_ms.insert(ok_ms.end(), b.ok_ms.begin(), b.ok_ms.end());
@@ -24,6 +25,8 @@ void SpikeCounts::merge(const SpikeCounts& b) {
   x5 += b.x5;
   asns4.insert(b.asns4.begin(), b.asns4.end());
   asns5.insert(b.asns5.begin(), b.asns5.end());
+  statuses4.insert(b.statuses4.begin(), b.statuses4.end());
+  statuses5.insert(b.statuses5.begin(), b.statuses5.end());
 }
 
 void SloCounts::merge(const SloCounts& b) {
@@ -66,6 +69,7 @@ void Window::add(const ProbeResultRow& r) {
     ++c.failed;
     ++c.types[r.outcome];
     c.first_fail_ns = std::min(c.first_fail_ns, r.time_ns);
+    c.last_fail_ns = std::max(c.last_fail_ns, r.time_ns);
     if (!dns && !r.server_ip.empty()) c.failed_ips.insert(r.server_ip);
     if (r.outcome == "http.error" && r.status_code && *r.status_code >= 400) {
       ++c.http_errors[{*r.status_code, path_of(r.failed_url.empty() ? r.target : r.failed_url)}];
@@ -109,6 +113,7 @@ void Window::add(const BrowserReportRow& r) {
   if (r.nel_type == "http.error" && r.status_code && *r.status_code >= 400) {
     (*r.status_code < 500 ? k.x4 : k.x5) += 1;
     (*r.status_code < 500 ? k.asns4 : k.asns5).insert(r.asn);
+    (*r.status_code < 500 ? k.statuses4 : k.statuses5).insert(*r.status_code);
   }
 }
 

@@ -33,6 +33,7 @@ struct RunCounts {
   std::set<std::string> ok_ips;      // the addresses passed runs reached
   std::int64_t first_fail_ns = std::numeric_limits<std::int64_t>::max();
   std::int64_t last_ok_ns = std::numeric_limits<std::int64_t>::min();
+  std::int64_t last_fail_ns = std::numeric_limits<std::int64_t>::min();
   // http.error runs by (status, templated path of the failed request).
   std::map<std::pair<int, std::string>, int> http_errors;
   std::set<std::string> failed_steps;  // journeys: the failing steps' names
@@ -46,6 +47,7 @@ struct SpikeCounts {
   double n = 0;
   double x4 = 0, x5 = 0;
   std::set<std::uint32_t> asns4, asns5;
+  std::set<int> statuses4, statuses5;  // the error statuses reported
   void merge(const SpikeCounts& other);
 };
 
