@@ -14,7 +14,9 @@
 namespace vantage::analysis {
 
 struct GeneratorOptions {
-  std::string scenario = "baseline";  // baseline | isp-blackhole | http-4xx-spike | dns-nxdomain | slow-checkout
+  // baseline | isp-blackhole | http-4xx-spike | dns-nxdomain | slow-checkout | global-outage |
+  // degraded | users-only-asn (docs/analysis.md#the-scenario-generator)
+  std::string scenario = "baseline";
   std::uint64_t seed = 1;
   std::int64_t start_ns = 1'795'305'600'000'000'000;  // 2026-11-22T00:00:00Z
   double hours = 4;
@@ -26,7 +28,7 @@ struct GeneratorOptions {
 struct GeneratorSummary {
   std::uint64_t results = 0, reports = 0;
   std::int64_t fault_from_ns = 0, fault_to_ns = 0;  // 0, 0 for baseline
-  std::string fault;                                 // what was injected, one line
+  std::string fault;                                // what was injected, one line
 };
 
 // The scenarios, in order.

@@ -25,10 +25,11 @@ class Scenarios(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="vantage-analysis-")
         self.addCleanup(shutil.rmtree, self.dir, True)
 
-    def run_scenario(self, scenario, seed):
+    def run_scenario(self, scenario, seed, hours=4, users_per_minute=100):
         db = os.path.join(self.dir, f"{scenario}-{seed}.db")
         g = subprocess.run([VANTAGE, "generate", "--db", db, "--scenario", scenario, "--seed", str(seed),
-                            "--users-per-minute", "100"], capture_output=True, text=True, timeout=120)
+                            "--hours", str(hours), "--users-per-minute", str(users_per_minute)],
+                           capture_output=True, text=True, timeout=300)
         self.assertEqual(g.returncode, 0, g.stderr)
         fault = None
         for line in g.stdout.splitlines():
@@ -39,7 +40,7 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return json.loads(p.stdout), fault
 
-    def one_incident(self, scenario, kind, check_scope):
+    def one_incident(self, scenario, kind, check_scope, open_within=600):
         for seed in SEEDS:
             with self.subTest(seed=seed):
                 incidents, fault = self.run_scenario(scenario, seed)
@@ -47,9 +48,10 @@ class Scenarios(unittest.TestCase):
                 inc = incidents[0]
                 self.assertEqual(inc["kind"], kind)
                 self.assertEqual(inc["status"], "resolved")
-                # Opened within 10 minutes of the fault's start, resolved within 40 of its end.
+                # Opened within 10 minutes of the fault's start (or open_within seconds), resolved
+                # within 40 of its end.
                 self.assertGreaterEqual(ts(inc["opened"]), fault[0])
-                self.assertLessEqual(ts(inc["opened"]), fault[0] + 600)
+                self.assertLessEqual(ts(inc["opened"]), fault[0] + open_within)
                 self.assertGreaterEqual(ts(inc["resolved"]), fault[1])
                 self.assertLessEqual(ts(inc["resolved"]), fault[1] + 2400)
                 self.assertEqual(inc["runbook"], f"docs/runbooks/{kind}.md")
@@ -62,6 +64,65 @@ class Scenarios(unittest.TestCase):
                 incidents, fault = self.run_scenario("baseline", seed)
                 self.assertIsNone(fault)
                 self.assertEqual(incidents, [])
+
+    def test_48_hours_of_realistic_noise_give_no_incident(self):
+        # Two days and nights of diurnal traffic in each network's local time, single probe
+        # timeouts, 503s, slow runs and skipped minutes, resolver timeouts, users' 404/502s,
+        # resets and DNS failures: nothing of it is an incident. Fewer users per minute than the
+        # fault scenarios (the nights are thinner, the test shorter).
+        for seed in SEEDS:
+            with self.subTest(seed=seed):
+                incidents, fault = self.run_scenario("baseline", seed, hours=48, users_per_minute=25)
+                self.assertIsNone(fault)
+                self.assertEqual(incidents, [], json.dumps(incidents, indent=1))
+
+    def test_global_outage_is_one_outage_page_for_the_host(self):
+        def scope(inc):
+            self.assertEqual(inc["severity"], "page")
+            self.assertEqual(inc["id"].split(" @")[0], "outage target=shop.example.com")
+            self.assertEqual(inc["scope"]["targets"], ["shop.example.com"])
+            self.assertEqual(sorted(inc["scope"]["checks"]), ["checkout", "shop-home"])
+            self.assertEqual(sorted(inc["scope"]["asns"]), [64501, 64502, 64503, 64504])
+            self.assertEqual(list(inc["evidence"]["failure_types"]), ["tcp.timed_out"])
+            self.assertEqual(inc["evidence"]["failing_vantage_points"], 8)
+            self.assertEqual(inc["evidence"]["vantage_points"], 8)
+            self.assertEqual(inc["evidence"]["networks"], 4)
+            self.assertEqual(inc["evidence"]["failure_ratio"], 1.0)
+            # The users agree, from every network (AS64505's users included).
+            self.assertGreater(inc["evidence"]["browser_reports"].get("tcp.timed_out", 0), 1000)
+        # Within two probe intervals and the tracker's two evaluations.
+        self.one_incident("global-outage", "outage", scope, open_within=180)
+
+    def test_partial_loss_in_one_asn_is_one_degraded_ticket(self):
+        def scope(inc):
+            self.assertEqual(inc["severity"], "ticket")
+            self.assertEqual(inc["id"].split(" @")[0], "degraded asn=64504")
+            self.assertEqual(inc["scope"]["asns"], [64504])
+            self.assertEqual(inc["scope"]["isps"], ["Example DSL"])
+            self.assertEqual(sorted(inc["evidence"]["failure_types"]), ["slow", "tcp.timed_out"])
+            self.assertEqual(inc["evidence"]["failing_vantage_points"], 2)
+            self.assertGreaterEqual(inc["evidence"]["bad_share"], 0.2)
+            self.assertLess(inc["evidence"]["others_bad_share"], 0.05)
+            self.assertGreater(inc["evidence"]["p95_ms"], 2000)
+        # The share is taken over the degraded window (6 windows, 30 minutes): at 30 % bad runs it
+        # reaches 20 % after about 20 minutes of the fault.
+        self.one_incident("degraded", "degraded", scope, open_within=1800)
+
+    def test_users_only_asn_is_one_reachability_loss_from_nel_alone(self):
+        def scope(inc):
+            self.assertEqual(inc["severity"], "page")
+            self.assertEqual(inc["id"].split(" @")[0], "reachability_loss asn=64505")
+            self.assertEqual(inc["scope"]["asns"], [64505])
+            self.assertEqual(inc["scope"]["isps"], ["Example Telecom"])
+            self.assertEqual(inc["scope"]["countries"], ["FR"])
+            # No vantage point there: users' NEL is the whole evidence.
+            self.assertEqual(inc["evidence"]["failure_types"], {})
+            self.assertEqual(inc["evidence"]["failing_vantage_points"], 0)
+            self.assertGreater(inc["evidence"]["browser_reports"].get("tcp.timed_out", 0), 50)
+            self.assertGreater(inc["evidence"]["users_failure_share"], 0.2)
+            self.assertLess(inc["evidence"]["users_baseline_share"], 0.01)
+            self.assertGreater(inc["evidence"]["users_reports"], 50)
+        self.one_incident("users-only-asn", "reachability_loss", scope)
 
     def test_isp_blackhole_is_one_reachability_loss_in_that_asn(self):
         def scope(inc):
