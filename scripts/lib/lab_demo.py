@@ -206,6 +206,14 @@ class Demo:
             print(f"   vantage watch printed {len(opened)} openings for {faults} expected incidents:")
             for line in opened:
                 print(f"     {line}")
+        # `vantage watch` and `vantage incidents` over the same store: the same incidents, opened and
+        # resolved at the same times (both replay from the store's first event, on the same grid).
+        self.summary["watch_vs_incidents"] = self.compare_watch(
+            json.loads(self.vantage("incidents", "--db", db, "--json", "--no-save", *self.flags)))
+        if self.summary["watch_vs_incidents"]:
+            print("   vantage watch and vantage incidents disagree:")
+            for d in self.summary["watch_vs_incidents"]:
+                print(f"     {d}")
         # Per-ISP report: the whole run (terminal + HTML), and each fault's window (JSON, for the test).
         os.makedirs(self.args.out, exist_ok=True)
         to = rfc3339(now_ns())
@@ -228,6 +236,30 @@ class Demo:
         print("\n".join("   " + line for line in scan.splitlines()[:12]))
         self.summary["mrt_scan"] = scan.splitlines()
         self.summary["ok"] = all(v["ok"] for v in verdicts) and not extra and len(opened) == faults
+
+    def compare_watch(self, replay):
+        """What `vantage watch` printed (OPENED and RESOLVED lines: time, kind, title) against a
+        `vantage incidents` replay of the whole store: the differences, as text."""
+        printed = {}
+        for _, line in self.watch_lines:
+            parts = line.split(None, 4)  # time, change, severity, kind, title
+            if len(parts) == 5 and parts[1] in ("OPENED", "RESOLVED"):
+                printed.setdefault((parts[1], parts[3], parts[4]), parts[0])
+        wanted = set()
+        problems = []
+        for i in replay:
+            for change, field in (("OPENED", "opened"), ("RESOLVED", "resolved")):
+                if field not in i:
+                    continue
+                wanted.add((change, i["kind"], i["title"]))
+                at = i[field][:19] + "Z"
+                got = printed.get((change, i["kind"], i["title"]))
+                if got != at:
+                    problems.append(f"{change} {i['kind']} {i['title'][:60]}: incidents {at}, watch {got or 'never'}")
+        for key, at in printed.items():
+            if key not in wanted and not (key[0] == "RESOLVED" and ("OPENED",) + key[1:] in wanted):
+                problems.append(f"{key[0]} {key[1]} {key[2][:60]}: watch {at}, incidents never")
+        return problems
 
     def check(self, incidents):
         """Each scenario against its expectation (lab.expectation): between its injection and its
