@@ -203,6 +203,13 @@ class LabDemoTest(unittest.TestCase):
                 return False
         return True
 
+    def test_watch_and_incidents_give_the_same_incidents_at_the_same_times(self):
+        # What `vantage watch` printed while the faults went in and out, against a `vantage
+        # incidents` replay of the finished store: same kinds and titles, same opened and
+        # resolved times (to the second).
+        self.assertIn("watch_vs_incidents", self.summary)
+        self.assertEqual(self.summary["watch_vs_incidents"], [], self.output())
+
     def test_the_baseline_opens_nothing(self):
         start, stop = self.window("baseline")
         self.assertEqual([i["id"] for i in self.summary["incidents"] if parse_time(i["opened"]) < stop], [])
