@@ -382,9 +382,7 @@ class UsersDetector final : public Detector {
       double total = 0, bad = 0;
       std::map<std::string, double> types;
     };
-    // Networks whose vantage points reach the targets now (their last run of every check
-    // passed): their users' failures are not the network's (late reports of a loss that is
-    // over, or trouble of their own), and probes speak for the network.
+    // Networks with vantage points that ran checks in the window (true: their last runs passed).
     std::map<std::uint32_t, bool> probes_reach;
     for (const auto& [key, per_step] : w.runs) {
       const auto check = w.checks.find(key.first);
@@ -414,7 +412,10 @@ class UsersDetector final : public Detector {
     }
     for (const auto& [asn, t] : now) {
       const auto reach = probes_reach.find(asn);
-      if (t.bad < o.min_errors || t.total <= 0 || (reach != probes_reach.end() && reach->second)) {
+      // A network with vantage points is theirs to judge (its users' reports corroborate their
+      // findings): a DNS failure or a loss there is found by its probes, late reports of one that
+      // is over open nothing. Users alone speak for the networks no probe sits in.
+      if (t.bad < o.min_errors || t.total <= 0 || reach != probes_reach.end()) {
         if (!findings.count({Kind::reachability_loss, "asn=" + std::to_string(asn)}))
           frozen_.erase(asn);
         continue;

@@ -231,10 +231,11 @@ class DegradedDetector final : public Detector {
     const int from = e.to - span;
     struct Net {
       int total = 0, bad = 0;
-      std::set<std::string> probes;
+      std::set<std::string> probes, checks, hosts;
       std::map<std::string, double> types;
       std::vector<float> ms;
     };
+    std::set<std::string> all_probes;
     std::map<std::uint32_t, Net> nets;
     for (const auto& [key, per_step] : w.runs) {
       const auto check = w.checks.find(key.first);
@@ -262,6 +263,11 @@ class DegradedDetector final : public Detector {
       if (c.slow) n.types["slow"] += c.slow;
       n.bad += bad;
       n.probes.insert(key.second);
+      all_probes.insert(key.second);
+      if (bad > 0) {
+        n.checks.insert(key.first);
+        n.hosts.insert(check->second.host.empty() ? check->second.target : check->second.host);
+      }
       n.ms.insert(n.ms.end(), c.ok_ms.begin(), c.ok_ms.end());
     }
     int all_total = 0, all_bad = 0;
@@ -288,6 +294,9 @@ class DegradedDetector final : public Detector {
       for (const auto& p : n.probes) add_vantage_point(inc, w.vantage_points.at(p));
       for (const auto& [t, k] : n.types) inc.failure_types[t] += k;
       inc.failing_vantage_points = static_cast<int>(n.probes.size());
+      inc.vantage_points = static_cast<int>(all_probes.size());
+      for (const auto& c : n.checks) add_unique(inc.checks, c);
+      for (const auto& t : n.hosts) add_unique(inc.targets, t);
       inc.value = share;
       inc.baseline = others;
       inc.p95_ms = percentile(n.ms, 0.95);
@@ -357,19 +366,19 @@ class SloDetector final : public Detector {
         }
         return c;
       };
-      // A window counts with slo_min_runs runs and data over at least half of it: a 6-hour
-      // window holding two minutes of data is a two-minute window.
-      auto burn = [&](const SloCounts& c, std::int64_t span_ns) {
-        const int span = w.steps(span_ns);
+      // A tier's windows count with slo_min_runs runs each and data over at least half of its
+      // short window (the long one takes what there is).
+      auto burn = [&](const SloCounts& c, std::int64_t short_ns) {
+        const int span = w.steps(short_ns);
         const int covered = m - std::max(w.first_data_step(), m - span);
         if (c.total < o.slo_min_runs || 2 * covered < span) return 0.0;
         return static_cast<double>(c.bad) / c.total / budget;
       };
       const SloCounts hour = window(o.slo_page_long_ns);
       const double b5m = burn(window(o.slo_page_short_ns), o.slo_page_short_ns),
-                   b1h = burn(hour, o.slo_page_long_ns);
+                   b1h = burn(hour, o.slo_page_short_ns);
       const double b30m = burn(window(o.slo_ticket_short_ns), o.slo_ticket_short_ns),
-                   b6h = burn(window(o.slo_ticket_long_ns), o.slo_ticket_long_ns);
+                   b6h = burn(window(o.slo_ticket_long_ns), o.slo_ticket_short_ns);
       const bool page = b1h >= 14.4 && b5m >= 14.4;
       const bool ticket = b6h >= 6 && b30m >= 6;
       if (!page && !ticket) continue;

@@ -428,11 +428,11 @@ TEST_CASE(
   });
   va::IncidentFeed feed;
   std::vector<va::IncidentFeed::Update> all;
-  auto o = options();  // the lab's SLO windows
-  o.slo_page_long_ns = 30 * kS;
+  auto o = options();  // SLO windows within the lookback (as watch's 6 h lookback and windows)
+  o.slo_page_long_ns = 20 * kS;
   o.slo_page_short_ns = 10 * kS;
-  o.slo_ticket_long_ns = 60 * kS;
-  o.slo_ticket_short_ns = 20 * kS;
+  o.slo_ticket_long_ns = 30 * kS;
+  o.slo_ticket_short_ns = 10 * kS;
   o.slo_min_runs = 5;
   const auto full = va::analyze(s.store, kT0, kT0 + 150 * kS, o);
   // Cycles every 5 s, each replaying only the last 40 s (the incident's start falls out).
