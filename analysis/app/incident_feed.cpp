@@ -11,7 +11,7 @@ std::vector<IncidentFeed::Update> IncidentFeed::cycle(const AnalysisResult& repl
     started_ns_ = to_ns;
   }
   std::vector<Update> out;
-  seen_now_.clear();
+  std::set<IncidentKey> seen_now;  // keys the replay holds (open, or resolved since reported)
   for (const auto& replayed : replay.incidents) {
     const IncidentKey& key = replayed.key;
     auto known = open_.find(key);
@@ -22,12 +22,12 @@ std::vector<IncidentFeed::Update> IncidentFeed::cycle(const AnalysisResult& repl
       i.title = known->second.title;
     }
     if (replayed.status != Status::resolved) {
-      seen_now_.insert(key);
+      seen_now.insert(key);
       if (known == open_.end()) {
         open_[key] = i;
-        out.push_back({i.opened_ns, Change::opened, i, true});
+        out.push_back({i.opened_ns, Change::opened, i});
       } else {
-        if (i.severity > known->second.severity) out.push_back({to_ns, Change::escalated, i, true});
+        if (i.severity > known->second.severity) out.push_back({to_ns, Change::escalated, i});
         i.severity = std::max(i.severity, known->second.severity);
         known->second = i;
       }
@@ -35,10 +35,10 @@ std::vector<IncidentFeed::Update> IncidentFeed::cycle(const AnalysisResult& repl
     }
     if (known != open_.end()) {
       if (replayed.resolved_ns <= known->second.opened_ns) continue;  // an earlier episode
-      seen_now_.insert(key);
+      seen_now.insert(key);
       resolved_[{key, i.opened_ns}] = i.resolved_ns;
       open_.erase(known);
-      out.push_back({i.resolved_ns, Change::resolved, i, true});
+      out.push_back({i.resolved_ns, Change::resolved, i});
       continue;
     }
     // Opened and resolved between two cycles (or before the first: history).
@@ -50,12 +50,12 @@ std::vector<IncidentFeed::Update> IncidentFeed::cycle(const AnalysisResult& repl
       continue;  // the same episode (their spans overlap), reported under its first identity
     }
     resolved_[{key, i.opened_ns}] = i.resolved_ns;
-    out.push_back({i.opened_ns, Change::opened, i, true});
-    out.push_back({i.resolved_ns, Change::resolved, i, true});
+    out.push_back({i.opened_ns, Change::opened, i});
+    out.push_back({i.resolved_ns, Change::resolved, i});
   }
   // Reported open, no longer in the replay at all: resolved now.
   for (auto it = open_.begin(); it != open_.end();) {
-    if (seen_now_.count(it->first)) {
+    if (seen_now.count(it->first)) {
       ++it;
       continue;
     }
@@ -63,7 +63,7 @@ std::vector<IncidentFeed::Update> IncidentFeed::cycle(const AnalysisResult& repl
     i.status = Status::resolved;
     i.resolved_ns = to_ns;
     resolved_[{i.key, i.opened_ns}] = to_ns;
-    out.push_back({to_ns, Change::resolved, i, true});
+    out.push_back({to_ns, Change::resolved, i});
     it = open_.erase(it);
   }
   std::stable_sort(out.begin(), out.end(),

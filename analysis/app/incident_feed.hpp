@@ -21,7 +21,6 @@ class IncidentFeed {
     std::int64_t time_ns = 0;  // UTC ns: opened_ns, the escalation's evaluation, resolved_ns
     Change change = Change::opened;
     Incident incident;
-    bool first_time = true;  // false: an opened incident re-sent (delivery retried)
   };
 
   // The changes since the last cycle, in time order, from a replay that ends at `to_ns`.
@@ -35,10 +34,9 @@ class IncidentFeed {
   void retry(const Update& update);
 
  private:
-  std::map<IncidentKey, Incident> open_;                     // reported open, as reported
+  std::map<IncidentKey, Incident> open_;  // reported open, as reported
   // (key, opened) -> resolved of the episodes reported resolved
   std::map<std::pair<IncidentKey, std::int64_t>, std::int64_t> resolved_;
-  std::set<IncidentKey> seen_now_;
   std::int64_t started_ns_ = 0;
   bool started_ = false;
 };

@@ -442,7 +442,6 @@ class UsersDetector final : public Detector {
       const IncidentKey key{Kind::reachability_loss, "asn=" + std::to_string(asn)};
       Finding& f = findings[key];
       Incident& inc = f.incident;
-      const bool from_probes = !inc.failure_types.empty();
       inc.key = key;
       inc.severity = Severity::page;
       add_unique(inc.asns, asn);
@@ -451,11 +450,9 @@ class UsersDetector final : public Detector {
         if (!names->second.first.empty()) add_unique(inc.isps, names->second.first);
         if (!names->second.second.empty()) add_unique(inc.countries, names->second.second);
       }
-      if (!from_probes) {
-        inc.browser_reports.clear();  // the probes' evidence counted these already otherwise
-        for (const auto& [type, n] : t.types) inc.browser_reports[type] += n;
-        inc.value = p;
-      }
+      // Only networks without vantage points get here: the users' reports are the evidence.
+      inc.browser_reports = t.types;
+      inc.value = p;
       inc.users = t.bad;
       inc.baseline = p0;
       h.unreachable_asns.insert(asn);

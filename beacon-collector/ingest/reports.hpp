@@ -2,7 +2,8 @@
 //   - Reporting API V0 (Report-To) and V1 (Reporting-Endpoints) bodies, `application/reports+json`:
 //     a JSON array of {age, type, url, user_agent, body}
 //     (https://w3c.github.io/reporting/#serialize-reports), including Network Error Logging
-//     `network-error` reports (https://w3c.github.io/network-error-logging/#generate-a-network-error-report);
+//     `network-error` reports
+//     (https://w3c.github.io/network-error-logging/#generate-a-network-error-report);
 //   - legacy CSP `application/csp-report` bodies {"csp-report": {...}} (CSP2 §7.1), mapped onto
 //     the Reporting API `csp-violation` body names (documentURL, blockedURL, …);
 //   - the agent's beacons (docs/beacon.md): one event object, an array of them, or
@@ -30,8 +31,8 @@ namespace vantage::collector::ingest {
 class OriginPolicy;
 
 struct ParseLimits {
-  int max_reports = 100;                 // reports (or agent events) per upload
-  int max_depth = 16;                    // JSON nesting
+  int max_reports = 100;  // reports (or agent events) per upload
+  int max_depth = 16;     // JSON nesting
   std::uint64_t max_string_bytes = 16 * 1024;
   std::int64_t max_age_ms = 24LL * 3600 * 1000;  // older (or negative) `age`: report dropped
 };
@@ -39,9 +40,9 @@ struct ParseLimits {
 struct ParseContext {
   std::int64_t received_ns = 0;  // UTC nanoseconds
   // Views into the request: they must outlive the parse call.
-  std::string_view endpoint;     // stored as BrowserRecord::endpoint ("reports/csp", "beacon")
-  std::string_view origin;       // the Origin header, "" when absent
-  std::string_view user_agent;   // the User-Agent header (reports carry their own user_agent)
+  std::string_view endpoint;    // stored as BrowserRecord::endpoint ("reports/csp", "beacon")
+  std::string_view origin;      // the Origin header, "" when absent
+  std::string_view user_agent;  // the User-Agent header (reports carry their own user_agent)
   const OriginPolicy* origins = nullptr;  // report URLs outside it are dropped; null = any
   ParseLimits limits;
 };
@@ -65,7 +66,7 @@ ParseOutcome parse_beacon(std::string_view body, const ParseContext& ctx);
 // The JSON limits, checked by one pass over the raw bytes before any parsing: nesting depth of
 // objects/arrays and the byte length of every string (escapes counted as written). Returns ""
 // when within limits, else the reason; `reason_label` gets the metric label.
-std::string check_json_limits(std::string_view body, int max_depth,
-                              std::uint64_t max_string_bytes, std::string& reason_label);
+std::string check_json_limits(std::string_view body, int max_depth, std::uint64_t max_string_bytes,
+                              std::string& reason_label);
 
 }  // namespace vantage::collector::ingest

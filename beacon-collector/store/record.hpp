@@ -25,32 +25,32 @@ struct BrowserRecord {
   // ("https://shop.example.com/api/cart/:id/total"; ingest/url_template.hpp): the endpoint the
   // analysis aggregates by. The store derives it from `url` when it is empty.
   std::string url_template;
-  std::string origin;    // the upload's Origin header ("" when absent)
+  std::string origin;  // the upload's Origin header ("" when absent)
   // Network Error Logging (type == "network-error"); http_error events set status_code/method.
   std::string nel_type;   // "ok", "http.error", "dns.name_not_resolved", "tcp.refused", …
   std::string nel_phase;  // "dns" | "connection" | "application"
   std::optional<int> status_code;
   std::string method;
-  std::string protocol;                // "http/1.1", "h2", "h3"
-  std::optional<double> elapsed_ms;    // NEL elapsed_time; agent: request / navigation duration
-  std::string server_ip;               // NEL server_ip (the address the browser connected to)
-  std::uint32_t server_asn = 0;        // … and its AS (GeoIP), 0 when unknown
+  std::string protocol;              // "http/1.1", "h2", "h3"
+  std::optional<double> elapsed_ms;  // NEL elapsed_time; agent: request / navigation duration
+  std::string server_ip;             // NEL server_ip (the address the browser connected to)
+  std::uint32_t server_asn = 0;      // … and its AS (GeoIP), 0 when unknown
   std::string server_as_org;
-  double weight = 1;                   // 1 / NEL sampling_fraction; 1 otherwise
+  double weight = 1;  // 1 / NEL sampling_fraction; 1 otherwise
   // Who: enriched from the client address, which is then truncated.
   std::string client_prefix;  // "81.2.69.0/24", "2001:db8:1::/48"
   std::string country;        // ISO 3166-1 alpha-2
   std::string city;
   std::uint32_t asn = 0;
-  std::string isp;            // ISP name or AS organisation
-  std::string ua_family;      // "Chrome", "HeadlessChrome", "Firefox", "Safari", "Edge", "Other"
+  std::string isp;        // ISP name or AS organisation
+  std::string ua_family;  // "Chrome", "HeadlessChrome", "Firefox", "Safari", "Edge", "Other"
   int ua_major = 0;
   std::string body;  // the report body as JSON (URLs in it sanitised like `url`)
 };
 
 struct ResultRecord {
-  std::string id;  // the result's unique id (duplicates are dropped by it)
-  std::string kind;  // "check_result" | "journey_result" | "route_event" | "bgp_alert"
+  std::string id;                // the result's unique id (duplicates are dropped by it)
+  std::string kind;              // "check_result" | "journey_result" | "route_event" | "bgp_alert"
   std::int64_t time_ns = 0;      // UTC nanoseconds, when the check ran
   std::int64_t received_ns = 0;  // UTC nanoseconds, when the collector read it
   std::string probe_id;

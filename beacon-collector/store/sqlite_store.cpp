@@ -141,16 +141,16 @@ const std::error_category& sqlite_category() noexcept {
 }
 
 SqliteStore::SqliteStore(const std::string& path) : path_(path) {
-  const int rc = sqlite3_open_v2(path.c_str(), &db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   auto fail = [&](int code, const std::string& what) {
     std::string msg = "SQLite store \"" + path + "\": " + what;
     if (db_) msg += ": " + std::string(sqlite3_errmsg(db_));
     sqlite3_finalize(insert_report_);
     sqlite3_finalize(insert_result_);
-  sqlite3_finalize(insert_route_event_);
-  sqlite3_finalize(insert_bgp_alert_);
+    sqlite3_finalize(insert_route_event_);
+    sqlite3_finalize(insert_bgp_alert_);
     sqlite3_close(db_);
     db_ = nullptr;
     throw std::system_error(code, sqlite_category(), msg);
@@ -177,7 +177,8 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
     }
     sqlite3_finalize(has);
     if (!present) {
-      if (auto ec = exec(kAddUrlTemplate)) fail(ec.value(), "cannot add browser_reports.url_template");
+      if (auto ec = exec(kAddUrlTemplate))
+        fail(ec.value(), "cannot add browser_reports.url_template");
     }
   }
   if (auto ec = exec(kSchemaVersion)) fail(ec.value(), kSchemaVersion);

@@ -9,7 +9,8 @@
 //                 check_name, check_kind, target_url, server_ip, outcome, status_code, total_ms,
 //                 record)
 //   route_events(result_id PRIMARY KEY, time_ns, received_ns, probe_id, check_name, event,
-//                collector, peer_ip, peer_asn, prefix, monitored_prefix, origin_asn, as_path, record)
+//                collector, peer_ip, peer_asn, prefix, monitored_prefix, origin_asn, as_path,
+//                record)
 //   bgp_alerts(result_id PRIMARY KEY, time_ns, received_ns, probe_id, check_name, alert, status,
 //              alert_key, prefix, monitored_prefix, origin_asn, leaker_asn, record)
 // Only the writer thread calls write(); readers (analysis, tests) open their own connections.
