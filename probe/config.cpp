@@ -1,5 +1,6 @@
 #include "probe/config.hpp"
 
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include "common/config_node.hpp"
 #include "probe/checks/registry.hpp"
 #include "probe/net/url.hpp"
+#include "probe/sinks/collector_url.hpp"
 
 namespace vantage::probe {
 
@@ -59,15 +61,73 @@ Vantage parse_vantage(const ConfigNode& n) {
   return v;
 }
 
+// `url` with its last path segment "results" replaced by "heartbeat" (query kept), or "" when
+// the path does not end in "/results".
+std::string derive_heartbeat_url(const std::string& url) {
+  const auto query = url.find_first_of("?#");
+  const std::string base = url.substr(0, query);
+  const std::string rest = query == std::string::npos ? "" : url.substr(query);
+  constexpr std::string_view kSuffix = "/results";
+  if (base.size() < kSuffix.size() ||
+      base.compare(base.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return "";
+  }
+  return base.substr(0, base.size() - kSuffix.size()) + "/heartbeat" + rest;
+}
+
+// collector.config_url, config_poll_interval, config_cache, heartbeat_url, heartbeat_interval.
+void parse_fleet_keys(const ConfigNode& n, CollectorConfig& c) {
+  std::string error;
+  if (auto v = n.get("config_url")) {
+    c.config_url = v->as_nonempty_string();
+    if (!net::parse_http_url(c.config_url, error)) v->fail(error);
+  }
+  if (auto v = n.get("config_poll_interval")) {
+    c.config_poll_interval = v->as_duration(std::chrono::seconds(1), std::chrono::hours(24));
+  }
+  if (auto v = n.get("config_cache")) {
+    c.config_cache = v->as_nonempty_string();
+  } else {
+    fs::path spool = c.spool_dir;
+    while (spool.has_filename() == false && spool.has_parent_path() && spool != spool.root_path())
+      spool = spool.parent_path();  // "spool/" -> "spool"
+    c.config_cache = (spool.parent_path() / "central-config.yaml").string();
+  }
+  if (!c.config_url.empty()) {
+    const fs::path cache = c.config_cache;
+    if (cache.has_filename() == false)
+      (n.get("config_cache") ? *n.get("config_cache") : n).fail("expected a file name");
+  }
+  if (auto v = n.get("heartbeat_interval")) {
+    c.heartbeat_interval = v->as_duration(nanoseconds(0), std::chrono::hours(1));
+    if (c.heartbeat_interval.count() != 0 && c.heartbeat_interval < std::chrono::seconds(1))
+      v->fail("expected 0 (off) or at least 1s, got " + format_duration(c.heartbeat_interval));
+  }
+  if (auto v = n.get("heartbeat_url")) {
+    c.heartbeat_url = v->as_nonempty_string();
+    if (!net::parse_http_url(c.heartbeat_url, error)) v->fail(error);
+  } else if (c.heartbeat_interval.count() != 0) {
+    c.heartbeat_url = derive_heartbeat_url(c.url);
+    if (c.heartbeat_url.empty()) {
+      n.require("url").fail(
+          "cannot derive the heartbeat URL: the path does not end in /results (set "
+          "heartbeat_url, or heartbeat_interval: 0 to send no heartbeats)");
+    }
+  }
+  if (c.heartbeat_interval.count() == 0) c.heartbeat_url.clear();
+}
+
 CollectorConfig parse_collector(const ConfigNode& n) {
   n.expect_keys({"url", "token_file", "token_env", "spool_dir", "spool_max_bytes",
                  "segment_max_bytes", "batch_max_results", "flush_interval", "request_timeout",
-                 "backoff", "tls"});
+                 "backoff", "tls", "config_url", "config_poll_interval", "config_cache",
+                 "heartbeat_url", "heartbeat_interval"});
   CollectorConfig c;
   const ConfigNode url = n.require("url");
   c.url = url.as_nonempty_string();
   std::string error;
   if (!net::parse_http_url(c.url, error)) url.fail(error);
+  if (const auto why = sinks::collector_url_problem(c.url); !why.empty()) url.fail(why);
   c.token = read_secret(n, "token_file", "token_env", "token");
   c.spool_dir = n.require("spool_dir").as_nonempty_string();
   if (auto v = n.get("spool_max_bytes")) c.spool_max_bytes = v->as_bytes(1ULL << 20, 1ULL << 40);
@@ -96,6 +156,7 @@ CollectorConfig parse_collector(const ConfigNode& n) {
     }
     if (auto v = t->get("insecure_skip_verify")) c.insecure_skip_verify = v->as_bool();
   }
+  parse_fleet_keys(n, c);
   return c;
 }
 
@@ -177,20 +238,36 @@ void parse_checks(const ConfigNode& list, const Defaults& defaults, ProbeConfig&
       common.timeout = v->as_duration(std::chrono::milliseconds(10), std::chrono::hours(1));
     if (auto v = item.get("retries")) parse_retries(*v, common.retries, common.retry_backoff);
     // A bgp check's run only polls its MRT directory: no deadline of its own to configure.
-    if (common.kind == "bgp" && !item.get("timeout")) common.timeout = std::min(common.timeout, common.interval);
+    if (common.kind == "bgp" && !item.get("timeout"))
+      common.timeout = std::min(common.timeout, common.interval);
     if (common.timeout > common.interval) {
       (item.get("timeout") ? *item.get("timeout") : item)
           .fail("timeout " + format_duration(common.timeout) + " is longer than the interval " +
                 format_duration(common.interval));
     }
+    common.fingerprint = checks::fingerprint(common, item);  // for reloads (probe_app.cpp)
     out.checks.push_back(factory(std::move(common), item));
   }
 }
 
-}  // namespace
+std::string read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path, 0, 0, "", "cannot read the file");
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) throw ConfigError(path, 0, 0, "", "cannot read the file");
+  return buf.str();
+}
 
-ProbeConfig load_probe_config(const std::string& path) {
-  const ConfigNode root = ConfigNode::load_file(path);
+// The served document (or its cache file's contents) as `name`. Null when none is given.
+struct Served {
+  const std::string* text = nullptr;
+  const std::string* name = nullptr;
+};
+
+ProbeConfig load(const std::string& path, const Served* served_override) {
+  const std::string local_bytes = read_file_bytes(path);
+  const ConfigNode root = ConfigNode::load_string(local_bytes, path);
   if (root.is_null()) throw ConfigError(path, 0, 0, "", "the file is empty");
   root.expect_keys({"vantage_point", "collector", "metrics", "output", "scheduler", "defaults",
                     "include", "checks"});
@@ -229,8 +306,72 @@ ProbeConfig load_probe_config(const std::string& path) {
       if (auto v = included.get("checks")) parse_checks(*v, local, cfg, seen);
     }
   }
-  if (cfg.checks.empty()) root.fail("no checks configured (add a checks: list)");
+  const bool central = cfg.collector && !cfg.collector->config_url.empty();
+  if (served_override && !central) {
+    throw ConfigError(path, 0, 0, "collector.config_url",
+                      "a served configuration needs collector.config_url in the local file");
+  }
+  if (central) {
+    cfg.config_source = "collector";
+    std::string cached_text;
+    Served served;
+    if (served_override) {
+      served = *served_override;
+    } else if (std::error_code ec; fs::exists(cfg.collector->config_cache, ec)) {
+      cached_text = read_file_bytes(cfg.collector->config_cache);
+      served = Served{&cached_text, &cfg.collector->config_cache};
+    }
+    if (served.text) {
+      const ConfigNode doc = ConfigNode::load_string(*served.text, *served.name);
+      if (doc.is_null()) {
+        throw ConfigError(*served.name, 0, 0, "",
+                          "the served configuration is empty (expected checks:)");
+      }
+      doc.expect_keys({"defaults", "checks"});
+      Defaults local = defaults;
+      if (auto d = doc.get("defaults")) local = parse_defaults(*d, defaults);
+      if (auto v = doc.get("checks")) parse_checks(*v, local, cfg, seen);
+      cfg.config_hash = config_hash_of(*served.text);
+      cfg.central_file = *served.name;
+    }
+    // No served document yet: the probe starts with the local checks (maybe none) and the
+    // central configuration client fetches one.
+  } else {
+    cfg.config_hash = config_hash_of(local_bytes);
+    if (cfg.checks.empty()) root.fail("no checks configured (add a checks: list)");
+  }
   return cfg;
+}
+
+}  // namespace
+
+std::string config_hash_of(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed (OpenSSL EVP_Digest)");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (unsigned int i = 0; i < size; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+ProbeConfig load_probe_config(const std::string& path) { return load(path, nullptr); }
+
+ProbeConfig load_probe_config_with_central(const std::string& path, std::string_view served_text,
+                                           const std::string& served_name) {
+  const std::string text(served_text);
+  const Served served{&text, &served_name};
+  return load(path, &served);
+}
+
+void validate_central_config(const std::string& path, std::string_view served_text,
+                             const std::string& served_name) {
+  (void)load_probe_config_with_central(path, served_text, served_name);
 }
 
 }  // namespace vantage::probe
