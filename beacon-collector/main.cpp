@@ -8,12 +8,14 @@
 #include "beacon-collector/headers.hpp"
 #include "common/config_node.hpp"
 #include "common/log.hpp"
+#include "common/version.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"vantage-collector: ingests Reporting API, NEL, CSP and agent reports and probe "
                "results, enriches them with GeoIP/ASN and stores them"};
   std::string config_path, log_file;
   bool validate = false;
+  app.set_version_flag("--version", vantage::version_line("vantage-collector"));
   app.add_option("-c,--config", config_path, "Collector configuration file (YAML)");
   app.add_flag("--validate", validate, "Check the configuration and exit (0 = valid, 2 = invalid)");
   app.add_option("--log-file", log_file, "Write logs to this file instead of stderr");

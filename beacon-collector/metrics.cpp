@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <span>
 
+#include "common/version.hpp"
+
 namespace vantage::collector {
 namespace {
 
@@ -169,6 +171,9 @@ std::string Metrics::render() const {
     out += records + "{" + label("kind", key.first) + "," + label("type", key.second) + "} " +
            number(count) + "\n";
   }
+  family(out, "vantage_collector_build_info", "Build information (always 1).", "gauge");
+  out += "vantage_collector_build_info{" + label("version", vantage::version()) + "," +
+         label("revision", vantage::revision()) + "} 1\n";
   for (const auto& s : scraped_) {
     out += "# HELP " + s.name + " " + s.help + "\n# TYPE " + s.name + " " + s.type + "\n";
     out += s.name + " " + number(s.value()) + "\n";

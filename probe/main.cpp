@@ -8,6 +8,7 @@
 #include "common/config_node.hpp"
 #include "common/log.hpp"
 #include "common/rlimit.hpp"
+#include "common/version.hpp"
 #include "probe/checks/registry.hpp"
 #include "probe/config.hpp"
 #include "probe/probe_app.hpp"
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   bool once = false, validate = false, list = false;
   std::string output, log_level = "info", log_file;
   std::vector<std::string> only;
+  app.set_version_flag("--version", vantage::version_line("vantage-probe"));
   app.add_option("-c,--config", config_path, "Probe configuration file (YAML)")->required();
   app.add_flag("--once", once,
                "Run every check once, print the results as JSON lines, exit 1 if any failed");

@@ -9,6 +9,7 @@
 
 #include "common/ids.hpp"
 #include "common/log.hpp"
+#include "common/version.hpp"
 #include "probe/net/curl_multi.hpp"
 #include "probe/resolver_pool.hpp"
 #include "probe/scheduler.hpp"
@@ -133,6 +134,8 @@ int ProbeApp::run() {
         [st] { return static_cast<double>(st->rejected.load()); });
   }
   metrics->add_gauge("vantage_probe_build_info", "Build information (always 1)",
+                     {{"version", std::string(vantage::version())},
+                      {"revision", std::string(vantage::revision())}},
                      [] { return 1.0; });
 
   std::unique_ptr<sinks::MetricsServer> metrics_server;

@@ -28,10 +28,12 @@
 #include "analysis/store/event_store.hpp"
 #include "common/config_node.hpp"
 #include "common/time.hpp"
+#include "common/version.hpp"
 
 int main(int argc, char** argv) {
   using namespace vantage::analysis::cli;
   CLI::App app{"vantage: analysis of what Vantage's probes, browsers and BGP feeds saw"};
+  app.set_version_flag("--version", vantage::version_line("vantage"));
   app.require_subcommand(1);
   auto* bgp = app.add_subcommand("bgp", "BGP: MRT files")->require_subcommand(1);
   namespace cli = vantage::analysis::cli;

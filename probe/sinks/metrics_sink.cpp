@@ -206,6 +206,15 @@ void MetricsSink::add_gauge(std::string name, std::string help, std::function<do
   provided_.push_back({std::move(name), std::move(help), "gauge", {}, std::move(value), {}});
 }
 
+void MetricsSink::add_gauge(std::string name, std::string help,
+                            const std::vector<std::pair<std::string, std::string>>& labels,
+                            std::function<double()> value) {
+  std::string rendered;
+  for (const auto& [k, v] : labels) label(rendered, k.c_str(), v);
+  provided_.push_back(
+      {std::move(name), std::move(help), "gauge", std::move(rendered), std::move(value), {}});
+}
+
 void MetricsSink::add_counter(std::string name, std::string help, std::function<double()> value) {
   provided_.push_back({std::move(name), std::move(help), "counter", {}, std::move(value), {}});
 }
@@ -391,7 +400,7 @@ std::string MetricsSink::render() const {
   for (const auto& p : provided_) {
     w.family(p.name, p.help, p.type.c_str());
     if (p.value) {
-      w.sample(p.name, "", p.value());
+      w.sample(p.name, p.label, p.value());
     } else {
       for (const auto& [value, n] : p.values())
         w.sample(p.name, with("", p.label.c_str(), value), n);

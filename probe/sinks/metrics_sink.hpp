@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "probe/sinks/sink.hpp"
@@ -30,6 +31,11 @@ class MetricsSink final : public Sink {
   // counters must end in _total.
   void add_gauge(std::string name, std::string help, std::function<double()> value);
   void add_counter(std::string name, std::string help, std::function<double()> value);
+  // A gauge with constant labels (name, value pairs; empty values are left out), e.g.
+  // vantage_probe_build_info{version="0.1.0",revision="a2487b4"} 1.
+  void add_gauge(std::string name, std::string help,
+                 const std::vector<std::pair<std::string, std::string>>& labels,
+                 std::function<double()> value);
   // A counter family with one label, e.g. dropped results by reason.
   void add_labelled_counter(std::string name, std::string help, std::string label,
                             std::function<std::map<std::string, double>()> values);
@@ -46,7 +52,7 @@ class MetricsSink final : public Sink {
     std::chrono::steady_clock::time_point expires;
   };
   struct Provided {
-    std::string name, help, type, label;
+    std::string name, help, type, label;  // label: with `value`, the rendered constant labels
     std::function<double()> value;
     std::function<std::map<std::string, double>()> values;
   };

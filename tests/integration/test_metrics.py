@@ -1,6 +1,7 @@
 """The Prometheus endpoint: blackbox_exporter's metric names with the vantage labels, accepted by
 `promtool check metrics` (Debian's prometheus package)."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -8,7 +9,17 @@ import tempfile
 import unittest
 import urllib.request
 
-from harness import free_port, IntegrationTest, Probe, wait_for, write_config
+from collector_harness import COLLECTOR, start_collector
+from harness import free_port, IntegrationTest, PROBE, Probe, wait_for, write_config
+
+
+def version_of(binary, name):
+    """(version, revision) from `<binary> --version`, which must print `<name> <version> (<revision>)`."""
+    p = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stdout + p.stderr
+    m = re.fullmatch(re.escape(name) + r" (\d+\.\d+\.\d+) \(([^()\s]+)\)\n", p.stdout)
+    assert m, repr(p.stdout)
+    return m.group(1), m.group(2)
 
 
 
@@ -81,10 +92,24 @@ class Metrics(IntegrationTest):
                      "vantage_probe_upload_errors_total", "vantage_probe_dropped_results_total"):
             self.assertIn(name, self.text)
 
+    def test_build_info_has_the_version_and_revision_of_version_flag(self):
+        version, revision = version_of(PROBE, "vantage-probe")
+        self.assertIn(f'vantage_probe_build_info{{version="{version}",revision="{revision}"}} 1\n', self.text)
+
     def test_healthz(self):
         body = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2).read()
         self.assertEqual(body, b"ok\n")
 
+
+
+class CollectorBuildInfo(unittest.TestCase):
+    def test_build_info_has_the_version_and_revision_of_version_flag(self):
+        version, revision = version_of(COLLECTOR, "vantage-collector")
+        c = start_collector(self)
+        text = c.metrics_text()
+        self.assertIn(f'vantage_collector_build_info{{version="{version}",revision="{revision}"}} 1\n', text)
+        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
 if __name__ == "__main__":
     unittest.main()
