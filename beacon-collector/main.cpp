@@ -2,6 +2,7 @@
 // See docs/collector.md.
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <map>
 
 #include "beacon-collector/collector_app.hpp"
 #include "beacon-collector/config.hpp"
@@ -36,6 +37,20 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   headers->add_option("--max-age", hdr.max_age_s, "Policy lifetime in seconds")
       ->check(CLI::Range(0, 365 * 86400));
+  const std::map<std::string, vantage::collector::HeaderFormat> header_formats{
+      {"raw", vantage::collector::HeaderFormat::raw},
+      {"nginx", vantage::collector::HeaderFormat::nginx},
+      {"apache", vantage::collector::HeaderFormat::apache},
+      {"caddy", vantage::collector::HeaderFormat::caddy}};
+  std::string header_format = "raw";
+  headers->add_option("--format", header_format,
+                      "raw (header lines, the default) or a server snippet: nginx, apache, caddy")
+      ->check(CLI::IsMember({"raw", "nginx", "apache", "caddy"}));
+  headers->add_option("--csp", hdr.csp,
+                      "The site's CSP without report-to/report-uri (default in the server "
+                      "formats: default-src 'self', report-only)");
+  headers->add_flag("--csp-enforce", hdr.csp_enforce,
+                    "Send the CSP as Content-Security-Policy instead of -Report-Only");
   app.require_subcommand(0, 1);
   try {
     app.parse(argc, argv);
@@ -45,6 +60,7 @@ int main(int argc, char** argv) {
   }
 
   if (headers->parsed()) {
+    hdr.format = header_formats.at(header_format);
     try {
       std::cout << vantage::collector::render_headers(hdr);
       return 0;
