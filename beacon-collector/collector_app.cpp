@@ -1,36 +1,44 @@
 #include "beacon-collector/collector_app.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <csignal>
+#include <set>
+#include <tuple>
 
 #include "beacon-collector/enrich/geoip.hpp"
 #include "beacon-collector/http/handler.hpp"
 #include "beacon-collector/http/server.hpp"
 #include "beacon-collector/metrics.hpp"
 #include "beacon-collector/store/sqlite_store.hpp"
+#include "common/config_node.hpp"
 #include "common/log.hpp"
 #include "common/rlimit.hpp"
 
 namespace vantage::collector {
 
 struct CollectorApp::Impl {
+  // As started: the restart-only keys (listen, threads, tls, store.*, max_connections) stay
+  // these; the handler holds the configuration in force (reloaded on SIGHUP).
   CollectorConfig config;
-  enrich::GeoIp geoip;
   store::SqliteStore store;
   store::Writer writer;
   Metrics metrics;
   Handler handler;
   std::unique_ptr<Server> server;
-  std::uint64_t reloads_ok = 0, reloads_failed = 0;
+  std::atomic<std::uint64_t> reloads_ok{0}, reloads_failed{0};
+  // Lookup errors counted by GeoIp objects a reload replaced (the counter stays monotonic).
+  std::atomic<std::uint64_t> retired_lookup_errors{0};
 
   explicit Impl(CollectorConfig c)
       : config(std::move(c)),
-        geoip(config.geoip.city_db, config.geoip.asn_db, config.geoip.isp_db),
         store(config.store.sqlite_path),
         writer(store, config.store.queue_records, config.store.batch_records,
                config.store.commit_interval),
-        handler(config, metrics, writer, geoip) {
+        handler(std::make_shared<const CollectorConfig>(config), metrics, writer,
+                std::make_shared<enrich::GeoIp>(config.geoip.city_db, config.geoip.asn_db,
+                                                config.geoip.isp_db)) {
     metrics.add_gauge("vantage_collector_store_queue_records", "Records waiting for the writer.",
                       [this] { return static_cast<double>(writer.depth()); });
     metrics.add_gauge("vantage_collector_store_queue_capacity_records",
@@ -48,13 +56,85 @@ struct CollectorApp::Impl {
                         "Time spent writing and committing batches.",
                         [this] { return writer.commit_seconds_total(); });
     metrics.add_counter("vantage_collector_geoip_lookup_errors_total",
-                        "GeoIP lookups that hit a corrupt database record.",
-                        [this] { return static_cast<double>(geoip.lookup_errors()); });
+                        "GeoIP lookups that hit a corrupt database record.", [this] {
+                          return static_cast<double>(retired_lookup_errors.load() +
+                                                     handler.geoip()->lookup_errors());
+                        });
     metrics.add_counter("vantage_collector_geoip_reloads_total", "Successful SIGHUP reloads.",
                         [this] { return static_cast<double>(reloads_ok); });
     metrics.add_counter("vantage_collector_geoip_reload_failures_total",
                         "SIGHUP reloads that failed (the previous databases stay in use).",
                         [this] { return static_cast<double>(reloads_failed); });
+    metrics.add_gauge("vantage_collector_vantage_points",
+                      "Vantage points known to the store (rows of vantage_points).",
+                      [this] { return static_cast<double>(store.vantage_points()); });
+  }
+
+  void reload_geoip(CollectorConfig& next, const CollectorConfig& live,
+                    std::shared_ptr<enrich::GeoIp>& geoip) {
+    const auto paths = [](const GeoIpConfig& g) { return std::tie(g.city_db, g.asn_db, g.isp_db); };
+    if (paths(next.geoip) == paths(live.geoip)) {
+      // The same files: open them again (geoipupdate replaced them).
+      std::string error;
+      if (geoip->reload(error)) {
+        ++reloads_ok;
+        log::info("geoip.reloaded");
+      } else {
+        ++reloads_failed;
+        log::error("geoip.reload_failed", {{"error", error}});
+      }
+      return;
+    }
+    try {
+      auto fresh =
+          std::make_shared<enrich::GeoIp>(next.geoip.city_db, next.geoip.asn_db, next.geoip.isp_db);
+      retired_lookup_errors += geoip->lookup_errors();
+      geoip = std::move(fresh);
+      ++reloads_ok;
+      log::info("geoip.reloaded");
+    } catch (const std::exception& e) {
+      ++reloads_failed;
+      next.geoip = live.geoip;  // the databases in use stay, and so do their paths
+      log::error("geoip.reload_failed", {{"error", e.what()}});
+    }
+  }
+
+  // SIGHUP: re-reads and validates the file; on error keeps everything as it is.
+  void reload() {
+    const std::string& file = config.source_file;
+    CollectorConfig next;
+    try {
+      next = load_collector_config(file);
+    } catch (const std::exception& e) {  // ConfigError; anything else the same way
+      metrics.config_reload("failed");
+      log::error(
+          "collector.reload_failed",
+          {{"file", file}, {"error", e.what()}, {"detail", "the running configuration stays"}});
+      return;
+    }
+    for (const auto& key : restart_only_changes(config, next)) {
+      log::warn("collector.reload_needs_restart",
+                {{"key", key},
+                 {"detail", "changed in the file; the running value stays until a restart"}});
+    }
+    next = keep_restart_only(config, std::move(next));
+    const std::shared_ptr<const CollectorConfig> live = handler.config();
+    std::shared_ptr<enrich::GeoIp> geoip = handler.geoip();
+    reload_geoip(next, *live, geoip);
+    std::set<std::string_view> probes;
+    for (const auto& p : next.probes) probes.insert(p.probe_id);
+    const auto tokens = static_cast<std::int64_t>(next.probes.size());
+    const auto origins = static_cast<std::int64_t>(next.allowed_origins.size());
+    const auto vantage_points = static_cast<std::int64_t>(probes.size());
+    const std::string config_dir = next.fleet.config_dir;
+    log::set_level(next.log_level);
+    handler.reload(std::make_shared<const CollectorConfig>(std::move(next)), std::move(geoip));
+    metrics.config_reload("ok");
+    log::info("collector.reloaded", {{"file", file},
+                                     {"probes", vantage_points},
+                                     {"tokens", tokens},
+                                     {"allowed_origins", origins},
+                                     {"fleet_config_dir", config_dir}});
   }
 };
 
@@ -133,21 +213,14 @@ int CollectorApp::run() {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      std::string error;
-      if (app.geoip.reload(error)) {
-        ++app.reloads_ok;
-        log::info("geoip.reloaded");
-      } else {
-        ++app.reloads_failed;
-        log::error("geoip.reload_failed", {{"error", error}});
-      }
+      app.reload();
       continue;
     }
     log::info("collector.stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     break;
   }
   // Stop taking requests first, then commit what was acknowledged or queued.
-  app.server->shutdown(app.config.shutdown_timeout);
+  app.server->shutdown(app.handler.config()->shutdown_timeout);
   app.writer.stop();
   log::info("collector.stopped",
             {{"committed_records", static_cast<std::int64_t>(app.writer.committed_records())}});

@@ -1,5 +1,6 @@
 #include "beacon-collector/config.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "beacon-collector/ingest/origins.hpp"
@@ -53,6 +54,39 @@ std::vector<std::string> paths(const ConfigNode& n) {
   return out;
 }
 
+std::string readable_directory(const ConfigNode& n) {
+  std::string path = n.as_nonempty_string();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    n.fail("\"" + path + "\" is not a directory");
+  }
+  if (::access(path.c_str(), R_OK | X_OK) != 0) n.fail("cannot read directory \"" + path + "\"");
+  return path;
+}
+
+// One probe's tokens: `token_file` or `token_env` (one token, the original form) and/or
+// `tokens`, a list of {token_file | token_env} items (several tokens valid together, for a
+// rotation). At least one token; the same token twice in one probe is an error.
+std::vector<std::string> probe_tokens(const ConfigNode& item) {
+  std::vector<std::string> tokens;
+  const bool single = item.has("token_file") || item.has("token_env");
+  const auto list = item.get("tokens");
+  if (single || !list) tokens.push_back(read_secret(item, "token_file", "token_env", "token"));
+  if (list) {
+    const auto items = list->items();
+    if (items.empty()) list->fail("give at least one token");
+    for (const auto& t : items) {
+      t.expect_keys({"token_file", "token_env"});
+      std::string token = read_secret(t, "token_file", "token_env", "token");
+      for (const auto& other : tokens) {
+        if (other == token) t.fail("the same token is listed twice");
+      }
+      tokens.push_back(std::move(token));
+    }
+  }
+  return tokens;
+}
+
 RateLimit rate_limit(const ConfigNode& n) {
   n.expect_keys({"rate", "burst"});
   RateLimit r;
@@ -98,7 +132,7 @@ Limits limits(const ConfigNode& n) {
 
 CollectorConfig parse_collector_config(const ConfigNode& root) {
   root.expect_keys({"listen", "threads", "shutdown_timeout", "tls", "paths", "allowed_origins",
-                    "trusted_proxies", "privacy", "geoip", "limits", "store", "probes",
+                    "trusted_proxies", "privacy", "geoip", "limits", "store", "probes", "fleet",
                     "log_level"});
   CollectorConfig c;
   c.source_file = root.file();
@@ -114,7 +148,7 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
         TlsConfig{readable_file(t->require("cert_file")), readable_file(t->require("key_file"))};
   }
   if (auto p = root.get("paths")) {
-    p->expect_keys({"prefix", "reports", "csp", "beacon", "results"});
+    p->expect_keys({"prefix", "reports", "csp", "beacon", "results", "config", "heartbeat"});
     if (auto v = p->get("prefix")) {
       c.paths.prefix = v->as_string();
       if (!c.paths.prefix.empty() &&
@@ -126,6 +160,8 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
     if (auto v = p->get("csp")) c.paths.csp = paths(*v);
     if (auto v = p->get("beacon")) c.paths.beacon = paths(*v);
     if (auto v = p->get("results")) c.paths.results = paths(*v);
+    if (auto v = p->get("config")) c.paths.config = paths(*v);
+    if (auto v = p->get("heartbeat")) c.paths.heartbeat = paths(*v);
   }
   if (auto v = root.get("allowed_origins")) {
     for (const auto& item : v->items()) {
@@ -171,15 +207,17 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
   }
   if (auto p = root.get("probes")) {
     for (const auto& item : p->items()) {
-      item.expect_keys({"id", "token_file", "token_env"});
-      ProbeToken t{item.require("id").as_nonempty_string(),
-                   read_secret(item, "token_file", "token_env", "token")};
+      item.expect_keys({"id", "token_file", "token_env", "tokens"});
+      const std::string id = item.require("id").as_nonempty_string();
       for (const auto& other : c.probes) {
-        if (other.probe_id == t.probe_id)
-          item.require("id").fail("probe \"" + t.probe_id + "\" is listed twice");
-        if (other.token == t.token) item.fail("two probes share a token");
+        if (other.probe_id == id) item.require("id").fail("probe \"" + id + "\" is listed twice");
       }
-      c.probes.push_back(std::move(t));
+      for (auto& token : probe_tokens(item)) {
+        for (const auto& other : c.probes) {
+          if (other.token == token) item.fail("two probes share a token");
+        }
+        c.probes.push_back(ProbeToken{id, std::move(token)});
+      }
     }
   }
   if (auto v = root.get("log_level")) {
@@ -195,3 +233,46 @@ CollectorConfig load_collector_config(const std::string& path) {
 }
 
 }  // namespace vantage::collector
+  if (auto f = root.get("fleet")) {
+    f->expect_keys({"config_dir"});
+    if (auto v = f->get("config_dir")) c.fleet.config_dir = readable_directory(*v);
+  }
+std::vector<std::string> restart_only_changes(const CollectorConfig& running,
+                                              const CollectorConfig& next) {
+  std::vector<std::string> keys;
+  if (running.listen_address != next.listen_address || running.listen_port != next.listen_port)
+    keys.emplace_back("listen");
+  if (running.threads != next.threads) keys.emplace_back("threads");
+  const bool tls_changed = running.tls.has_value() != next.tls.has_value() ||
+                           (running.tls && (running.tls->cert_file != next.tls->cert_file ||
+                                            running.tls->key_file != next.tls->key_file));
+  if (tls_changed) keys.emplace_back("tls");
+  // 0 in the file means "derived at start": compare what the file says, not the derived value.
+  if (next.limits.max_connections != 0 &&
+      running.limits.max_connections != next.limits.max_connections)
+    keys.emplace_back("limits.max_connections");
+  if (running.store.sqlite_path != next.store.sqlite_path) keys.emplace_back("store.sqlite");
+  if (running.store.queue_records != next.store.queue_records)
+    keys.emplace_back("store.queue_records");
+  if (running.store.batch_records != next.store.batch_records)
+    keys.emplace_back("store.batch_records");
+  if (running.store.commit_interval != next.store.commit_interval)
+    keys.emplace_back("store.commit_interval");
+  if (!(running.store.retention == next.store.retention)) keys.emplace_back("store.retention");
+  if (running.store.prune_interval != next.store.prune_interval)
+    keys.emplace_back("store.prune_interval");
+  if (running.store.prune_batch_rows != next.store.prune_batch_rows)
+    keys.emplace_back("store.prune_batch_rows");
+  return keys;
+}
+
+CollectorConfig keep_restart_only(const CollectorConfig& running, CollectorConfig next) {
+  next.listen_address = running.listen_address;
+  next.listen_port = running.listen_port;
+  next.threads = running.threads;
+  next.tls = running.tls;
+  next.limits.max_connections = running.limits.max_connections;
+  next.store = running.store;
+  return next;
+}
+

@@ -69,18 +69,31 @@ struct ProbeToken {
 };
 
 struct Paths {
+// One accepted bearer token. A probe with several tokens (a rotation: the old and the new one
+// valid together) has one ProbeToken per token, in file order.
   std::string prefix;                            // e.g. "/_v"; "" = none
   std::vector<std::string> reports{"/reports"};  // also matches "<path>/<endpoint-name>"
   std::vector<std::string> csp{"/csp"};
   std::vector<std::string> beacon{"/beacon"};
   std::vector<std::string> results{"/v1/results"};
+// Central configuration and liveness of the vantage points (docs/collector.md#fleet).
+struct FleetConfig {
+  // GET /v1/config serves <config_dir>/<probe_id>.yaml, else <config_dir>/default.yaml; files
+  // are read at each request. Empty = central configuration off (404).
+  std::string config_dir;
+};
+
 };
 
 struct CollectorConfig {
   std::string source_file;
   std::string listen_address = "127.0.0.1";
   std::uint16_t listen_port = 8080;
-  int threads = 1;  // one io_context (and acceptor, SO_REUSEPORT) per thread
+  std::vector<std::string> config{"/v1/config"};        // GET: a probe's central configuration
+  std::vector<std::string> heartbeat{"/v1/heartbeat"};  // POST: a probe's heartbeat
+  // One io_context per thread; their acceptors share ONE listening socket (dup()ed), bound
+  // without SO_REUSEPORT, so that no other process can join the port.
+  int threads = 1;
   std::chrono::milliseconds shutdown_timeout{10'000};
   std::optional<TlsConfig> tls;
   Paths paths;
@@ -100,6 +113,15 @@ struct CollectorConfig {
 // Reads and validates a collector config file. Throws ConfigError.
 CollectorConfig load_collector_config(const std::string& path);
 // Same, from YAML text (`name` stands for the file name in messages). Throws ConfigError.
+  FleetConfig fleet;
 CollectorConfig parse_collector_config(const ConfigNode& root);
 
 }  // namespace vantage::collector
+// The keys SIGHUP cannot change (the socket, the threads, TLS, the store, max_connections):
+// the dotted names of those that differ between `running` and `next`, e.g. {"listen",
+// "store.sqlite"}. Everything else is applied by a reload.
+std::vector<std::string> restart_only_changes(const CollectorConfig& running,
+                                              const CollectorConfig& next);
+// `next` with every restart-only key set back to `running`'s value.
+CollectorConfig keep_restart_only(const CollectorConfig& running, CollectorConfig next);
+

@@ -97,6 +97,21 @@ void Metrics::accept_failed(std::string_view reason) {
   add(accept_errors_, reason, 1);
 }
 
+void Metrics::accepted(int thread) {
+  std::lock_guard lock(mutex_);
+  accepted_[thread] += 1;
+}
+
+void Metrics::config_request(std::string_view result) {
+  std::lock_guard lock(mutex_);
+  add(config_requests_, result, 1);
+}
+
+void Metrics::config_reload(std::string_view result) {
+  std::lock_guard lock(mutex_);
+  add(config_reloads_, result, 1);
+}
+
 void Metrics::record(std::string_view kind, std::string_view type, int n) {
   kind = bounded(kind, kKinds);
   type = bounded(type, kTypes);
@@ -165,6 +180,18 @@ std::string Metrics::render() const {
             closed_);
   one_label("accept_errors", "accept() failures, by reason (no_descriptors: EMFILE/ENFILE).",
             "reason", accept_errors_);
+  const std::string accepted = "vantage_collector_accepted_connections_total";
+  family(out, accepted, "Connections accepted, by event-loop thread.", "counter");
+  for (const auto& [thread, count] : accepted_) {
+    out += accepted + "{" + label("thread", std::to_string(thread)) + "} " + number(count) + "\n";
+  }
+  const std::string heartbeats = "vantage_collector_heartbeats_total";
+  family(out, heartbeats, "Probe heartbeats committed to the store.", "counter");
+  out += heartbeats + " " + std::to_string(heartbeats_.load(std::memory_order_relaxed)) + "\n";
+  one_label("config_requests", "GET /v1/config answers, by result (401/403 are rejections).",
+            "result", config_requests_);
+  one_label("config_reloads", "SIGHUP reloads of the configuration file, by result.", "result",
+            config_reloads_);
   const std::string records = "vantage_collector_records_total";
   family(out, records, "Records queued for the store, by record kind and type.", "counter");
   for (const auto& [key, count] : records_) {

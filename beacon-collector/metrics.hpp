@@ -9,6 +9,11 @@
 //   vantage_collector_connections_closed_total{reason}   (slow_client, idle, error, evicted,
 //                                                         over_limit, no_descriptors, …)
 //   vantage_collector_accept_errors_total{reason}        (no_descriptors, other)
+//   vantage_collector_accepted_connections_total{thread} (per event-loop thread: 0, 1, …)
+//   vantage_collector_heartbeats_total                   (probe heartbeats committed)
+//   vantage_collector_config_requests_total{result}      (GET /v1/config: ok, not_modified,
+//                                                         not_found, error)
+//   vantage_collector_config_reloads_total{result}       (SIGHUP: ok, failed)
 // plus gauges and counters registered by the app (queue depth, …). Thread-safe; request() is
 // lock-free and the other counters allocate only the first time a label value is seen.
 // Every label value is from a closed set written in the code (reasons, endpoints, codes
@@ -42,6 +47,14 @@ class Metrics {
   void connection_closed(std::string_view reason);
   // accept() failed: "no_descriptors" (EMFILE, ENFILE, ENOBUFS, ENOMEM) or "other".
   void accept_failed(std::string_view reason);
+  // A connection accepted by event-loop thread `thread` (0-based, < 256).
+  void accepted(int thread);
+  // A heartbeat committed.
+  void heartbeat() noexcept { heartbeats_.fetch_add(1, std::memory_order_relaxed); }
+  // GET /v1/config answered: "ok", "not_modified", "not_found" or "error".
+  void config_request(std::string_view result);
+  // A SIGHUP reload of the configuration: "ok" or "failed".
+  void config_reload(std::string_view result);
   // Gauges and counters read at scrape time.
   void add_gauge(std::string name, std::string help, std::function<double()> value);
   void add_counter(std::string name, std::string help, std::function<double()> value);
@@ -77,6 +90,11 @@ class Metrics {
   mutable std::mutex mutex_;
   std::array<Endpoint, kMaxEndpoints> endpoints_;
   std::map<std::string, double, std::less<>> rejected_, dropped_, closed_, accept_errors_;
+  std::map<std::string, double, std::less<>> config_requests_{
+      {"error", 0}, {"not_found", 0}, {"not_modified", 0}, {"ok", 0}};
+  std::map<std::string, double, std::less<>> config_reloads_{{"failed", 0}, {"ok", 0}};
+  std::map<int, double> accepted_;
+  std::atomic<std::uint64_t> heartbeats_{0};
   std::map<std::pair<std::string, std::string>, double, PairLess> records_;
   std::vector<Scraped> scraped_;
 };

@@ -33,6 +33,7 @@ inline Request to_request(
   r.x_forwarded_for = header("X-Forwarded-For");
   r.forwarded = header(http::field::forwarded);
   r.user_agent = header(http::field::user_agent);
+  r.if_none_match = header(http::field::if_none_match);
   if (auto len = parser.content_length()) r.content_length = *len;
   r.peer = peer;
   return r;

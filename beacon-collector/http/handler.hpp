@@ -1,9 +1,16 @@
 // The collector's request handling, independent of the HTTP library: the Beast server
 // (http/server.cpp) parses the wire, this decides. Two stages so that limits apply before the
-// body is read: on_headers() answers everything that needs no body (GET endpoints, OPTIONS
-// preflights, and every rejection: 404, 405, 413, 415, 401/403, 429), on_body() parses,
-// enriches and queues the upload and answers through `done` — at once for browser uploads,
-// after the group commit for probe uploads (possibly on the writer thread).
+// body is read: on_headers() answers everything that needs no body (GET endpoints including a
+// probe's GET /v1/config, OPTIONS preflights, and every rejection: 404, 405, 413, 415, 401/403,
+// 429), on_body() parses, enriches and queues the upload and answers through `done` — at once
+// for browser uploads, after the group commit for probe uploads and heartbeats (possibly on the
+// writer thread).
+//
+// Reload (SIGHUP): the settings a request reads — the configuration (tokens, origins, limits,
+// paths, trusted proxies, fleet.config_dir, privacy), the origin policy, the token buckets and
+// GeoIP — form one immutable snapshot. Each request takes the current snapshot once, in
+// on_headers(), and keeps it in its Route to the end; reload() swaps in a new one atomically, so
+// a request sees either the old settings or the new ones, never a mix.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +46,7 @@ struct Request {
   std::string content_encoding;  // Content-Encoding as sent ("" when absent)
   // The headers the collector reads ("" when absent).
   std::string origin, content_type, authorization, x_forwarded_for, forwarded, user_agent;
+  std::string if_none_match;  // GET /v1/config: the ETags the probe has (RFC 9110 §13.1.2)
   std::optional<std::uint64_t> content_length;  // nullopt: chunked or absent
   enrich::IpAddress peer;                       // the TCP peer
   std::string body;
@@ -51,15 +59,35 @@ struct Response {
   bool close = false;  // close the connection after answering (body not read, shutting down)
 };
 
-enum class Endpoint { none, reports, csp, beacon, results, beacon_js, metrics, healthz, readyz };
+enum class Endpoint {
+  none,
+  reports,
+  csp,
+  beacon,
+  results,
+  beacon_js,
+  metrics,
+  healthz,
+  readyz,
+  config,     // GET: the probe's central configuration (<fleet.config_dir>/<probe_id>.yaml)
+  heartbeat,  // POST: the probe's heartbeat (JSON, at most kMaxHeartbeatBytes)
+};
+
+// The largest heartbeat body (bytes, after decompression): 413 above.
+inline constexpr std::uint64_t kMaxHeartbeatBytes = 64 * 1024;
+
+// The settings snapshot a request runs with (defined in handler.cpp).
+struct LiveSettings;
 
 // What on_headers() decided about a request that needs its body read.
 struct Route {
   Endpoint endpoint = Endpoint::none;
   std::string name;  // stored endpoint name: "reports/<group>", "csp", "beacon", "results"
   enrich::IpAddress client;
-  std::string probe_id;  // results: the authenticated vantage point
+  std::string probe_id;  // results, heartbeat, config: the authenticated vantage point
   std::int64_t started_ns = 0;
+  // The settings snapshot taken by on_headers(), used until the answer (null before).
+  std::shared_ptr<const LiveSettings> live;
   // The body's Content-Encoding (RFC 9110 §8.4): on_body() inflates gzip and deflate bodies,
   // limiting the inflated size to the endpoint's body limit (a bomb answers 413).
   enum class Encoding { identity, gzip, deflate } encoding = Encoding::identity;
@@ -67,9 +95,19 @@ struct Route {
 
 class Handler {
  public:
+  // `geoip` is not owned: it must outlive the handler (tests, the fuzz target).
   Handler(const CollectorConfig& config, Metrics& metrics, store::Writer& writer,
           enrich::GeoIp& geoip);
+  Handler(std::shared_ptr<const CollectorConfig> config, Metrics& metrics, store::Writer& writer,
+          std::shared_ptr<enrich::GeoIp> geoip);
   ~Handler();
+
+  // Swaps in new settings for the requests that start from now on (thread-safe; requests in
+  // flight finish with theirs). Token buckets are kept when their rate and burst are unchanged.
+  void reload(std::shared_ptr<const CollectorConfig> config, std::shared_ptr<enrich::GeoIp> geoip);
+  // The configuration requests start with now (for the server's limits and timeouts).
+  std::shared_ptr<const CollectorConfig> config() const;
+  std::shared_ptr<enrich::GeoIp> geoip() const;
 
   // Either a complete answer, or nullopt and `route` filled: read the body (at most
   // max_body_bytes(route)) and call on_body().

@@ -80,11 +80,11 @@ struct Server::Impl {
     bool evicted = false;  // closed to make room for a new connection
   };
   struct Worker {
+    int index = 0;  // 0-based, the `thread` label of its metrics
     asio::io_context io{1};
     tcp::acceptor acceptor{io};
     std::list<IdleEntry*> idle;  // connections waiting for their next request, oldest first
     int connections = 0;         // open on this worker (its thread only)
-    int max_connections = 0;     // this worker's share of limits.max_connections
     int reserve_fd = -1;         // /dev/null, given up to shed connections when out of descriptors
     asio::steady_timer accept_pause{io};
     std::thread thread;
@@ -96,9 +96,13 @@ struct Server::Impl {
   std::optional<ssl::context> tls;
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<int> active{0};
+  std::atomic<int> connections{0};  // open on every worker together
+  int max_connections = 1;          // limits.max_connections (a restart-only key)
   std::atomic<bool> draining{false};
   log::RateLimited accept_log{std::chrono::seconds(10)};
   log::RateLimited session_log{std::chrono::seconds(10)};
+
+  asio::io_context bind_io{1};  // owns the first listening descriptor until the workers have theirs
 
   Impl(const CollectorConfig& c, Handler& h, Metrics& m) : config(c), handler(h), metrics(m) {
     if (config.tls) {
@@ -113,24 +117,48 @@ struct Server::Impl {
       tls->use_private_key_file(config.tls->key_file, ssl::context::pem, ec);
       if (ec) throw std::runtime_error("TLS key \"" + config.tls->key_file + "\": " + ec.message());
     }
-    std::uint16_t port = config.listen_port;
     const auto address = asio::ip::make_address(config.listen_address);
+    const tcp::endpoint ep(address, config.listen_port);
     const int threads = std::max(1, config.threads);
-    const int max_connections = std::max(1, config.limits.max_connections);
+    max_connections = std::max(1, config.limits.max_connections);
+    // Exclusive listen: ONE socket, bound without SO_REUSEPORT, so that a second collector (or
+    // any other process) on the same address fails with EADDRINUSE instead of silently taking a
+    // share of the connections. SO_REUSEADDR only allows binding over TIME_WAIT connections of
+    // an earlier run; on Linux it never lets two sockets listen on one address. Every event-loop
+    // thread's acceptor gets a dup() of it: the threads' epoll instances all watch the one
+    // listening socket, and whichever thread is free accepts.
+    tcp::acceptor first(bind_io);
+    beast::error_code ec;
+    first.open(ep.protocol(), ec);
+    if (!ec) first.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) first.bind(ep, ec);
+    if (!ec) first.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      const std::string where =
+          address.is_v6() ? "[" + config.listen_address + "]:" + std::to_string(config.listen_port)
+                          : config.listen_address + ":" + std::to_string(config.listen_port);
+      if (ec == asio::error::address_in_use) {
+        throw std::runtime_error("cannot listen on " + where +
+                                 ": address in use (another collector?)");
+      }
+      throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+    }
     for (int i = 0; i < threads; ++i) {
       auto w = std::make_unique<Worker>();
-      const tcp::endpoint ep(address, port);
-      w->acceptor.open(ep.protocol());
-      w->acceptor.set_option(tcp::acceptor::reuse_address(true));
-      w->acceptor.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
-      w->acceptor.bind(ep);
-      w->acceptor.listen(asio::socket_base::max_listen_connections);
-      port = w->acceptor.local_endpoint().port();  // port 0: the others join the chosen port
-      // SO_REUSEPORT spreads connections evenly over the acceptors: each worker gets its share.
-      w->max_connections = std::max(1, (max_connections + threads - 1) / threads);
+      w->index = i;
+      const int fd = ::fcntl(first.native_handle(), F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) {
+        throw std::system_error(errno, std::generic_category(), "dup of the listening socket");
+      }
+      w->acceptor.assign(ep.protocol(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        throw std::system_error(ec, "listening socket");
+      }
       w->reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
       workers.push_back(std::move(w));
     }
+    first.close(ec);  // the workers' descriptors keep the socket listening
   }
 
   ~Impl() {
@@ -220,7 +248,11 @@ struct Server::Impl {
         continue;
       }
       backoff = std::chrono::milliseconds(0);
-      if (w.connections >= w.max_connections && !evict_oldest_idle(w)) {
+      metrics.accepted(w.index);
+      // Over the limit: close this worker's longest-idle connection (each thread evicts only its
+      // own), else refuse. The threads share one listening socket, so the limit is counted over
+      // all of them.
+      if (connections.load(std::memory_order_relaxed) >= max_connections && !evict_oldest_idle(w)) {
         // Every connection is busy with a request: refuse this one rather than queue it.
         metrics.connection_closed("over_limit");
         asio::co_spawn(w.io, refuse(std::move(socket)),
@@ -229,8 +261,10 @@ struct Server::Impl {
       }
       socket.set_option(tcp::no_delay(true), ec);
       ++w.connections;
+      connections.fetch_add(1, std::memory_order_relaxed);
       asio::co_spawn(w.io, session(w, std::move(socket)), [this, &w](std::exception_ptr e) {
         --w.connections;
+        connections.fetch_sub(1, std::memory_order_relaxed);
         log_failure(e);
       });
     }
@@ -272,7 +306,7 @@ struct Server::Impl {
     if (!ec) {
       if (tls) {
         beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *tls);
-        beast::get_lowest_layer(stream).expires_after(config.limits.request_timeout);
+        beast::get_lowest_layer(stream).expires_after(handler.config()->limits.request_timeout);
         auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, kTuple);
         if (!hec) {
           const bool evicted = co_await serve(w, stream, peer);
@@ -302,7 +336,7 @@ struct Server::Impl {
 
   template <typename Stream>
   asio::awaitable<bool> write(Stream& stream, Response res, unsigned version, bool keep_alive,
-                              bool head, const Route& route) {
+                              bool head, const Route& route, std::chrono::milliseconds timeout) {
     http::response<http::string_body> out(static_cast<http::status>(res.status), version);
     out.set(http::field::server, "vantage-collector");
     for (auto& [k, v] : res.headers) out.insert(k, v);
@@ -310,7 +344,7 @@ struct Server::Impl {
     out.keep_alive(keep_alive && !res.close && !draining);
     out.prepare_payload();
     if (head) out.body().clear();
-    beast::get_lowest_layer(stream).expires_after(config.limits.request_timeout);
+    beast::get_lowest_layer(stream).expires_after(timeout);
     auto [ec, n] = co_await http::async_write(stream, out, kTuple);
     handler.observe(route, res.status);
     co_return !ec && out.keep_alive();
@@ -323,11 +357,14 @@ struct Server::Impl {
     beast::flat_buffer buffer;
     auto& lowest = beast::get_lowest_layer(stream);
     for (;;) {
+      // The limits of the settings in force now (SIGHUP may change them between requests).
+      const std::shared_ptr<const CollectorConfig> settings = handler.config();
+      const Limits& limits = settings->limits;
       if (buffer.size() == 0) {
         // Between requests: the idle deadline. Drain closes these connections first, and a new
         // connection over max_connections closes the one idle longest.
         if (draining) break;
-        lowest.expires_after(config.limits.idle_timeout);
+        lowest.expires_after(limits.idle_timeout);
         IdleEntry entry{&lowest};
         auto it = w.idle.insert(w.idle.end(), &entry);
         auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kTuple);
@@ -345,9 +382,9 @@ struct Server::Impl {
         buffer.commit(n);
       }
       // From the first byte: the request deadline covers headers and body (slowloris).
-      lowest.expires_after(config.limits.request_timeout);
+      lowest.expires_after(limits.request_timeout);
       http::request_parser<http::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(config.limits.max_header_bytes));
+      parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       // No body limit while the header is parsed: Beast would fail a Content-Length over it
       // with body_limit (a 400 here). The handler answers that with 413, which tells a probe
       // to halve its batch; the endpoint's limit applies once the route is known.
@@ -359,15 +396,15 @@ struct Server::Impl {
           metrics.connection_closed("slow_client");
         } else if (hec == http::error::header_limit) {
           co_await write(stream, handler.protocol_error(431, "request headers too large"), 11,
-                         false, false, route);
+                         false, false, route, limits.request_timeout);
         } else if (hec == http::error::body_limit) {
           co_await write(stream, handler.protocol_error(413, "request body too large"), 11, false,
-                         false, route);
+                         false, route, limits.request_timeout);
         } else if (hec != http::error::end_of_stream && hec != asio::error::eof &&
                    hec != asio::error::connection_reset) {
           co_await write(stream,
                          handler.protocol_error(400, "malformed HTTP request: " + hec.message()),
-                         11, false, false, route);
+                         11, false, false, route, limits.request_timeout);
         }
         break;
       }
@@ -380,7 +417,9 @@ struct Server::Impl {
         const bool has_body =
             parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
         if (has_body) early->close = true;
-        if (!co_await write(stream, std::move(*early), version, keep_alive, head, route)) break;
+        if (!co_await write(stream, std::move(*early), version, keep_alive, head, route,
+                            limits.request_timeout))
+          break;
         continue;
       }
       parser.body_limit(handler.max_body_bytes(route));
@@ -397,7 +436,7 @@ struct Server::Impl {
           metrics.connection_closed("slow_client");
         } else if (bec == http::error::body_limit) {
           co_await write(stream, handler.protocol_error(413, "request body too large"), version,
-                         false, false, route);
+                         false, false, route, limits.request_timeout);
         } else {
           metrics.connection_closed("error");
         }
@@ -405,7 +444,9 @@ struct Server::Impl {
       }
       req.body = std::move(parser.get().body());
       Response res = co_await async_on_body(handler, std::move(req), route, use_awaitable);
-      if (!co_await write(stream, std::move(res), version, keep_alive, false, route)) break;
+      if (!co_await write(stream, std::move(res), version, keep_alive, false, route,
+                          limits.request_timeout))
+        break;
     }
     co_return false;
   }

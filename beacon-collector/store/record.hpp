@@ -1,11 +1,13 @@
 // What the collector stores: one BrowserRecord per browser report or agent event, one
-// ResultRecord per probe result. Columns and units are documented in docs/collector.md#store.
-// Nothing here holds a raw client address, a cookie, a query string or a full user agent.
+// ResultRecord per probe result, one HeartbeatRecord per probe heartbeat. Columns and units are
+// documented in docs/collector.md#store. Nothing here holds a raw client address, a cookie, a query
+// string or a full user agent.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/observation.hpp"
 
@@ -67,6 +69,25 @@ struct ResultRecord {
   // kind "route_event" | "bgp_alert" (a probe's bgp check): its indexed fields; stored in the
   // route_events / bgp_alerts tables instead of probe_results.
   std::optional<BgpRecord> bgp;
+};
+
+// A probe's heartbeat (POST /v1/heartbeat, docs/collector.md#fleet): one row in `heartbeats`
+// and the latest state of its row in `vantage_points`. Absent optional fields are NULL.
+struct HeartbeatRecord {
+  std::int64_t received_ns = 0;  // UTC nanoseconds, when the collector read it
+  std::string probe_id;          // the token's vantage point (the body must name the same)
+  std::string region, country, isp;
+  std::optional<std::int64_t> asn;
+  std::string version, revision;  // the probe's build ("0.3.0", "a2487b4")
+  std::string config_hash;        // "sha256:<hex>" of the configuration the probe runs
+  std::string config_source;      // "file" | "collector"
+  // "sha256:<hex>" of what GET /v1/config serves this vantage point at received_ns; "" = nothing
+  std::string served_config_hash;
+  std::optional<std::vector<std::string>> checks;          // the check ids it runs
+  std::optional<std::int64_t> spool_results, spool_bytes;  // results / bytes waiting in its spool
+  std::optional<std::int64_t> heartbeat_interval_ns;       // its heartbeat interval
+  std::optional<std::int64_t> started_ns;                  // UTC ns, when the probe started
+  std::optional<std::int64_t> time_ns;                     // UTC ns, the probe's clock at sending
 };
 
 }  // namespace vantage::collector

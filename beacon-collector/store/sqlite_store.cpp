@@ -2,6 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+
 #include "beacon-collector/ingest/url_template.hpp"
 
 namespace vantage::collector::store {
@@ -97,6 +101,42 @@ CREATE TABLE IF NOT EXISTS bgp_alerts (
 CREATE INDEX IF NOT EXISTS bgp_alerts_time ON bgp_alerts(time_ns);
 )sql";
 
+// The vantage points' latest state and their heartbeats (docs/collector.md#fleet). New in
+// schema 3 databases without a version change: CREATE IF NOT EXISTS adds them to any older file.
+constexpr const char* kFleetSchema = R"sql(
+CREATE TABLE IF NOT EXISTS vantage_points (
+  probe_id              TEXT PRIMARY KEY,
+  region                TEXT,
+  country               TEXT,
+  asn                   INTEGER,
+  isp                   TEXT,
+  version               TEXT,
+  revision              TEXT,
+  config_hash           TEXT,
+  config_source         TEXT,
+  served_config_hash    TEXT,
+  checks                TEXT,
+  spool_results         INTEGER,
+  spool_bytes           INTEGER,
+  heartbeat_interval_ns INTEGER,
+  started_ns            INTEGER,
+  first_seen_ns         INTEGER,
+  last_seen_ns          INTEGER,
+  last_heartbeat_ns     INTEGER
+);
+CREATE TABLE IF NOT EXISTS heartbeats (
+  id                    INTEGER PRIMARY KEY,
+  probe_id              TEXT NOT NULL,
+  received_ns           INTEGER NOT NULL,
+  time_ns               INTEGER,
+  version               TEXT,
+  config_hash           TEXT,
+  spool_results         INTEGER,
+  heartbeat_interval_ns INTEGER
+);
+CREATE INDEX IF NOT EXISTS heartbeats_probe_time ON heartbeats(probe_id, received_ns);
+)sql";
+
 // Version 2 -> 3: the endpoint template of each report's URL. ADD COLUMN rewrites no row: rows
 // written before read NULL, and readers template their `url` themselves.
 constexpr const char* kAddUrlTemplate = "ALTER TABLE browser_reports ADD COLUMN url_template TEXT";
@@ -121,6 +161,13 @@ void bind_opt_int(sqlite3_stmt* s, int i, const std::optional<int>& v) {
 void bind_opt_double(sqlite3_stmt* s, int i, const std::optional<double>& v) {
   if (v) {
     sqlite3_bind_double(s, i, *v);
+  } else {
+    sqlite3_bind_null(s, i);
+  }
+}
+void bind_opt_int64(sqlite3_stmt* s, int i, const std::optional<std::int64_t>& v) {
+  if (v) {
+    sqlite3_bind_int64(s, i, *v);
   } else {
     sqlite3_bind_null(s, i);
   }
@@ -151,6 +198,7 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
     sqlite3_finalize(insert_result_);
     sqlite3_finalize(insert_route_event_);
     sqlite3_finalize(insert_bgp_alert_);
+    finalize_fleet_statements();
     sqlite3_close(db_);
     db_ = nullptr;
     throw std::system_error(code, sqlite_category(), msg);
@@ -169,6 +217,7 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
   {
     sqlite3_stmt* has = nullptr;
     int hrc = sqlite3_prepare_v2(db_, kHasUrlTemplate, -1, &has, nullptr);
+  if (auto ec = exec(kFleetSchema)) fail(ec.value(), "cannot create the fleet tables");
     const bool present = hrc == SQLITE_OK && (hrc = sqlite3_step(has)) == SQLITE_ROW &&
                          sqlite3_column_int(has, 0) > 0;
     if (hrc != SQLITE_OK && hrc != SQLITE_ROW) {
@@ -210,6 +259,117 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
 }
 
 SqliteStore::~SqliteStore() {
+  prepare(
+      "INSERT INTO heartbeats (probe_id, received_ns, time_ns, version, config_hash, "
+      "spool_results, heartbeat_interval_ns) VALUES (?,?,?,?,?,?,?)",
+      &insert_heartbeat_, "heartbeat insert");
+  prepare(
+      "INSERT INTO vantage_points (probe_id, region, country, asn, isp, version, revision, "
+      "config_hash, config_source, served_config_hash, checks, spool_results, spool_bytes, "
+      "heartbeat_interval_ns, started_ns, first_seen_ns, last_seen_ns, last_heartbeat_ns) "
+      "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?16,?16) "
+      "ON CONFLICT(probe_id) DO UPDATE SET region = excluded.region, country = excluded.country, "
+      "asn = excluded.asn, isp = excluded.isp, version = excluded.version, "
+      "revision = excluded.revision, config_hash = excluded.config_hash, "
+      "config_source = excluded.config_source, served_config_hash = excluded.served_config_hash, "
+      "checks = excluded.checks, spool_results = excluded.spool_results, "
+      "spool_bytes = excluded.spool_bytes, heartbeat_interval_ns = excluded.heartbeat_interval_ns, "
+      "started_ns = excluded.started_ns, "
+      "first_seen_ns = coalesce(first_seen_ns, excluded.first_seen_ns), "
+      "last_seen_ns = max(coalesce(last_seen_ns, 0), excluded.last_seen_ns), "
+      "last_heartbeat_ns = max(coalesce(last_heartbeat_ns, 0), excluded.last_heartbeat_ns)",
+      &upsert_vantage_point_, "vantage point upsert");
+  prepare(
+      "INSERT INTO vantage_points (probe_id, region, asn, first_seen_ns, last_seen_ns) "
+      "VALUES (?1,?2,?3,?4,?4) ON CONFLICT(probe_id) DO UPDATE SET "
+      "first_seen_ns = coalesce(first_seen_ns, excluded.first_seen_ns), "
+      "last_seen_ns = max(coalesce(last_seen_ns, 0), excluded.last_seen_ns)",
+      &touch_vantage_point_, "vantage point refresh");
+  prepare("SELECT count(*) FROM vantage_points", &count_vantage_points_, "vantage point count");
+  count_vantage_points();
+}
+
+void SqliteStore::finalize_fleet_statements() {
+  for (sqlite3_stmt** s : {&insert_heartbeat_, &upsert_vantage_point_, &touch_vantage_point_,
+                           &count_vantage_points_}) {
+    sqlite3_finalize(*s);
+    *s = nullptr;
+  }
+}
+
+void SqliteStore::count_vantage_points() {
+  if (sqlite3_step(count_vantage_points_) == SQLITE_ROW) {
+    vantage_points_.store(static_cast<std::size_t>(sqlite3_column_int64(count_vantage_points_, 0)),
+                          std::memory_order_relaxed);
+  }
+  sqlite3_reset(count_vantage_points_);
+}
+
+int SqliteStore::write_fleet(const Batch& batch) {
+  auto step = [](sqlite3_stmt* s) {
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+  };
+  int rc = SQLITE_OK;
+  // A results upload refreshes last_seen_ns of its vantage point: one statement per probe.
+  struct Seen {
+    std::int64_t last_ns = 0;
+    const ResultRecord* first = nullptr;
+  };
+  std::map<std::string_view, Seen> seen;
+  for (const ResultRecord* r : batch.results) {
+    Seen& s = seen[r->probe_id];
+    if (!s.first) s.first = r;
+    s.last_ns = std::max(s.last_ns, r->received_ns);
+  }
+  for (const auto& [probe_id, s] : seen) {
+    sqlite3_stmt* st = touch_vantage_point_;
+    bind_text(st, 1, s.first->probe_id, false);
+    bind_text(st, 2, s.first->region);
+    bind_asn(st, 3, s.first->asn);
+    sqlite3_bind_int64(st, 4, s.last_ns);
+    if ((rc = step(st)) != SQLITE_OK) return rc;
+  }
+  std::string checks;  // bound with SQLITE_STATIC: lives until the step
+  for (const HeartbeatRecord* h : batch.heartbeats) {
+    sqlite3_stmt* st = insert_heartbeat_;
+    bind_text(st, 1, h->probe_id, false);
+    sqlite3_bind_int64(st, 2, h->received_ns);
+    bind_opt_int64(st, 3, h->time_ns);
+    bind_text(st, 4, h->version);
+    bind_text(st, 5, h->config_hash);
+    bind_opt_int64(st, 6, h->spool_results);
+    bind_opt_int64(st, 7, h->heartbeat_interval_ns);
+    if ((rc = step(st)) != SQLITE_OK) return rc;
+    st = upsert_vantage_point_;
+    int i = 0;
+    bind_text(st, ++i, h->probe_id, false);
+    bind_text(st, ++i, h->region);
+    bind_text(st, ++i, h->country);
+    bind_opt_int64(st, ++i, h->asn);
+    bind_text(st, ++i, h->isp);
+    bind_text(st, ++i, h->version);
+    bind_text(st, ++i, h->revision);
+    bind_text(st, ++i, h->config_hash);
+    bind_text(st, ++i, h->config_source);
+    bind_text(st, ++i, h->served_config_hash);
+    if (h->checks) {
+      checks =
+          nlohmann::json(*h->checks).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      bind_text(st, ++i, checks, false);
+    } else {
+      sqlite3_bind_null(st, ++i);
+    }
+    bind_opt_int64(st, ++i, h->spool_results);
+    bind_opt_int64(st, ++i, h->spool_bytes);
+    bind_opt_int64(st, ++i, h->heartbeat_interval_ns);
+    bind_opt_int64(st, ++i, h->started_ns);
+    sqlite3_bind_int64(st, ++i, h->received_ns);
+    if ((rc = step(st)) != SQLITE_OK) return rc;
+  }
+  return rc;
   sqlite3_finalize(insert_report_);
   sqlite3_finalize(insert_result_);
   sqlite3_finalize(insert_route_event_);
@@ -217,6 +377,7 @@ SqliteStore::~SqliteStore() {
   sqlite3_close(db_);
 }
 
+  finalize_fleet_statements();
 std::error_code SqliteStore::exec(const char* sql) {
   const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
   return rc == SQLITE_OK ? std::error_code() : std::error_code(rc, sqlite_category());
@@ -341,6 +502,7 @@ WriteOutcome SqliteStore::write(const Batch& batch) {
   if (rc == SQLITE_OK) {
     if (auto ec = exec("COMMIT")) {
       rc = ec.value();
+  if (rc == SQLITE_OK) rc = write_fleet(batch);
     }
   }
   if (rc != SQLITE_OK) {
@@ -350,5 +512,7 @@ WriteOutcome SqliteStore::write(const Batch& batch) {
   }
   return out;
 }
+  } else if (!batch.heartbeats.empty() || !batch.results.empty()) {
+    count_vantage_points();
 
 }  // namespace vantage::collector::store

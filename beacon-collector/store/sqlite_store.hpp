@@ -13,9 +13,17 @@
 //                record)
 //   bgp_alerts(result_id PRIMARY KEY, time_ns, received_ns, probe_id, check_name, alert, status,
 //              alert_key, prefix, monitored_prefix, origin_asn, leaker_asn, record)
+//   vantage_points(probe_id PRIMARY KEY, region, country, asn, isp, version, revision,
+//                  config_hash, config_source, served_config_hash, checks, spool_results,
+//                  spool_bytes, heartbeat_interval_ns, started_ns, first_seen_ns, last_seen_ns,
+//                  last_heartbeat_ns)  -- latest state: upserted by heartbeats, last_seen_ns
+//                                          also refreshed by probe results
+//   heartbeats(id, probe_id, received_ns, time_ns, version, config_hash, spool_results,
+//              heartbeat_interval_ns)
 // Only the writer thread calls write(); readers (analysis, tests) open their own connections.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -43,6 +51,10 @@ class SqliteStore final : public Store {
 
   WriteOutcome write(const Batch& batch) override;
   std::string describe() const override { return "sqlite:" + path_; }
+  // Rows in vantage_points (the vantage points ever seen), as of the last commit. Any thread.
+  std::size_t vantage_points() const noexcept {
+    return vantage_points_.load(std::memory_order_relaxed);
+  }
 
  private:
   std::error_code exec(const char* sql);
@@ -54,6 +66,15 @@ class SqliteStore final : public Store {
   sqlite3_stmt* insert_bgp_alert_ = nullptr;
   // Binds a route_event / bgp_alert record to its insert statement and returns the statement.
   sqlite3_stmt* bind_bgp(const ResultRecord& r);
+  // The vantage_points / heartbeats writes of a batch, inside its transaction; an SQLite code.
+  int write_fleet(const Batch& batch);
+  void count_vantage_points();
+  void finalize_fleet_statements();
+  sqlite3_stmt* insert_heartbeat_ = nullptr;
+  sqlite3_stmt* upsert_vantage_point_ = nullptr;
+  sqlite3_stmt* touch_vantage_point_ = nullptr;
+  sqlite3_stmt* count_vantage_points_ = nullptr;
+  std::atomic<std::size_t> vantage_points_{0};
 };
 
 }  // namespace vantage::collector::store

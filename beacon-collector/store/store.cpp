@@ -6,7 +6,9 @@
 
 namespace vantage::collector::store {
 namespace {
-std::size_t records_of(const Upload& u) { return u.reports.size() + u.results.size(); }
+std::size_t records_of(const Upload& u) {
+  return u.reports.size() + u.results.size() + u.heartbeats.size();
+}
 }  // namespace
 
 Writer::Writer(Store& store, std::size_t capacity_records, std::size_t batch_records,
@@ -79,7 +81,7 @@ void Writer::run() {
       for (const auto& r : u.reports) batch.reports.push_back(&r);
       for (const auto& r : u.results) batch.results.push_back(&r);
     }
-    const std::size_t n = batch.reports.size() + batch.results.size();
+    const std::size_t n = batch.reports.size() + batch.results.size() + batch.heartbeats.size();
     // Retry a failing batch (SQLITE_BUSY from another writer, a full disk) with back-off: the
     // uploads stay unacknowledged meanwhile, and the queue filling up turns into 503s upstream.
     WriteOutcome outcome;
@@ -94,6 +96,7 @@ void Writer::run() {
                                         .count()),
                                 std::memory_order_relaxed);
         break;
+      for (const auto& h : u.heartbeats) batch.heartbeats.push_back(&h);
       }
       write_errors_.fetch_add(1, std::memory_order_relaxed);
       log::warn("store.write_failed", {{"store", store_.describe()},

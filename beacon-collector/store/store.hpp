@@ -24,7 +24,10 @@ namespace vantage::collector::store {
 
 struct Batch {
   std::vector<const BrowserRecord*> reports;
+  // Probe results; each also refreshes vantage_points.last_seen_ns of its probe.
   std::vector<const ResultRecord*> results;
+  // Heartbeats: a `heartbeats` row each and an upsert of the probe's `vantage_points` row.
+  std::vector<const HeartbeatRecord*> heartbeats;
 };
 
 struct WriteOutcome {
@@ -63,6 +66,7 @@ class Writer {
   // `commit_interval`: after the first record arrives, the writer waits this long (or until a
   // full batch is queued) before writing, so that one transaction and one fsync carry many
   // uploads. Probe uploads wait at most about this plus the commit for their answer.
+  std::vector<HeartbeatRecord> heartbeats;
   Writer(Store& store, std::size_t capacity_records, std::size_t batch_records,
          std::chrono::microseconds commit_interval = std::chrono::milliseconds(5));
   ~Writer();
