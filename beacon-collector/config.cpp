@@ -220,6 +220,10 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
       }
     }
   }
+  if (auto f = root.get("fleet")) {
+    f->expect_keys({"config_dir"});
+    if (auto v = f->get("config_dir")) c.fleet.config_dir = readable_directory(*v);
+  }
   if (auto v = root.get("log_level")) {
     if (!log::parse_level(v->as_enum({"debug", "info", "warn", "error", "off"}), c.log_level)) {
       v->fail("unknown log level");
@@ -232,11 +236,6 @@ CollectorConfig load_collector_config(const std::string& path) {
   return parse_collector_config(ConfigNode::load_file(path));
 }
 
-}  // namespace vantage::collector
-  if (auto f = root.get("fleet")) {
-    f->expect_keys({"config_dir"});
-    if (auto v = f->get("config_dir")) c.fleet.config_dir = readable_directory(*v);
-  }
 std::vector<std::string> restart_only_changes(const CollectorConfig& running,
                                               const CollectorConfig& next) {
   std::vector<std::string> keys;
@@ -258,11 +257,6 @@ std::vector<std::string> restart_only_changes(const CollectorConfig& running,
     keys.emplace_back("store.batch_records");
   if (running.store.commit_interval != next.store.commit_interval)
     keys.emplace_back("store.commit_interval");
-  if (!(running.store.retention == next.store.retention)) keys.emplace_back("store.retention");
-  if (running.store.prune_interval != next.store.prune_interval)
-    keys.emplace_back("store.prune_interval");
-  if (running.store.prune_batch_rows != next.store.prune_batch_rows)
-    keys.emplace_back("store.prune_batch_rows");
   return keys;
 }
 
@@ -276,3 +270,4 @@ CollectorConfig keep_restart_only(const CollectorConfig& running, CollectorConfi
   return next;
 }
 
+}  // namespace vantage::collector

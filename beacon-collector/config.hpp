@@ -63,19 +63,13 @@ struct StoreConfig {
   std::chrono::microseconds commit_interval{5'000};  // group commit: wait for more records
 };
 
+// One accepted bearer token. A probe with several tokens (a rotation: the old and the new one
+// valid together) has one ProbeToken per token, in file order.
 struct ProbeToken {
   std::string probe_id;  // the vantage point this token authenticates
   std::string token;     // secret (never logged)
 };
 
-struct Paths {
-// One accepted bearer token. A probe with several tokens (a rotation: the old and the new one
-// valid together) has one ProbeToken per token, in file order.
-  std::string prefix;                            // e.g. "/_v"; "" = none
-  std::vector<std::string> reports{"/reports"};  // also matches "<path>/<endpoint-name>"
-  std::vector<std::string> csp{"/csp"};
-  std::vector<std::string> beacon{"/beacon"};
-  std::vector<std::string> results{"/v1/results"};
 // Central configuration and liveness of the vantage points (docs/collector.md#fleet).
 struct FleetConfig {
   // GET /v1/config serves <config_dir>/<probe_id>.yaml, else <config_dir>/default.yaml; files
@@ -83,14 +77,20 @@ struct FleetConfig {
   std::string config_dir;
 };
 
+struct Paths {
+  std::string prefix;                            // e.g. "/_v"; "" = none
+  std::vector<std::string> reports{"/reports"};  // also matches "<path>/<endpoint-name>"
+  std::vector<std::string> csp{"/csp"};
+  std::vector<std::string> beacon{"/beacon"};
+  std::vector<std::string> results{"/v1/results"};
+  std::vector<std::string> config{"/v1/config"};        // GET: a probe's central configuration
+  std::vector<std::string> heartbeat{"/v1/heartbeat"};  // POST: a probe's heartbeat
 };
 
 struct CollectorConfig {
   std::string source_file;
   std::string listen_address = "127.0.0.1";
   std::uint16_t listen_port = 8080;
-  std::vector<std::string> config{"/v1/config"};        // GET: a probe's central configuration
-  std::vector<std::string> heartbeat{"/v1/heartbeat"};  // POST: a probe's heartbeat
   // One io_context per thread; their acceptors share ONE listening socket (dup()ed), bound
   // without SO_REUSEPORT, so that no other process can join the port.
   int threads = 1;
@@ -107,16 +107,10 @@ struct CollectorConfig {
   Limits limits;
   StoreConfig store;
   std::vector<ProbeToken> probes;
+  FleetConfig fleet;
   log::Level log_level = log::Level::info;
 };
 
-// Reads and validates a collector config file. Throws ConfigError.
-CollectorConfig load_collector_config(const std::string& path);
-// Same, from YAML text (`name` stands for the file name in messages). Throws ConfigError.
-  FleetConfig fleet;
-CollectorConfig parse_collector_config(const ConfigNode& root);
-
-}  // namespace vantage::collector
 // The keys SIGHUP cannot change (the socket, the threads, TLS, the store, max_connections):
 // the dotted names of those that differ between `running` and `next`, e.g. {"listen",
 // "store.sqlite"}. Everything else is applied by a reload.
@@ -125,3 +119,9 @@ std::vector<std::string> restart_only_changes(const CollectorConfig& running,
 // `next` with every restart-only key set back to `running`'s value.
 CollectorConfig keep_restart_only(const CollectorConfig& running, CollectorConfig next);
 
+// Reads and validates a collector config file. Throws ConfigError.
+CollectorConfig load_collector_config(const std::string& path);
+// Same, from YAML text (`name` stands for the file name in messages). Throws ConfigError.
+CollectorConfig parse_collector_config(const ConfigNode& root);
+
+}  // namespace vantage::collector

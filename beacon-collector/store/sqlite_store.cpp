@@ -214,10 +214,10 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
     if (auto ec = exec(sql)) fail(ec.value(), sql);
   }
   if (auto ec = exec(kSchema)) fail(ec.value(), "cannot create the schema");
+  if (auto ec = exec(kFleetSchema)) fail(ec.value(), "cannot create the fleet tables");
   {
     sqlite3_stmt* has = nullptr;
     int hrc = sqlite3_prepare_v2(db_, kHasUrlTemplate, -1, &has, nullptr);
-  if (auto ec = exec(kFleetSchema)) fail(ec.value(), "cannot create the fleet tables");
     const bool present = hrc == SQLITE_OK && (hrc = sqlite3_step(has)) == SQLITE_ROW &&
                          sqlite3_column_int(has, 0) > 0;
     if (hrc != SQLITE_OK && hrc != SQLITE_ROW) {
@@ -256,9 +256,6 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
       "alert, status, alert_key, prefix, monitored_prefix, origin_asn, leaker_asn, record) "
       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
       &insert_bgp_alert_, "BGP alert insert");
-}
-
-SqliteStore::~SqliteStore() {
   prepare(
       "INSERT INTO heartbeats (probe_id, received_ns, time_ns, version, config_hash, "
       "spool_results, heartbeat_interval_ns) VALUES (?,?,?,?,?,?,?)",
@@ -370,14 +367,17 @@ int SqliteStore::write_fleet(const Batch& batch) {
     if ((rc = step(st)) != SQLITE_OK) return rc;
   }
   return rc;
+}
+
+SqliteStore::~SqliteStore() {
   sqlite3_finalize(insert_report_);
   sqlite3_finalize(insert_result_);
   sqlite3_finalize(insert_route_event_);
   sqlite3_finalize(insert_bgp_alert_);
+  finalize_fleet_statements();
   sqlite3_close(db_);
 }
 
-  finalize_fleet_statements();
 std::error_code SqliteStore::exec(const char* sql) {
   const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
   return rc == SQLITE_OK ? std::error_code() : std::error_code(rc, sqlite_category());
@@ -499,20 +499,20 @@ WriteOutcome SqliteStore::write(const Batch& batch) {
     if ((rc = step(s)) != SQLITE_OK) break;
     out.result_inserted.push_back(sqlite3_changes(db_) > 0);
   }
+  if (rc == SQLITE_OK) rc = write_fleet(batch);
   if (rc == SQLITE_OK) {
     if (auto ec = exec("COMMIT")) {
       rc = ec.value();
-  if (rc == SQLITE_OK) rc = write_fleet(batch);
     }
   }
   if (rc != SQLITE_OK) {
     exec("ROLLBACK");
     out.error = std::error_code(rc, sqlite_category());
     out.result_inserted.clear();
+  } else if (!batch.heartbeats.empty() || !batch.results.empty()) {
+    count_vantage_points();
   }
   return out;
 }
-  } else if (!batch.heartbeats.empty() || !batch.results.empty()) {
-    count_vantage_points();
 
 }  // namespace vantage::collector::store

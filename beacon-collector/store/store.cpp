@@ -80,6 +80,7 @@ void Writer::run() {
     for (const auto& u : taken) {
       for (const auto& r : u.reports) batch.reports.push_back(&r);
       for (const auto& r : u.results) batch.results.push_back(&r);
+      for (const auto& h : u.heartbeats) batch.heartbeats.push_back(&h);
     }
     const std::size_t n = batch.reports.size() + batch.results.size() + batch.heartbeats.size();
     // Retry a failing batch (SQLITE_BUSY from another writer, a full disk) with back-off: the
@@ -96,7 +97,6 @@ void Writer::run() {
                                         .count()),
                                 std::memory_order_relaxed);
         break;
-      for (const auto& h : u.heartbeats) batch.heartbeats.push_back(&h);
       }
       write_errors_.fetch_add(1, std::memory_order_relaxed);
       log::warn("store.write_failed", {{"store", store_.describe()},

@@ -55,6 +55,7 @@ struct UploadOutcome {
 struct Upload {
   std::vector<BrowserRecord> reports;
   std::vector<ResultRecord> results;
+  std::vector<HeartbeatRecord> heartbeats;
   // Called on the writer thread after the commit; empty for fire-and-forget browser uploads.
   std::function<void(const UploadOutcome&)> done;
 };
@@ -66,7 +67,6 @@ class Writer {
   // `commit_interval`: after the first record arrives, the writer waits this long (or until a
   // full batch is queued) before writing, so that one transaction and one fsync carry many
   // uploads. Probe uploads wait at most about this plus the commit for their answer.
-  std::vector<HeartbeatRecord> heartbeats;
   Writer(Store& store, std::size_t capacity_records, std::size_t batch_records,
          std::chrono::microseconds commit_interval = std::chrono::milliseconds(5));
   ~Writer();
