@@ -212,7 +212,8 @@ ConfigClient::Outcome ConfigClient::handle(const net::HttpExchange& ex) {
   ++stats_.polls;
   if (!ex.completed()) {
     ++stats_.failures;
-    set_state("network:" + ex.error_text, &ex);
+    // By libcurl code: the text varies ("… after 3 ms"), the state does not.
+    set_state("network:" + std::to_string(ex.curl_code), &ex);
     return Outcome::failed;
   }
   if (ex.status == 304) {

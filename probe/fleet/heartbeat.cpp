@@ -13,6 +13,16 @@ namespace vantage::probe::fleet {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// Whole seconds as an integer (30), anything else as a number (1.5).
+nlohmann::json interval_seconds(std::chrono::nanoseconds d) {
+  if (d.count() % 1000000000 == 0) return d.count() / 1000000000;
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
 HeartbeatSender::HeartbeatSender(asio::io_context& io, net::CurlMulti& curl, const Clock& clock,
                                  Vantage vantage, CollectorConfig collector,
                                  std::function<HeartbeatState()> state,
@@ -75,8 +85,7 @@ nlohmann::json HeartbeatSender::body(const HeartbeatState& state, UtcTime now) c
       {"checks", state.checks},
       {"spool_results", state.spool_results},
       {"spool_bytes", state.spool_bytes},
-      {"heartbeat_interval_s",
-       std::chrono::duration_cast<std::chrono::seconds>(collector_.heartbeat_interval).count()},
+      {"heartbeat_interval_s", interval_seconds(collector_.heartbeat_interval)},
       {"started_ns", started_ns_},
       {"time_ns", to_unix_nanos(now)},
   };
@@ -114,7 +123,7 @@ bool HeartbeatSender::handle(const net::HttpExchange& ex) {
       state = "status:" + std::to_string(ex.status) + ":" + error;
     } else {
       error = ex.error_text;
-      state = "network:" + error;
+      state = "network:" + std::to_string(ex.curl_code);  // the text varies ("… after 3 ms")
     }
   } else {
     ++stats_.accepted;
