@@ -20,6 +20,7 @@
 #include "analysis/app/incident_feed.hpp"
 #include "analysis/app/time_arg.hpp"
 #include "analysis/cli/bgp_commands.hpp"
+#include "analysis/cli/fleet_command.hpp"
 #include "analysis/cli/incident_commands.hpp"
 #include "analysis/detect/analyzer.hpp"
 #include "analysis/generate/generator.hpp"
@@ -89,6 +90,16 @@ int main(int argc, char** argv) {
       ->add_option("--users-per-minute", gen.users_per_minute,
                    "NEL reports per network per minute (daily mean)")
       ->check(CLI::Range(1.0, 100000.0));
+  std::string fleet_format = "text", fleet_now;
+  auto* fleet_cmd = app.add_subcommand(
+      "fleet", "List the vantage points: last seen, version, config drift, spool, silent");
+  fleet_cmd->add_option("--db", db, "The collector's SQLite store")
+      ->required()
+      ->check(CLI::ExistingFile);
+  fleet_cmd->add_option("--format", fleet_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  fleet_cmd->add_option("--now", fleet_now,
+                        "The time to judge ages at: RFC 3339 UTC, now, or a duration before now");
   vantage::analysis::AnalyzerOptions aopts;
   auto* inc_cmd = app.add_subcommand(
       "incidents", "Replay a store through the detectors and print the incidents");
@@ -197,6 +208,8 @@ int main(int argc, char** argv) {
   if (scan->parsed()) return cli::bgp_scan(scan_options);
   if (generate->parsed()) return cli::bgp_generate(generate_options);
   if (gen_cmd->parsed()) return generate_events(db, gen);
+  if (fleet_cmd->parsed())
+    return fleet(db, fleet_format, fleet_now, vantage::SystemClock::instance());
   auto duration = [](const std::string& text, const char* what) {
     const auto d = vantage::parse_duration(text);
     if (!d || d->count() <= 0) {

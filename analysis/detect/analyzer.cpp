@@ -15,6 +15,7 @@ namespace {
 // field comments say who writes and who reads what).
 std::vector<std::unique_ptr<Detector>> detectors() {
   std::vector<std::unique_ptr<Detector>> out;
+  out.push_back(make_silence_detector());
   out.push_back(make_outage_detector());
   out.push_back(make_reachability_detector());
   out.push_back(make_dns_detector());
@@ -23,6 +24,7 @@ std::vector<std::unique_ptr<Detector>> detectors() {
   out.push_back(make_degraded_detector());
   out.push_back(make_slo_detector());
   out.push_back(make_bgp_detector());
+  out.push_back(make_silence_hold());
   return out;
 }
 
@@ -67,6 +69,9 @@ AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_
                        const std::function<void(const BrowserReportRow&)>& on_report) {
   Window window(options, from_ns, to_ns);
   std::uint64_t results = 0, reports = 0;
+  // Heartbeats first (with each vantage point's last one before the range: a silence that began
+  // earlier): the runs of a vantage point's silences are left out as they are added.
+  store.scan_heartbeats(from_ns, to_ns, [&](const HeartbeatRow& r) { window.add(r); });
   store.scan_results(from_ns, to_ns, [&](const ProbeResultRow& r) {
     ++results;
     window.add(r);
@@ -83,6 +88,7 @@ AnalysisResult analyze(EventStore& store, std::int64_t from_ns, std::int64_t to_
   store.scan_bgp_alerts(
       from_ns > std::numeric_limits<std::int64_t>::min() + day ? from_ns - day : from_ns, to_ns,
       [&](const BgpAlertRow& a) { window.add(a); });
+
   AnalysisResult out = run(window);
   out.results = results;
   out.reports = reports;

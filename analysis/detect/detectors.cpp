@@ -35,6 +35,7 @@ double percentile(std::vector<float> v, double q) {
 }
 
 void add_vantage_point(Incident& inc, const VantagePoint& vp) {
+  if (!vp.id.empty()) add_unique(inc.probes, vp.id);
   add_unique(inc.asns, vp.asn);
   if (!vp.isp.empty()) add_unique(inc.isps, vp.isp);
   if (!vp.region.empty()) add_unique(inc.regions, vp.region);

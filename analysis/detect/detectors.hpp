@@ -30,12 +30,24 @@ struct Finding {
   // reachability_loss: the BGP alert episodes (alert key, start) it carries; they become its
   // evidence for good once its incident is open.
   std::set<std::pair<std::string, std::int64_t>> claims;
+  // When the detector knows the exact times (vantage_point_silent: from heartbeats), UTC ns:
+  // `since_ns` is the time the incident opens at (instead of the evaluation's); `ended_ns`, when
+  // set, says the condition ended then: the tracker resolves the open incident at once, at that
+  // time (no hysteresis), and opens nothing.
+  std::int64_t since_ns = 0;
+  std::int64_t ended_ns = 0;
 };
 using Findings = std::map<IncidentKey, Finding>;
 
 struct HandOver {
   // Before the evaluation (from the tracker): the incidents open now, by key.
   std::map<IncidentKey, Incident> open;
+  // vantage_point_silent -> every detector after it: the probe ids silent at this evaluation.
+  // Their runs in the window (from before the silence) count neither as failing nor as a healthy
+  // contrast; an open incident all of whose vantage points are silent is held (their absence
+  // resolves nothing). (The runs inside a silence, delivered late from a spool, never reach the
+  // window: Window::add leaves them out.)
+  std::set<std::string> silent;
   // outage -> reachability, dns, degraded, users' NEL, slo: the checks an outage (found now or
   // still open) covers, and the hosts it is about.
   std::set<std::string> outage_checks;
@@ -72,6 +84,7 @@ class Detector {
 };
 
 // In evaluation order (each reads what those before it handed over).
+std::unique_ptr<Detector> make_silence_detector();       // vantage_point_silent
 std::unique_ptr<Detector> make_outage_detector();        // outage
 std::unique_ptr<Detector> make_reachability_detector();  // reachability_loss (probes)
 std::unique_ptr<Detector> make_dns_detector();           // dns_failure, then takes over
@@ -80,6 +93,8 @@ std::unique_ptr<Detector> make_http_error_detector();    // http_error (probes a
 std::unique_ptr<Detector> make_degraded_detector();      // degraded
 std::unique_ptr<Detector> make_slo_detector();           // slo_burn
 std::unique_ptr<Detector> make_bgp_detector();           // bgp_*
+// Last: holds the open incidents whose vantage points are all silent (re-finds them as they are).
+std::unique_ptr<Detector> make_silence_hold();
 
 // A check's runs from one vantage point in a window that can say "this check fails here" on their
 // own (a resolver answering wrongly, a request answering the same HTTP error): at least two, most

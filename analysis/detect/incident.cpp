@@ -9,13 +9,14 @@
 namespace vantage::analysis {
 namespace {
 
-constexpr std::array<std::pair<Kind, std::string_view>, 15> kKinds{{
+constexpr std::array<std::pair<Kind, std::string_view>, 16> kKinds{{
     {Kind::outage, "outage"},
     {Kind::reachability_loss, "reachability_loss"},
     {Kind::dns_failure, "dns_failure"},
     {Kind::degraded, "degraded"},
     {Kind::http_error, "http_error"},
     {Kind::slo_burn, "slo_burn"},
+    {Kind::vantage_point_silent, "vantage_point_silent"},
     {Kind::bgp_hijack, "bgp_hijack"},
     {Kind::bgp_sub_prefix_hijack, "bgp_sub_prefix_hijack"},
     {Kind::bgp_route_leak, "bgp_route_leak"},
@@ -122,7 +123,8 @@ std::string incident_json(const Incident& i) {
                      {"regions", i.regions},
                      {"countries", i.countries},
                      {"endpoints", i.endpoints},
-                     {"prefixes", i.prefixes}}},
+                     {"prefixes", i.prefixes},
+                     {"probes", i.probes}}},
                    {"evidence",
                     {{"failure_types", i.failure_types},
                      {"browser_reports", i.browser_reports},
@@ -156,6 +158,10 @@ std::string incident_json(const Incident& i) {
         e["users_baseline_share"] = i.baseline;
         e["users_reports"] = i.users;
       }
+      break;
+    case Kind::vantage_point_silent:
+      e["last_heartbeat"] = format_rfc3339(from_unix_nanos(i.last_heartbeat_ns));
+      e["heartbeat_interval_s"] = static_cast<double>(i.heartbeat_interval_ns) / 1e9;
       break;
     case Kind::degraded:
       e["bad_share"] = i.value;

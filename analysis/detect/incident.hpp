@@ -21,6 +21,9 @@ enum class Kind {
   degraded,           // one network: partial failure or slowness well above the others
   http_error,         // HTTP error answers on one endpoint (probes' statuses, users' error spike)
   slo_burn,           // a check burning its error budget (multi-window burn rate)
+  // a vantage point sent no heartbeat for 3 of its intervals (the probe, its host or its network
+  // is down — not its targets: its missing results are no evidence for the other kinds)
+  vantage_point_silent,
   bgp_hijack,
   bgp_sub_prefix_hijack,
   bgp_route_leak,
@@ -50,7 +53,8 @@ std::string_view status_name(Status status);
 
 // Identifies an incident across evaluations and replays: its kind and its scope text, e.g.
 // {reachability_loss, "asn=64502"}, {http_error, "endpoint=/api/products status=4xx"},
-// {outage, "target=shop.example.com"}. One key never has two unresolved incidents.
+// {outage, "target=shop.example.com"}, {vantage_point_silent, "probe=eu-west-1"}. One key never has
+// two unresolved incidents.
 struct IncidentKey {
   Kind kind = Kind::reachability_loss;
   std::string scope;
@@ -82,6 +86,9 @@ struct Incident {
   std::vector<std::string> endpoints;  // URL paths, ids templated (`/api/cart/:id`)
   std::vector<std::string> prefixes;   // bgp_*: the announced prefix
   std::vector<int> statuses;           // http_error: the HTTP status codes seen (403, 503)
+  // The probe ids of the vantage points whose runs are the evidence (the failing ones);
+  // vantage_point_silent: the silent one.
+  std::vector<std::string> probes;
   // Evidence (the worst seen while it lasted).
   std::map<std::string, double> failure_types;    // probe results by failure type
   std::map<std::string, double> browser_reports;  // weighted NEL/agent reports by type
@@ -96,6 +103,8 @@ struct Incident {
                         // from users), burn rate (slo_burn), failure share (users' NEL)
   double baseline = 0;  // the baseline share (http_error from users, users' NEL, degraded)
   double p95_ms = 0, p99_ms = 0;  // slo_burn, degraded: of the runs in the window
+  // vantage_point_silent: its last heartbeat (UTC ns) and the interval it announced (ns).
+  std::int64_t last_heartbeat_ns = 0, heartbeat_interval_ns = 0;
 
   // "reachability_loss asn=64502 @2026-11-22T01:52:00Z": the key and the opened time.
   std::string id() const;

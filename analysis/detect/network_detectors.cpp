@@ -38,6 +38,7 @@ std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evalu
     RunCounts c = Window::sum(per_step, e.from, e.to);
     if (c.total == 0) continue;
     const std::string probe = key.second.substr(0, key.second.find('\0'));
+    if (h.silent.count(probe)) continue;  // silent: no evidence either way
     if (!is_dns && check != w.checks.end() && !check->second.host.empty()) {
       auto& last = host_last_ok[{probe, check->second.host}];
       last = std::max(last, c.last_ok_ns);
@@ -387,6 +388,7 @@ class UsersDetector final : public Detector {
     for (const auto& [key, per_step] : w.runs) {
       const auto check = w.checks.find(key.first);
       if (check == w.checks.end() || check->second.kind == "dns") continue;
+      if (h.silent.count(key.second)) continue;  // a silent vantage point judges nothing
       const RunCounts c = Window::sum(per_step, e.from, e.to);
       if (c.total == 0) continue;
       const auto vp = w.vantage_points.find(key.second);

@@ -54,6 +54,7 @@ class HttpErrorDetector final : public Detector {
     for (const auto& [key, per_step] : w.runs) {
       const auto check = w.checks.find(key.first);
       if (check == w.checks.end() || check->second.kind == "dns") continue;
+      if (h.silent.count(key.second)) continue;  // silent: no evidence either way
       const RunCounts c = Window::sum(per_step, e.from, e.to);
       if (c.total == 0) continue;
       ran[key.first].insert(key.second);
@@ -241,6 +242,7 @@ class DegradedDetector final : public Detector {
       const auto check = w.checks.find(key.first);
       if (check == w.checks.end() || check->second.kind == "dns") continue;
       if (h.outage_checks.count(key.first)) continue;
+      if (h.silent.count(key.second)) continue;  // silent: no evidence either way
       // The steps another incident explains for this vantage point (a loss, a wrong DNS answer,
       // an HTTP error) are its, not a degradation.
       const auto explained = h.explained.find(key.second);
@@ -341,7 +343,10 @@ class SloDetector final : public Detector {
     std::map<std::string, std::vector<const std::pair<const std::pair<std::string, std::string>,
                                                       std::map<int, SloCounts>>*>>
         by_check;
-    for (const auto& entry : w.slo) by_check[entry.first.first].push_back(&entry);
+    for (const auto& entry : w.slo) {
+      if (!h.silent.count(entry.first.second))  // silent: no evidence either way
+        by_check[entry.first.first].push_back(&entry);
+    }
     for (const auto& [check, vps] : by_check) {
       if (h.outage_checks.count(check)) continue;
       // The runs of the window no other incident explains; `by_asn`, when given, gets them per

@@ -1,7 +1,10 @@
 #include "analysis/detect/tracker.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+
+#include "common/time.hpp"
 
 namespace vantage::analysis {
 namespace {
@@ -30,6 +33,11 @@ std::string percent(double share) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f%%", 100 * share);
   return buf;
+}
+
+// "2026-11-22T01:52:00Z"
+std::string utc_second(std::int64_t ns) {
+  return format_rfc3339(from_unix_nanos(ns)).substr(0, 19) + "Z";
 }
 
 std::string first_target(const Incident& i) {
@@ -88,6 +96,16 @@ std::string incident_title(const Incident& i) {
              (i.failure_types.empty() ? "" : ": " + types_of(i.failure_types)) +
              (i.asns.empty() ? "" : " from " + networks(i));
     }
+    case Kind::vantage_point_silent: {
+      const std::string probe = i.probes.empty() ? i.key.scope : i.probes.front();
+      std::string where = networks(i);
+      if (i.asns.empty()) where.clear();
+      if (!i.regions.empty()) where += (where.empty() ? "" : ", ") + i.regions.front();
+      return "vantage point " + probe + (where.empty() ? "" : " (" + where + ")") +
+             " silent: no heartbeat since " + utc_second(i.last_heartbeat_ns) +
+             " (expected every " +
+             format_duration(std::chrono::nanoseconds(i.heartbeat_interval_ns)) + ")";
+    }
     default: {
       std::string what(kind_name(i.key.kind).substr(4));
       std::replace(what.begin(), what.end(), '_', ' ');
@@ -100,6 +118,11 @@ std::string incident_title(const Incident& i) {
 
 std::string incident_summary(const Incident& i) {
   std::string s;
+  if (i.key.kind == Kind::vantage_point_silent) {
+    return "last heartbeat " + utc_second(i.last_heartbeat_ns) + ", expected every " +
+           format_duration(std::chrono::nanoseconds(i.heartbeat_interval_ns)) +
+           "; its results are no evidence for other incidents while it is silent";
+  }
   if (i.vantage_points > 0) {
     s = "from " + std::to_string(i.failing_vantage_points) + " of " +
         std::to_string(i.vantage_points) + " vantage points";
@@ -120,7 +143,20 @@ std::string incident_summary(const Incident& i) {
 
 void IncidentTracker::update(std::int64_t t, const Findings& findings,
                              std::vector<IncidentEvent>& events, std::vector<Incident>& resolved) {
+  const std::size_t first_event = events.size();
   for (const auto& [key, f] : findings) {
+    if (f.ended_ns) {  // over, at a time the detector knows: resolved at once, then
+      const auto it = state_.find(key);
+      if (it != state_.end() && it->second.open) {
+        Incident& inc = it->second.incident;
+        inc.status = Status::resolved;
+        inc.resolved_ns = f.ended_ns;
+        events.push_back({f.ended_ns, Change::resolved, inc});
+        resolved.push_back(inc);
+      }
+      if (it != state_.end()) state_.erase(it);
+      continue;
+    }
     State& st = state_[key];
     st.clear = 0;
     ++st.seen;
@@ -131,11 +167,11 @@ void IncidentTracker::update(std::int64_t t, const Findings& findings,
         st.incident.key = key;
         st.incident.status = Status::open;
         st.incident.opened_severity = st.incident.severity;
-        st.incident.opened_ns = t;
+        st.incident.opened_ns = f.since_ns ? f.since_ns : t;
         st.incident.resolved_ns = 0;
         st.incident.title = incident_title(st.incident);
         st.incident.summary = incident_summary(st.incident);
-        events.push_back({t, Change::opened, st.incident});
+        events.push_back({st.incident.opened_ns, Change::opened, st.incident});
       }
       continue;
     }
@@ -152,6 +188,7 @@ void IncidentTracker::update(std::int64_t t, const Findings& findings,
     for (const auto& x : now.endpoints) add_unique(inc.endpoints, x);
     for (const auto& x : now.prefixes) add_unique(inc.prefixes, x);
     for (const auto& x : now.statuses) add_unique(inc.statuses, x);
+    for (const auto& x : now.probes) add_unique(inc.probes, x);
     std::sort(inc.statuses.begin(), inc.statuses.end());
     for (const auto& [k, v] : now.failure_types)
       inc.failure_types[k] = std::max(inc.failure_types[k], v);
@@ -174,11 +211,12 @@ void IncidentTracker::update(std::int64_t t, const Findings& findings,
   }
   // The BGP alerts an open (or now opening) incident carries are its evidence for good.
   for (const auto& [key, f] : findings) {
-    if (state_[key].open) claimed_.insert(f.claims.begin(), f.claims.end());
+    const auto it = state_.find(key);
+    if (it != state_.end() && it->second.open) claimed_.insert(f.claims.begin(), f.claims.end());
   }
   for (auto it = state_.begin(); it != state_.end();) {
     State& st = it->second;
-    if (findings.count(it->first)) {
+    if (const auto f = findings.find(it->first); f != findings.end() && !f->second.ended_ns) {
       ++it;
       continue;
     }
@@ -197,6 +235,10 @@ void IncidentTracker::update(std::int64_t t, const Findings& findings,
     }
     ++it;
   }
+  // In time order: a silence opens or ends between two evaluations, before the others' changes.
+  std::stable_sort(
+      events.begin() + static_cast<std::ptrdiff_t>(first_event), events.end(),
+      [](const IncidentEvent& a, const IncidentEvent& b) { return a.time_ns < b.time_ns; });
 }
 
 std::map<IncidentKey, Incident> IncidentTracker::open_by_key() const {

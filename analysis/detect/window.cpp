@@ -48,9 +48,14 @@ Window::Window(const AnalyzerOptions& options, std::int64_t from_ns, std::int64_
     : o_(options), from_(from_ns), to_(to_ns) {}
 
 void Window::add(const ProbeResultRow& r) {
+  if (!heartbeats.empty() && in_silence(r.probe_id, r.time_ns)) {
+    ++silent_runs;
+    return;
+  }
   const int m = step_of(r.time_ns);
   first_step_ = std::min(first_step_, m);
   auto& vp = vantage_points[r.probe_id];
+  vp.id = r.probe_id;
   vp.asn = r.asn;
   vp.isp = r.isp;
   vp.region = r.region;
@@ -128,6 +133,46 @@ void Window::add(const BgpAlertRow& a) {
   } else {  // opened before what was read
     spans.push_back({a, std::numeric_limits<std::int64_t>::min(), a.time_ns});
   }
+}
+
+void Window::add(const HeartbeatRow& r) {
+  heartbeats[r.probe_id].push_back(
+      {r.received_ns, r.interval_ns > 0 ? r.interval_ns : kDefaultHeartbeatInterval});
+  VantagePoint& vp = heartbeat_vantage_points[r.probe_id];
+  vp.id = r.probe_id;
+  if (r.asn) vp.asn = r.asn;
+  if (!r.isp.empty()) vp.isp = r.isp;
+  if (!r.region.empty()) vp.region = r.region;
+  if (!r.country.empty()) vp.country = r.country;
+}
+
+std::optional<Silence> Window::silence(const std::string& probe, std::int64_t t) const {
+  const auto it = heartbeats.find(probe);
+  if (it == heartbeats.end()) return std::nullopt;
+  const auto& hb = it->second;
+  // The last heartbeat received before t.
+  auto next = std::lower_bound(hb.begin(), hb.end(), t, [](const Heartbeat& h, std::int64_t x) {
+    return h.received_ns < x;
+  });
+  if (next == hb.begin()) return std::nullopt;
+  const Heartbeat& last = *std::prev(next);
+  const std::int64_t since = last.received_ns + kSilentIntervals * last.interval_ns;
+  if (t < since) return std::nullopt;
+  return Silence{last.received_ns, since, last.interval_ns};
+}
+
+bool Window::in_silence(const std::string& probe, std::int64_t t) const {
+  const auto it = heartbeats.find(probe);
+  if (it == heartbeats.end()) return false;
+  const auto& hb = it->second;
+  // The first heartbeat at or after t; the one before it is the last before t.
+  const auto next =
+      std::lower_bound(hb.begin(), hb.end(), t,
+                       [](const Heartbeat& h, std::int64_t x) { return h.received_ns < x; });
+  if (next == hb.begin()) return false;  // before the first heartbeat read
+  const Heartbeat& last = *std::prev(next);
+  const std::int64_t until = next == hb.end() ? to_ : next->received_ns;
+  return until - last.received_ns >= kSilentIntervals * last.interval_ns;
 }
 
 // The per-step counts of (endpoint of `url`, country), found without building a key per row.

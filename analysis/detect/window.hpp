@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -19,8 +20,27 @@
 namespace vantage::analysis {
 
 struct VantagePoint {
+  std::string id;  // probe id
   std::uint32_t asn = 0;
   std::string isp, region, country;
+};
+
+// A vantage point misses heartbeats for this many of its intervals: it is silent
+// (vantage_point_silent, docs/analysis.md#vantage_point_silent).
+constexpr int kSilentIntervals = 3;
+// The interval of a heartbeat that did not say it (the probe's default heartbeat_interval).
+constexpr std::int64_t kDefaultHeartbeatInterval = 30'000'000'000;
+
+// One heartbeat as the window keeps it.
+struct Heartbeat {
+  std::int64_t received_ns = 0;
+  std::int64_t interval_ns = 0;  // never 0 (kDefaultHeartbeatInterval when not said)
+};
+
+// A silence: the last heartbeat before it and when it became one (last + kSilentIntervals ×
+// its interval).
+struct Silence {
+  std::int64_t last_ns = 0, since_ns = 0, interval_ns = 0;
 };
 
 // One (check, vantage point)'s runs in a step (or summed over a window).
@@ -75,9 +95,21 @@ class Window {
  public:
   Window(const AnalyzerOptions& options, std::int64_t from_ns, std::int64_t to_ns);
 
+  // A run inside a silence of its vantage point (in_silence: heartbeats are added first) is left
+  // out: delivered late from its spool, or while it did not answer, it is no evidence.
   void add(const ProbeResultRow& row);
   void add(const BrowserReportRow& row);
-  void add(const BgpAlertRow& row);  // in time order
+  void add(const BgpAlertRow& row);   // in time order
+  void add(const HeartbeatRow& row);  // in time order
+
+  // The silence of `probe` at `t` (UTC ns): its last heartbeat received before t is at least
+  // kSilentIntervals of that heartbeat's intervals before t. nullopt when it is not silent, or
+  // never sent a heartbeat in what was read.
+  std::optional<Silence> silence(const std::string& probe, std::int64_t t) const;
+  // Whether `t` falls in a silence of `probe` as the heartbeats read say (after a heartbeat that
+  // the next one followed kSilentIntervals of its intervals or more later, or none did by the end
+  // of the range).
+  bool in_silence(const std::string& probe, std::int64_t t) const;
 
   const AnalyzerOptions& options() const { return o_; }
   std::int64_t from_ns() const { return from_; }
@@ -117,6 +149,11 @@ class Window {
       spikes;  // (endpoint, country)
   std::map<std::pair<std::string, std::string>, std::map<int, SloCounts>> slo;  // (check, probe)
   std::map<std::string, std::vector<BgpSpan>> bgp_spans;  // alert key -> its episodes
+  // Heartbeats by probe id, in time order; and what the fleet table says of those vantage points
+  // (id, ASN, ISP, region, country).
+  std::map<std::string, std::vector<Heartbeat>> heartbeats;
+  std::map<std::string, VantagePoint> heartbeat_vantage_points;
+  std::uint64_t silent_runs = 0;  // runs left out: inside a silence of their vantage point
 
  private:
   static void merge_into(RunCounts& a, const RunCounts& b) { a.merge(b); }

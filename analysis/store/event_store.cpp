@@ -2,8 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "analysis/detect/analyzer.hpp"
@@ -39,6 +41,10 @@ std::string host_of(const std::string& url) {
   }
   if (const auto colon = authority.find(':'); colon != std::string::npos) authority.resize(colon);
   return authority;
+}
+
+std::int64_t int64_or_0(sqlite3_stmt* s, int i) {
+  return sqlite3_column_type(s, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, i);
 }
 
 class Statement {
@@ -174,6 +180,94 @@ class SqliteEventStore final : public EventStore {
         /*in_time_order=*/true);
   }
 
+  void scan_heartbeats(std::int64_t from_ns, std::int64_t to_ns,
+                       const std::function<void(const HeartbeatRow&)>& fn) override {
+    if (!has_table("heartbeats")) return;  // a store written before heartbeats
+    // What the fleet table says of each vantage point (and its last heartbeat, for a history
+    // pruned by retention).
+    struct Fleet {
+      HeartbeatRow meta;  // received_ns/interval_ns: vantage_points.last_heartbeat_ns, interval
+    };
+    std::map<std::string, Fleet> fleet;
+    if (has_table("vantage_points")) {
+      Statement q(db_,
+                  "SELECT probe_id, region, isp, country, asn, last_heartbeat_ns, "
+                  "heartbeat_interval_ns FROM vantage_points",
+                  path_);
+      int rc;
+      while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+        HeartbeatRow& m = fleet[text(q.get(), 0)].meta;
+        m.probe_id = text(q.get(), 0);
+        m.region = text(q.get(), 1);
+        m.isp = text(q.get(), 2);
+        m.country = text(q.get(), 3);
+        m.asn = static_cast<std::uint32_t>(int64_or_0(q.get(), 4));
+        m.received_ns = int64_or_0(q.get(), 5);
+        m.interval_ns = int64_or_0(q.get(), 6);
+      }
+      if (rc != SQLITE_DONE) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+    }
+    {  // vantage points with a heartbeat history but no fleet row (or no fleet table)
+      Statement q(db_, "SELECT DISTINCT probe_id FROM heartbeats", path_);
+      int rc;
+      while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+        const std::string id = text(q.get(), 0);
+        if (!fleet.count(id)) fleet[id].meta.probe_id = id;
+      }
+      if (rc != SQLITE_DONE) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+    }
+    std::vector<HeartbeatRow> rows;
+    // Per vantage point over the (probe_id, received_ns) index: its last heartbeat before
+    // from_ns, then those of the range.
+    Statement before(db_,
+                     "SELECT received_ns, heartbeat_interval_ns FROM heartbeats WHERE probe_id = ? "
+                     "AND received_ns < ? ORDER BY received_ns DESC LIMIT 1",
+                     path_);
+    Statement range(db_,
+                    "SELECT received_ns, heartbeat_interval_ns FROM heartbeats WHERE probe_id = ? "
+                    "AND received_ns >= ? AND received_ns < ? ORDER BY received_ns",
+                    path_);
+    for (const auto& [id, f] : fleet) {
+      HeartbeatRow r = f.meta;
+      sqlite3_bind_text(before.get(), 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(before.get(), 2, from_ns);
+      int rc = sqlite3_step(before.get());
+      if (rc == SQLITE_ROW) {
+        r.received_ns = sqlite3_column_int64(before.get(), 0);
+        r.interval_ns = int64_or_0(before.get(), 1);
+        rows.push_back(r);
+      } else if (rc == SQLITE_DONE) {
+        // Pruned history: the fleet table's last heartbeat, when it is before the range.
+        if (f.meta.received_ns > 0 && f.meta.received_ns < from_ns) rows.push_back(f.meta);
+      } else {
+        throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+      }
+      sqlite3_reset(before.get());
+      sqlite3_bind_text(range.get(), 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(range.get(), 2, from_ns);
+      sqlite3_bind_int64(range.get(), 3, to_ns);
+      while ((rc = sqlite3_step(range.get())) == SQLITE_ROW) {
+        r.received_ns = sqlite3_column_int64(range.get(), 0);
+        r.interval_ns = int64_or_0(range.get(), 1);
+        rows.push_back(r);
+      }
+      if (rc != SQLITE_DONE) throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+      sqlite3_reset(range.get());
+    }
+    std::stable_sort(rows.begin(), rows.end(), [](const HeartbeatRow& a, const HeartbeatRow& b) {
+      return a.received_ns < b.received_ns;
+    });
+    for (const auto& r : rows) fn(r);
+  }
+
+  bool has_table(const char* name) {
+    Statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", path_);
+    sqlite3_bind_text(t.get(), 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(t.get()) != SQLITE_ROW)
+      throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
+    return sqlite3_column_int(t.get(), 0) > 0;
+  }
+
   // Runs `select` over `time_col` in [from, to) and calls `row` for each row. A range covering
   // most of the store is read in storage order ("+col" keeps SQLite off the time index: a random
   // lookup per row, several times slower on millions of rows); `in_time_order` sorts.
@@ -216,10 +310,18 @@ class SqliteEventStore final : public EventStore {
   }
 
   std::optional<std::pair<std::int64_t, std::int64_t>> time_span() override {
+    if (!has_heartbeats_) has_heartbeats_ = has_table("heartbeats");
+    // Heartbeats are stored in the order received: the first and last by id (no time index).
+    const std::string heartbeats =
+        *has_heartbeats_ ? " UNION ALL SELECT (SELECT received_ns FROM heartbeats ORDER BY id "
+                           "LIMIT 1), (SELECT received_ns FROM heartbeats ORDER BY id DESC LIMIT 1)"
+                         : "";
     Statement q(
         db_,
-        "SELECT min(t0), max(t1) FROM (SELECT min(time_ns) t0, max(time_ns) t1 FROM probe_results "
-        "UNION ALL SELECT min(event_ns), max(event_ns) FROM browser_reports)",
+        ("SELECT min(t0), max(t1) FROM (SELECT min(time_ns) t0, max(time_ns) t1 FROM probe_results "
+         "UNION ALL SELECT min(event_ns), max(event_ns) FROM browser_reports" +
+         heartbeats + ")")
+            .c_str(),
         path_);
     if (sqlite3_step(q.get()) != SQLITE_ROW)
       throw std::runtime_error(path_ + ": " + sqlite3_errmsg(db_));
@@ -256,6 +358,7 @@ class SqliteEventStore final : public EventStore {
   std::map<std::string, Vantage> vantages_;
   std::optional<std::pair<std::int64_t, std::int64_t>> span_;
   std::optional<bool> has_url_template_;
+  std::optional<bool> has_heartbeats_;
 };
 
 }  // namespace
@@ -358,6 +461,70 @@ void save_incidents(const std::string& path, const std::vector<Incident>& incide
     }
   }
   exec("COMMIT");
+}
+
+}  // namespace vantage::analysis
+
+namespace vantage::analysis {
+
+std::optional<std::vector<VantagePointRow>> read_vantage_points(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    const std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw std::runtime_error("cannot open the store " + path + ": " + why);
+  }
+  struct Close {
+    sqlite3* db;
+    ~Close() { sqlite3_close_v2(db); }
+  } close{db};
+  sqlite3_busy_timeout(db, 10000);
+  {
+    Statement t(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", path);
+    sqlite3_bind_text(t.get(), 1, "vantage_points", -1, SQLITE_STATIC);
+    if (sqlite3_step(t.get()) != SQLITE_ROW)
+      throw std::runtime_error(path + ": " + sqlite3_errmsg(db));
+    if (sqlite3_column_int(t.get(), 0) == 0) return std::nullopt;
+  }
+  Statement q(db,
+              "SELECT probe_id, region, country, asn, isp, version, revision, config_hash, "
+              "config_source, served_config_hash, checks, spool_results, spool_bytes, "
+              "heartbeat_interval_ns, started_ns, first_seen_ns, last_seen_ns, last_heartbeat_ns "
+              "FROM vantage_points ORDER BY probe_id",
+              path);
+  std::vector<VantagePointRow> out;
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    sqlite3_stmt* s = q.get();
+    VantagePointRow v;
+    v.probe_id = text(s, 0);
+    v.region = text(s, 1);
+    v.country = text(s, 2);
+    v.asn = static_cast<std::uint32_t>(int64_or_0(s, 3));
+    v.isp = text(s, 4);
+    v.version = text(s, 5);
+    v.revision = text(s, 6);
+    v.config_hash = text(s, 7);
+    v.config_source = text(s, 8);
+    v.served_config_hash = text(s, 9);
+    const auto checks = nlohmann::json::parse(text(s, 10), nullptr, /*allow_exceptions=*/false);
+    if (checks.is_array()) {
+      for (const auto& c : checks) {
+        if (c.is_string()) v.checks.push_back(c.get<std::string>());
+      }
+    }
+    v.spool_results = int64_or_0(s, 11);
+    v.spool_bytes = int64_or_0(s, 12);
+    v.heartbeat_interval_ns = int64_or_0(s, 13);
+    v.started_ns = int64_or_0(s, 14);
+    v.first_seen_ns = int64_or_0(s, 15);
+    v.last_seen_ns = int64_or_0(s, 16);
+    v.last_heartbeat_ns = int64_or_0(s, 17);
+    out.push_back(std::move(v));
+  }
+  if (rc != SQLITE_DONE) throw std::runtime_error(path + ": " + sqlite3_errmsg(db));
+  return out;
 }
 
 }  // namespace vantage::analysis

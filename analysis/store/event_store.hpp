@@ -63,6 +63,16 @@ struct BgpAlertRow {
       severity;  // the monitor's, from its confidence score ("page", "ticket", "log"); "" if none
 };
 
+// One heartbeat a vantage point sent (POST /v1/heartbeat, the collector's `heartbeats` table),
+// with what the collector's `vantage_points` table says of the vantage point (docs/collector.md).
+struct HeartbeatRow {
+  std::string probe_id;
+  std::int64_t received_ns = 0;  // UTC ns, the collector's clock
+  std::int64_t interval_ns = 0;  // the heartbeat interval it announced (0: not said)
+  std::string region, isp, country;
+  std::uint32_t asn = 0;
+};
+
 class EventStore {
  public:
   virtual ~EventStore() = default;
@@ -76,7 +86,16 @@ class EventStore {
   // the bgp_alerts table).
   virtual void scan_bgp_alerts(std::int64_t from_ns, std::int64_t to_ns,
                                const std::function<void(const BgpAlertRow&)>& fn) = 0;
-  // [first, last] event time over results and reports; nullopt when the store is empty.
+  // Heartbeats with from_ns <= received < to_ns in time order, preceded by each vantage point's
+  // last heartbeat before from_ns (the one a silence that began earlier counts from). Vantage
+  // points that never sent one are not there (older probes, heartbeats off). The default: none
+  // (a store without the heartbeats table). Throws std::runtime_error on a read error.
+  virtual void scan_heartbeats(std::int64_t from_ns, std::int64_t to_ns,
+                               const std::function<void(const HeartbeatRow&)>& fn) {
+    (void)from_ns, (void)to_ns, (void)fn;
+  }
+  // [first, last] event time over results, reports and heartbeats; nullopt when the store is
+  // empty.
   virtual std::optional<std::pair<std::int64_t, std::int64_t>> time_span() = 0;
 };
 
@@ -93,4 +112,23 @@ struct Incident;
 // `path` (created when missing: id, kind, severity, status, opened_ns, resolved_ns, title,
 // runbook, record = the incident's JSON). Throws std::runtime_error naming the file.
 void save_incidents(const std::string& path, const std::vector<Incident>& incidents);
+
+// One row of the collector's `vantage_points` table (docs/collector.md#fleet): a vantage point's
+// latest state. Times are UTC ns (0 when NULL), config hashes "sha256:<hex>" as stored.
+struct VantagePointRow {
+  std::string probe_id, region, country, isp;
+  std::uint32_t asn = 0;
+  std::string version, revision;
+  std::string config_hash, config_source;  // source: "file" | "collector" ("" unknown)
+  std::string served_config_hash;          // what /v1/config serves it now ("" nothing)
+  std::vector<std::string> checks;         // check ids it runs
+  std::int64_t spool_results = 0, spool_bytes = 0;
+  std::int64_t heartbeat_interval_ns = 0;
+  std::int64_t started_ns = 0, first_seen_ns = 0, last_seen_ns = 0, last_heartbeat_ns = 0;
+};
+
+// Reads every row of `vantage_points` in probe id order. nullopt when the store has no such table
+// (a collector before heartbeats). Throws std::runtime_error naming the file when it cannot be
+// opened or read.
+std::optional<std::vector<VantagePointRow>> read_vantage_points(const std::string& path);
 }  // namespace vantage::analysis
