@@ -1,26 +1,34 @@
 // Unit tests for the collector's parts that need no network: config (every invalid config's
 // exact message), client addresses, origins, user agents, report parsing on real Chromium
 // captures, JSON limits, token buckets, the header helper, GeoIP with the MaxMind test
-// databases, and the store's writer with SQLite.
+// databases, the store's writer with SQLite, and the fleet endpoints (several tokens per probe,
+// GET /v1/config, POST /v1/heartbeat, vantage_points, reload) through the real Handler.
+#include <openssl/evp.h>
 #include <sqlite3.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "beacon-collector/config.hpp"
 #include "beacon-collector/enrich/client_ip.hpp"
 #include "beacon-collector/enrich/geoip.hpp"
 #include "beacon-collector/headers.hpp"
+#include "beacon-collector/http/handler.hpp"
 #include "beacon-collector/ingest/content_encoding.hpp"
 #include "beacon-collector/ingest/origins.hpp"
 #include "beacon-collector/ingest/rate_limit.hpp"
 #include "beacon-collector/ingest/reports.hpp"
 #include "beacon-collector/ingest/user_agent.hpp"
+#include "beacon-collector/metrics.hpp"
 #include "beacon-collector/store/sqlite_store.hpp"
 #include "common/config_node.hpp"
 
@@ -454,4 +462,438 @@ TEST_CASE("an integer beyond 64 bits drops only the report that carries it",
   // Still malformed: a number JSON does not allow.
   CHECK_FALSE(
       ingest::parse_reporting_api(R"([{"type":"x","age":012345678901234567890}])", ctx).ok());
+}
+
+// --- Fleet: tokens, GET /v1/config, POST /v1/heartbeat, vantage_points, reload ---------------
+
+namespace {
+
+// A handler over a real SqliteStore (temporary file) and its writer, as collector_app.cpp wires
+// them, without the server: requests go to on_headers()/on_body() directly.
+struct FleetFixture {
+  fs::path dir;
+  fs::path db;
+  fs::path config_dir;
+  std::unique_ptr<store::SqliteStore> sqlite;
+  std::unique_ptr<store::Writer> writer;
+  Metrics metrics;
+  std::unique_ptr<Handler> handler;
+
+  FleetFixture() {
+    dir = fs::temp_directory_path() /
+          ("vantage-fleet-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter()));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "probes.d");
+    config_dir = dir / "probes.d";
+    db = dir / "collector.db";
+    ::setenv("VANTAGE_TEST_TOKEN_OLD", "token-old", 1);
+    ::setenv("VANTAGE_TEST_TOKEN_NEW", "token-new", 1);
+    ::setenv("VANTAGE_TEST_TOKEN_B", "token-b", 1);
+    sqlite = std::make_unique<store::SqliteStore>(db.string());
+    writer = std::make_unique<store::Writer>(*sqlite, 1000, 100, std::chrono::microseconds(0));
+    handler = std::make_unique<Handler>(config(true), metrics, *writer,
+                                        std::make_shared<enrich::GeoIp>("", "", ""));
+  }
+  ~FleetFixture() {
+    writer->stop();
+    handler.reset();
+    writer.reset();
+    sqlite.reset();
+    fs::remove_all(dir);
+  }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+
+  // eu-west-1 with the old and the new token (rotation), or with the new one only.
+  std::shared_ptr<const CollectorConfig> config(bool with_old_token, bool fleet = true) const {
+    std::string yaml = "store: {sqlite: " + db.string() + "}\nprobes:\n  - id: eu-west-1\n";
+    yaml += with_old_token ? "    tokens: [{token_env: VANTAGE_TEST_TOKEN_OLD}, {token_env: "
+                             "VANTAGE_TEST_TOKEN_NEW}]\n"
+                           : "    token_env: VANTAGE_TEST_TOKEN_NEW\n";
+    yaml += "  - id: us-east-1\n    token_env: VANTAGE_TEST_TOKEN_B\n";
+    if (fleet) yaml += "fleet: {config_dir: " + config_dir.string() + "}\n";
+    return std::make_shared<const CollectorConfig>(
+        parse_collector_config(ConfigNode::load_string(yaml, "collector.yaml")));
+  }
+
+  static Request request(std::string method, std::string target, std::string token) {
+    Request r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.host_count = 1;
+    r.host = "collector.test";
+    if (!token.empty()) r.authorization = "Bearer " + token;
+    r.peer = *enrich::IpAddress::parse("192.0.2.10");
+    return r;
+  }
+
+  Response get_config(const std::string& token, const std::string& if_none_match = "") {
+    Request r = request("GET", "/v1/config", token);
+    r.if_none_match = if_none_match;
+    Route route;
+    auto answer = handler->on_headers(r, route);
+    REQUIRE(answer);  // GET /v1/config never needs a body
+    return *answer;
+  }
+
+  // The whole exchange: on_headers, then on_body; waits for the answer (it comes from the
+  // writer thread after the commit).
+  Response post(const std::string& target, const std::string& token, const std::string& body) {
+    Request r = request("POST", target, token);
+    r.content_type = "application/json";
+    r.content_length = body.size();
+    Route route;
+    if (auto early = handler->on_headers(r, route)) return *early;
+    r.body = body;
+    std::promise<Response> answer;
+    auto future = answer.get_future();
+    handler->on_body(std::move(r), route, [&answer](Response res) { answer.set_value(res); });
+    REQUIRE(future.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    return future.get();
+  }
+
+  void write_file(const std::string& name, const std::string& text) const {
+    std::ofstream(config_dir / name, std::ios::binary) << text;
+  }
+
+  std::vector<std::map<std::string, std::string>> rows(const std::string& sql) const {
+    sqlite3* con = nullptr;
+    REQUIRE(sqlite3_open_v2(db.c_str(), &con, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(con, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    std::vector<std::map<std::string, std::string>> out;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      std::map<std::string, std::string> row;
+      for (int i = 0; i < sqlite3_column_count(s); ++i) {
+        const auto* text = sqlite3_column_text(s, i);
+        row[sqlite3_column_name(s, i)] =
+            text ? std::string(reinterpret_cast<const char*>(text)) : "NULL";
+      }
+      out.push_back(std::move(row));
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(con);
+    return out;
+  }
+};
+
+std::string header(const Response& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+std::string error_of(const Response& r) { return nlohmann::json::parse(r.body).at("error"); }
+
+std::string sha256_of(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+  std::string hex;
+  char buf[3];
+  for (unsigned int i = 0; i < len; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", digest[i]);
+    hex += buf;
+  }
+  return hex;
+}
+
+const std::string kHash64(64, 'a');
+
+std::string heartbeat_body(const std::string& probe_id, const std::string& extra = "") {
+  return R"({"type":"heartbeat","probe_id":")" + probe_id +
+         R"(","region":"eu-west","country":"DE","asn":64501,"isp":"Example ISP","version":"0.3.0",)"
+         R"("revision":"a2487b4","config_hash":"sha256:)" +
+         kHash64 +
+         R"(","config_source":"collector","checks":["shop-home","api-health"],"spool_results":3,)"
+         R"("spool_bytes":2048,"heartbeat_interval_s":30,"started_ns":1765000000000000000,)"
+         R"("time_ns":1765000030000000000)" +
+         extra + "}";
+}
+
+}  // namespace
+
+TEST_CASE("a probe may have several tokens; old and new forms load together",
+          "[collector][config][fleet]") {
+  FleetFixture f;
+  const auto c = f.config(true);
+  REQUIRE(c->probes.size() == 3);
+  CHECK((c->probes[0].probe_id == "eu-west-1" && c->probes[0].token == "token-old"));
+  CHECK((c->probes[1].probe_id == "eu-west-1" && c->probes[1].token == "token-new"));
+  CHECK((c->probes[2].probe_id == "us-east-1" && c->probes[2].token == "token-b"));
+  CHECK(c->fleet.config_dir == f.config_dir.string());
+  CHECK(c->paths.config == std::vector<std::string>{"/v1/config"});
+  CHECK(c->paths.heartbeat == std::vector<std::string>{"/v1/heartbeat"});
+  // A token given to two probes is refused even when it is one of several.
+  const std::string shared =
+      "store: {sqlite: x.db}\nprobes:\n  - id: a\n    tokens: [{token_env: "
+      "VANTAGE_TEST_TOKEN_OLD}, {token_env: VANTAGE_TEST_TOKEN_NEW}]\n  - id: b\n"
+      "    token_env: VANTAGE_TEST_TOKEN_NEW\n";
+  CHECK_THROWS_WITH(parse_collector_config(ConfigNode::load_string(shared, "c.yaml")),
+                    "c.yaml:5:5: probes[1]: two probes share a token");
+  CHECK_THROWS_WITH(parse_collector_config(ConfigNode::load_string(
+                        "store: {sqlite: x.db}\nprobes:\n  - id: a\n    tokens: []\n", "c.yaml")),
+                    "c.yaml:4:13: probes[0].tokens: give at least one token");
+}
+
+TEST_CASE("restart-only keys are named and kept on reload", "[collector][config][fleet]") {
+  FleetFixture f;
+  CollectorConfig running = *f.config(true);
+  CollectorConfig next = running;
+  CHECK(restart_only_changes(running, next).empty());
+  next.listen_port = 9999;
+  next.threads = 4;
+  next.store.sqlite_path = "/elsewhere.db";
+  next.store.batch_records = 7;
+  next.allowed_origins = {"https://shop.example.com"};  // reloadable: not listed
+  next.limits.per_ip.rate = 1;                          // reloadable: not listed
+  CHECK(restart_only_changes(running, next) ==
+        std::vector<std::string>{"listen", "threads", "store.sqlite", "store.batch_records"});
+  const CollectorConfig kept = keep_restart_only(running, next);
+  CHECK(kept.listen_port == running.listen_port);
+  CHECK(kept.threads == running.threads);
+  CHECK(kept.store.sqlite_path == running.store.sqlite_path);
+  CHECK(kept.allowed_origins == next.allowed_origins);
+  CHECK(kept.limits.per_ip.rate == 1);
+}
+
+TEST_CASE("GET /v1/config serves the probe's file with an ETag", "[collector][fleet]") {
+  FleetFixture f;
+  SECTION("authentication as for results") {
+    Response r = f.get_config("");
+    CHECK(r.status == 401);
+    CHECK(header(r, "WWW-Authenticate") == "Bearer");
+    r = f.get_config("wrong-token");
+    CHECK(r.status == 403);
+    CHECK(error_of(r) == "unknown token");
+  }
+  SECTION("404 with the reason when nothing is there") {
+    Response r = f.get_config("token-new");
+    CHECK(r.status == 404);
+    CHECK(error_of(r) == "no configuration for vantage point \"eu-west-1\"");
+    f.handler->reload(f.config(true, /*fleet=*/false), f.handler->geoip());
+    r = f.get_config("token-new");
+    CHECK(r.status == 404);
+    CHECK(error_of(r) == "central configuration is not enabled (fleet.config_dir)");
+    CHECK(f.metrics.render().find(
+              "vantage_collector_config_requests_total{result=\"not_found\"} 2") !=
+          std::string::npos);
+  }
+  SECTION("default.yaml, then the probe's own file; 304 while unchanged") {
+    const std::string fallback =
+        "checks:\n  - {id: shop-home, kind: http, url: "
+        "https://shop.example.com/}\n";
+    f.write_file("default.yaml", fallback);
+    Response r = f.get_config("token-old");
+    CHECK(r.status == 200);
+    CHECK(r.body == fallback);
+    CHECK(header(r, "Content-Type") == "application/yaml");
+    const std::string etag = "\"" + sha256_of(fallback) + "\"";
+    CHECK(header(r, "ETag") == etag);
+    // Both tokens of a rotation are the same vantage point.
+    CHECK(f.get_config("token-new").body == fallback);
+    r = f.get_config("token-new", etag);
+    CHECK(r.status == 304);
+    CHECK(r.body.empty());
+    CHECK(header(r, "ETag") == etag);
+    CHECK(f.get_config("token-new", "\"other\", W/" + etag).status == 304);
+    CHECK(f.get_config("token-new", "\"other\"").status == 200);
+    // The probe's own file wins, and is read at the next request (no reload needed).
+    const std::string own = "checks: []\n";
+    f.write_file("eu-west-1.yaml", own);
+    r = f.get_config("token-new", etag);
+    CHECK(r.status == 200);
+    CHECK(r.body == own);
+    CHECK(header(r, "ETag") == "\"" + sha256_of(own) + "\"");
+    // Another vantage point still gets the default.
+    CHECK(f.get_config("token-b").body == fallback);
+    const std::string page = f.metrics.render();
+    CHECK(page.find("vantage_collector_config_requests_total{result=\"ok\"} 5") !=
+          std::string::npos);
+    CHECK(page.find("vantage_collector_config_requests_total{result=\"not_modified\"} 2") !=
+          std::string::npos);
+  }
+  SECTION("an unreadable file is a 500, counted as an error") {
+    fs::create_directories(f.config_dir / "eu-west-1.yaml");  // a directory, not a file
+    Response r = f.get_config("token-new");
+    CHECK(r.status == 500);
+    CHECK(error_of(r) ==
+          "the collector cannot read the configuration for vantage point \"eu-west-1\"");
+    CHECK(f.metrics.render().find("vantage_collector_config_requests_total{result=\"error\"} 1") !=
+          std::string::npos);
+  }
+  SECTION("only GET and HEAD") {
+    Request r = FleetFixture::request("POST", "/v1/config", "token-new");
+    Route route;
+    auto answer = f.handler->on_headers(r, route);
+    REQUIRE(answer);
+    CHECK(answer->status == 405);
+    CHECK(header(*answer, "Allow") == "GET, HEAD");
+  }
+}
+
+TEST_CASE("POST /v1/heartbeat stores the vantage point's state after the commit",
+          "[collector][fleet]") {
+  FleetFixture f;
+  const std::string served = "checks: []\n";
+  f.write_file("default.yaml", served);
+  Response r = f.post("/v1/heartbeat", "token-old", heartbeat_body("eu-west-1"));
+  CHECK(r.status == 204);
+  // 204 comes after the commit: the rows are there now.
+  auto vp = f.rows("SELECT * FROM vantage_points");
+  REQUIRE(vp.size() == 1);
+  CHECK(vp[0]["probe_id"] == "eu-west-1");
+  CHECK(vp[0]["region"] == "eu-west");
+  CHECK(vp[0]["country"] == "DE");
+  CHECK(vp[0]["asn"] == "64501");
+  CHECK(vp[0]["isp"] == "Example ISP");
+  CHECK(vp[0]["version"] == "0.3.0");
+  CHECK(vp[0]["revision"] == "a2487b4");
+  CHECK(vp[0]["config_hash"] == "sha256:" + kHash64);
+  CHECK(vp[0]["config_source"] == "collector");
+  CHECK(vp[0]["served_config_hash"] == "sha256:" + sha256_of(served));
+  CHECK(vp[0]["checks"] == R"(["shop-home","api-health"])");
+  CHECK(vp[0]["spool_results"] == "3");
+  CHECK(vp[0]["spool_bytes"] == "2048");
+  CHECK(vp[0]["heartbeat_interval_ns"] == "30000000000");
+  CHECK(vp[0]["started_ns"] == "1765000000000000000");
+  CHECK(vp[0]["first_seen_ns"] == vp[0]["last_heartbeat_ns"]);
+  CHECK(vp[0]["last_seen_ns"] == vp[0]["last_heartbeat_ns"]);
+  auto hb = f.rows("SELECT * FROM heartbeats");
+  REQUIRE(hb.size() == 1);
+  CHECK(hb[0]["probe_id"] == "eu-west-1");
+  CHECK(hb[0]["time_ns"] == "1765000030000000000");
+  CHECK(hb[0]["version"] == "0.3.0");
+  CHECK(hb[0]["spool_results"] == "3");
+  CHECK(hb[0]["received_ns"] == vp[0]["last_heartbeat_ns"]);
+
+  // A second heartbeat: one more history row, the same vantage point row updated.
+  const std::string first_seen = vp[0]["first_seen_ns"];
+  CHECK(f.post("/v1/heartbeat", "token-new",
+               R"({"type":"heartbeat","probe_id":"eu-west-1","version":"0.3.1"})")
+            .status == 204);
+  vp = f.rows("SELECT * FROM vantage_points");
+  REQUIRE(vp.size() == 1);
+  CHECK(vp[0]["version"] == "0.3.1");
+  CHECK(vp[0]["region"] == "NULL");  // the latest state: what this heartbeat said
+  CHECK(vp[0]["first_seen_ns"] == first_seen);
+  CHECK(std::stoll(vp[0]["last_heartbeat_ns"]) > std::stoll(first_seen));
+  CHECK(f.rows("SELECT * FROM heartbeats").size() == 2);
+  const std::string page = f.metrics.render();
+  CHECK(page.find("vantage_collector_heartbeats_total 2") != std::string::npos);
+}
+
+TEST_CASE("a bad heartbeat is refused with its reason and stores nothing", "[collector][fleet]") {
+  FleetFixture f;
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"{", "not valid JSON"},
+      {"[]", "expected a JSON object"},
+      {R"({"probe_id":"eu-west-1"})", "type: missing (expected \"heartbeat\")"},
+      {R"({"type":"result","probe_id":"eu-west-1"})", "type: expected \"heartbeat\""},
+      {R"({"type":"heartbeat"})", "probe_id: missing"},
+      {R"({"type":"heartbeat","probe_id":7})", "probe_id: expected a non-empty string"},
+      {heartbeat_body("eu-west-1", R"(,"asn":-1)"), "asn: expected an integer 0-4294967295"},
+      {R"({"type":"heartbeat","probe_id":"eu-west-1","asn":4294967296})",
+       "asn: expected an integer 0-4294967295"},
+      {R"({"type":"heartbeat","probe_id":"eu-west-1","region":5})", "region: expected a string"},
+      {R"({"type":"heartbeat","probe_id":"eu-west-1","config_hash":"md5:x"})",
+       "config_hash: expected \"sha256:\" and 64 hex digits"},
+      {R"({"type":"heartbeat","probe_id":"eu-west-1","config_source":"disk"})",
+       "config_source: expected \"file\" or \"collector\""},
+      {R"({"type":"heartbeat","probe_id":"eu-west-1","checks":"a"})",
+       "checks: expected a list of check ids"},
+      {R"({"type":"heartbeat","probe_id":"eu-west-1","checks":[1]})",
+       "checks: expected a list of check ids (strings)"},
+      {R"({"type":"heartbeat","probe_id":"eu-west-1","spool_results":1.5})",
+       "spool_results: expected a non-negative integer"},
+      {R"({"type":"heartbeat","probe_id":"eu-west-1","time_ns":18446744073709551615})",
+       "time_ns: expected a non-negative integer"},
+      {R"({"type":"heartbeat","probe_id":"eu-west-1","heartbeat_interval_s":0})",
+       "heartbeat_interval_s: expected a number of seconds, more than 0, at most 86400"},
+      {"[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]", "JSON nesting is deeper than 16 levels"},
+  };
+  for (const auto& [body, reason] : cases) {
+    INFO(body);
+    Response r = f.post("/v1/heartbeat", "token-new", body);
+    CHECK(r.status == 400);
+    CHECK(error_of(r).find(reason) != std::string::npos);
+  }
+  // Another vantage point's id with this token: 403 naming both.
+  Response r = f.post("/v1/heartbeat", "token-new", heartbeat_body("us-east-1"));
+  CHECK(r.status == 403);
+  CHECK(error_of(r) ==
+        "the token belongs to probe \"eu-west-1\", the heartbeat names \"us-east-1\"");
+  CHECK(f.post("/v1/heartbeat", "", heartbeat_body("eu-west-1")).status == 401);
+  CHECK(f.post("/v1/heartbeat", "nope", heartbeat_body("eu-west-1")).status == 403);
+  // Over 64 KiB: 413 before the body is read.
+  Request big = FleetFixture::request("POST", "/v1/heartbeat", "token-new");
+  big.content_type = "application/json";
+  big.content_length = kMaxHeartbeatBytes + 1;
+  Route route;
+  auto answer = f.handler->on_headers(big, route);
+  REQUIRE(answer);
+  CHECK(answer->status == 413);
+  CHECK(f.rows("SELECT * FROM heartbeats").empty());
+  CHECK(f.rows("SELECT * FROM vantage_points").empty());
+}
+
+TEST_CASE("probe results refresh last_seen_ns of their vantage point", "[collector][fleet]") {
+  FleetFixture f;
+  auto write_results = [&](std::int64_t received_ns, const std::string& probe) {
+    ResultRecord r;
+    r.id = "r-" + std::to_string(received_ns);
+    r.kind = "check_result";
+    r.probe_id = probe;
+    r.region = "eu-west";
+    r.asn = 64501;
+    r.check = "c";
+    r.outcome = "ok";
+    r.json = "{}";
+    r.received_ns = received_ns;
+    store::Batch batch;
+    batch.results.push_back(&r);
+    REQUIRE_FALSE(f.sqlite->write(batch).error);
+  };
+  write_results(1000, "eu-west-1");  // results before any heartbeat create the row
+  auto vp = f.rows("SELECT * FROM vantage_points");
+  REQUIRE(vp.size() == 1);
+  CHECK((vp[0]["first_seen_ns"] == "1000" && vp[0]["last_seen_ns"] == "1000"));
+  CHECK((vp[0]["region"] == "eu-west" && vp[0]["asn"] == "64501"));
+  CHECK(vp[0]["last_heartbeat_ns"] == "NULL");
+  write_results(3000, "eu-west-1");
+  write_results(2000, "eu-west-1");  // late: last_seen_ns never goes back
+  vp = f.rows("SELECT * FROM vantage_points");
+  CHECK((vp[0]["first_seen_ns"] == "1000" && vp[0]["last_seen_ns"] == "3000"));
+  CHECK(f.sqlite->vantage_points() == 1);
+  write_results(4000, "us-east-1");
+  CHECK(f.sqlite->vantage_points() == 2);
+}
+
+TEST_CASE("a reload swaps tokens for the next request; a request in flight keeps its own",
+          "[collector][fleet]") {
+  FleetFixture f;
+  f.write_file("default.yaml", "checks: []\n");
+  CHECK(f.get_config("token-old").status == 200);
+  CHECK(f.get_config("token-new").status == 200);
+  // A heartbeat whose headers were accepted with the old token before the reload...
+  Request r = FleetFixture::request("POST", "/v1/heartbeat", "token-old");
+  r.content_type = "application/json";
+  Route route;
+  REQUIRE_FALSE(f.handler->on_headers(r, route));
+  f.handler->reload(f.config(false), f.handler->geoip());
+  // ... still completes with the settings it started with.
+  r.body = heartbeat_body("eu-west-1");
+  std::promise<Response> answer;
+  auto future = answer.get_future();
+  f.handler->on_body(std::move(r), route, [&answer](Response res) { answer.set_value(res); });
+  REQUIRE(future.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(future.get().status == 204);
+  // New requests: the old token is gone, the new one works.
+  CHECK(f.get_config("token-old").status == 403);
+  CHECK(f.get_config("token-new").status == 200);
+  CHECK(f.post("/v1/heartbeat", "token-old", heartbeat_body("eu-west-1")).status == 403);
+  CHECK(f.post("/v1/heartbeat", "token-new", heartbeat_body("eu-west-1")).status == 204);
 }
