@@ -195,7 +195,8 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
   }
   if (auto v = root.get("limits")) c.limits = limits(*v);
   const ConfigNode s = root.require("store");
-  s.expect_keys({"sqlite", "queue_records", "batch_records", "commit_interval"});
+  s.expect_keys({"sqlite", "queue_records", "batch_records", "commit_interval", "retention",
+                 "prune_interval", "prune_batch_rows"});
   c.store.sqlite_path = s.require("sqlite").as_nonempty_string();
   if (auto v = s.get("queue_records"))
     c.store.queue_records = static_cast<std::size_t>(v->as_int(1, 100'000'000));
@@ -205,6 +206,21 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
     c.store.commit_interval = std::chrono::duration_cast<std::chrono::microseconds>(
         v->as_duration(std::chrono::microseconds(0), std::chrono::seconds(1)));
   }
+  if (auto r = s.get("retention")) {
+    std::vector<std::string_view> tables;
+    for (store::Table t : store::kTables) tables.push_back(store::table_name(t));
+    r->expect_keys(tables);
+    for (store::Table t : store::kTables) {
+      if (auto v = r->get(store::table_name(t))) {  // 1 hour to 100 years
+        c.store.retention[t] =
+            v->as_duration(std::chrono::hours(1), std::chrono::hours(24 * 36525));
+      }
+    }
+  }
+  if (auto v = s.get("prune_interval"))
+    c.store.prune_interval = v->as_duration(std::chrono::seconds(1), std::chrono::hours(24));
+  if (auto v = s.get("prune_batch_rows"))
+    c.store.prune_batch_rows = v->as_int(1, 1'000'000);
   if (auto p = root.get("probes")) {
     for (const auto& item : p->items()) {
       item.expect_keys({"id", "token_file", "token_env", "tokens"});
@@ -257,6 +273,11 @@ std::vector<std::string> restart_only_changes(const CollectorConfig& running,
     keys.emplace_back("store.batch_records");
   if (running.store.commit_interval != next.store.commit_interval)
     keys.emplace_back("store.commit_interval");
+  if (!(running.store.retention == next.store.retention)) keys.emplace_back("store.retention");
+  if (running.store.prune_interval != next.store.prune_interval)
+    keys.emplace_back("store.prune_interval");
+  if (running.store.prune_batch_rows != next.store.prune_batch_rows)
+    keys.emplace_back("store.prune_batch_rows");
   return keys;
 }
 

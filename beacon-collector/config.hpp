@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "beacon-collector/enrich/client_ip.hpp"
+#include "beacon-collector/store/retention.hpp"
 #include "common/log.hpp"
 
 namespace vantage {
@@ -61,6 +62,11 @@ struct StoreConfig {
   std::size_t queue_records = 100'000;               // bounded queue between ingest and the writer
   std::size_t batch_records = 5'000;                 // most records per transaction
   std::chrono::microseconds commit_interval{5'000};  // group commit: wait for more records
+  // Retention per table (store.retention.<table>: browser_reports, probe_results, route_events,
+  // bgp_alerts, heartbeats, incidents); absent = kept forever (docs/collector.md#retention).
+  store::RetentionPolicy retention;
+  std::chrono::nanoseconds prune_interval{std::chrono::seconds(60)};  // between prune passes
+  std::int64_t prune_batch_rows = 2000;  // rows per delete transaction (the write lock's hold)
 };
 
 // One accepted bearer token. A probe with several tokens (a rotation: the old and the new one

@@ -12,11 +12,12 @@ std::size_t records_of(const Upload& u) {
 }  // namespace
 
 Writer::Writer(Store& store, std::size_t capacity_records, std::size_t batch_records,
-               std::chrono::microseconds commit_interval)
+               std::chrono::microseconds commit_interval, Housekeeping* housekeeping)
     : store_(store),
       capacity_(std::max<std::size_t>(1, capacity_records)),
       batch_records_(std::max<std::size_t>(1, batch_records)),
       commit_interval_(commit_interval),
+      housekeeping_(housekeeping),
       thread_([this] { run(); }) {}
 
 Writer::~Writer() { stop(); }
@@ -59,12 +60,27 @@ double Writer::commit_seconds_total() const noexcept {
 
 void Writer::run() {
   std::vector<Upload> taken;
+  bool housekeeping_more = false;  // the housekeeping task has work left
   for (;;) {
     taken.clear();
+    bool stopping = false;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (housekeeping_) {
+        // Idle: housekeeping at least every second, back to back while it has work left, but a
+        // waiting upload always goes first.
+        wake_.wait_for(lock, housekeeping_more ? std::chrono::seconds(0) : std::chrono::seconds(1),
+                       [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty() && !stopping_) {
+          lock.unlock();
+          housekeeping_more = housekeeping_->run(0, 0);
+          continue;
+        }
+      } else {
+        wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      }
       if (queue_.empty()) return;  // stopping and drained
+      stopping = stopping_;
       // Group commit: let more uploads join this transaction.
       wake_.wait_for(lock, commit_interval_, [&] {
         return stopping_ || depth_.load(std::memory_order_relaxed) >= batch_records_;
@@ -132,6 +148,9 @@ void Writer::run() {
       }
       result_index += u.results.size();
       if (u.done) u.done(o);
+    }
+    if (housekeeping_ && !stopping && !outcome.error) {
+      housekeeping_more = housekeeping_->run(n, depth_.load(std::memory_order_relaxed));
     }
   }
 }

@@ -44,6 +44,17 @@ class Store {
   virtual std::string describe() const = 0;  // for logs: "sqlite:/var/lib/vantage/collector.db"
 };
 
+// Work the Writer does on its own thread between commits (data retention:
+// store/retention.hpp). run() gets the records committed since its last call and the records
+// waiting in the queue; it must do a bounded amount of work (a few short transactions) and
+// return true when it has more to do, so that the Writer calls it again as soon as no upload
+// is waiting (else after the next commit or, when idle, within a second).
+class Housekeeping {
+ public:
+  virtual ~Housekeeping() = default;
+  virtual bool run(std::size_t committed_records, std::size_t queued_records) = 0;
+};
+
 // What happened to one submitted upload, reported once its batch committed (or failed for good).
 struct UploadOutcome {
   bool committed = false;
@@ -67,8 +78,10 @@ class Writer {
   // `commit_interval`: after the first record arrives, the writer waits this long (or until a
   // full batch is queued) before writing, so that one transaction and one fsync carry many
   // uploads. Probe uploads wait at most about this plus the commit for their answer.
+  // `housekeeping` (optional, outlives the Writer): run between commits, never while stopping.
   Writer(Store& store, std::size_t capacity_records, std::size_t batch_records,
-         std::chrono::microseconds commit_interval = std::chrono::milliseconds(5));
+         std::chrono::microseconds commit_interval = std::chrono::milliseconds(5),
+         Housekeeping* housekeeping = nullptr);
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
@@ -100,6 +113,7 @@ class Writer {
   const std::size_t capacity_;
   const std::size_t batch_records_;
   const std::chrono::microseconds commit_interval_;
+  Housekeeping* const housekeeping_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Upload> queue_;
