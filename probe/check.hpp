@@ -64,6 +64,10 @@ struct CheckCommon {
   std::chrono::nanoseconds timeout{std::chrono::seconds(10)};  // per attempt, < interval
   int retries = 0;                                             // extra attempts after a failure
   std::chrono::nanoseconds retry_backoff{std::chrono::seconds(1)};
+  // The check's effective definition (checks::fingerprint: its YAML entry, canonical, and the
+  // settings above after defaults): a reload keeps a check running when id and fingerprint are
+  // unchanged. Empty for checks built outside the configuration loader.
+  std::string fingerprint;
 };
 
 // One run's inputs.
@@ -108,7 +112,9 @@ class Check {
   virtual void start(Services& /*services*/) {}
 
   // Called once after the event loop stopped and before it is destroyed (also when start()
-  // failed): a check that keeps listeners or threads between runs (kind bgp) closes them here.
+  // failed), or, for a check a reload removed or replaced, on the running event loop once its
+  // last run ended: a check that keeps listeners or threads between runs (kind bgp) closes them
+  // here.
   virtual void shutdown() {}
 
  private:

@@ -22,10 +22,16 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", vantage::version_line("vantage-probe"));
   app.add_option("-c,--config", config_path, "Probe configuration file (YAML)")->required();
   app.add_flag("--once", once,
-               "Run every check once, print the results as JSON lines, exit 1 if any failed");
+               "Run every check once, print the results as JSON lines, exit 1 if any failed, 3 "
+               "if results could not be delivered to the configured collector");
   app.add_option("-o,--output", output, "Write results as JSON lines to this file ('-' = stdout)");
   app.add_option("--check", only, "Run only these check ids (repeatable)");
   app.add_flag("--validate", validate, "Check the configuration and exit (0 = valid, 2 = invalid)");
+  app.footer(
+      "Exit status: 0 ok; 1 --once: a check failed; 2 invalid configuration or command line; 3 "
+      "--once: results not delivered to the collector within the shutdown budget.\n"
+      "Signals: SIGTERM/SIGINT stop gracefully (a second one stops now); SIGHUP reloads the "
+      "configuration (docs/configuration.md, \"Reload\").");
   app.add_flag("--list", list, "Print the configured checks and exit");
   app.add_option("--log-level", log_level, "debug, info, warn, error or off")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
@@ -40,13 +46,13 @@ int main(int argc, char** argv) {
   vantage::log::parse_level(log_level, level);
   vantage::log::init(level, "probe", log_file);
 
-  vantage::probe::ProbeConfig config;
-  try {
-    config = vantage::probe::load_probe_config(config_path);
+  std::sort(only.begin(), only.end());
+  only.erase(std::unique(only.begin(), only.end()), only.end());
+  // The file, with --check applied: at start and at every reload (SIGHUP).
+  auto load = [config_path, only] {
+    vantage::probe::ProbeConfig config = vantage::probe::load_probe_config(config_path);
     if (!only.empty()) {
       std::vector<vantage::probe::CheckPtr> kept;
-      std::sort(only.begin(), only.end());
-      only.erase(std::unique(only.begin(), only.end()), only.end());
       for (const auto& id : only) {
         bool found = false;
         for (auto& c : config.checks) {
@@ -61,6 +67,11 @@ int main(int argc, char** argv) {
       }
       config.checks = std::move(kept);
     }
+    return config;
+  };
+  vantage::probe::ProbeConfig config;
+  try {
+    config = load();
   } catch (const vantage::ConfigError& e) {
     std::cerr << "vantage-probe: configuration error: " << e.what() << "\n";
     return 2;
@@ -81,6 +92,7 @@ int main(int argc, char** argv) {
   try {
     vantage::probe::AppOptions opts;
     opts.once = once;
+    opts.reload_config = load;
     if (!output.empty()) opts.output = output;
     {
       // Every check run, BMP session and scrape costs a descriptor: a soft limit of 1024 under a

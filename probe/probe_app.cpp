@@ -2,14 +2,20 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "common/config_node.hpp"
 #include "common/ids.hpp"
 #include "common/log.hpp"
 #include "common/version.hpp"
+#include "probe/fleet/config_client.hpp"
+#include "probe/fleet/heartbeat.hpp"
 #include "probe/net/curl_multi.hpp"
 #include "probe/resolver_pool.hpp"
 #include "probe/scheduler.hpp"
@@ -26,6 +32,54 @@ ProbeApp::ProbeApp(ProbeConfig config, AppOptions options)
     : config_(std::move(config)), options_(std::move(options)) {}
 
 ProbeApp::~ProbeApp() = default;
+
+bool ProbeApp::request_reload() {
+  std::lock_guard lock(reload_mutex_);
+  if (!io_ || !reload_) return false;
+  asio::post(*io_, [this] {
+    std::function<void()> reload;
+    {
+      std::lock_guard inner(reload_mutex_);
+      reload = reload_;
+    }
+    if (reload) reload();
+  });
+  return true;
+}
+
+namespace {
+
+std::string join_ids(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const auto& id : ids) out += (out.empty() ? "" : ",") + id;
+  return out;
+}
+
+// Keys of a reloaded configuration that a running probe cannot take (they keep their old value).
+std::vector<std::string> restart_keys(const ProbeConfig& now, const ProbeConfig& next) {
+  std::vector<std::string> keys;
+  const Vantage& a = now.vantage;
+  const Vantage& b = next.vantage;
+  if (a.probe_id != b.probe_id || a.region != b.region || a.country != b.country ||
+      a.city != b.city || a.asn != b.asn || a.isp != b.isp) {
+    keys.push_back("vantage_point");
+  }
+  if (now.metrics.has_value() != next.metrics.has_value()) {
+    keys.push_back("metrics");
+  } else if (now.metrics && (now.metrics->listen_address != next.metrics->listen_address ||
+                             now.metrics->listen_port != next.metrics->listen_port)) {
+    keys.push_back("metrics.listen");
+  }
+  if (now.output_file != next.output_file) keys.push_back("output.file");
+  if (now.scheduler.max_concurrency != next.scheduler.max_concurrency)
+    keys.push_back("scheduler.max_concurrency");
+  if (now.scheduler.shutdown_grace != next.scheduler.shutdown_grace)
+    keys.push_back("scheduler.shutdown_grace");
+  if (now.collector.has_value() != next.collector.has_value()) keys.push_back("collector");
+  return keys;
+}
+
+}  // namespace
 
 int ProbeApp::run() {
   asio::io_context io(1);
@@ -56,10 +110,26 @@ int ProbeApp::run() {
   sopts.max_concurrency = config_.scheduler.max_concurrency;
   sopts.shutdown_grace = config_.scheduler.shutdown_grace;
   sopts.once = options_.once;
-  Scheduler scheduler(services, config_.checks, config_.vantage, fanout, sopts);
+  Scheduler scheduler(services, config_.vantage, fanout, sopts);
+  // The checks as configured now (replaced by reloads), by id, and those whose start() was
+  // called and shutdown() not yet (a removed check is shut down when its loop has ended).
+  std::map<std::string, std::shared_ptr<Check>> current;
+  std::map<Check*, std::shared_ptr<Check>> started;
+  std::uint64_t reloads_ok = 0, reloads_failed = 0;
+  double last_reload_success = 0;  // Unix seconds
 
   metrics->add_gauge("vantage_probe_checks_configured", "Checks in the probe's configuration",
-                     [n = config_.checks.size()] { return static_cast<double>(n); });
+                     [&current] { return static_cast<double>(current.size()); });
+  metrics->add_labelled_counter("vantage_probe_config_reloads_total",
+                                "Configuration reloads (SIGHUP), by result", "result", [&] {
+                                  return std::map<std::string, double>{
+                                      {"ok", static_cast<double>(reloads_ok)},
+                                      {"failed", static_cast<double>(reloads_failed)}};
+                                });
+  metrics->add_gauge("vantage_probe_config_last_reload_success_timestamp_seconds",
+                     "When the configuration was last loaded successfully (start or reload), "
+                     "Unix seconds",
+                     [&last_reload_success] { return last_reload_success; });
   metrics->add_gauge("vantage_probe_checks_in_flight", "Check runs in progress",
                      [&scheduler] { return scheduler.stats().in_flight; });
   metrics->add_counter("vantage_probe_runs_total", "Check attempts started",
@@ -152,6 +222,12 @@ int ProbeApp::run() {
   std::function<void()> wait_signal = [&] {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
+      if (sig == SIGHUP) {
+        log::info("probe.signal", {{"signal", sig}, {"action", "reload"}});
+        request_reload();
+        wait_signal();
+        return;
+      }
       ++signal_count;
       log::info("probe.signal", {{"signal", sig}, {"count", signal_count}});
       if (signal_count == 1) {
@@ -166,6 +242,7 @@ int ProbeApp::run() {
   if (options_.handle_signals) {
     signals.add(SIGTERM);
     signals.add(SIGINT);
+    if (!options_.once) signals.add(SIGHUP);
     wait_signal();
   }
 
@@ -183,21 +260,191 @@ int ProbeApp::run() {
   // Checks that listen between runs (kind bgp) start now; whatever happens next, they close
   // their sockets and threads before the event loop goes.
   struct ShutdownChecks {
-    std::vector<CheckPtr>& checks;
+    std::map<Check*, std::shared_ptr<Check>>& started;
     ~ShutdownChecks() {
-      for (auto& c : checks) c->shutdown();
+      for (auto& [ptr, c] : started) c->shutdown();
     }
-  } shutdown_checks{config_.checks};
+  } shutdown_checks{started};
   for (auto& c : config_.checks) {
+    std::shared_ptr<Check> check(std::move(c));
+    started.emplace(check.get(), check);
     try {
-      c->start(services);
+      check->start(services);
     } catch (const std::exception& e) {
-      throw std::runtime_error("check " + c->id() + ": cannot start: " + e.what());
+      throw std::runtime_error("check " + check->id() + ": cannot start: " + e.what());
+    }
+    current.emplace(check->id(), check);
+    scheduler.add(check);
+  }
+  config_.checks.clear();
+  last_reload_success =
+      static_cast<double>(to_unix_nanos(services.clock.utc_now())) / 1e9;  // the first load
+
+  // --- Reload (SIGHUP, request_reload()) ----------------------------------------------------
+  // Starts a check and schedules it; a check that cannot start (a port in use) is logged and
+  // left out, the others run.
+  auto launch = [&](const std::shared_ptr<Check>& check) {
+    if (scheduler.stopping()) return;
+    started.emplace(check.get(), check);
+    try {
+      check->start(services);
+      scheduler.add(check);
+    } catch (const std::exception& e) {
+      log::error("probe.check_start_failed", {{"check", check->id()}, {"error", e.what()}});
+      started.erase(check.get());
+      check->shutdown();
+      if (auto it = current.find(check->id()); it != current.end() && it->second == check)
+        current.erase(it);
+    }
+  };
+  // Stops `id`'s loop; once it has ended, shuts the old check down and starts what `current`
+  // holds for that id now (a changed check's replacement), if anything.
+  auto retire = [&](const std::string& id) {
+    scheduler.remove(id, [&, id](std::shared_ptr<Check> old) {
+      if (started.erase(old.get()) != 0) old->shutdown();
+      const auto it = current.find(id);
+      if (it != current.end() && !scheduler.contains(id) && !scheduler.retiring(id) &&
+          started.count(it->second.get()) == 0) {
+        launch(it->second);
+      }
+    });
+  };
+  auto reload = [&] {
+    if (scheduler.stopping()) return;
+    const std::string file = config_.file;
+    ProbeConfig next;
+    try {
+      if (!options_.reload_config)
+        throw ConfigError(file, 0, 0, "", "this probe cannot reload its configuration");
+      next = options_.reload_config();
+    } catch (const std::exception& e) {
+      // ConfigError's text names file, line and key; the old configuration keeps running.
+      ++reloads_failed;
+      log::error("probe.reload_failed", {{"file", file}, {"error", e.what()}});
+      return;
+    }
+    for (const auto& key : restart_keys(config_, next)) {
+      log::warn("probe.reload_needs_restart",
+                {{"key", key}, {"detail", "kept the running value; restart the probe to apply"}});
+    }
+    if (collector && next.collector) {
+      for (const auto& key : collector->reconfigure(*next.collector)) {
+        log::warn("probe.reload_needs_restart",
+                  {{"key", key}, {"detail", "kept the running value; restart the probe to apply"}});
+      }
+      // The running spool keeps its directory and limits; the rest is the new configuration.
+      CollectorConfig kept = *next.collector;
+      kept.spool_dir = config_.collector->spool_dir;
+      kept.spool_max_bytes = config_.collector->spool_max_bytes;
+      kept.segment_max_bytes = config_.collector->segment_max_bytes;
+      config_.collector = std::move(kept);
+    }
+    config_.config_hash = next.config_hash;
+    config_.config_source = next.config_source;
+    config_.central_file = next.central_file;
+
+    std::map<std::string, std::shared_ptr<Check>> incoming;
+    for (auto& c : next.checks) {
+      std::shared_ptr<Check> check(std::move(c));
+      incoming.emplace(check->id(), std::move(check));
+    }
+    std::vector<std::string> added, removed, changed;
+    std::size_t unchanged = 0;
+    for (const auto& [id, check] : current) {
+      if (incoming.count(id) == 0) removed.push_back(id);
+    }
+    for (auto& [id, check] : incoming) {
+      const auto it = current.find(id);
+      if (it == current.end()) {
+        added.push_back(id);
+      } else if (it->second->common().fingerprint != check->common().fingerprint) {
+        changed.push_back(id);
+      } else {
+        ++unchanged;  // the running check, its schedule and its in-flight run stay
+      }
+    }
+    for (const auto& id : removed) {
+      current.erase(id);
+      retire(id);
+    }
+    for (const auto& id : changed) {
+      current[id] = incoming[id];
+      // Replaced when the old loop has ended (a listener's port is free again then). If the old
+      // one is still being removed from an earlier reload, that removal starts this one.
+      if (scheduler.contains(id)) {
+        retire(id);
+      } else if (!scheduler.retiring(id)) {
+        launch(incoming[id]);
+      }
+    }
+    for (const auto& id : added) {
+      current[id] = incoming[id];
+      if (!scheduler.retiring(id)) launch(incoming[id]);
+    }
+    ++reloads_ok;
+    last_reload_success = static_cast<double>(to_unix_nanos(services.clock.utc_now())) / 1e9;
+    log::info("probe.reloaded", {{"file", file},
+                                 {"added", static_cast<std::int64_t>(added.size())},
+                                 {"removed", static_cast<std::int64_t>(removed.size())},
+                                 {"changed", static_cast<std::int64_t>(changed.size())},
+                                 {"unchanged", static_cast<std::int64_t>(unchanged)},
+                                 {"added_checks", join_ids(added)},
+                                 {"removed_checks", join_ids(removed)},
+                                 {"changed_checks", join_ids(changed)},
+                                 {"checks", static_cast<std::int64_t>(current.size())},
+                                 {"config_hash", config_.config_hash}});
+  };
+  {
+    std::lock_guard lock(reload_mutex_);
+    io_ = &io;
+    reload_ = reload;
+  }
+  struct ForgetReload {
+    ProbeApp& app;
+    ~ForgetReload() {
+      std::lock_guard lock(app.reload_mutex_);
+      app.io_ = nullptr;
+      app.reload_ = nullptr;
+    }
+  } forget_reload{*this};
+
+  // --- Central configuration and heartbeats (probe/fleet/, helper P2) -----------------------
+  // With collector.config_url the checks come from the collector (cached, applied through
+  // request_reload()); with collector.heartbeat_url a heartbeat goes every heartbeat_interval.
+  // Both read the running configuration (token, check ids, config hash) through callbacks, so
+  // a reload changes what they send. Declared after `current` and `curl`: destroyed first.
+  std::unique_ptr<fleet::ConfigClient> config_client;
+  std::unique_ptr<fleet::HeartbeatSender> heartbeat;
+  if (config_.collector && !options_.once) {
+    auto token = [this] { return config_.collector ? config_.collector->token : std::string(); };
+    if (!config_.collector->config_url.empty()) {
+      config_client = std::make_unique<fleet::ConfigClient>(
+          io, curl, services.clock, config_.file, *config_.collector, [this] { request_reload(); },
+          token);
+      config_client->start();
+    }
+    if (!config_.collector->heartbeat_url.empty()) {
+      heartbeat = std::make_unique<fleet::HeartbeatSender>(
+          io, curl, services.clock, config_.vantage, *config_.collector,
+          [this, &current, collector] {
+            fleet::HeartbeatState hs;
+            for (const auto& [id, check] : current) hs.checks.push_back(id);
+            hs.config_hash = config_.config_hash;
+            hs.config_source = config_.config_source;
+            if (collector) {
+              hs.spool_results = collector->stats().spool_results.load();
+              hs.spool_bytes = collector->stats().spool_bytes.load();
+            }
+            return hs;
+          },
+          token);
+      heartbeat->start();
     }
   }
+  // --- end of central configuration and heartbeats -------------------------------------------
 
   log::info("probe.started", {{"vantage_point", config_.vantage.probe_id},
-                              {"checks", static_cast<std::int64_t>(config_.checks.size())},
+                              {"checks", static_cast<std::int64_t>(current.size())},
                               {"once", options_.once}});
   bool done = false;
   asio::co_spawn(
@@ -224,8 +471,27 @@ int ProbeApp::run() {
   const auto& st = scheduler.stats();
   log::info("probe.stopped", {{"results", static_cast<std::int64_t>(st.results)},
                               {"failed", static_cast<std::int64_t>(st.failed_results)}});
-  if (options_.once) return st.failed_results > 0 ? 1 : 0;
-  return 0;
+  if (options_.once) {
+    if (collector) {
+      const auto& cs = collector->stats();
+      const std::uint64_t pending = cs.spool_results.load();
+      const std::uint64_t lost = cs.dropped_spool_full.load() + cs.dropped_spool_error.load() +
+                                 cs.dropped_queue_full.load() + cs.rejected.load();
+      if (pending > 0 || lost > 0) {
+        log::error("probe.undelivered",
+                   {{"spooled", static_cast<std::int64_t>(pending)},
+                    {"lost_or_rejected", static_cast<std::int64_t>(lost)},
+                    {"url", config_.collector->url},
+                    {"detail",
+                     "results were not delivered to the collector before the shutdown "
+                     "budget ran out (exit status 3); spooled ones are sent by the "
+                     "next run with the same spool_dir"}});
+        return kExitUndelivered;
+      }
+    }
+    return st.failed_results > 0 ? kExitCheckFailed : kExitOk;
+  }
+  return kExitOk;
 }
 
 }  // namespace vantage::probe

@@ -5,9 +5,11 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
+#include <stdexcept>
 
 #include "common/ids.hpp"
 #include "common/log.hpp"
@@ -65,10 +67,22 @@ void AsyncSemaphore::cancel_waiters() {
 
 // --- Scheduler ------------------------------------------------------------------------------
 
-Scheduler::Scheduler(Services& services, std::vector<CheckPtr>& checks, Vantage vantage,
-                     sinks::Fanout& sinks, SchedulerOptions options)
+struct Scheduler::Loop {
+  Loop(asio::io_context& io, std::shared_ptr<Check> c) : check(std::move(c)), sleeper(io) {}
+  std::shared_ptr<Check> check;
+  asio::steady_timer sleeper;
+  asio::cancellation_signal cancel;
+  SteadyTime backstop = SteadyTime::max();
+  bool overran = false;
+  bool spawned = false;
+  bool removed = false;
+  bool in_run = false;  // between acquiring a slot and publishing
+  StoppedFunction stopped;
+};
+
+Scheduler::Scheduler(Services& services, Vantage vantage, sinks::Fanout& sinks,
+                     SchedulerOptions options)
     : services_(services),
-      checks_(checks),
       vantage_(std::move(vantage)),
       sinks_(sinks),
       options_(options),
@@ -76,6 +90,17 @@ Scheduler::Scheduler(Services& services, std::vector<CheckPtr>& checks, Vantage 
       watchdog_timer_(services.io),
       all_done_(services.io),
       grace_(services.io) {}
+
+Scheduler::Scheduler(Services& services, std::vector<CheckPtr>& checks, Vantage vantage,
+                     sinks::Fanout& sinks, SchedulerOptions options)
+    : Scheduler(services, std::move(vantage), sinks, options) {
+  // Not owned: an aliasing pointer with no control block of its own.
+  for (auto& c : checks) add(std::shared_ptr<Check>(std::shared_ptr<Check>(), c.get()));
+}
+
+Scheduler::~Scheduler() = default;
+
+SteadyTime Scheduler::now() const { return services_.clock.steady_now(); }
 
 std::chrono::nanoseconds Scheduler::first_offset(std::chrono::nanoseconds interval,
                                                  IdGenerator& ids, bool once) {
@@ -97,44 +122,98 @@ SteadyTime Scheduler::next_start(SteadyTime previous, std::chrono::nanoseconds i
   return next;
 }
 
-asio::awaitable<void> Scheduler::run() {
-  const std::size_t n = checks_.size();
-  sleepers_.clear();
-  cancel_.clear();
-  for (std::size_t i = 0; i < n; ++i) {
-    sleepers_.push_back(std::make_unique<asio::steady_timer>(services_.io));
-    cancel_.push_back(std::make_unique<asio::cancellation_signal>());
+bool Scheduler::add(std::shared_ptr<Check> check) {
+  if (stopping_) return false;
+  const std::string id = check->id();
+  if (loops_.count(id) != 0 || retiring(id)) {
+    throw std::invalid_argument("check \"" + id + "\" is already scheduled");
   }
-  loops_.assign(n, LoopState{});
-  loops_running_ = static_cast<int>(n);
-  asio::co_spawn(services_.io, watchdog(), log::LogException{"scheduler.watchdog_failed"});
-  for (std::size_t i = 0; i < n; ++i) {
-    asio::co_spawn(
-        services_.io, check_loop(i),
-        asio::bind_cancellation_slot(cancel_[i]->slot(), [this, i](std::exception_ptr e) {
-          if (e) {
-            try {
-              std::rethrow_exception(e);
-            } catch (const boost::system::system_error& ex) {
-              if (ex.code() == asio::error::operation_aborted) {
-                log::debug("scheduler.run_cancelled", {{"check", checks_[i]->id()}});
-              } else {
-                log::error("scheduler.loop_failed",
-                           {{"check", checks_[i]->id()}, {"error", ex.what()}});
-              }
-            } catch (const std::exception& ex) {
+  auto loop = std::make_shared<Loop>(services_.io, std::move(check));
+  loops_.emplace(id, loop);
+  if (running_) spawn(loop);
+  return true;
+}
+
+bool Scheduler::remove(const std::string& id, StoppedFunction stopped) {
+  auto it = loops_.find(id);
+  if (it == loops_.end()) return false;
+  std::shared_ptr<Loop> loop = std::move(it->second);
+  loops_.erase(it);
+  loop->removed = true;
+  loop->stopped = std::move(stopped);
+  if (!loop->spawned) {
+    // Never started: nothing to wait for.
+    if (loop->stopped) {
+      asio::post(services_.io, [loop] { loop->stopped(loop->check); });
+    }
+    return true;
+  }
+  retiring_.push_back(loop);
+  loop->sleeper.cancel();
+  // Only a run in progress is cancelled: a loop waiting for a slot sees `removed` once it has
+  // one, and one between runs ends when its timer's cancellation resumes it.
+  if (loop->in_run) loop->cancel.emit(asio::cancellation_type::terminal);
+  return true;
+}
+
+bool Scheduler::retiring(const std::string& id) const {
+  return std::any_of(retiring_.begin(), retiring_.end(),
+                     [&](const auto& l) { return l->check->id() == id; });
+}
+
+std::vector<std::string> Scheduler::check_ids() const {
+  std::vector<std::string> ids;
+  ids.reserve(loops_.size());
+  for (const auto& [id, loop] : loops_) ids.push_back(id);
+  return ids;
+}
+
+void Scheduler::spawn(const std::shared_ptr<Loop>& loop) {
+  loop->spawned = true;
+  ++loops_running_;
+  log::debug("scheduler.loop_started", {{"check", loop->check->id()}});
+  asio::co_spawn(
+      services_.io, check_loop(loop),
+      asio::bind_cancellation_slot(loop->cancel.slot(), [this, loop](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const boost::system::system_error& ex) {
+            if (ex.code() == asio::error::operation_aborted) {
+              log::debug("scheduler.run_cancelled", {{"check", loop->check->id()}});
+            } else {
               log::error("scheduler.loop_failed",
-                         {{"check", checks_[i]->id()}, {"error", ex.what()}});
+                         {{"check", loop->check->id()}, {"error", ex.what()}});
             }
+          } catch (const std::exception& ex) {
+            log::error("scheduler.loop_failed",
+                       {{"check", loop->check->id()}, {"error", ex.what()}});
           }
-          --loops_running_;
-          all_done_.cancel();
-        }));
+        }
+        --loops_running_;
+        if (loop->removed) {
+          std::erase(retiring_, loop);
+          if (loop->stopped) loop->stopped(loop->check);
+        }
+        all_done_.cancel();
+      }));
+}
+
+asio::awaitable<void> Scheduler::run() {
+  running_ = true;
+  asio::co_spawn(services_.io, watchdog(), log::LogException{"scheduler.watchdog_failed"});
+  // Copied: a loop's first steps may not change the map under this iteration, but be safe.
+  std::vector<std::shared_ptr<Loop>> loops;
+  for (const auto& [id, loop] : loops_) loops.push_back(loop);
+  for (const auto& loop : loops) {
+    if (!loop->spawned && !loop->removed) spawn(loop);
   }
-  while (loops_running_ > 0) {
+  // Without `once`, only stop() ends the scheduler: a reload may leave it no checks for a while.
+  while (loops_running_ > 0 || (!options_.once && !stopping_)) {
     all_done_.expires_at(steady_clock::time_point::max());
     co_await all_done_.async_wait(asio::as_tuple(asio::use_awaitable));
   }
+  finished_ = true;
   grace_.cancel();
   watchdog_timer_.cancel();
 }
@@ -143,17 +222,20 @@ asio::awaitable<void> Scheduler::run() {
 // kBackstop after its own deadline (a bug, or a C library that ignored its timeout) is cancelled
 // and recorded as a timeout.
 asio::awaitable<void> Scheduler::watchdog() {
-  while (loops_running_ > 0) {
+  while (!finished_) {
     watchdog_timer_.expires_after(std::chrono::milliseconds(250));
     auto [ec] = co_await watchdog_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec) break;
-    const auto now = steady_clock::now();
-    for (std::size_t i = 0; i < loops_.size(); ++i) {
-      if (loops_[i].backstop < now && !loops_[i].overran) {
-        loops_[i].overran = true;
-        cancel_[i]->emit(asio::cancellation_type::terminal);
+    if (ec || finished_) break;
+    const auto t = now();
+    auto check = [t](Loop& loop) {
+      if (loop.backstop < t && !loop.overran) {
+        loop.overran = true;
+        loop.cancel.emit(asio::cancellation_type::terminal);
       }
-    }
+    };
+    // Emitting may not end a loop synchronously (completions are posted), so iterating is safe.
+    for (auto& [id, loop] : loops_) check(*loop);
+    for (auto& loop : retiring_) check(*loop);
   }
 }
 
@@ -166,41 +248,51 @@ void Scheduler::stop() {
        {"grace_ms", static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   options_.shutdown_grace)
                                                   .count())}});
-  for (auto& s : sleepers_) s->cancel();
+  for (auto& [id, loop] : loops_) loop->sleeper.cancel();
+  for (auto& loop : retiring_) loop->sleeper.cancel();
   slots_.cancel_waiters();
+  all_done_.cancel();  // with no loop at all, run() ends now
   grace_.expires_after(options_.shutdown_grace);
   grace_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     if (loops_running_ > 0)
       log::warn("scheduler.cancelling_in_flight", {{"in_flight", stats_.in_flight}});
-    for (auto& c : cancel_) c->emit(asio::cancellation_type::terminal);
+    for (auto& [id, loop] : loops_) loop->cancel.emit(asio::cancellation_type::terminal);
+    for (auto& loop : retiring_) loop->cancel.emit(asio::cancellation_type::terminal);
   });
 }
 
-asio::awaitable<void> Scheduler::check_loop(std::size_t index) {
-  Check& check = *checks_[index];
+asio::awaitable<void> Scheduler::check_loop(std::shared_ptr<Loop> loop) {
+  Check& check = *loop->check;
   const auto interval = check.common().interval;
-  SteadyTime next = steady_clock::now() + first_offset(interval, services_.ids, options_.once);
+  SteadyTime next = now() + first_offset(interval, services_.ids, options_.once);
   for (;;) {
-    if (stopping_) break;
-    sleepers_[index]->expires_at(next);
-    co_await sleepers_[index]->async_wait(asio::as_tuple(asio::use_awaitable));
-    if (stopping_) break;
+    if (stopping_ || loop->removed) break;
+    loop->sleeper.expires_at(next);
+    co_await loop->sleeper.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (stopping_ || loop->removed) break;
     if (!co_await slots_.acquire()) break;
+    if (stopping_ || loop->removed) {
+      slots_.release();
+      break;
+    }
     ++stats_.in_flight;
+    loop->in_run = true;
     std::vector<CheckResult> results;
     try {
-      results = co_await run_with_retries(check, index);
+      results = co_await run_with_retries(*loop);
     } catch (...) {
+      loop->in_run = false;
       --stats_.in_flight;
       slots_.release();
-      throw;  // cancelled at shutdown
+      throw;  // cancelled at shutdown or by remove()
     }
+    loop->in_run = false;
     --stats_.in_flight;
     slots_.release();
     publish(check, results);
     if (options_.once) break;
-    next = next_start(next, interval, steady_clock::now(), stats_.skipped_runs);
+    next = next_start(next, interval, now(), stats_.skipped_runs);
   }
 }
 
@@ -228,18 +320,19 @@ asio::awaitable<std::vector<CheckResult>> guarded_run(Check& check, RunContext& 
 
 }  // namespace
 
-asio::awaitable<std::vector<CheckResult>> Scheduler::run_attempt(Check& check, std::size_t index) {
+asio::awaitable<std::vector<CheckResult>> Scheduler::run_attempt(Loop& loop) {
+  Check& check = *loop.check;
   ++stats_.runs;
-  RunContext ctx{services_, steady_clock::now() + check.common().timeout, services_.clock.utc_now(),
+  RunContext ctx{services_, now() + check.common().timeout, services_.clock.utc_now(),
                  services_.ids.trace_id(), check.id()};
-  LoopState& loop = loops_[index];
   loop.backstop = ctx.deadline + check.extra_time() + kBackstop;
   std::vector<CheckResult> results;
   try {
     results = co_await guarded_run(check, ctx);
   } catch (const boost::system::system_error& e) {
     loop.backstop = SteadyTime::max();
-    if (e.code() != asio::error::operation_aborted || !loop.overran || stopping_) throw;
+    if (e.code() != asio::error::operation_aborted || !loop.overran || stopping_ || loop.removed)
+      throw;
     // Cancelled by the watchdog, not by shutdown: record the overrun and keep the loop going
     // (the cancellation state is reset below: no co_await inside a handler).
     ++stats_.backstop_timeouts;
@@ -258,13 +351,13 @@ asio::awaitable<std::vector<CheckResult>> Scheduler::run_attempt(Check& check, s
   co_return results;
 }
 
-asio::awaitable<std::vector<CheckResult>> Scheduler::run_with_retries(Check& check,
-                                                                      std::size_t index) {
+asio::awaitable<std::vector<CheckResult>> Scheduler::run_with_retries(Loop& loop) {
+  Check& check = *loop.check;
   const int max_attempts = 1 + check.common().retries;
   std::vector<Outcome> failed;
   std::optional<UtcTime> run_started;
   for (int attempt = 1;; ++attempt) {
-    std::vector<CheckResult> results = co_await run_attempt(check, index);
+    std::vector<CheckResult> results = co_await run_attempt(loop);
     if (!run_started && !results.empty()) run_started = results.front().time;
     const bool all_ok =
         std::all_of(results.begin(), results.end(), [](const CheckResult& r) { return r.ok(); });

@@ -3,6 +3,9 @@
 // bounded concurrency, a per-attempt deadline enforced here (the check's own deadline plus a
 // backstop), visible retries (a run that passes only after a retry is `flaky`), and a two-stage
 // shutdown: stop starting runs, let in-flight runs finish for a grace period, then cancel them.
+//
+// Loops are keyed by check id, so a configuration reload can add and remove checks while the
+// others keep their schedule and their in-flight runs (add(), remove()).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -11,7 +14,10 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common/observation.hpp"
@@ -55,13 +61,41 @@ struct SchedulerStats {
 
 class Scheduler {
  public:
+  // Called on the event loop once a removed check's loop has ended (its in-flight run, if any,
+  // cancelled): the scheduler no longer uses the check after that.
+  using StoppedFunction = std::function<void(std::shared_ptr<Check>)>;
+
+  // An empty scheduler: add() the checks. Times are read from services.clock.
+  Scheduler(Services& services, Vantage vantage, sinks::Fanout& sinks, SchedulerOptions options);
+  // A scheduler running `checks` (not owned: they must outlive the scheduler).
   Scheduler(Services& services, std::vector<CheckPtr>& checks, Vantage vantage,
             sinks::Fanout& sinks, SchedulerOptions options);
+  ~Scheduler();
 
-  // Runs until stop() (or, with options.once, until every check ran once).
+  // Runs until stop() (or, with options.once, until every check ran once). Checks may be added
+  // and removed while it runs; with no checks at all it waits for stop().
   boost::asio::awaitable<void> run();
   // Begins the graceful shutdown. Safe to call from any handler on the io_context.
   void stop();
+
+  // Schedules `check` (its start() must have been called by the owner). Before run(), its loop
+  // starts with run(); while running, at once, with the usual first-run offset (jitter). Returns
+  // false (and does nothing) once stop() was called. Throws std::invalid_argument when a check
+  // with the same id is scheduled (or still being removed: see retiring()).
+  bool add(std::shared_ptr<Check> check);
+  // Stops the loop of check `id`: its wait for the next run ends; an in-flight run is cancelled
+  // (no result is published for it). `stopped` is called on the event loop when the loop has
+  // ended (at once, posted, if run() has not started it). Returns false if `id` is not
+  // scheduled. The other checks' loops are not touched.
+  bool remove(const std::string& id, StoppedFunction stopped = {});
+  // True while `id`'s check is scheduled (not removed).
+  bool contains(const std::string& id) const { return loops_.count(id) != 0; }
+  // True while a removed loop for `id` has not ended yet.
+  bool retiring(const std::string& id) const;
+  // Ids of the scheduled checks, sorted.
+  std::vector<std::string> check_ids() const;
+  std::size_t size() const noexcept { return loops_.size(); }
+  bool stopping() const noexcept { return stopping_; }
 
   const SchedulerStats& stats() const noexcept { return stats_; }
 
@@ -73,31 +107,30 @@ class Scheduler {
                                SteadyTime now, std::uint64_t& skipped);
 
  private:
-  // Per check loop: the current attempt's backstop deadline, checked by the watchdog.
-  struct LoopState {
-    SteadyTime backstop = SteadyTime::max();
-    bool overran = false;
-  };
+  // One check's loop: its timer, its cancellation, the current attempt's backstop deadline
+  // (checked by the watchdog).
+  struct Loop;
 
-  boost::asio::awaitable<void> check_loop(std::size_t index);
-  boost::asio::awaitable<std::vector<CheckResult>> run_attempt(Check& check, std::size_t index);
-  boost::asio::awaitable<std::vector<CheckResult>> run_with_retries(Check& check,
-                                                                    std::size_t index);
+  void spawn(const std::shared_ptr<Loop>& loop);
+  boost::asio::awaitable<void> check_loop(std::shared_ptr<Loop> loop);
+  boost::asio::awaitable<std::vector<CheckResult>> run_attempt(Loop& loop);
+  boost::asio::awaitable<std::vector<CheckResult>> run_with_retries(Loop& loop);
   boost::asio::awaitable<void> watchdog();
   void publish(Check& check, std::vector<CheckResult>& results);
+  SteadyTime now() const;
 
   Services& services_;
-  std::vector<CheckPtr>& checks_;
   Vantage vantage_;
   sinks::Fanout& sinks_;
   SchedulerOptions options_;
   SchedulerStats stats_;
   AsyncSemaphore slots_;
+  bool running_ = false;
+  bool finished_ = false;
   bool stopping_ = false;
   int loops_running_ = 0;
-  std::vector<std::unique_ptr<boost::asio::steady_timer>> sleepers_;
-  std::vector<std::unique_ptr<boost::asio::cancellation_signal>> cancel_;
-  std::vector<LoopState> loops_;
+  std::map<std::string, std::shared_ptr<Loop>> loops_;  // scheduled, by check id
+  std::vector<std::shared_ptr<Loop>> retiring_;         // removed, loop not ended yet
   boost::asio::steady_timer watchdog_timer_;
   boost::asio::steady_timer all_done_;
   boost::asio::steady_timer grace_;

@@ -1,8 +1,10 @@
 #include "probe/checks/registry.hpp"
 
 #include <array>
+#include <nlohmann/json.hpp>
 #include <utility>
 
+#include "common/config_node.hpp"
 #include "probe/checks/bgp/bgp_check.hpp"
 #include "probe/checks/dns/dns_check.hpp"
 #include "probe/checks/http/http_check.hpp"
@@ -22,7 +24,35 @@ constexpr std::array<std::pair<std::string_view, CheckFactory>, 6> kKinds{{
     {"bgp", &bgp::make_bgp_check},
 }};
 
+nlohmann::json canonical(const ConfigNode& node) {
+  if (node.is_map()) {
+    nlohmann::json out = nlohmann::json::object();  // std::map: sorted keys
+    for (const auto& [key, value] : node.entries()) out[key] = canonical(value);
+    return out;
+  }
+  if (node.is_sequence()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& item : node.items()) out.push_back(canonical(item));
+    return out;
+  }
+  if (node.is_null()) return nullptr;
+  // A scalar as written: "10" and 10 may mean different things to a kind's parser.
+  return nlohmann::json::array({node.is_quoted() ? "quoted" : "plain", node.as_string()});
+}
+
 }  // namespace
+
+std::string fingerprint(const CheckCommon& common, const ConfigNode& node) {
+  const nlohmann::json doc = {
+      {"kind", common.kind},
+      {"interval_ns", common.interval.count()},
+      {"timeout_ns", common.timeout.count()},
+      {"retries", common.retries},
+      {"retry_backoff_ns", common.retry_backoff.count()},
+      {"entry", canonical(node)},
+  };
+  return doc.dump();
+}
 
 CheckFactory find_check_kind(std::string_view kind) {
   for (const auto& [name, factory] : kKinds) {

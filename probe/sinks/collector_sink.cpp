@@ -10,6 +10,7 @@
 #include <cctype>
 #include <condition_variable>
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "common/log.hpp"
@@ -38,6 +39,28 @@ std::string response_excerpt(const std::string& body) {
   while (n > 0 && std::isspace(static_cast<unsigned char>(body[n - 1]))) --n;
   return body.substr(0, n);
 }
+
+}  // namespace
+
+// Why an upload failed, in one line: the collector's own `error` (its JSON error object), else
+// libcurl's error, else the start of the answer, else the status's meaning.
+std::string upload_error_text(const net::HttpExchange& ex) {
+  if (!ex.body.empty()) {
+    const auto doc = nlohmann::json::parse(ex.body, nullptr, false);
+    if (doc.is_object()) {
+      const auto it = doc.find("error");
+      if (it != doc.end() && it->is_string() && !it->get<std::string>().empty())
+        return it->get<std::string>();
+    }
+  }
+  if (!ex.error_text.empty()) return ex.error_text;
+  if (ex.cancelled) return "cancelled";
+  if (!ex.body.empty()) return response_excerpt(ex.body);
+  if (ex.status != 0) return "HTTP " + std::to_string(ex.status) + " with an empty body";
+  return "no response";
+}
+
+namespace {
 
 std::string describe(std::exception_ptr e) {
   try {
@@ -318,17 +341,14 @@ struct CollectorSink::Worker {
               : backoff(failures);
       if (set_aside_failed) {
         // Already logged (collector.spool_rejected_write_failed); just wait for the disk.
-      } else if (ex.completed()) {
-        // The collector's answer says why ({"error":"unknown token"}, a proxy's page, …).
-        upload_failed_log.write(log::Level::warn, "collector.upload_failed",
-                                {{"status", ex.status},
-                                 {"response", response_excerpt(ex.body)},
-                                 {"results", batch.count},
-                                 {"retry_in_ms", wait.count()}});
       } else {
+        // The collector's answer says why ({"error":"unknown token"}, a proxy's page, …): its
+        // status and error text, whether or not libcurl also saw a transport error (a collector
+        // that answers 403 before reading the whole batch and closes).
         upload_failed_log.write(log::Level::warn, "collector.upload_failed",
                                 {{"status", ex.status},
-                                 {"error", ex.error_text},
+                                 {"error", upload_error_text(ex)},
+                                 {"response", response_excerpt(ex.body)},
                                  {"results", batch.count},
                                  {"retry_in_ms", wait.count()}});
       }
@@ -387,6 +407,24 @@ struct CollectorSink::Worker {
       if (loop == Loop::sync && stopping) return;
       start(loop, failures);
     });
+  }
+
+  // A reload's delivery settings (see CollectorSink::reconfigure); on the sender thread.
+  void apply(const CollectorConfig& next) {
+    config.url = next.url;
+    config.token = next.token;
+    config.ca_file = next.ca_file;
+    config.insecure_skip_verify = next.insecure_skip_verify;
+    config.request_timeout = next.request_timeout;
+    config.flush_interval = next.flush_interval;
+    config.backoff_initial = next.backoff_initial;
+    config.backoff_max = next.backoff_max;
+    if (next.batch_max_results != config.batch_max_results) {
+      config.batch_max_results = next.batch_max_results;
+      set_batch_limit(std::min(batch_limit, static_cast<std::size_t>(next.batch_max_results)));
+    }
+    // A sender waiting out a back-off (a 403 for the old token) tries the new settings now.
+    wake.cancel();
   }
 
   // Shutdown: called on the sender thread (posted by close() or the destructor).
@@ -462,6 +500,26 @@ CollectorSink::~CollectorSink() {
                [w = worker_.get()] { w->request_stop(std::chrono::steady_clock::now()); });
     thread_.join();
   }
+}
+
+std::vector<std::string> CollectorSink::reconfigure(const CollectorConfig& config) {
+  std::vector<std::string> restart;
+  if (config.spool_dir != config_.spool_dir) restart.push_back("collector.spool_dir");
+  if (config.spool_max_bytes != config_.spool_max_bytes)
+    restart.push_back("collector.spool_max_bytes");
+  if (config.segment_max_bytes != config_.segment_max_bytes)
+    restart.push_back("collector.segment_max_bytes");
+  const std::string spool_dir = config_.spool_dir;
+  const auto spool_max = config_.spool_max_bytes;
+  const auto segment_max = config_.segment_max_bytes;
+  config_ = config;
+  config_.spool_dir = spool_dir;
+  config_.spool_max_bytes = spool_max;
+  config_.segment_max_bytes = segment_max;
+  if (thread_.joinable()) {
+    asio::post(worker_->io, [w = worker_.get(), next = config_] { w->apply(next); });
+  }
+  return restart;
 }
 
 void CollectorSink::publish(const CheckResult& result, const PublishInfo&) {

@@ -28,7 +28,16 @@
 #include "probe/sinks/sink.hpp"
 #include "probe/sinks/spool.hpp"
 
+namespace vantage::probe::net {
+struct HttpExchange;
+}
+
 namespace vantage::probe::sinks {
+
+// Why an upload failed, for collector.upload_failed's `error`: the collector's own text (the
+// `error` of its JSON answer, e.g. "unknown token"), else libcurl's error, else the start of the
+// answer, else "HTTP <status> with an empty body" / "no response". Never empty.
+std::string upload_error_text(const net::HttpExchange& exchange);
 
 class CollectorSink final : public Sink {
  public:
@@ -46,6 +55,14 @@ class CollectorSink final : public Sink {
   void publish_record(std::string_view kind, const std::string& line) override;
   // Writes everything queued to the spool, syncs it, and keeps sending for at most `budget`.
   boost::asio::awaitable<void> close(std::chrono::milliseconds budget) override;
+
+  // A reloaded configuration (SIGHUP): hands the delivery settings to the sender thread without
+  // touching the spool or anything queued (thread-safe; the next request uses them): url, token,
+  // tls, request_timeout, flush_interval, backoff and batch_max_results. A sender backing off
+  // after a failure tries again at once with the new settings. The spool's settings (spool_dir,
+  // spool_max_bytes, segment_max_bytes) need a restart: their keys ("collector.spool_dir", …)
+  // are returned when they differ, and the old values stay in use.
+  std::vector<std::string> reconfigure(const CollectorConfig& config);
 
   struct Stats {
     std::atomic<std::uint64_t> uploaded{0};  // results acknowledged by the collector
