@@ -1,4 +1,4 @@
-// The vantage points themselves (docs/analysis.md#vantage_point_silent): a vantage point that
+// The vantage points themselves (docs/analysis.md#silent-vantage-points): a vantage point that
 // stops sending heartbeats is silent — an incident of its own, and no evidence for any other.
 #include <algorithm>
 

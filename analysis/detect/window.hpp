@@ -26,7 +26,7 @@ struct VantagePoint {
 };
 
 // A vantage point misses heartbeats for this many of its intervals: it is silent
-// (vantage_point_silent, docs/analysis.md#vantage_point_silent).
+// (vantage_point_silent, docs/analysis.md#silent-vantage-points).
 constexpr int kSilentIntervals = 3;
 // The interval of a heartbeat that did not say it (the probe's default heartbeat_interval).
 constexpr std::int64_t kDefaultHeartbeatInterval = 30'000'000'000;

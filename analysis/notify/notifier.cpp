@@ -109,10 +109,12 @@ bool post_json(const std::string& url, const std::string& body, std::string& err
 
 std::string rfc3339(std::int64_t ns) { return format_rfc3339(from_unix_nanos(ns)); }
 
+// "reachability_loss" -> "VantageReachabilityLoss"; "vantage_point_silent" -> "VantagePointSilent"
+// (not "VantageVantage…").
 std::string camel(const std::string& kind) {
   std::string out = "Vantage";
   bool up = true;
-  for (char c : kind) {
+  for (char c : kind.rfind("vantage_", 0) == 0 ? kind.substr(8) : kind) {
     if (c == '_') {
       up = true;
       continue;

@@ -1,4 +1,4 @@
-// The fleet side of analysis (docs/analysis.md#vantage_point_silent, #vantage-fleet): a vantage
+// The fleet side of analysis (docs/analysis.md#silent-vantage-points, #vantage-fleet): a vantage
 // point that stops sending heartbeats is one vantage_point_silent incident (a ticket) opened at
 // its last heartbeat + 3 intervals and resolved at its next heartbeat, and never a target's
 // incident; `vantage fleet` over a store with the collector's vantage_points table.
