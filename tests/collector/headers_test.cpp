@@ -38,11 +38,9 @@ constexpr const char* kHints = R"snip(#
 # report upload; the collector answers it for the allowed origins.
 )snip";
 
-}  // namespace
-
-TEST_CASE("--format nginx prints an include file of add_header ... always lines",
-          "[collector][headers]") {
-  const std::string expected = std::string(R"snip(# Vantage reporting headers for https://shop.example.com (printed by vantage-collector headers --format nginx).
+// The snippet before the hints, as --format nginx prints it.
+constexpr const char kNginx[] =
+    R"snip(# Vantage reporting headers for https://shop.example.com (printed by vantage-collector headers --format nginx).
 # Save it as an include file, e.g. /etc/nginx/snippets/vantage-headers.conf, and write
 #     include snippets/vantage-headers.conf;
 # in the server block AND in every location block that has an add_header of its own:
@@ -58,13 +56,11 @@ add_header NEL '{"report_to":"nel","max_age":86400,"include_subdomains":true,"su
 # replace it with your policy, or print this again with --csp "<your policy>". If the site
 # already sends a CSP, append "; report-to csp-endpoint; report-uri https://collector.example.com/_v/csp" to it instead.
 add_header Content-Security-Policy-Report-Only "default-src 'self'; report-to csp-endpoint; report-uri https://collector.example.com/_v/csp" always;
-)snip") + kHints;
-  CHECK(render_headers(shop(HeaderFormat::nginx)) == expected);
-}
+)snip";
 
-TEST_CASE("--format apache prints mod_headers lines with escaped inner quotes",
-          "[collector][headers]") {
-  const std::string expected = std::string(R"snip(# Vantage reporting headers for https://shop.example.com (printed by vantage-collector headers --format apache).
+// The snippet before the hints, as --format apache prints it.
+constexpr const char kApache[] =
+    R"snip(# Vantage reporting headers for https://shop.example.com (printed by vantage-collector headers --format apache).
 # Needs mod_headers (Debian: a2enmod headers). Put it in the <VirtualHost> (or Include it there).
 # `always` sends the headers on error responses (4xx/5xx) too, where NEL matters most.
 # Reporting API V1 endpoints: CSP and other reports from the pages.
@@ -76,13 +72,11 @@ Header always set NEL "{\"report_to\":\"nel\",\"max_age\":86400,\"include_subdom
 # replace it with your policy, or print this again with --csp "<your policy>". If the site
 # already sends a CSP, append "; report-to csp-endpoint; report-uri https://collector.example.com/_v/csp" to it instead.
 Header always set Content-Security-Policy-Report-Only "default-src 'self'; report-to csp-endpoint; report-uri https://collector.example.com/_v/csp"
-)snip") + kHints;
-  CHECK(render_headers(shop(HeaderFormat::apache)) == expected);
-}
+)snip";
 
-TEST_CASE("--format caddy prints a header block with backtick-quoted values",
-          "[collector][headers]") {
-  const std::string expected = std::string(R"snip(# Vantage reporting headers for https://shop.example.com (printed by vantage-collector headers --format caddy).
+// The snippet before the hints, as --format caddy prints it.
+constexpr const char kCaddy[] =
+    R"snip(# Vantage reporting headers for https://shop.example.com (printed by vantage-collector headers --format caddy).
 # Paste it into the site block (or into a snippet you import in every site block). Caddy
 # sets these headers as the request enters the block (not deferred), so error responses carry them too.
 header {
@@ -96,7 +90,25 @@ header {
 	# already sends a CSP, append "; report-to csp-endpoint; report-uri https://collector.example.com/_v/csp" to it instead.
 	Content-Security-Policy-Report-Only `default-src 'self'; report-to csp-endpoint; report-uri https://collector.example.com/_v/csp`
 }
-)snip") + kHints;
+)snip";
+
+}  // namespace
+
+TEST_CASE("--format nginx prints an include file of add_header ... always lines",
+          "[collector][headers]") {
+  const std::string expected = std::string(kNginx) + kHints;
+  CHECK(render_headers(shop(HeaderFormat::nginx)) == expected);
+}
+
+TEST_CASE("--format apache prints mod_headers lines with escaped inner quotes",
+          "[collector][headers]") {
+  const std::string expected = std::string(kApache) + kHints;
+  CHECK(render_headers(shop(HeaderFormat::apache)) == expected);
+}
+
+TEST_CASE("--format caddy prints a header block with backtick-quoted values",
+          "[collector][headers]") {
+  const std::string expected = std::string(kCaddy) + kHints;
   CHECK(render_headers(shop(HeaderFormat::caddy)) == expected);
 }
 
@@ -104,7 +116,8 @@ TEST_CASE("--format raw (the default) prints header lines and a CSP suffix to ap
           "[collector][headers]") {
   HeaderOptions o = shop(HeaderFormat::raw);
   CHECK(HeaderOptions{}.format == HeaderFormat::raw);
-  const std::string expected = R"snip(# Response headers for https://shop.example.com (every HTML page; NEL also on other responses):
+  const std::string expected =
+      R"snip(# Response headers for https://shop.example.com (every HTML page; NEL also on other responses):
 Reporting-Endpoints: default="https://collector.example.com/_v/reports/default", csp-endpoint="https://collector.example.com/_v/reports/csp"
 Report-To: {"group":"nel","max_age":86400,"include_subdomains":true,"endpoints":[{"url":"https://collector.example.com/_v/reports/nel"}]}
 NEL: {"report_to":"nel","max_age":86400,"include_subdomains":true,"success_fraction":0.01,"failure_fraction":1.0}
@@ -201,19 +214,21 @@ TEST_CASE("inputs no server syntax can carry as printed are refused with the rea
   CHECK(error_of(o).rfind("--collector contains a space", 0) == 0);
 
   o = shop(HeaderFormat::caddy);
-  for (const char* bad : {"default-src \"self\"", "default-src 'self' {host}",
-                          "default-src $host", "default-src a.test, b.test", "img-src `x`",
-                          "default-src 'self'\nX-Injected: 1"}) {
+  for (const char* bad :
+       {"default-src \"self\"", "default-src 'self' {host}", "default-src $host",
+        "default-src a.test, b.test", "img-src `x`", "default-src 'self'\nX-Injected: 1"}) {
     o.csp = bad;
     CAPTURE(bad);
     CHECK(error_of(o).rfind("--csp contains ", 0) == 0);
   }
   o.csp = "default-src 'self'\nX";
-  CHECK(error_of(o) == "--csp contains byte 0x0a, which a policy does not need and a server "
-                       "syntax cannot carry as printed");
+  CHECK(error_of(o) ==
+        "--csp contains byte 0x0a, which a policy does not need and a server "
+        "syntax cannot carry as printed");
   o.csp = "default-src 'self'; Report-URI https://elsewhere.example.com/csp";
-  CHECK(error_of(o) == "--csp has a report-uri directive: leave it out, the snippet adds "
-                       "report-to and report-uri for the collector");
+  CHECK(error_of(o) ==
+        "--csp has a report-uri directive: leave it out, the snippet adds "
+        "report-to and report-uri for the collector");
   o.csp = "report-to other; default-src 'self'";
   CHECK(error_of(o).rfind("--csp has a report-to directive", 0) == 0);
   o.csp = "img-src https://example.com/report-to";  // a source, not a directive
