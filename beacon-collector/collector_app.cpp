@@ -11,6 +11,7 @@
 #include "beacon-collector/http/handler.hpp"
 #include "beacon-collector/http/server.hpp"
 #include "beacon-collector/metrics.hpp"
+#include "beacon-collector/store/retention.hpp"
 #include "beacon-collector/store/sqlite_store.hpp"
 #include "common/config_node.hpp"
 #include "common/log.hpp"
@@ -23,6 +24,8 @@ struct CollectorApp::Impl {
   // these; the handler holds the configuration in force (reloaded on SIGHUP).
   CollectorConfig config;
   store::SqliteStore store;
+  // Data retention (store.retention), run by the writer between commits; null: kept forever.
+  std::unique_ptr<store::Retention> retention;
   store::Writer writer;
   Metrics metrics;
   Handler handler;
@@ -34,8 +37,15 @@ struct CollectorApp::Impl {
   explicit Impl(CollectorConfig c)
       : config(std::move(c)),
         store(config.store.sqlite_path),
+        retention(config.store.retention.any()
+                      ? std::make_unique<store::Retention>(
+                            config.store.sqlite_path, config.store.retention,
+                            store::PruneOptions{config.store.prune_interval,
+                                                config.store.prune_batch_rows},
+                            SystemClock::instance())
+                      : nullptr),
         writer(store, config.store.queue_records, config.store.batch_records,
-               config.store.commit_interval),
+               config.store.commit_interval, retention.get()),
         handler(std::make_shared<const CollectorConfig>(config), metrics, writer,
                 std::make_shared<enrich::GeoIp>(config.geoip.city_db, config.geoip.asn_db,
                                                 config.geoip.isp_db)) {
@@ -55,6 +65,22 @@ struct CollectorApp::Impl {
     metrics.add_counter("vantage_collector_store_commit_seconds_total",
                         "Time spent writing and committing batches.",
                         [this] { return writer.commit_seconds_total(); });
+    metrics.add_gauge(
+        "vantage_collector_store_file_bytes",
+        "Size of the SQLite database file and its write-ahead log.",
+        [this] { return static_cast<double>(store::sqlite_file_bytes(config.store.sqlite_path)); });
+    if (retention) {
+      for (store::Table t : store::kTables) {
+        if (!config.store.retention[t]) continue;
+        metrics.add_labelled_counter(
+            "vantage_collector_store_pruned_records_total", "table", store::table_name(t),
+            "Rows deleted by retention (store.retention), by table.",
+            [this, t] { return static_cast<double>(retention->pruned_records(t)); });
+      }
+      metrics.add_counter("vantage_collector_store_prune_seconds_total",
+                          "Time the writer spent in retention's delete and vacuum transactions.",
+                          [this] { return retention->prune_seconds_total(); });
+    }
     metrics.add_counter("vantage_collector_geoip_lookup_errors_total",
                         "GeoIP lookups that hit a corrupt database record.", [this] {
                           return static_cast<double>(retired_lookup_errors.load() +

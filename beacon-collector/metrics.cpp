@@ -125,12 +125,20 @@ void Metrics::record(std::string_view kind, std::string_view type, int n) {
 
 void Metrics::add_gauge(std::string name, std::string help, std::function<double()> value) {
   std::lock_guard lock(mutex_);
-  scraped_.push_back({std::move(name), std::move(help), "gauge", std::move(value)});
+  scraped_.push_back({std::move(name), std::move(help), "gauge", std::move(value), {}});
 }
 
 void Metrics::add_counter(std::string name, std::string help, std::function<double()> value) {
   std::lock_guard lock(mutex_);
-  scraped_.push_back({std::move(name), std::move(help), "counter", std::move(value)});
+  scraped_.push_back({std::move(name), std::move(help), "counter", std::move(value), {}});
+}
+
+void Metrics::add_labelled_counter(std::string name, std::string_view label_key,
+                                   std::string_view label_value, std::string help,
+                                   std::function<double()> value) {
+  std::lock_guard lock(mutex_);
+  scraped_.push_back({std::move(name), std::move(help), "counter", std::move(value),
+                      label(label_key, label_value)});
 }
 
 std::string Metrics::render() const {
@@ -201,9 +209,14 @@ std::string Metrics::render() const {
   family(out, "vantage_collector_build_info", "Build information (always 1).", "gauge");
   out += "vantage_collector_build_info{" + label("version", vantage::version()) + "," +
          label("revision", vantage::revision()) + "} 1\n";
+  const std::string* family_name = nullptr;
   for (const auto& s : scraped_) {
-    out += "# HELP " + s.name + " " + s.help + "\n# TYPE " + s.name + " " + s.type + "\n";
-    out += s.name + " " + number(s.value()) + "\n";
+    if (!family_name || *family_name != s.name) {  // once per family (labelled series follow)
+      out += "# HELP " + s.name + " " + s.help + "\n# TYPE " + s.name + " " + s.type + "\n";
+    }
+    family_name = &s.name;
+    out += s.name + (s.labels.empty() ? "" : "{" + s.labels + "}") + " " + number(s.value()) +
+           "\n";
   }
   return out;
 }

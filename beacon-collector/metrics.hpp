@@ -58,6 +58,11 @@ class Metrics {
   // Gauges and counters read at scrape time.
   void add_gauge(std::string name, std::string help, std::function<double()> value);
   void add_counter(std::string name, std::string help, std::function<double()> value);
+  // One series of a counter family with one label (`label_value` from a closed set written in
+  // the code); the series of one family are added one after another.
+  void add_labelled_counter(std::string name, std::string_view label_key,
+                            std::string_view label_value, std::string help,
+                            std::function<double()> value);
 
   std::string render() const;
 
@@ -75,6 +80,7 @@ class Metrics {
   struct Scraped {
     std::string name, help, type;
     std::function<double()> value;
+    std::string labels;  // `key="value"`, or empty
   };
   // Heterogeneous lookup: no allocation when the label values are already known.
   struct PairLess {
