@@ -1,13 +1,17 @@
 // vantage-collector's HTTP/1.1 server (Boost.Beast; Beast and Asio stay in server.cpp).
-// One io_context per configured thread, each with its own SO_REUSEPORT acceptor, so the kernel
-// spreads connections and no state is shared between threads but the Handler's.
+// One io_context per configured thread. Exclusive listen: ONE listening socket, bound without
+// SO_REUSEPORT (so no other process can join the address: a second collector fails with
+// "cannot listen on <address>: address in use (another collector?)"), dup()ed to every thread's
+// acceptor; whichever thread is free accepts. No state is shared between threads but the
+// Handler's (its settings snapshot, reloaded on SIGHUP: timeouts and the header limit are read
+// from it per request) and the connection count.
 // Keep-alive; optional TLS (cert/key from the config); per connection an idle deadline (between
 // requests) and a request deadline (first byte -> whole request read: slow clients are cut off
 // and counted); header size limit (431); body limit per endpoint (413, also for a Content-Length
 // the parser sees first).
-// Descriptors: at most limits.max_connections open (split evenly over the threads); a new
-// connection over it closes the longest-idle keep-alive connection, or — when every connection
-// is busy — gets a 503 and is closed. accept() failing with EMFILE/ENFILE closes the
+// Descriptors: at most limits.max_connections open (all threads together); a new connection
+// over it closes its thread's longest-idle keep-alive connection, or — when none is idle there —
+// gets a 503 and is closed. accept() failing with EMFILE/ENFILE closes the
 // longest-idle connection too, or sheds the backlog with a reserve descriptor and backs off
 // (10 ms doubling to 1 s) instead of spinning; its log line is rate-limited (one per 10 s with a
 // count). Every close is a lingering one (FIN, then the client's remaining bytes discarded for
@@ -27,8 +31,9 @@ class Metrics;
 
 class Server {
  public:
-  // Binds at once; throws std::system_error when the address cannot be bound and
-  // std::runtime_error when the TLS certificate or key cannot be loaded (start-up).
+  // Binds at once; throws std::runtime_error when the address cannot be bound ("cannot listen
+  // on 127.0.0.1:8080: address in use (another collector?)", or the system's reason) or the TLS
+  // certificate or key cannot be loaded (start-up).
   Server(const CollectorConfig& config, Handler& handler, Metrics& metrics);
   ~Server();
   Server(const Server&) = delete;
