@@ -278,6 +278,12 @@ void check_upload_answer(const Collector& c, const Request& req, const Route& ro
       if (lines > c.config.limits.max_results_per_upload)
         violated("more results accepted than the limit");
     }
+  } else if (route.endpoint == Endpoint::heartbeat) {
+    const std::string_view auth = req.authorization;
+    if (auth.size() < 7 || !beast::iequals(auth.substr(0, 7), "bearer ") ||
+        auth.substr(7) != kToken) {
+      violated("heartbeat accepted without the probe's token");
+    }
   } else if (!req.origin.empty() && !c.origins.allows(req.origin)) {
     violated("browser upload accepted from an origin not allowed:", req.origin);
   }
