@@ -22,6 +22,7 @@
 #include "analysis/cli/bgp_commands.hpp"
 #include "analysis/cli/fleet_command.hpp"
 #include "analysis/cli/incident_commands.hpp"
+#include "analysis/cli/prune_command.hpp"
 #include "analysis/detect/analyzer.hpp"
 #include "analysis/generate/generator.hpp"
 #include "analysis/notify/notifier.hpp"
@@ -198,6 +199,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json", "html"}));
   isp_cmd->add_option("--output,-o", output, "Write to this file instead of stdout");
   slo_flags(isp_cmd);
+  cli::PruneCommand prune_cmd(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -208,6 +210,7 @@ int main(int argc, char** argv) {
   if (scan->parsed()) return cli::bgp_scan(scan_options);
   if (generate->parsed()) return cli::bgp_generate(generate_options);
   if (gen_cmd->parsed()) return generate_events(db, gen);
+  if (prune_cmd.parsed()) return prune_cmd.run(vantage::SystemClock::instance());
   if (fleet_cmd->parsed())
     return fleet(db, fleet_format, fleet_now, vantage::SystemClock::instance());
   auto duration = [](const std::string& text, const char* what) {
