@@ -49,6 +49,7 @@ class SilenceDetector final : public Detector {
         inc.last_heartbeat_ns = s->last_ns;
         inc.heartbeat_interval_ns = s->interval_ns;
         inc.failing_vantage_points = 1;
+        inc.vantage_points = static_cast<int>(w.heartbeats.size());  // heard from by heartbeat
         continue;
       }
       // Heard again: the open incident resolves at the first heartbeat after its last one.
