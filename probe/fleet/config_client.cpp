@@ -240,6 +240,7 @@ ConfigClient::Outcome ConfigClient::handle(const net::HttpExchange& ex) {
                    {{"file", collector_.config_cache + ".etag"}, {"error", e.what()}});
       }
     }
+    ++stats_.unchanged;
     return Outcome::unchanged;
   }
   const std::string hash = config_hash_of(body);

@@ -73,11 +73,15 @@ class ConfigClient {
     std::uint64_t polls = 0;
     std::uint64_t updates = 0;        // new documents cached (reload called)
     std::uint64_t not_modified = 0;   // 304
+    std::uint64_t unchanged = 0;      // 200 with the cached bytes
     std::uint64_t invalid = 0;        // documents the loader rejected
     std::uint64_t failures = 0;       // network errors and non-200/304 answers, cache write errors
     std::int64_t last_update_ns = 0;  // UTC ns (Clock) of the last document cached, 0 = none
   };
   const Stats& stats() const noexcept { return stats_; }
+  // True while the collector cannot be asked (network error, non-200/304 answer, cache write
+  // error) or serves a document the probe rejects: the probe runs an older copy (or none).
+  bool failing() const noexcept { return state_ != "ok" || !last_invalid_.empty(); }
 
  private:
   boost::asio::awaitable<void> loop();

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import unittest
+import urllib.request
 
 from collector_harness import Collector, temp_dir
 from harness import Probe, wait_for, write_config
@@ -74,6 +75,7 @@ class CentralConfig(unittest.TestCase):
                           "flush_interval": "50ms", "backoff": {"initial": "100ms", "max": "500ms"},
                           "config_url": f"http://127.0.0.1:{self.collector.port}/v1/config",
                           "config_poll_interval": "1s", "heartbeat_interval": "1s"},
+            "metrics": {"listen": "127.0.0.1:0"},
         }, self.d)
         self.probe = None
         self.addCleanup(self.stop_probe)
@@ -98,6 +100,16 @@ class CentralConfig(unittest.TestCase):
             rc = self.probe.stop()
             self.probe = None
             self.assertEqual(rc, 0)
+
+    def probe_metrics(self):
+        port = wait_for(lambda: log_lines(self.log, "metrics.listening"), 10, what="metrics.listening")[0]["port"]
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
 
     def stored_checks(self):
         return {r["check_name"] for r in self.collector.query(
@@ -140,6 +152,11 @@ class CentralConfig(unittest.TestCase):
         vp = wait_for(lambda: (lambda v: v if v and v["config_hash"].endswith(hashlib.sha256(served.encode()).hexdigest()) else None)(vantage_point()),
                       10, what="a heartbeat with the new hash")
         self.assertEqual(json.loads(vp["checks"]), ["served-three", "served-two"])
+        m = self.probe_metrics()
+        self.assertEqual(m['vantage_probe_central_config_polls_total{result="updated"}'], 2)
+        self.assertEqual(m['vantage_probe_central_config_failing'], 0)
+        self.assertGreaterEqual(m['vantage_probe_heartbeats_total{result="accepted"}'], 2)
+        self.assertEqual(m['vantage_probe_heartbeats_total{result="failed"}'], 0)
 
         # 3. An invalid document is refused with the loader's exact message and not cached.
         self.serve([], text="checks: []\nmetrics: {listen: \"127.0.0.1:1\"}\n")
@@ -151,6 +168,9 @@ class CentralConfig(unittest.TestCase):
         self.assertEqual(len(log_lines(self.log, "probe.central_config_invalid")), 1)
         with open(self.cache) as f:
             self.assertEqual(f.read(), served)
+        m = self.probe_metrics()
+        self.assertEqual(m['vantage_probe_central_config_failing'], 1)
+        self.assertGreaterEqual(m['vantage_probe_central_config_polls_total{result="invalid"}'], 2)
         n = len(results(self.output))
         wait_for(lambda: len(results(self.output)) > n + 4, 5, what="the running checks to keep running")
 
