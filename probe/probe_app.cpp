@@ -413,18 +413,40 @@ int ProbeApp::run() {
   // request_reload()); with collector.heartbeat_url a heartbeat goes every heartbeat_interval.
   // Both read the running configuration (token, check ids, config hash) through callbacks, so
   // a reload changes what they send. Declared after `current` and `curl`: destroyed first.
-  std::unique_ptr<fleet::ConfigClient> config_client;
-  std::unique_ptr<fleet::HeartbeatSender> heartbeat;
+  // Shared so the metrics' callbacks hold weak references only.
+  std::shared_ptr<fleet::ConfigClient> config_client;
+  std::shared_ptr<fleet::HeartbeatSender> heartbeat;
   if (config_.collector && !options_.once) {
     auto token = [this] { return config_.collector ? config_.collector->token : std::string(); };
     if (!config_.collector->config_url.empty()) {
-      config_client = std::make_unique<fleet::ConfigClient>(
+      config_client = std::make_shared<fleet::ConfigClient>(
           io, curl, services.clock, config_.file, *config_.collector, [this] { request_reload(); },
           token);
       config_client->start();
+      std::weak_ptr<fleet::ConfigClient> cc = config_client;
+      metrics->add_labelled_counter("vantage_probe_central_config_polls_total",
+                                    "Polls of the collector's central configuration, by result",
+                                    "result", [cc] {
+                                      const auto client = cc.lock();
+                                      if (!client) return std::map<std::string, double>{};
+                                      const auto& st = client->stats();
+                                      return std::map<std::string, double>{
+                                          {"updated", static_cast<double>(st.updates)},
+                                          {"unchanged", static_cast<double>(st.unchanged)},
+                                          {"not_modified", static_cast<double>(st.not_modified)},
+                                          {"invalid", static_cast<double>(st.invalid)},
+                                          {"failed", static_cast<double>(st.failures)}};
+                                    });
+      metrics->add_gauge("vantage_probe_central_config_failing",
+                         "1 while the central configuration cannot be fetched or is refused (the "
+                         "probe runs its last good copy)",
+                         [cc] {
+                           const auto client = cc.lock();
+                           return client && client->failing() ? 1.0 : 0.0;
+                         });
     }
     if (!config_.collector->heartbeat_url.empty()) {
-      heartbeat = std::make_unique<fleet::HeartbeatSender>(
+      heartbeat = std::make_shared<fleet::HeartbeatSender>(
           io, curl, services.clock, config_.vantage, *config_.collector,
           [this, &current, collector] {
             fleet::HeartbeatState hs;
@@ -439,6 +461,16 @@ int ProbeApp::run() {
           },
           token);
       heartbeat->start();
+      std::weak_ptr<fleet::HeartbeatSender> hb = heartbeat;
+      metrics->add_labelled_counter(
+          "vantage_probe_heartbeats_total", "Heartbeats sent to the collector, by result", "result",
+          [hb] {
+            const auto sender = hb.lock();
+            if (!sender) return std::map<std::string, double>{};
+            return std::map<std::string, double>{
+                {"accepted", static_cast<double>(sender->stats().accepted)},
+                {"failed", static_cast<double>(sender->stats().failed)}};
+          });
     }
   }
   // --- end of central configuration and heartbeats -------------------------------------------
