@@ -206,8 +206,12 @@ CollectorApp::CollectorApp(CollectorConfig config) {
              {"soft_at_start",
               static_cast<std::int64_t>(std::min<std::uint64_t>(files.soft_before, INT64_MAX))},
              {"max_connections", static_cast<std::int64_t>(config.limits.max_connections)}});
+  // The socket first: a second collector on the same address stops here, before it opens (and
+  // writes to) the store or anything else.
+  Listener listener(config);
   impl_ = std::make_unique<Impl>(std::move(config));
-  impl_->server = std::make_unique<Server>(impl_->config, impl_->handler, impl_->metrics);
+  impl_->server =
+      std::make_unique<Server>(impl_->config, impl_->handler, impl_->metrics, std::move(listener));
   Server* server = impl_->server.get();
   impl_->metrics.add_gauge("vantage_collector_connections_open", "Connections open now.",
                            [server] { return static_cast<double>(server->open_connections()); });

@@ -21,6 +21,7 @@
 #include <boost/beast/ssl.hpp>
 #include <list>
 #include <thread>
+#include <utility>
 
 #include "beacon-collector/http/beast_request.hpp"
 #include "beacon-collector/http/handler.hpp"
@@ -102,9 +103,8 @@ struct Server::Impl {
   log::RateLimited accept_log{std::chrono::seconds(10)};
   log::RateLimited session_log{std::chrono::seconds(10)};
 
-  asio::io_context bind_io{1};  // owns the first listening descriptor until the workers have theirs
-
-  Impl(const CollectorConfig& c, Handler& h, Metrics& m) : config(c), handler(h), metrics(m) {
+  Impl(const CollectorConfig& c, Handler& h, Metrics& m, Listener listener)
+      : config(c), handler(h), metrics(m) {
     if (config.tls) {
       tls.emplace(ssl::context::tls_server);
       tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
@@ -117,39 +117,17 @@ struct Server::Impl {
       tls->use_private_key_file(config.tls->key_file, ssl::context::pem, ec);
       if (ec) throw std::runtime_error("TLS key \"" + config.tls->key_file + "\": " + ec.message());
     }
-    const auto address = asio::ip::make_address(config.listen_address);
-    const tcp::endpoint ep(address, config.listen_port);
+    const tcp::endpoint ep(asio::ip::make_address(config.listen_address), config.listen_port);
     const int threads = std::max(1, config.threads);
     max_connections = std::max(1, config.limits.max_connections);
-    // Exclusive listen: ONE socket, bound without SO_REUSEPORT, so that a second collector (or
-    // any other process) on the same address fails with EADDRINUSE instead of silently taking a
-    // share of the connections. SO_REUSEADDR only allows binding over TIME_WAIT connections of
-    // an earlier run; on Linux it never lets two sockets listen on one address. Every event-loop
-    // thread's acceptor gets a dup() of it: the threads' epoll instances all watch the one
-    // listening socket, and whichever thread is free accepts.
-    tcp::acceptor first(bind_io);
-    beast::error_code ec;
-    first.open(ep.protocol(), ec);
-    if (!ec) first.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) first.bind(ep, ec);
-    if (!ec) first.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      const std::string where =
-          address.is_v6() ? "[" + config.listen_address + "]:" + std::to_string(config.listen_port)
-                          : config.listen_address + ":" + std::to_string(config.listen_port);
-      if (ec == asio::error::address_in_use) {
-        throw std::runtime_error("cannot listen on " + where +
-                                 ": address in use (another collector?)");
-      }
-      throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
-    }
     for (int i = 0; i < threads; ++i) {
       auto w = std::make_unique<Worker>();
       w->index = i;
-      const int fd = ::fcntl(first.native_handle(), F_DUPFD_CLOEXEC, 0);
+      const int fd = ::fcntl(listener.fd(), F_DUPFD_CLOEXEC, 0);
       if (fd < 0) {
         throw std::system_error(errno, std::generic_category(), "dup of the listening socket");
       }
+      beast::error_code ec;
       w->acceptor.assign(ep.protocol(), fd, ec);
       if (ec) {
         ::close(fd);
@@ -158,7 +136,7 @@ struct Server::Impl {
       w->reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
       workers.push_back(std::move(w));
     }
-    first.close(ec);  // the workers' descriptors keep the socket listening
+    // `listener` closes its descriptor now: the workers' descriptors keep the socket listening.
   }
 
   ~Impl() {
@@ -452,8 +430,45 @@ struct Server::Impl {
   }
 };
 
+Listener::Listener(const CollectorConfig& config) {
+  // Exclusive listen: ONE socket, bound without SO_REUSEPORT, so that a second collector (or any
+  // other process) on the same address fails with EADDRINUSE instead of silently taking a share
+  // of the connections. SO_REUSEADDR only allows binding over TIME_WAIT connections of an earlier
+  // run; on Linux it never lets two sockets listen on one address.
+  asio::io_context io{1};
+  const auto address = asio::ip::make_address(config.listen_address);
+  const tcp::endpoint ep(address, config.listen_port);
+  tcp::acceptor acceptor(io);
+  beast::error_code ec;
+  acceptor.open(ep.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(ep, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    const std::string where =
+        address.is_v6() ? "[" + config.listen_address + "]:" + std::to_string(config.listen_port)
+                        : config.listen_address + ":" + std::to_string(config.listen_port);
+    if (ec == asio::error::address_in_use) {
+      throw std::runtime_error("cannot listen on " + where +
+                               ": address in use (another collector?)");
+    }
+    throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+  }
+  fd_ = acceptor.release(ec);
+  if (ec) throw std::system_error(ec, "listening socket");
+}
+
+Listener::~Listener() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Listener::Listener(Listener&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
 Server::Server(const CollectorConfig& config, Handler& handler, Metrics& metrics)
-    : impl_(std::make_unique<Impl>(config, handler, metrics)) {}
+    : Server(config, handler, metrics, Listener(config)) {}
+
+Server::Server(const CollectorConfig& config, Handler& handler, Metrics& metrics, Listener listener)
+    : impl_(std::make_unique<Impl>(config, handler, metrics, std::move(listener))) {}
 
 Server::~Server() { shutdown(std::chrono::milliseconds(0)); }
 

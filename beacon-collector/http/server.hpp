@@ -29,12 +29,32 @@ namespace vantage::collector {
 class Handler;
 class Metrics;
 
+// The listening socket at `listen`, bound exclusively (no SO_REUSEPORT) and listening. Made
+// first at start-up, before the store is opened, so that a second collector on the same address
+// fails before it touches anything. Throws std::runtime_error: "cannot listen on
+// 127.0.0.1:8080: address in use (another collector?)", or the system's reason.
+class Listener {
+ public:
+  explicit Listener(const CollectorConfig& config);
+  ~Listener();
+  Listener(Listener&& other) noexcept;
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  Listener& operator=(Listener&&) = delete;
+  int fd() const noexcept { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
 class Server {
  public:
   // Binds at once; throws std::runtime_error when the address cannot be bound ("cannot listen
   // on 127.0.0.1:8080: address in use (another collector?)", or the system's reason) or the TLS
   // certificate or key cannot be loaded (start-up).
   Server(const CollectorConfig& config, Handler& handler, Metrics& metrics);
+  // Serves on `listener` (each thread's acceptor gets a dup() of it).
+  Server(const CollectorConfig& config, Handler& handler, Metrics& metrics, Listener listener);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -266,6 +266,8 @@ class ExclusiveListen(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn(f"vantage-collector: cannot listen on 127.0.0.1:{first.port}: address in use "
                       "(another collector?)", p.stderr)
+        # It stopped before opening anything: no database of its own (nor a write to the first's).
+        self.assertFalse(os.path.exists(second.db))
         # The first one keeps every connection.
         self.assertTrue(first.alive())
         for _ in range(20):
