@@ -411,17 +411,19 @@ int ProbeApp::run() {
   // --- Central configuration and heartbeats (probe/fleet/, helper P2) -----------------------
   // With collector.config_url the checks come from the collector (cached, applied through
   // request_reload()); with collector.heartbeat_url a heartbeat goes every heartbeat_interval.
-  // Both read the running configuration (token, check ids, config hash) through callbacks, so
-  // a reload changes what they send. Declared after `current` and `curl`: destroyed first.
+  // Both read the running configuration (collector settings and token, check ids, config hash)
+  // through callbacks, so a reload changes what they send. Declared after `current` and `curl`:
+  // destroyed first.
   // Shared so the metrics' callbacks hold weak references only.
   std::shared_ptr<fleet::ConfigClient> config_client;
   std::shared_ptr<fleet::HeartbeatSender> heartbeat;
   if (config_.collector && !options_.once) {
-    auto token = [this] { return config_.collector ? config_.collector->token : std::string(); };
+    // The collector settings running now (a reload replaces config_.collector's values).
+    auto running = [this] { return *config_.collector; };
     if (!config_.collector->config_url.empty()) {
       config_client = std::make_shared<fleet::ConfigClient>(
           io, curl, services.clock, config_.file, *config_.collector, [this] { request_reload(); },
-          token);
+          running);
       config_client->start();
       std::weak_ptr<fleet::ConfigClient> cc = config_client;
       metrics->add_labelled_counter("vantage_probe_central_config_polls_total",
@@ -459,7 +461,7 @@ int ProbeApp::run() {
             }
             return hs;
           },
-          token);
+          running);
       heartbeat->start();
       std::weak_ptr<fleet::HeartbeatSender> hb = heartbeat;
       metrics->add_labelled_counter(

@@ -92,15 +92,22 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
 
 ConfigClient::ConfigClient(asio::io_context& io, net::CurlMulti& curl, const Clock& clock,
                            std::string config_path, CollectorConfig collector,
-                           std::function<void()> reload, std::function<std::string()> token)
+                           std::function<void()> reload, std::function<CollectorConfig()> current)
     : io_(io),
       curl_(curl),
       clock_(clock),
       config_path_(std::move(config_path)),
       collector_(std::move(collector)),
       reload_(std::move(reload)),
-      token_(std::move(token)),
+      current_(std::move(current)),
       timer_(io) {
+  load_cache();
+}
+
+void ConfigClient::load_cache() {
+  has_cache_ = false;
+  cached_.clear();
+  etag_.clear();
   if (auto bytes = read_file(collector_.config_cache)) {
     has_cache_ = true;
     cached_ = std::move(*bytes);
@@ -109,6 +116,16 @@ ConfigClient::ConfigClient(asio::io_context& io, net::CurlMulti& curl, const Clo
       while (!etag_.empty() && (etag_.back() == '\n' || etag_.back() == '\r')) etag_.pop_back();
     }
   }
+}
+
+bool ConfigClient::refresh() {
+  if (current_) {
+    CollectorConfig next = current_();
+    const bool cache_moved = next.config_cache != collector_.config_cache;
+    collector_ = std::move(next);
+    if (cache_moved) load_cache();
+  }
+  return !collector_.config_url.empty();
 }
 
 ConfigClient::~ConfigClient() {
@@ -153,8 +170,7 @@ net::HttpRequest ConfigClient::build_request() const {
   net::HttpRequest req;
   req.method = "GET";
   req.url = collector_.config_url;
-  const std::string token = token_ ? token_() : collector_.token;
-  req.headers = {{"Authorization", "Bearer " + token}, {"Accept", "application/yaml"}};
+  req.headers = {{"Authorization", "Bearer " + collector_.token}, {"Accept", "application/yaml"}};
   if (has_cache_ && !etag_.empty()) req.headers.emplace_back("If-None-Match", etag_);
   req.follow_redirects = false;
   req.fresh_connection = false;
@@ -170,6 +186,11 @@ net::HttpRequest ConfigClient::build_request() const {
 
 asio::awaitable<void> ConfigClient::loop() {
   while (!stopped_) {
+    if (!refresh()) {
+      log::info("probe.central_config_stopped",
+                {{"reason", "collector.config_url is no longer configured"}});
+      co_return;
+    }
     const net::HttpRequest req = build_request();
     const net::HttpExchange ex = co_await net::http_exchange(curl_, req);
     if (stopped_ || ex.cancelled) co_return;

@@ -43,13 +43,15 @@ class ConfigClient {
   static constexpr std::size_t kMaxDocumentBytes = 4u << 20;
 
   // `config_path`: the probe's local configuration file (served documents are validated against
-  // it). `collector`: url/config_url/config_cache/config_poll_interval/request_timeout/tls and the
-  // token. `token`: returns the current bearer token (it may change on reload); empty = use
-  // collector.token. `reload`: called on the io_context after a new document was cached.
-  // Reads the cached copy and its ETag (if present). Never throws for a missing cache.
+  // it). `collector`: config_url/config_cache/config_poll_interval/request_timeout/tls and the
+  // token at start. `current`: returns the collector settings running now (after reloads); read
+  // before every poll, so a reload's token, config_url, config_poll_interval, config_cache, tls
+  // and request_timeout apply from the next poll on (an empty config_url stops the polling).
+  // Empty: `collector` stays in use. `reload`: called on the io_context after a new document was
+  // cached. Reads the cached copy and its ETag (if present). Never throws for a missing cache.
   ConfigClient(boost::asio::io_context& io, net::CurlMulti& curl, const Clock& clock,
                std::string config_path, CollectorConfig collector, std::function<void()> reload,
-               std::function<std::string()> token = {});
+               std::function<CollectorConfig()> current = {});
   ~ConfigClient();
   ConfigClient(const ConfigClient&) = delete;
   ConfigClient& operator=(const ConfigClient&) = delete;
@@ -61,6 +63,9 @@ class ConfigClient {
 
   // ---- the pieces, public for tests ----
   enum class Outcome { not_modified, updated, unchanged, invalid, failed };
+  // Takes the settings running now from `current` (reading the cache again when config_cache
+  // changed). Returns false when config_url is empty now (polling ends).
+  bool refresh();
   // The request of the next poll (URL, bearer token, If-None-Match when an ETag is known).
   net::HttpRequest build_request() const;
   // Acts on one exchange's result as described above (may write the cache and call reload).
@@ -87,6 +92,7 @@ class ConfigClient {
   boost::asio::awaitable<void> loop();
   void set_state(std::string state, const net::HttpExchange* ex);
   bool write_cache(const std::string& body, const std::string& etag);
+  void load_cache();
 
   boost::asio::io_context& io_;
   net::CurlMulti& curl_;
@@ -94,7 +100,7 @@ class ConfigClient {
   std::string config_path_;
   CollectorConfig collector_;
   std::function<void()> reload_;
-  std::function<std::string()> token_;
+  std::function<CollectorConfig()> current_;
   boost::asio::steady_timer timer_;
   boost::asio::cancellation_signal cancel_;
   bool started_ = false;

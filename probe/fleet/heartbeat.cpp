@@ -26,14 +26,14 @@ nlohmann::json interval_seconds(std::chrono::nanoseconds d) {
 HeartbeatSender::HeartbeatSender(asio::io_context& io, net::CurlMulti& curl, const Clock& clock,
                                  Vantage vantage, CollectorConfig collector,
                                  std::function<HeartbeatState()> state,
-                                 std::function<std::string()> token)
+                                 std::function<CollectorConfig()> current)
     : io_(io),
       curl_(curl),
       clock_(clock),
       vantage_(std::move(vantage)),
       collector_(std::move(collector)),
       state_fn_(std::move(state)),
-      token_(std::move(token)),
+      current_(std::move(current)),
       timer_(io) {
   started_ns_ = to_unix_nanos(clock_.utc_now());
 }
@@ -95,8 +95,8 @@ net::HttpRequest HeartbeatSender::build_request(const HeartbeatState& state, Utc
   net::HttpRequest req;
   req.method = "POST";
   req.url = collector_.heartbeat_url;
-  const std::string token = token_ ? token_() : collector_.token;
-  req.headers = {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + token}};
+  req.headers = {{"Content-Type", "application/json"},
+                 {"Authorization", "Bearer " + collector_.token}};
   req.body = body(state, now).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   req.follow_redirects = false;
   req.fresh_connection = false;
@@ -142,18 +142,28 @@ bool HeartbeatSender::handle(const net::HttpExchange& ex) {
 }
 
 asio::awaitable<void> HeartbeatSender::loop() {
-  auto next = clock_.steady_now();
+  auto next_at = clock_.steady_now();
   while (!stopped_) {
+    if (current_) {
+      CollectorConfig next = current_();
+      if (next.heartbeat_interval != collector_.heartbeat_interval)
+        next_at = clock_.steady_now();  // a new interval starts now
+      collector_ = std::move(next);
+    }
+    if (collector_.heartbeat_url.empty() || collector_.heartbeat_interval.count() <= 0) {
+      log::info("probe.heartbeats_stopped", {{"reason", "collector.heartbeat_interval is 0"}});
+      co_return;
+    }
     const HeartbeatState state = state_fn_ ? state_fn_() : HeartbeatState{};
     const net::HttpRequest req = build_request(state, clock_.utc_now());
     const net::HttpExchange ex = co_await net::http_exchange(curl_, req);
     if (stopped_ || ex.cancelled) co_return;
     handle(ex);
     // On a fixed grid: a slow collector does not stretch the interval.
-    next += collector_.heartbeat_interval;
+    next_at += collector_.heartbeat_interval;
     const auto now = clock_.steady_now();
-    if (next < now) next = now;
-    timer_.expires_at(next);
+    if (next_at < now) next_at = now;
+    timer_.expires_at(next_at);
     boost::system::error_code ec;
     co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }

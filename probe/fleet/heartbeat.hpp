@@ -43,11 +43,14 @@ struct HeartbeatState {
 class HeartbeatSender {
  public:
   // `vantage`: the vantage_point section. `collector`: heartbeat_url, heartbeat_interval (> 0),
-  // request_timeout, tls and the token. `state`: called on the io_context before each heartbeat.
-  // `token`: the current bearer token (may change on reload); empty = collector.token.
+  // request_timeout, tls and the token at start. `state`: called on the io_context before each
+  // heartbeat. `current`: the collector settings running now (after reloads), read before each
+  // heartbeat, so a reload's token, heartbeat_url, heartbeat_interval, tls and request_timeout
+  // apply from the next one on (an empty heartbeat_url, i.e. heartbeat_interval 0, stops them).
+  // Empty: `collector` stays in use.
   HeartbeatSender(boost::asio::io_context& io, net::CurlMulti& curl, const Clock& clock,
                   Vantage vantage, CollectorConfig collector, std::function<HeartbeatState()> state,
-                  std::function<std::string()> token = {});
+                  std::function<CollectorConfig()> current = {});
   ~HeartbeatSender();
   HeartbeatSender(const HeartbeatSender&) = delete;
   HeartbeatSender& operator=(const HeartbeatSender&) = delete;
@@ -79,7 +82,7 @@ class HeartbeatSender {
   Vantage vantage_;
   CollectorConfig collector_;
   std::function<HeartbeatState()> state_fn_;
-  std::function<std::string()> token_;
+  std::function<CollectorConfig()> current_;
   boost::asio::steady_timer timer_;
   boost::asio::cancellation_signal cancel_;
   bool started_ = false;

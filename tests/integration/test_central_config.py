@@ -10,6 +10,7 @@ vantage-collector (GET /v1/config from fleet.config_dir, POST /v1/heartbeat), on
 import hashlib
 import json
 import os
+import signal
 import socket
 import time
 import unittest
@@ -214,7 +215,7 @@ class CentralConfig(unittest.TestCase):
         wait_for(lambda: any(r["check"] == "late-one" for r in results(self.output)), POLL + 10,
                  what="the served check once the collector is back")
 
-    def test_wrong_token_is_logged_with_the_collectors_text(self):
+    def test_wrong_token_is_logged_with_the_collectors_text_and_a_reload_fixes_it(self):
         self.serve(["x"])
         with open(self.token, "w") as f:
             f.write("not-the-token\n")
@@ -225,6 +226,15 @@ class CentralConfig(unittest.TestCase):
         self.assertIn("error", json.loads(line["error"]))
         hb = wait_for(lambda: log_lines(self.log, "probe.heartbeat_failed"), 10, what="probe.heartbeat_failed")[0]
         self.assertEqual(hb["status"], 403)
+        self.assertFalse(os.path.exists(self.cache))
+        # The right token and a reload (SIGHUP): the next poll and heartbeat use it.
+        with open(self.token, "w") as f:
+            f.write("central-token\n")
+        self.probe.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: log_lines(self.log, "probe.central_config_available"), POLL + 5,
+                 what="probe.central_config_available")
+        wait_for(lambda: log_lines(self.log, "probe.heartbeat_ok"), 5, what="probe.heartbeat_ok")
+        wait_for(lambda: any(r["check"] == "x" for r in results(self.output)), 5, what="the served check")
 
 
 if __name__ == "__main__":

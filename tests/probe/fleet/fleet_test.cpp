@@ -324,19 +324,38 @@ TEST_CASE("config client: ETag, atomic cache, reload only for a new valid docume
   CHECK(reloads == 2);
 }
 
-TEST_CASE("config client: the token comes from the callback", "[probe][fleet]") {
+TEST_CASE("config client: the running collector settings come from the callback",
+          "[probe][fleet]") {
   TempDir d;
   const auto path = central_local(d);
   const auto cfg = load_probe_config(path);
   boost::asio::io_context io;
   net::CurlMulti curl(io);
   FakeClock clock;
-  std::string token = "first";
+  CollectorConfig running = *cfg.collector;
+  running.token = "first";
   fleet::ConfigClient client(
-      io, curl, clock, path, *cfg.collector, [] {}, [&] { return token; });
+      io, curl, clock, path, *cfg.collector, [] {}, [&] { return running; });
+  REQUIRE(client.refresh());
   CHECK(*header(client.build_request(), "Authorization") == "Bearer first");
-  token = "rotated";
-  CHECK(*header(client.build_request(), "Authorization") == "Bearer rotated");
+  // A reload rotates the token and moves the URL: the next poll uses both.
+  running.token = "rotated";
+  running.config_url = "http://127.0.0.1:9/other/v1/config";
+  REQUIRE(client.refresh());
+  const auto req = client.build_request();
+  CHECK(*header(req, "Authorization") == "Bearer rotated");
+  CHECK(req.url == "http://127.0.0.1:9/other/v1/config");
+  // A moved cache file is read again (its ETag with it).
+  d.file("moved/c.yaml", kServed);
+  d.file("moved/c.yaml.etag", "\"m1\"\n");
+  running.config_cache = (d.path / "moved" / "c.yaml").string();
+  CHECK_FALSE(client.has_cache());
+  REQUIRE(client.refresh());
+  CHECK(client.has_cache());
+  CHECK(client.etag() == "\"m1\"");
+  // No config_url any more: polling ends.
+  running.config_url.clear();
+  CHECK_FALSE(client.refresh());
 }
 
 TEST_CASE("write_file_atomically replaces the file", "[probe][fleet]") {
