@@ -265,23 +265,25 @@ bool Retention::start_pass(UtcTime now) {
   return true;
 }
 
+// One line per pass that deleted something, at debug level (every minute by default; the
+// metrics carry the counts).
 void Retention::finish_pass() {
   passes_.fetch_add(1, std::memory_order_relaxed);
   std::int64_t total = 0;
   for (auto n : pass_deleted_) total += n;
   if (total == 0) return;
   auto n = [&](Table t) { return pass_deleted_[static_cast<std::size_t>(t)]; };
-  log::info("store.pruned",
-            {{"store", "sqlite:" + pruner_.path()},
-             {"browser_reports", n(Table::browser_reports)},
-             {"probe_results", n(Table::probe_results)},
-             {"route_events", n(Table::route_events)},
-             {"bgp_alerts", n(Table::bgp_alerts)},
-             {"heartbeats", n(Table::heartbeats)},
-             {"incidents", n(Table::incidents)},
-             {"seconds", static_cast<double>(nanos_since(pass_started_)) / 1e9},
-             {"longest_transaction_ms", longest_transaction_seconds() * 1e3},
-             {"file_bytes", static_cast<std::int64_t>(sqlite_file_bytes(pruner_.path()))}});
+  log::debug("store.pruned",
+             {{"store", "sqlite:" + pruner_.path()},
+              {"browser_reports", n(Table::browser_reports)},
+              {"probe_results", n(Table::probe_results)},
+              {"route_events", n(Table::route_events)},
+              {"bgp_alerts", n(Table::bgp_alerts)},
+              {"heartbeats", n(Table::heartbeats)},
+              {"incidents", n(Table::incidents)},
+              {"seconds", static_cast<double>(nanos_since(pass_started_)) / 1e9},
+              {"longest_transaction_ms", longest_transaction_seconds() * 1e3},
+              {"file_bytes", static_cast<std::int64_t>(sqlite_file_bytes(pruner_.path()))}});
 }
 
 bool Retention::run(std::size_t committed_records, std::size_t /*queued_records*/) {
