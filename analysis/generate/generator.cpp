@@ -54,9 +54,9 @@ constexpr double kProbeSkip = 0.001;     // a vantage point skips a minute (rest
 }  // namespace
 
 const std::vector<std::string>& generator_scenarios() {
-  static const std::vector<std::string> s = {"baseline",     "isp-blackhole", "http-4xx-spike",
-                                             "dns-nxdomain", "slow-checkout", "global-outage",
-                                             "degraded",     "users-only-asn"};
+  static const std::vector<std::string> s = {
+      "baseline",      "isp-blackhole", "http-4xx-spike", "dns-nxdomain",        "slow-checkout",
+      "global-outage", "degraded",      "users-only-asn", "vantage-point-silent"};
   return s;
 }
 
@@ -87,6 +87,7 @@ GeneratorSummary generate(const std::string& db_path, const GeneratorOptions& o)
   const Network& lossy = kNetworks[3];
   const Network& users_only = kNetworks[4];
   const char* spiked_country = "FR";
+  const std::string silent_probe = "us-east-64503-1";  // vantage-point-silent: it stops
   auto as_name = [](const Network& n) { return "AS" + std::to_string(n.asn) + " " + n.isp; };
   if (o.scenario == "isp-blackhole") {
     sum.fault = std::string("AS") + std::to_string(blackholed.asn) + " " + blackholed.isp +
@@ -110,6 +111,9 @@ GeneratorSummary generate(const std::string& db_path, const GeneratorOptions& o)
         as_name(lossy) +
         ": packet loss, 20 % of its vantage points' runs time out and 10 % take 3 s longer; "
         "2 % of its users' requests time out";
+  } else if (o.scenario == "vantage-point-silent") {
+    sum.fault = "vantage point " + silent_probe +
+                " stopped: no results, no heartbeats (its targets are fine)";
   } else if (o.scenario == "users-only-asn") {
     sum.fault = as_name(users_only) + " (users, no vantage point): its route to " + kServerIp +
                 " black-holed, its users' requests time out";
@@ -161,17 +165,20 @@ GeneratorSummary generate(const std::string& db_path, const GeneratorOptions& o)
       results.push_back(std::move(rec));
     }
   }
+  std::vector<collector::HeartbeatRecord> beats;
   auto flush = [&](bool force) {
     if (!force && reports.size() + results.size() < 20000) return;
     collector::store::Batch batch;
     for (const auto& r : reports) batch.reports.push_back(&r);
     for (const auto& r : results) batch.results.push_back(&r);
+    for (const auto& h : beats) batch.heartbeats.push_back(&h);
     const auto outcome = store.write(batch);
     if (outcome.error) throw std::system_error(outcome.error, "writing " + db_path);
     sum.reports += reports.size();
     sum.results += results.size();
     reports.clear();
     results.clear();
+    beats.clear();
   };
 
   for (std::int64_t m = 0; m < minutes; ++m) {
@@ -190,10 +197,34 @@ GeneratorSummary generate(const std::string& db_path, const GeneratorOptions& o)
           (fault && o.scenario == "users-only-asn" && &net == &users_only) || outage;
       // Probes: http, journey and dns checks once a minute, at jittered seconds.
       for (int p = 1; p <= net.probes; ++p) {
+        const std::string probe_id =
+            std::string(net.region) + "-" + std::to_string(net.asn) + "-" + std::to_string(p);
+        if (fault && o.scenario == "vantage-point-silent" && probe_id == silent_probe) continue;
+        // Heartbeats every 30 s (the probe's default), whatever its runs do (no random draw: the
+        // other streams stay as they were).
+        for (std::int64_t at : {t0, t0 + minute / 2}) {
+          collector::HeartbeatRecord h;
+          h.received_ns = at;
+          h.time_ns = at;
+          h.probe_id = probe_id;
+          h.region = net.region;
+          h.country = net.country;
+          h.isp = net.isp;
+          h.asn = net.asn;
+          h.version = "0.3.0";
+          h.revision = "0000000";
+          h.config_hash = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+          h.config_source = "file";
+          h.checks = std::vector<std::string>{"shop-home", "checkout", "shop-dns"};
+          h.spool_results = 0;
+          h.spool_bytes = 0;
+          h.heartbeat_interval_ns = minute / 2;
+          h.started_ns = o.start_ns;
+          beats.push_back(std::move(h));
+        }
         if (uniform() < kProbeSkip) continue;  // this minute's runs never happened
         Vantage v;
-        v.probe_id =
-            std::string(net.region) + "-" + std::to_string(net.asn) + "-" + std::to_string(p);
+        v.probe_id = probe_id;
         v.region = net.region;
         v.country = net.country;
         v.city = net.city;

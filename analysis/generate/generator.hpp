@@ -1,6 +1,7 @@
 // A seeded generator of realistic observation streams, written into a collector store through
 // the collector's own SqliteStore (one schema): probes in four networks running an http check,
-// the checkout journey and a dns check every minute, and browser NEL reports from users in five
+// the checkout journey and a dns check every minute (and a heartbeat every 30 s), and browser NEL
+// reports from users in five
 // networks with diurnal traffic, sampling weights and background noise — plus one injected fault
 // per scenario.
 // Used by the detector tests (each fault scenario must give exactly one incident) and by the
@@ -15,7 +16,7 @@ namespace vantage::analysis {
 
 struct GeneratorOptions {
   // baseline | isp-blackhole | http-4xx-spike | dns-nxdomain | slow-checkout | global-outage |
-  // degraded | users-only-asn (docs/analysis.md#the-scenario-generator)
+  // degraded | users-only-asn | vantage-point-silent (docs/analysis.md#the-scenario-generator)
   std::string scenario = "baseline";
   std::uint64_t seed = 1;
   std::int64_t start_ns = 1'795'305'600'000'000'000;  // 2026-11-22T00:00:00Z

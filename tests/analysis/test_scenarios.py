@@ -176,6 +176,22 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn('--from: "yesterday" is neither an RFC 3339 time', p.stderr)
 
+    def test_a_stopped_vantage_point_is_one_silent_ticket_and_nothing_else(self):
+        # us-east-64503-1 sends no heartbeat and no result during the fault; its targets are fine
+        # and its network's other vantage point keeps reporting: no reachability loss, no outage,
+        # no degradation from its missing runs.
+        def scope(inc):
+            self.assertEqual(inc["severity"], "ticket")
+            self.assertEqual(inc["id"].split(" @")[0], "vantage_point_silent probe=us-east-64503-1")
+            self.assertEqual(inc["scope"]["probes"], ["us-east-64503-1"])
+            self.assertEqual(inc["scope"]["asns"], [64503])
+            self.assertEqual(inc["scope"]["isps"], ["Example Mobile"])
+            self.assertEqual(inc["evidence"]["heartbeat_interval_s"], 30.0)
+            # Its last heartbeat was 30 s before the fault: silent 3 intervals later, back at the
+            # fault's end (its first heartbeat).
+            self.assertEqual(ts(inc["opened"]), ts(inc["evidence"]["last_heartbeat"]) + 90)
+        self.one_incident("vantage-point-silent", "vantage_point_silent", scope, open_within=60)
+
 
 if __name__ == "__main__":
     unittest.main()
