@@ -223,8 +223,10 @@ int ProbeApp::run() {
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        log::info("probe.signal", {{"signal", sig}, {"action", "reload"}});
-        request_reload();
+        // A --once run has nothing to reload into: it goes on (SIGHUP's default would kill it).
+        log::info("probe.signal",
+                  {{"signal", sig}, {"action", options_.once ? "ignored (--once)" : "reload"}});
+        if (!options_.once) request_reload();
         wait_signal();
         return;
       }
@@ -242,7 +244,7 @@ int ProbeApp::run() {
   if (options_.handle_signals) {
     signals.add(SIGTERM);
     signals.add(SIGINT);
-    if (!options_.once) signals.add(SIGHUP);
+    signals.add(SIGHUP);
     wait_signal();
   }
 

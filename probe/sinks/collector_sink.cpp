@@ -109,10 +109,12 @@ struct CollectorSink::Worker {
   log::RateLimited cursor_write_log{kLogInterval};
   log::RateLimited rejected_write_log{kLogInterval};
   log::RateLimited recovered_log{kLogInterval};
-  log::RateLimited upload_failed_log{kLogInterval};
+  std::unique_ptr<log::RateLimited> upload_failed_log =
+      std::make_unique<log::RateLimited>(kLogInterval);  // new for each new kind of failure
   log::RateLimited batch_log{kLogInterval};
   log::RateLimited set_aside_log{kLogInterval};
   log::RateLimited sender_failed_log{kLogInterval};
+  std::string last_upload_failure;  // "<status> <curl code> <error>" of the last one logged
 
   void drain_queue() {
     std::vector<std::string> lines;
@@ -293,6 +295,10 @@ struct CollectorSink::Worker {
       if (ex.completed() && ex.status >= 200 && ex.status < 300) {
         // Counted first: the collector has them, whatever happens to our cursor file.
         stats->uploaded += batch.count;
+        if (!last_upload_failure.empty()) {
+          log::info("collector.upload_recovered", {{"failed_attempts", failures}});
+          last_upload_failure.clear();
+        }
         spool->ack(batch);  // a cursor write error is logged and counted by observe_spool()
         observe_spool();
         failures = 0;
@@ -345,12 +351,22 @@ struct CollectorSink::Worker {
         // The collector's answer says why ({"error":"unknown token"}, a proxy's page, …): its
         // status and error text, whether or not libcurl also saw a transport error (a collector
         // that answers 403 before reading the whole batch and closes).
-        upload_failed_log.write(log::Level::warn, "collector.upload_failed",
-                                {{"status", ex.status},
-                                 {"error", upload_error_text(ex)},
-                                 {"response", response_excerpt(ex.body)},
-                                 {"results", batch.count},
-                                 {"retry_in_ms", wait.count()}});
+        // A new kind of failure (the collector came up and now says 403) is logged at once;
+        // the same one repeating at most every kLogInterval.
+        const std::string error = upload_error_text(ex);
+        // libcurl's text varies per attempt ("after 0 ms"): its code says what kind it is.
+        std::string kind = std::to_string(ex.status) + " " + std::to_string(ex.curl_code) + " " +
+                           (ex.curl_code == 0 ? error : std::string());
+        const std::initializer_list<log::Field> fields = {{"status", ex.status},
+                                                          {"error", error},
+                                                          {"response", response_excerpt(ex.body)},
+                                                          {"results", batch.count},
+                                                          {"retry_in_ms", wait.count()}};
+        if (kind != last_upload_failure) {
+          last_upload_failure = std::move(kind);
+          upload_failed_log = std::make_unique<log::RateLimited>(kLogInterval);  // writes now
+        }
+        upload_failed_log->write(log::Level::warn, "collector.upload_failed", fields);
       }
       if (stopping) break;
       co_await sleep(wait);
