@@ -23,6 +23,9 @@
 #include <thread>
 #include <vector>
 
+#include "probe/net/http_client.hpp"
+#include "probe/sinks/collector_url.hpp"
+
 namespace fs = std::filesystem;
 using namespace vantage::probe;
 using namespace vantage::probe::sinks;
@@ -336,4 +339,74 @@ TEST_CASE("acknowledgements that cannot be written are counted and uploads go on
   REQUIRE(eventually([&] { return collector.accepted_set() == ids(0, 11); }));
   CHECK(eventually([&] { return !sink.stats().spool_write_failing; }));
   CHECK(sink.stats().send_loop_failures == 0);
+}
+
+TEST_CASE(
+    "a reload hands a new collector URL and token to the running sender; queued and spooled "
+    "results go there and the spool's settings stay",
+    "[probe][collector_sink][reload]") {
+  TempDir dir;
+  FakeCollector refusing([](const std::string&) {
+    return FakeCollector::Answer{403, "{\"error\":\"unknown token\"}"};
+  });
+  FakeCollector accepting([](const std::string&) { return FakeCollector::Answer{200, ""}; });
+  CollectorConfig first = config_for(refusing, dir);
+  first.backoff_initial = 3s;  // the sender then waits 1.5-3 s before it tries again...
+  first.backoff_max = 3s;
+  CollectorSink sink(first);
+  publish(sink, 0, 10);
+  REQUIRE(eventually([&] { return sink.stats().upload_errors >= 1; }));
+  CHECK(sink.stats().uploaded == 0);
+
+  CollectorConfig next = config_for(accepting, dir);
+  next.token = "new-token";
+  next.spool_dir = (dir.path / "elsewhere").string();
+  next.spool_max_bytes = first.spool_max_bytes * 2;
+  const auto swapped = std::chrono::steady_clock::now();
+  const auto restart = sink.reconfigure(next);
+  CHECK(restart == std::vector<std::string>{"collector.spool_dir", "collector.spool_max_bytes"});
+  publish(sink, 10, 20);
+  REQUIRE(eventually([&] { return accepting.accepted_set().count(line(0)) == 1; }));
+  // ...unless the new settings wake it up.
+  CHECK(std::chrono::steady_clock::now() - swapped < 1200ms);
+  REQUIRE(eventually([&] { return accepting.accepted_set() == ids(0, 20); }));
+  CHECK(eventually([&] { return sink.stats().spool_results == 0; }));
+  CHECK_FALSE(fs::exists(dir.path / "elsewhere"));  // the running spool stays where it was
+  CHECK(refusing.accepted().empty());
+}
+
+TEST_CASE("a failed upload's error is the collector's own text when it gives one",
+          "[probe][collector_sink]") {
+  net::HttpExchange ex;
+  ex.status = 403;
+  ex.body = "{\"error\":\"unknown token\"}";
+  CHECK(upload_error_text(ex) == "unknown token");
+  ex.curl_code = 55;  // it answered, then closed while we were still sending
+  ex.error_text = "Send failure: Broken pipe";
+  CHECK(upload_error_text(ex) == "unknown token");
+  ex.body = "<html>Bad gateway</html>";
+  CHECK(upload_error_text(ex) == "Send failure: Broken pipe");
+  ex.curl_code = 0;
+  ex.error_text.clear();
+  ex.status = 502;
+  CHECK(upload_error_text(ex) == "<html>Bad gateway</html>");
+  ex.body.clear();
+  CHECK(upload_error_text(ex) == "HTTP 502 with an empty body");
+  ex.status = 0;
+  CHECK(upload_error_text(ex) == "no response");
+}
+
+TEST_CASE("collector URLs must be an http(s) results endpoint", "[probe][collector_sink][config]") {
+  CHECK(collector_url_problem("https://collector.example.com/v1/results") == "");
+  CHECK(collector_url_problem("http://127.0.0.1:8080/v1/results") == "");
+  CHECK(collector_url_problem("https://example.com/vantage/results?x=1") == "");
+  CHECK(collector_url_problem("https://[2001:db8::1]:443/v1/results") == "");
+  const std::string no_path = collector_url_problem("https://collector.example.com");
+  CHECK(no_path.find("the path \"/\" is not the collector's results endpoint") == 0);
+  CHECK(no_path.find("/v1/results") != std::string::npos);
+  CHECK(collector_url_problem("https://collector.example.com/v1/results/") != "");
+  CHECK(collector_url_problem("https://collector.example.com/v1/upload") != "");
+  CHECK(collector_url_problem("https://collector.example.com/v1/results#x") != "");
+  CHECK(collector_url_problem("ftp://collector.example.com/v1/results") != "");
+  CHECK(collector_url_problem("collector.example.com/v1/results") != "");
 }
