@@ -187,7 +187,8 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"day\":%d,\"file_bytes\":%llu,\"largest_file_bytes\":%llu,\"committed\":%llu,"
         "\"pruned\":%llu,\"rows\":%llu,\"seconds\":%.3f,\"records_per_second\":%.0f,"
-        "\"longest_prune_ms\":%.2f,\"prune_seconds\":%.3f,\"vacuumed_pages\":%llu}\n",
+        "\"longest_prune_ms\":%.2f,\"longest_turn_ms\":%.2f,\"prune_seconds\":%.3f,"
+        "\"vacuumed_pages\":%llu}\n",
         day, static_cast<unsigned long long>(store::sqlite_file_bytes(db)),
         static_cast<unsigned long long>(largest),
         static_cast<unsigned long long>(writer.committed_records()),
@@ -195,6 +196,7 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(writer.committed_records() - pruned), seconds,
         static_cast<double>(writer.committed_records() - committed0) / seconds,
         pruning ? pruning->longest_transaction_seconds() * 1e3 : 0.0,
+        pruning ? pruning->longest_turn_seconds() * 1e3 : 0.0,
         pruning ? pruning->prune_seconds_total() : 0.0,
         static_cast<unsigned long long>(pruning ? pruning->vacuumed_pages() : 0));
     std::fflush(stdout);

@@ -249,10 +249,11 @@ double Retention::prune_seconds_total() const noexcept {
   return static_cast<double>(total_nanos_.load(std::memory_order_relaxed)) / 1e9;
 }
 
-bool Retention::start_pass(UtcTime now) {
-  if (next_pass_ && now < *next_pass_) return false;
-  next_pass_ = now + options_.interval;
-  const std::int64_t now_ns = to_unix_nanos(now);
+bool Retention::start_pass() {
+  const SteadyTime steady = clock_.steady_now();
+  if (next_pass_ && steady < *next_pass_) return false;
+  next_pass_ = steady + options_.interval;
+  const std::int64_t now_ns = to_unix_nanos(clock_.utc_now());
   for (Table t : kTables) {
     const auto& keep = policy_[t];
     if (!keep) continue;
@@ -286,9 +287,19 @@ void Retention::finish_pass() {
               {"file_bytes", static_cast<std::int64_t>(sqlite_file_bytes(pruner_.path()))}});
 }
 
-bool Retention::run(std::size_t committed_records, std::size_t /*queued_records*/) {
+bool Retention::run(std::size_t committed_records, const std::atomic<std::size_t>& queued_records) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool more = turn(committed_records, queued_records);
+  const std::uint64_t ns = nanos_since(t0);
+  if (ns > longest_turn_nanos_.load(std::memory_order_relaxed))
+    longest_turn_nanos_.store(ns, std::memory_order_relaxed);
+  return more;
+}
+
+bool Retention::turn(std::size_t committed_records,
+                     const std::atomic<std::size_t>& queued_records) {
   credit_ += committed_records;
-  if (phase_ == Phase::idle && !start_pass(clock_.utc_now())) {
+  if (phase_ == Phase::idle && !start_pass()) {
     credit_ = 0;
     return false;
   }
@@ -308,14 +319,20 @@ bool Retention::run(std::size_t committed_records, std::size_t /*queued_records*
                 {{"store", "sqlite:" + pruner_.path()}, {"step", what}, {"error", ec.message()}});
     }
   };
-  // Keep pace with ingest: up to twice what was committed since the last deleting turn (so a
-  // backlog shrinks while ingest goes on), in transactions of batch_rows.
-  std::int64_t budget = 0;
+  // Keep pace with ingest: at least as many rows as were committed since the last deleting
+  // turn, and while no upload waits up to twice that (so a backlog shrinks while ingest goes
+  // on), in transactions of batch_rows. An upload that arrives meanwhile waits for at most the
+  // rows its predecessors wrote to be deleted, about as long as their commit took.
+  std::int64_t budget = 0, pace = 0, deleted = 0;
   if (phase_ == Phase::deleting) {
-    budget = std::max<std::int64_t>(options_.batch_rows, 2 * static_cast<std::int64_t>(credit_));
+    pace = static_cast<std::int64_t>(credit_);
+    budget = std::max<std::int64_t>(options_.batch_rows, 2 * pace);
     credit_ = 0;
   }
   while (phase_ == Phase::deleting && budget > 0) {
+    if (deleted > 0 && deleted >= pace && queued_records.load(std::memory_order_relaxed) > 0) {
+      break;
+    }
     if (current_ >= kTables.size()) {
       phase_ = Phase::vacuuming;
       break;
@@ -350,7 +367,16 @@ bool Retention::run(std::size_t committed_records, std::size_t /*queued_records*
     pruned_[i].fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
     pass_deleted_[i] += n;
     budget -= std::max<std::int64_t>(n, 1);
+    deleted += std::max<std::int64_t>(n, 1);
     if (n < limit) ++current_;
+  }
+  if (phase_ == Phase::vacuuming && queued_records.load(std::memory_order_relaxed) > 0) {
+    // Uploads are waiting: the free pages are reused by them anyway; the next pass that ends
+    // with an idle queue vacuums.
+    phase_ = Phase::idle;
+    warned_error_ = false;
+    finish_pass();
+    return false;
   }
   if (phase_ == Phase::vacuuming) {
     std::error_code ec;

@@ -141,13 +141,15 @@ struct PruneOptions {
 
 // The collector's retention, run by the store's Writer on its thread between commits.
 //
-// Every `interval` (by `clock`'s UTC time) a pass starts: cutoff = now - retention per table.
-// Each turn (after a commit, or when idle) deletes `batch_rows` rows per transaction, at
-// least as many rows in the turn as were committed since the last one, so that at any ingest
-// rate pruning keeps pace with what ages out; the Writer takes waiting uploads before the next
-// turn. When every table is done, free pages beyond max(1 MiB, 1/32 of the file) are vacuumed
-// away, up to 4 MiB per turn. A database created without auto_vacuum=INCREMENTAL reuses its
-// freed pages but does not shrink (logged once; `vantage prune --vacuum` switches it).
+// Every `interval` (by `clock`'s steady time) a pass starts: cutoff = clock's UTC now -
+// retention, per table.
+// Each turn (after a commit, or when idle) deletes `batch_rows` rows per transaction: at least
+// as many rows as were committed since the last turn, so that at any ingest rate pruning keeps
+// pace with what ages out, and up to twice that while no upload waits (a backlog shrinks); then
+// the Writer takes the waiting uploads. When every table is done and no upload waits, free
+// pages beyond max(1 MiB, 1/32 of the file) are vacuumed away, up to 4 MiB per turn. A database
+// created without auto_vacuum=INCREMENTAL reuses its freed pages but does not shrink (logged
+// once; `vantage prune --vacuum` switches it).
 //
 // Counters are safe to read from any thread (metrics).
 class Retention final : public Housekeeping {
@@ -157,7 +159,7 @@ class Retention final : public Housekeeping {
   Retention(const std::string& path, RetentionPolicy policy, PruneOptions options,
             const Clock& clock);
 
-  bool run(std::size_t committed_records, std::size_t queued_records) override;
+  bool run(std::size_t committed_records, const std::atomic<std::size_t>& queued_records) override;
 
   const RetentionPolicy& policy() const noexcept { return policy_; }
   std::uint64_t pruned_records(Table table) const noexcept {
@@ -171,11 +173,19 @@ class Retention final : public Housekeeping {
   // The longest single prune or vacuum transaction so far (seconds, steady clock): how long
   // the write lock was held by retention at most.
   double longest_transaction_seconds() const noexcept;
+  // The longest turn (one run() call: the transactions done between two of the writer's
+  // commits): the most an upload waiting meanwhile was delayed by retention (seconds).
+  double longest_turn_seconds() const noexcept {
+    return static_cast<double>(longest_turn_nanos_.load(std::memory_order_relaxed)) / 1e9;
+  }
   double prune_seconds_total() const noexcept;
 
  private:
   enum class Phase { idle, deleting, vacuuming };
-  bool start_pass(UtcTime now);
+  // Starts a pass when one is due by the steady clock (passes are `interval` apart whatever
+  // the wall clock does); the cutoffs come from the UTC clock.
+  bool start_pass();
+  bool turn(std::size_t committed_records, const std::atomic<std::size_t>& queued_records);
   void finish_pass();
 
   Pruner pruner_;
@@ -183,7 +193,7 @@ class Retention final : public Housekeeping {
   PruneOptions options_;
   const Clock& clock_;
   Phase phase_ = Phase::idle;
-  std::optional<UtcTime> next_pass_;
+  std::optional<SteadyTime> next_pass_;
   std::array<std::int64_t, kTableCount> cutoff_ns_{};
   std::array<bool, kTableCount> indexed_{};
   std::size_t current_ = 0;   // index into kTables of the table being pruned
@@ -194,7 +204,7 @@ class Retention final : public Housekeeping {
   bool warned_error_ = false;
   std::array<std::atomic<std::uint64_t>, kTableCount> pruned_{};
   std::atomic<std::uint64_t> passes_{0}, errors_{0}, vacuumed_pages_{0};
-  std::atomic<std::uint64_t> longest_nanos_{0}, total_nanos_{0};
+  std::atomic<std::uint64_t> longest_nanos_{0}, total_nanos_{0}, longest_turn_nanos_{0};
 };
 
 }  // namespace vantage::collector::store

@@ -73,7 +73,7 @@ void Writer::run() {
                        [&] { return stopping_ || !queue_.empty(); });
         if (queue_.empty() && !stopping_) {
           lock.unlock();
-          housekeeping_more = housekeeping_->run(0, 0);
+          housekeeping_more = housekeeping_->run(0, depth_);
           continue;
         }
       } else {
@@ -150,7 +150,7 @@ void Writer::run() {
       if (u.done) u.done(o);
     }
     if (housekeeping_ && !stopping && !outcome.error) {
-      housekeeping_more = housekeeping_->run(n, depth_.load(std::memory_order_relaxed));
+      housekeeping_more = housekeeping_->run(n, depth_);
     }
   }
 }

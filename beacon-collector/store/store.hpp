@@ -45,14 +45,16 @@ class Store {
 };
 
 // Work the Writer does on its own thread between commits (data retention:
-// store/retention.hpp). run() gets the records committed since its last call and the records
-// waiting in the queue; it must do a bounded amount of work (a few short transactions) and
-// return true when it has more to do, so that the Writer calls it again as soon as no upload
-// is waiting (else after the next commit or, when idle, within a second).
+// store/retention.hpp). run() gets the records committed since its last call and the queue's
+// depth (records waiting, updated by the ingest threads while it runs); it must do a bounded
+// amount of work (short transactions, checking the queue between them) and return true when it
+// has more to do, so that the Writer calls it again as soon as no upload is waiting (else
+// after the next commit or, when idle, within a second).
 class Housekeeping {
  public:
   virtual ~Housekeeping() = default;
-  virtual bool run(std::size_t committed_records, std::size_t queued_records) = 0;
+  virtual bool run(std::size_t committed_records,
+                   const std::atomic<std::size_t>& queued_records) = 0;
 };
 
 // What happened to one submitted upload, reported once its batch committed (or failed for good).
