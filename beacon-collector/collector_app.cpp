@@ -77,6 +77,9 @@ struct CollectorApp::Impl {
             "Rows deleted by retention (store.retention), by table.",
             [this, t] { return static_cast<double>(retention->pruned_records(t)); });
       }
+      metrics.add_counter("vantage_collector_store_prune_errors_total",
+                          "Prune or vacuum transactions that failed (retried at the next turn).",
+                          [this] { return static_cast<double>(retention->errors()); });
       metrics.add_counter("vantage_collector_store_prune_seconds_total",
                           "Time the writer spent in retention's delete and vacuum transactions.",
                           [this] { return retention->prune_seconds_total(); });

@@ -311,8 +311,11 @@ bool Retention::turn(std::size_t committed_records,
     if (ns > longest_nanos_.load(std::memory_order_relaxed))
       longest_nanos_.store(ns, std::memory_order_relaxed);
   };
+  std::int64_t budget = 0, pace = 0, deleted = 0;
   auto failed = [&](const std::error_code& ec, const char* what) {
     errors_.fetch_add(1, std::memory_order_relaxed);
+    // The rows this turn owed are owed by the next one.
+    credit_ += static_cast<std::uint64_t>(std::max<std::int64_t>(0, pace - deleted));
     if (!warned_error_) {  // once per pass: a store that stays busy would log every turn
       warned_error_ = true;
       log::warn("store.prune_failed",
@@ -323,7 +326,6 @@ bool Retention::turn(std::size_t committed_records,
   // turn, and while no upload waits up to twice that (so a backlog shrinks while ingest goes
   // on), in transactions of batch_rows. An upload that arrives meanwhile waits for at most the
   // rows its predecessors wrote to be deleted, about as long as their commit took.
-  std::int64_t budget = 0, pace = 0, deleted = 0;
   if (phase_ == Phase::deleting) {
     pace = static_cast<std::int64_t>(credit_);
     budget = std::max<std::int64_t>(options_.batch_rows, 2 * pace);
