@@ -430,6 +430,20 @@ struct Server::Impl {
   }
 };
 
+namespace {
+std::runtime_error listen_error(const CollectorConfig& config, const beast::error_code& ec) {
+  const bool v6 = config.listen_address.find(':') != std::string::npos;
+  const std::string where =
+      v6 ? "[" + config.listen_address + "]:" + std::to_string(config.listen_port)
+         : config.listen_address + ":" + std::to_string(config.listen_port);
+  if (ec == asio::error::address_in_use) {
+    return std::runtime_error("cannot listen on " + where +
+                              ": address in use (another collector?)");
+  }
+  return std::runtime_error("cannot listen on " + where + ": " + ec.message());
+}
+}  // namespace
+
 Listener::Listener(const CollectorConfig& config) {
   // Exclusive listen: ONE socket, bound without SO_REUSEPORT, so that a second collector (or any
   // other process) on the same address fails with EADDRINUSE instead of silently taking a share
@@ -442,18 +456,11 @@ Listener::Listener(const CollectorConfig& config) {
   beast::error_code ec;
   acceptor.open(ep.protocol(), ec);
   if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  // Bound here (a collector already listening on the address makes this fail before the store
+  // is opened); listen() only in Server::start(), once the store is ready, so that nothing
+  // connects to a collector whose tables do not exist yet.
   if (!ec) acceptor.bind(ep, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    const std::string where =
-        address.is_v6() ? "[" + config.listen_address + "]:" + std::to_string(config.listen_port)
-                        : config.listen_address + ":" + std::to_string(config.listen_port);
-    if (ec == asio::error::address_in_use) {
-      throw std::runtime_error("cannot listen on " + where +
-                               ": address in use (another collector?)");
-    }
-    throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
-  }
+  if (ec) throw listen_error(config, ec);
   fd_ = acceptor.release(ec);
   if (ec) throw std::system_error(ec, "listening socket");
 }
@@ -480,6 +487,11 @@ std::uint16_t Server::port() const noexcept {
 int Server::open_connections() const noexcept { return impl_->active.load(); }
 
 void Server::start() {
+  // One listen() for the socket every worker holds a descriptor of. Two collectors may both
+  // have bound the address while neither listened yet (SO_REUSEADDR): the second listen() fails.
+  beast::error_code ec;
+  impl_->workers.front()->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw listen_error(impl_->config, ec);
   for (auto& w : impl_->workers) {
     asio::co_spawn(w->io, impl_->accept_loop(*w), [](std::exception_ptr e) {
       if (e) std::rethrow_exception(e);  // only at start-up (bad_alloc): end the program loudly

@@ -29,9 +29,10 @@ namespace vantage::collector {
 class Handler;
 class Metrics;
 
-// The listening socket at `listen`, bound exclusively (no SO_REUSEPORT) and listening. Made
-// first at start-up, before the store is opened, so that a second collector on the same address
-// fails before it touches anything. Throws std::runtime_error: "cannot listen on
+// The socket at `listen`, bound exclusively (no SO_REUSEPORT); Server::start() makes it listen.
+// Made first at start-up, before the store is opened, so that a second collector on an address
+// a collector listens on fails before it touches anything (and nothing connects before the
+// store's tables exist). Throws std::runtime_error: "cannot listen on
 // 127.0.0.1:8080: address in use (another collector?)", or the system's reason.
 class Listener {
  public:
@@ -62,7 +63,9 @@ class Server {
   std::uint16_t port() const noexcept;
   // Connections open now (all threads).
   int open_connections() const noexcept;
-  // Starts the worker threads.
+  // Listens (throws std::runtime_error "cannot listen on …: address in use (another
+  // collector?)" when another socket listened on the address first) and starts the worker
+  // threads.
   void start();
   // Graceful shutdown: stops accepting, lets requests in flight finish (their responses ask
   // clients to close), closes idle connections, waits at most `timeout`, then stops the loops
