@@ -25,13 +25,6 @@ using namespace vantage::collector;
 
 constexpr std::int64_t kDayNs = 86'400'000'000'000;
 
-class ManualClock final : public Clock {
- public:
-  UtcTime utc_now() const override { return from_unix_nanos(ns.load()); }
-  SteadyTime steady_now() const override { return SteadyTime(std::chrono::nanoseconds(ns.load())); }
-  std::atomic<std::int64_t> ns{0};
-};
-
 // One upload as a small site's collector sees them: 12 NEL reports (about 700 bytes stored
 // each), two probe results, a route event, a heartbeat, and a BGP alert every tenth upload.
 struct Stream {
@@ -145,7 +138,7 @@ int main(int argc, char** argv) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
   ManualClock clock;
   const std::int64_t start = to_unix_nanos(*parse_rfc3339("2026-12-01T00:00:00Z"));
-  clock.ns = start;
+  clock.set(start);
   store::SqliteStore sqlite(db);
   std::unique_ptr<store::Retention> pruning;
   if (retention != "off") {
@@ -167,14 +160,14 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t committed0 = writer.committed_records();
     const std::int64_t day_end = start + day * kDayNs;
-    for (std::int64_t t = clock.ns.load(); t < day_end; t += step_ns, ++index) {
-      clock.ns = t;
+    for (std::int64_t t = clock.unix_ns(); t < day_end; t += step_ns, ++index) {
+      clock.set(t);
       store::Upload u = stream.upload(t, index);
       submitted += u.reports.size() + u.results.size() + u.heartbeats.size();
       while (!writer.submit(std::move(u))) std::this_thread::yield();
       if (index % 64 == 0) largest = std::max(largest, store::sqlite_file_bytes(db));
     }
-    clock.ns = day_end;
+    clock.set(day_end);
     while (writer.committed_records() < submitted) std::this_thread::yield();
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

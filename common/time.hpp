@@ -2,6 +2,7 @@
 // resolution (UtcTime); all intervals on the wire are milliseconds (double) or seconds in metrics.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -53,6 +54,28 @@ class SystemClock final : public Clock {
   UtcTime utc_now() const override;
   SteadyTime steady_now() const override;
   static const SystemClock& instance();
+};
+
+// A clock set by hand, for tests, benchmarks and replays: starts at `utc_unix_ns` (UTC
+// nanoseconds since the Unix epoch); steady_now() is the UTC time elapsed since then, so both
+// move together with set() and advance(). Thread-safe: a writer thread may read it while the test
+// moves it (set time backwards only if the code under test tolerates a steady clock that does).
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(std::int64_t utc_unix_ns = 0) noexcept
+      : ns_(utc_unix_ns), start_ns_(utc_unix_ns) {}
+  UtcTime utc_now() const override { return from_unix_nanos(ns_.load()); }
+  SteadyTime steady_now() const override {
+    return SteadyTime(std::chrono::nanoseconds(ns_.load() - start_ns_));
+  }
+  // The UTC time now, in Unix nanoseconds.
+  std::int64_t unix_ns() const noexcept { return ns_.load(); }
+  void set(std::int64_t utc_unix_ns) noexcept { ns_.store(utc_unix_ns); }
+  void advance(std::chrono::nanoseconds d) noexcept { ns_.fetch_add(d.count()); }
+
+ private:
+  std::atomic<std::int64_t> ns_;
+  const std::int64_t start_ns_;
 };
 
 }  // namespace vantage

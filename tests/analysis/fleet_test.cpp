@@ -372,21 +372,11 @@ void seed_fleet(const TempDb& db, std::int64_t now) {
       ns(now - 7200 * s) + "," + ns(now - 30 * s) + ",NULL)");
 }
 
-class FixedClock final : public vantage::Clock {
- public:
-  explicit FixedClock(std::int64_t ns) : t_(vantage::from_unix_nanos(ns)) {}
-  vantage::UtcTime utc_now() const override { return t_; }
-  vantage::SteadyTime steady_now() const override { return {}; }
-
- private:
-  vantage::UtcTime t_;
-};
-
 std::string run_fleet(const TempDb& db, const std::string& format, const std::string& now_arg,
                       std::int64_t clock_ns, int& status) {
   std::FILE* out = std::tmpfile();
   REQUIRE(out);
-  FixedClock clock(clock_ns);
+  vantage::ManualClock clock(clock_ns);
   status = va::cli::fleet(db.path.string(), format, now_arg, clock, out);
   std::rewind(out);
   std::string text;

@@ -36,20 +36,6 @@ constexpr std::int64_t kHour = 3600 * kSecond;
 constexpr std::int64_t kDay = 24 * kHour;
 const std::int64_t kStart = to_unix_nanos(*parse_rfc3339("2026-12-01T00:00:00Z"));
 
-// The fake clock: UTC time set by the test, read by the writer thread.
-class ManualClock final : public Clock {
- public:
-  explicit ManualClock(std::int64_t ns) : ns_(ns) {}
-  UtcTime utc_now() const override { return from_unix_nanos(ns_.load()); }
-  SteadyTime steady_now() const override {
-    return SteadyTime(std::chrono::nanoseconds(ns_.load() - kStart));
-  }
-  void set(std::int64_t ns) { ns_.store(ns); }
-
- private:
-  std::atomic<std::int64_t> ns_;
-};
-
 // A database file in the temporary directory, removed (with its -wal and -shm) at both ends.
 struct TempDb {
   fs::path path;

@@ -22,14 +22,6 @@ using namespace vantage::probe;
 
 namespace {
 
-class FakeClock final : public Clock {
- public:
-  UtcTime utc = from_unix_nanos(1765000000000000000);
-  SteadyTime steady{};
-  UtcTime utc_now() const override { return utc; }
-  SteadyTime steady_now() const override { return steady; }
-};
-
 struct TempDir {
   fs::path path;
   TempDir() {
@@ -247,7 +239,7 @@ TEST_CASE("config client: ETag, atomic cache, reload only for a new valid docume
   const auto cfg = load_probe_config(path);
   boost::asio::io_context io;
   net::CurlMulti curl(io);
-  FakeClock clock;
+  ManualClock clock(1765000000000000000);
   int reloads = 0;
   fleet::ConfigClient client(io, curl, clock, path, *cfg.collector, [&] { ++reloads; });
   CHECK_FALSE(client.has_cache());
@@ -279,7 +271,7 @@ TEST_CASE("config client: ETag, atomic cache, reload only for a new valid docume
   CHECK(d.read("state/central-config.yaml") == kServed);
   CHECK(d.read("state/central-config.yaml.etag") == "\"e1\"\n");
   CHECK_FALSE(fs::exists(cache_path(d) + ".tmp"));
-  CHECK(client.stats().last_update_ns == to_unix_nanos(clock.utc));
+  CHECK(client.stats().last_update_ns == to_unix_nanos(clock.utc_now()));
   CHECK(ids(load_probe_config(path)) == std::vector<std::string>{"shop-home", "api-health"});
 
   req = client.build_request();
@@ -331,7 +323,7 @@ TEST_CASE("config client: the running collector settings come from the callback"
   const auto cfg = load_probe_config(path);
   boost::asio::io_context io;
   net::CurlMulti curl(io);
-  FakeClock clock;
+  ManualClock clock(1765000000000000000);
   CollectorConfig running = *cfg.collector;
   running.token = "first";
   fleet::ConfigClient client(
@@ -374,7 +366,7 @@ TEST_CASE("heartbeat body and request", "[probe][fleet]") {
   const auto cfg = load_probe_config(central_local(d));
   boost::asio::io_context io;
   net::CurlMulti curl(io);
-  FakeClock clock;
+  ManualClock clock(1765000000000000000);
   fleet::HeartbeatSender hb(io, curl, clock, cfg.vantage, *cfg.collector, {});
   fleet::HeartbeatState st;
   st.checks = {"api-health", "shop-home"};
@@ -382,7 +374,7 @@ TEST_CASE("heartbeat body and request", "[probe][fleet]") {
   st.config_source = "collector";
   st.spool_results = 12;
   st.spool_bytes = 3456;
-  const auto now = clock.utc + std::chrono::seconds(30);
+  const auto now = clock.utc_now() + std::chrono::seconds(30);
   const auto body = hb.body(st, now);
   CHECK(body["type"] == "heartbeat");
   CHECK(body["probe_id"] == "vp-1");
