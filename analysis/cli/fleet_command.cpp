@@ -192,7 +192,8 @@ int fleet(const std::string& db, const std::string& format, const std::string& n
     return 2;
   }
   try {
-    auto rows = read_vantage_points(db);
+    auto rows =
+        read_vantage_points(db, now_text.empty() ? std::nullopt : std::optional<std::int64_t>(now));
     if (!rows) {
       std::fprintf(stderr,
                    "vantage fleet: %s has no vantage_points table (a collector store written "

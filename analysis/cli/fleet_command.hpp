@@ -44,9 +44,10 @@ std::string render_fleet_text(const Fleet& fleet);
 // last_heartbeat (RFC 3339 or null), last_seen_age_s, state}]}.
 std::string render_fleet_json(const Fleet& fleet);
 
-// `vantage fleet --db FILE [--format text|json] [--now TIME]`: `now` as --from takes it (RFC 3339,
-// `now` or a duration before now; "" = the clock's now). Writes to `out`; returns 0, 1 (an error
-// on stderr: no such store, no vantage_points table) or 2 (a bad --now).
+// `vantage fleet --db FILE [--format text|json] [--now TIME]`: the fleet at `now` (as --from
+// takes it: RFC 3339, `now` or a duration before now; "" = the clock's now, the latest state; an
+// earlier time reads the heartbeats history, see read_vantage_points). Writes to `out`; returns
+// 0, 1 (an error on stderr: no such store, no vantage_points table) or 2 (a bad --now).
 int fleet(const std::string& db, const std::string& format, const std::string& now,
           const Clock& clock, std::FILE* out = stdout);
 

@@ -467,7 +467,8 @@ void save_incidents(const std::string& path, const std::vector<Incident>& incide
 
 namespace vantage::analysis {
 
-std::optional<std::vector<VantagePointRow>> read_vantage_points(const std::string& path) {
+std::optional<std::vector<VantagePointRow>> read_vantage_points(
+    const std::string& path, std::optional<std::int64_t> as_of_ns) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK) {
@@ -524,7 +525,41 @@ std::optional<std::vector<VantagePointRow>> read_vantage_points(const std::strin
     out.push_back(std::move(v));
   }
   if (rc != SQLITE_DONE) throw std::runtime_error(path + ": " + sqlite3_errmsg(db));
-  return out;
+  if (!as_of_ns) return out;
+  // The fleet as it was at `as_of`: vantage points first seen later are left out, and a row
+  // updated since takes its heartbeat-borne state from the last heartbeat received by then.
+  bool have_history = false;
+  {
+    Statement t(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", path);
+    sqlite3_bind_text(t.get(), 1, "heartbeats", -1, SQLITE_STATIC);
+    have_history = sqlite3_step(t.get()) == SQLITE_ROW && sqlite3_column_int(t.get(), 0) > 0;
+  }
+  std::vector<VantagePointRow> then;
+  for (auto& v : out) {
+    if (v.first_seen_ns > *as_of_ns) continue;
+    if (v.last_seen_ns > *as_of_ns || v.last_heartbeat_ns > *as_of_ns) {
+      v.last_heartbeat_ns = 0;
+      v.last_seen_ns = 0;
+      if (have_history) {
+        Statement h(db,
+                    "SELECT received_ns, version, config_hash, spool_results, "
+                    "heartbeat_interval_ns FROM heartbeats WHERE probe_id = ? AND received_ns <= "
+                    "? ORDER BY received_ns DESC LIMIT 1",
+                    path);
+        sqlite3_bind_text(h.get(), 1, v.probe_id.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(h.get(), 2, *as_of_ns);
+        if (sqlite3_step(h.get()) == SQLITE_ROW) {
+          v.last_heartbeat_ns = v.last_seen_ns = sqlite3_column_int64(h.get(), 0);
+          if (const auto ver = text(h.get(), 1); !ver.empty()) v.version = ver;
+          if (const auto hash = text(h.get(), 2); !hash.empty()) v.config_hash = hash;
+          v.spool_results = int64_or_0(h.get(), 3);
+          if (const auto i = int64_or_0(h.get(), 4); i > 0) v.heartbeat_interval_ns = i;
+        }
+      }
+    }
+    then.push_back(std::move(v));
+  }
+  return then;
 }
 
 }  // namespace vantage::analysis

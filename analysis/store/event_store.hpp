@@ -128,7 +128,12 @@ struct VantagePointRow {
 };
 
 // Reads every row of `vantage_points` in probe id order. nullopt when the store has no such table
-// (a collector before heartbeats). Throws std::runtime_error naming the file when it cannot be
-// opened or read.
-std::optional<std::vector<VantagePointRow>> read_vantage_points(const std::string& path);
+// (a collector before heartbeats). With `as_of_ns` (UTC ns), the fleet as it was then: vantage
+// points first seen later are left out, and a row updated since takes its last heartbeat, last
+// seen, version, config hash, spool depth and interval from the last `heartbeats` row received
+// by then (none: last heartbeat and last seen 0, i.e. unknown; the spool bytes, checks and
+// served hash stay the latest, which the history does not keep). Throws std::runtime_error
+// naming the file when it cannot be opened or read.
+std::optional<std::vector<VantagePointRow>> read_vantage_points(
+    const std::string& path, std::optional<std::int64_t> as_of_ns = std::nullopt);
 }  // namespace vantage::analysis

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -545,4 +546,39 @@ TEST_CASE("vantage incidents over a SQLite store: a silent vantage point from th
   CHECK(sqlite3_column_int(q, 0) == 1);
   sqlite3_finalize(q);
   sqlite3_close(raw);
+}
+
+TEST_CASE("vantage fleet --now in the past: the fleet as the heartbeats history had it") {
+  TempDb db("as-of");
+  const std::int64_t now = kT0 + 3600 * kS;
+  seed_fleet(db, now);
+  // ap-1 sent heartbeats every 30 s until now - 120 s. Ten minutes earlier it was fine, on an
+  // older version; eu-1 (last seen now - 5 s) had its last heartbeat before then at now - 610 s.
+  db.exec(
+      "INSERT INTO heartbeats (probe_id, received_ns, version, config_hash, spool_results, "
+      "heartbeat_interval_ns) VALUES ('ap-1'," +
+      ns(now - 620 * kS) + ",'0.2.9','sha256:8888',7,30000000000),('eu-1'," + ns(now - 610 * kS) +
+      ",'0.3.0','sha256:aaaa1111bbbb2222',0,30000000000)");
+  const auto then = va::read_vantage_points(db.path.string(), now - 600 * kS);
+  REQUIRE(then);
+  std::map<std::string, va::VantagePointRow> by_id;
+  for (const auto& r : *then) by_id[r.probe_id] = r;
+  REQUIRE(by_id.count("ap-1") == 1);
+  CHECK(by_id["ap-1"].last_heartbeat_ns == now - 620 * kS);
+  CHECK(by_id["ap-1"].version == "0.2.9");
+  CHECK(by_id["ap-1"].spool_results == 7);
+  CHECK(by_id["eu-1"].last_heartbeat_ns == now - 610 * kS);
+  // us-1 sent no heartbeat by then (none in the history): unknown, not ok.
+  CHECK(by_id["us-1"].last_heartbeat_ns == 0);
+  const va::cli::Fleet f = va::cli::build_fleet(*then, now - 600 * kS);
+  for (const auto& e : f.entries) {
+    if (e.row.probe_id == "ap-1" || e.row.probe_id == "eu-1") CHECK(e.state == "ok");
+    if (e.row.probe_id == "us-1") CHECK(e.state == "unknown");
+  }
+  // And at `now` itself ap-1 is silent, as the latest state says.
+  const auto latest = va::read_vantage_points(db.path.string(), now);
+  REQUIRE(latest);
+  for (const auto& e : va::cli::build_fleet(*latest, now).entries) {
+    if (e.row.probe_id == "ap-1") CHECK(e.state == "silent");
+  }
 }
