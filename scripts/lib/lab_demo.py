@@ -230,6 +230,11 @@ class Demo:
                     "report", "isp", "--db", db, "--from", rfc3339(rec["inject"]), "--to", rfc3339(rec["remove"]),
                     "--format", "json", *self.flags))
         print(f"   HTML report (availability over time per ISP, failure types, latency): {html}")
+        # The fleet as the collector sees it: every vantage point's heartbeats (none went silent:
+        # the faults cut the origin, not the collector), its version and its configuration.
+        print("\n== the fleet (vantage fleet: heartbeats the collector received)")
+        print("\n".join("   " + line for line in self.vantage("fleet", "--db", db).splitlines()))
+        self.summary["fleet"] = json.loads(self.vantage("fleet", "--db", db, "--format", "json"))
         # A real RIS RIB through the BGP monitor.
         print(f"\n== a real RIS RIB (rrc05, 2002-07-22) through the BGP monitor, expectations {RIS_PREFIXES}")
         scan = self.vantage("bgp", "scan", RIS_RIB, "--prefixes", RIS_PREFIXES)

@@ -249,6 +249,16 @@ class LabDemoTest(unittest.TestCase):
         self.assertIn("unexpected_upstream 12.2.192.0/24", scan)
         self.assertIn("sub_prefix_hijack 20.139.0.0/22", scan)
 
+    def test_the_fleet_lists_every_vantage_point_alive_with_its_version(self):
+        # Every lab probe sends heartbeats to the lab's collector; at the end of the run none is
+        # silent (the faults cut the origin, never the collector) and all run one version.
+        points = self.summary["fleet"]["vantage_points"]
+        self.assertGreaterEqual(len(points), 3, points)
+        for p in points:
+            self.assertEqual(p["state"], "ok", p)
+            self.assertEqual(p["version"], self.summary["fleet"]["common_version"], p)
+            self.assertFalse(p["config_drift"], p)
+
     def test_nothing_of_the_lab_is_left(self):
         self.assertEqual(self.summary["leftovers"], [])
         nothing_left(self)
