@@ -236,41 +236,71 @@ class DegradedDetector final : public Detector {
       std::map<std::string, double> types;
       std::vector<float> ms;
     };
-    std::set<std::string> all_probes;
-    std::map<std::uint32_t, Net> nets;
+    // One vantage point's runs of one check over the span, less the steps another incident
+    // explains (a loss, a wrong DNS answer, an HTTP error: those are its, not a degradation).
+    struct Part {
+      std::string check, probe;
+      std::uint32_t asn = 0;
+      RunCounts c;
+      int bad = 0;
+    };
+    std::vector<Part> parts;
+    std::map<std::string, std::map<std::uint32_t, std::pair<int, int>>> per_check;  // total, bad
     for (const auto& [key, per_step] : w.runs) {
       const auto check = w.checks.find(key.first);
       if (check == w.checks.end() || check->second.kind == "dns") continue;
       if (h.outage_checks.count(key.first)) continue;
       if (h.silent.count(key.second)) continue;  // silent: no evidence either way
-      // The steps another incident explains for this vantage point (a loss, a wrong DNS answer,
-      // an HTTP error) are its, not a degradation.
       const auto explained = h.explained.find(key.second);
-      RunCounts c;
+      Part part{key.first, key.second, w.vantage_points.at(key.second).asn, {}, 0};
       for (auto it = per_step.lower_bound(from); it != per_step.end() && it->first < e.to; ++it) {
         if (explained != h.explained.end() && explained->second.count(it->first)) continue;
-        c.merge(it->second);
+        part.c.merge(it->second);
       }
-      if (c.total == 0) continue;
-      const VantagePoint& vp = w.vantage_points.at(key.second);
-      Net& n = nets[vp.asn];
-      n.total += c.total;
-      int bad = c.slow;
-      for (const auto& [t, k] : c.types) {
-        if (connection_failure(t)) {
-          bad += k;
-          n.types[t] += k;
-        }
+      if (part.c.total == 0) continue;
+      part.bad = part.c.slow;
+      for (const auto& [t, k] : part.c.types) {
+        if (connection_failure(t)) part.bad += k;
       }
-      if (c.slow) n.types["slow"] += c.slow;
-      n.bad += bad;
-      n.probes.insert(key.second);
-      all_probes.insert(key.second);
-      if (bad > 0) {
-        n.checks.insert(key.first);
+      auto& [total, bad] = per_check[part.check][part.asn];
+      total += part.c.total;
+      bad += part.bad;
+      parts.push_back(std::move(part));
+    }
+    // A check every other network sees failing or slow too (a slow checkout step, a flaky
+    // endpoint: bad share at least degraded_share / 2 in each) says something about the service,
+    // not about this network: its runs are left out of this network's evidence, so a
+    // service-wide slowdown (an SLO burn everywhere) is never one network's degradation because
+    // its share came out higher there. One other network failing does not make it shared.
+    const auto shared = [&](const std::string& check, std::uint32_t asn) {
+      int others = 0;
+      for (const auto& [other, tb] : per_check.at(check)) {
+        if (other == asn) continue;
+        if (tb.first == 0 || static_cast<double>(tb.second) / tb.first < o.degraded_share / 2)
+          return false;
+        ++others;
+      }
+      return others > 0;
+    };
+    std::set<std::string> all_probes;
+    std::map<std::uint32_t, Net> nets;
+    for (const Part& part : parts) {
+      const auto check = w.checks.find(part.check);
+      all_probes.insert(part.probe);
+      if (shared(part.check, part.asn)) continue;
+      Net& n = nets[part.asn];
+      n.total += part.c.total;
+      for (const auto& [t, k] : part.c.types) {
+        if (connection_failure(t)) n.types[t] += k;
+      }
+      if (part.c.slow) n.types["slow"] += part.c.slow;
+      n.bad += part.bad;
+      n.probes.insert(part.probe);
+      if (part.bad > 0) {
+        n.checks.insert(part.check);
         n.hosts.insert(check->second.host.empty() ? check->second.target : check->second.host);
       }
-      n.ms.insert(n.ms.end(), c.ok_ms.begin(), c.ok_ms.end());
+      n.ms.insert(n.ms.end(), part.c.ok_ms.begin(), part.c.ok_ms.end());
     }
     int all_total = 0, all_bad = 0;
     for (const auto& [asn, n] : nets) {

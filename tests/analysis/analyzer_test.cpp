@@ -292,6 +292,38 @@ TEST_CASE("a target failing from two of three vantage points is a reachability l
 }
 
 TEST_CASE(
+    "a check slow from every network is the service's, not the degradation of the network where "
+    "it came out slowest",
+    "[analysis]") {
+  Stream s;
+  const double slow_ms = options().latency_ms * 3;
+  // From 30 s the checkout is slow: every run from AS64502, every fourth run from AS64501 and
+  // AS64503 (the lab's slow checkout step, seen through different RTTs).
+  s.run([&](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
+    if (t >= 30 && (vp == 2 || (t / 5) % 4 == 0)) http.total_ms = slow_ms;
+  });
+  // Three more checks per vantage point, all healthy: over all checks the other networks' bad
+  // share (1/16) stays under half of degraded_share while AS64502's (1/4) is over it — what
+  // made AS64502 look degraded before a check's service-wide slowness was set apart.
+  const std::vector<va::ProbeResultRow> base = s.store.results;
+  for (const auto& r : base) {
+    if (r.check != "home") continue;
+    for (int k = 1; k <= 3; ++k) {
+      va::ProbeResultRow extra = r;
+      extra.check = "page" + std::to_string(k);
+      extra.target = "https://shop.test/page" + std::to_string(k);
+      extra.total_ms = 5;
+      s.store.results.push_back(extra);
+    }
+  }
+  auto o = options();
+  o.degraded_window_ns = 60 * kS;
+  const auto r = s.analyze(o);
+  CHECK(std::none_of(r.incidents.begin(), r.incidents.end(),
+                     [](const auto& i) { return i.key.kind == va::Kind::degraded; }));
+}
+
+TEST_CASE(
     "partial loss in one network is one degraded incident for the whole fault, never a "
     "reachability loss",
     "[analysis]") {
