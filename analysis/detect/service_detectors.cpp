@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <optional>
 
 #include "analysis/detect/detectors.hpp"
@@ -238,56 +239,76 @@ class DegradedDetector final : public Detector {
     };
     // One vantage point's runs of one check over the span, less the steps another incident
     // explains (a loss, a wrong DNS answer, an HTTP error: those are its, not a degradation).
+    // One vantage point's runs of one check over the span, less the steps another incident
+    // explains (a loss, a wrong DNS answer, an HTTP error: those are its, not a degradation).
     struct Part {
       std::string check, probe;
       std::uint32_t asn = 0;
+      const std::map<int, RunCounts>* per_step = nullptr;
       RunCounts c;
       int bad = 0;
+      int first_bad = std::numeric_limits<int>::max();  // step of its first bad run in the span
+    };
+    const auto bad_of = [](const RunCounts& rc) {
+      int bad = rc.slow;
+      for (const auto& [t, k] : rc.types) {
+        if (connection_failure(t)) bad += k;
+      }
+      return bad;
+    };
+    const auto unexplained = [&](const std::string& probe, int step) {
+      const auto explained = h.explained.find(probe);
+      return explained == h.explained.end() || !explained->second.count(step);
     };
     std::vector<Part> parts;
-    std::map<std::string, std::map<std::uint32_t, std::pair<int, int>>> per_check;  // total, bad
     for (const auto& [key, per_step] : w.runs) {
       const auto check = w.checks.find(key.first);
       if (check == w.checks.end() || check->second.kind == "dns") continue;
       if (h.outage_checks.count(key.first)) continue;
       if (h.silent.count(key.second)) continue;  // silent: no evidence either way
-      const auto explained = h.explained.find(key.second);
-      Part part{key.first, key.second, w.vantage_points.at(key.second).asn, {}, 0};
+      Part part{key.first, key.second, w.vantage_points.at(key.second).asn, &per_step, {}, 0};
       for (auto it = per_step.lower_bound(from); it != per_step.end() && it->first < e.to; ++it) {
-        if (explained != h.explained.end() && explained->second.count(it->first)) continue;
+        if (!unexplained(key.second, it->first)) continue;
         part.c.merge(it->second);
+        if (bad_of(it->second) > 0) part.first_bad = std::min(part.first_bad, it->first);
       }
       if (part.c.total == 0) continue;
-      part.bad = part.c.slow;
-      for (const auto& [t, k] : part.c.types) {
-        if (connection_failure(t)) part.bad += k;
-      }
-      auto& [total, bad] = per_check[part.check][part.asn];
-      total += part.c.total;
-      bad += part.bad;
+      part.bad = bad_of(part.c);
       parts.push_back(std::move(part));
     }
-    // A check every other network sees failing or slow too (a slow checkout step, a flaky
-    // endpoint: bad share at least degraded_share / 2 in each) says something about the service,
-    // not about this network: its runs are left out of this network's evidence, so a
-    // service-wide slowdown (an SLO burn everywhere) is never one network's degradation because
-    // its share came out higher there. One other network failing does not make it shared.
-    const auto shared = [&](const std::string& check, std::uint32_t asn) {
-      int others = 0;
-      for (const auto& [other, tb] : per_check.at(check)) {
-        if (other == asn) continue;
-        if (tb.first == 0 || static_cast<double>(tb.second) / tb.first < o.degraded_share / 2)
-          return false;
-        ++others;
+    // A network's bad runs of a check are its evidence only against a fresh contrast: another
+    // network that ran the same check after the first of them and stayed healthy (bad share
+    // under degraded_share / 2 since then). A check every network that ran it since sees slow or
+    // failing (a slow checkout step deployed) is the service's, not this network's; and a change
+    // at the service reaches the vantage points a probe interval apart, so the first to run the
+    // check must not look degraded before the others had their turn.
+    std::map<std::string, std::vector<const Part*>> by_check;
+    for (const Part& part : parts) by_check[part.check].push_back(&part);
+    const auto contrasted = [&](const Part& part) {
+      if (part.bad == 0) return true;
+      std::map<std::uint32_t, std::pair<int, int>> since;  // other network: runs, bad
+      for (const Part* other_part : by_check.at(part.check)) {
+        const Part& other = *other_part;
+        if (other.asn == part.asn) continue;
+        auto& [total, bad] = since[other.asn];
+        for (auto it = other.per_step->upper_bound(part.first_bad);
+             it != other.per_step->end() && it->first < e.to; ++it) {
+          if (!unexplained(other.probe, it->first)) continue;
+          total += it->second.total;
+          bad += bad_of(it->second);
+        }
       }
-      return others > 0;
+      return std::any_of(since.begin(), since.end(), [&](const auto& net) {
+        const auto& [total, bad] = net.second;
+        return total > 0 && static_cast<double>(bad) / total < o.degraded_share / 2;
+      });
     };
     std::set<std::string> all_probes;
     std::map<std::uint32_t, Net> nets;
     for (const Part& part : parts) {
       const auto check = w.checks.find(part.check);
       all_probes.insert(part.probe);
-      if (shared(part.check, part.asn)) continue;
+      if (!contrasted(part)) continue;
       Net& n = nets[part.asn];
       n.total += part.c.total;
       for (const auto& [t, k] : part.c.types) {
