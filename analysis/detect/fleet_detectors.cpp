@@ -25,7 +25,9 @@ class SilenceDetector final : public Detector {
     for (const auto& [probe, beats] : w.heartbeats) {
       const IncidentKey key{Kind::vantage_point_silent, "probe=" + probe};
       if (const auto s = w.silence(probe, t)) {
-        h.silent.insert(probe);
+        // Its heartbeats stopped but its results still arrive live: a ticket about the
+        // heartbeats, yet its runs stay evidence (and hold nothing open).
+        if (!w.live_between(probe, s->last_ns, t)) h.silent.insert(probe);
         Finding& f = findings[key];
         f.immediate = true;
         f.since_ns = s->since_ns;

@@ -49,8 +49,18 @@ Window::Window(const AnalyzerOptions& options, std::int64_t from_ns, std::int64_
 
 void Window::add(const ProbeResultRow& r) {
   if (!heartbeats.empty() && in_silence(r.probe_id, r.time_ns)) {
-    ++silent_runs;
-    return;
+    const auto& hb = heartbeats.at(r.probe_id);
+    const auto next =
+        std::lower_bound(hb.begin(), hb.end(), r.time_ns,
+                         [](const Heartbeat& h, std::int64_t x) { return h.received_ns < x; });
+    const std::int64_t interval = std::prev(next)->interval_ns;  // in_silence: one before t
+    const bool live = r.received_ns > 0 && r.received_ns - r.time_ns < kSilentIntervals * interval;
+    if (!live) {
+      ++silent_runs;
+      return;
+    }
+    auto& live_times = live_in_silence[r.probe_id];
+    live_times.insert(std::upper_bound(live_times.begin(), live_times.end(), r.time_ns), r.time_ns);
   }
   const int m = step_of(r.time_ns);
   first_step_ = std::min(first_step_, m);
@@ -159,6 +169,14 @@ std::optional<Silence> Window::silence(const std::string& probe, std::int64_t t)
   const std::int64_t since = last.received_ns + kSilentIntervals * last.interval_ns;
   if (t < since) return std::nullopt;
   return Silence{last.received_ns, since, last.interval_ns};
+}
+
+bool Window::live_between(const std::string& probe, std::int64_t after_ns,
+                          std::int64_t until_ns) const {
+  const auto it = live_in_silence.find(probe);
+  if (it == live_in_silence.end()) return false;
+  const auto first = std::upper_bound(it->second.begin(), it->second.end(), after_ns);
+  return first != it->second.end() && *first <= until_ns;
 }
 
 bool Window::in_silence(const std::string& probe, std::int64_t t) const {

@@ -96,7 +96,10 @@ class Window {
   Window(const AnalyzerOptions& options, std::int64_t from_ns, std::int64_t to_ns);
 
   // A run inside a silence of its vantage point (in_silence: heartbeats are added first) is left
-  // out: delivered late from its spool, or while it did not answer, it is no evidence.
+  // out: delivered late from its spool, or while it did not answer, it is no evidence. A run the
+  // collector received live (within kSilentIntervals heartbeat intervals of its time) is kept
+  // and noted in `live_in_silence`: the vantage point was there, only its heartbeats were not
+  // (turned off by a reload, or refused at their own URL).
   void add(const ProbeResultRow& row);
   void add(const BrowserReportRow& row);
   void add(const BgpAlertRow& row);   // in time order
@@ -154,6 +157,11 @@ class Window {
   std::map<std::string, std::vector<Heartbeat>> heartbeats;
   std::map<std::string, VantagePoint> heartbeat_vantage_points;
   std::uint64_t silent_runs = 0;  // runs left out: inside a silence of their vantage point
+  // Per vantage point, the times (UTC ns) of runs inside a heartbeat silence that the collector
+  // received live, sorted.
+  std::map<std::string, std::vector<std::int64_t>> live_in_silence;
+  // Whether `probe` delivered a run live at a time in (after_ns, until_ns].
+  bool live_between(const std::string& probe, std::int64_t after_ns, std::int64_t until_ns) const;
 
  private:
   static void merge_into(RunCounts& a, const RunCounts& b) { a.merge(b); }

@@ -95,10 +95,11 @@ class SqliteEventStore final : public EventStore {
         "'$.target.host') END, "
         "CASE WHEN outcome != 'ok' THEN json_extract(record, '$.outcome.step') END, "
         "CASE WHEN outcome != 'ok' AND check_kind = 'journey' THEN json_extract(record, "
-        "'$.steps[' || coalesce(json_extract(record, '$.outcome.step_index'), 0) || '].url') END "
-        "FROM probe_results",
+        "'$.steps[' || coalesce(json_extract(record, '$.outcome.step_index'), 0) || '].url') END, "
+        "received_ns FROM probe_results",
         "time_ns", from_ns, to_ns, [&](sqlite3_stmt* s) {
           r.time_ns = sqlite3_column_int64(s, 0);
+          r.received_ns = sqlite3_column_int64(s, 14);
           r.probe_id = text(s, 1);
           r.region = text(s, 2);
           r.asn = static_cast<std::uint32_t>(sqlite3_column_int64(s, 3));

@@ -16,7 +16,8 @@ namespace vantage::analysis {
 // One probe result (check_result / journey_result). Times are UTC nanoseconds, durations ms.
 struct ProbeResultRow {
   std::int64_t time_ns = 0;
-  std::string probe_id;  // vantage point
+  std::int64_t received_ns = 0;  // when the collector stored it (0: unknown)
+  std::string probe_id;          // vantage point
   std::string region;
   std::uint32_t asn = 0;  // the vantage point's ASN (0 unknown)
   std::string isp;        // the vantage point's ISP name

@@ -220,6 +220,21 @@ TEST_CASE("a silent vantage point's spooled failures open no reachability loss")
     CHECK(r.incidents[0].key.text() == "vantage_point_silent probe=vp2");
     CHECK(r.incidents[0].resolved_ns == kT0 + 120 * kS);
   }
+  SECTION("heartbeats stopped but the runs arrive live: a silence ticket, and the runs count") {
+    // vp2's heartbeats stop at 52 s (turned off by a reload, or refused at their URL) while its
+    // results keep reaching the collector a second after each run: the timeouts are evidence.
+    Fleet f;
+    f.run(
+        3, [](int, int) { return true; }, outcome);
+    std::erase_if(f.store.heartbeats, [](const va::HeartbeatRow& h) {
+      return h.probe_id == "vp2" && h.received_ns > kT0 + 50 * kS && h.received_ns < kT0 + 120 * kS;
+    });
+    for (auto& row : f.store.results) row.received_ns = row.time_ns + kS;
+    const auto r = va::analyze(f.store, kT0, kT0 + 200 * kS, options());
+    INFO(kinds(r));
+    CHECK(of_kind(r, va::Kind::vantage_point_silent).size() == 1);
+    CHECK(of_kind(r, va::Kind::reachability_loss).size() == 1);
+  }
   SECTION("without heartbeats (an older probe) the same runs are a reachability loss") {
     Fleet f;
     f.run(
