@@ -77,6 +77,7 @@ struct Scheduler::Loop {
   bool spawned = false;
   bool removed = false;
   bool in_run = false;  // between acquiring a slot and publishing
+  bool ended = false;   // its coroutine has returned (removed, stopped, or failed)
   StoppedFunction stopped;
 };
 
@@ -141,8 +142,9 @@ bool Scheduler::remove(const std::string& id, StoppedFunction stopped) {
   loops_.erase(it);
   loop->removed = true;
   loop->stopped = std::move(stopped);
-  if (!loop->spawned) {
-    // Never started: nothing to wait for.
+  if (!loop->spawned || loop->ended) {
+    // Never started, or already ended (its loop failed: scheduler.loop_failed): nothing to
+    // wait for.
     if (loop->stopped) {
       asio::post(services_.io, [loop] { loop->stopped(loop->check); });
     }
@@ -191,6 +193,7 @@ void Scheduler::spawn(const std::shared_ptr<Loop>& loop) {
           }
         }
         --loops_running_;
+        loop->ended = true;
         if (loop->removed) {
           std::erase(retiring_, loop);
           if (loop->stopped) loop->stopped(loop->check);

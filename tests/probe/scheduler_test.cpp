@@ -341,3 +341,45 @@ TEST_CASE("fingerprints ignore layout and see every effective change",
         fp("id: a\nkind: http\nurl: https://example.com/\nexpect: {status: ['200']}\n"));
   CHECK(fp(base) != fp(base, milliseconds(10000)));  // a changed default
 }
+
+TEST_CASE("a check whose loop failed can still be removed, and its id scheduled again",
+          "[probe][scheduler][reload]") {
+  // A sink that throws ends the check's loop (scheduler.loop_failed). A reload that then changes
+  // or removes the check must not wait for a loop that already ended.
+  class ThrowingSink final : public sinks::Sink {
+   public:
+    std::string name() const override { return "throwing"; }
+    void publish(const CheckResult&, const sinks::PublishInfo&) override {
+      throw std::runtime_error("sink broke");
+    }
+    asio::awaitable<void> close(milliseconds) override { co_return; }
+  };
+  vantage::testing::ProbeServices s;
+  Record record;
+  sinks::Fanout fanout;
+  fanout.add(std::make_shared<ThrowingSink>());
+  Scheduler scheduler(s.services, Vantage{}, fanout, {});
+  scheduler.add(std::make_shared<FakeCheck>("x", milliseconds(50), milliseconds(0), record));
+  bool stopped = false, removed = false, readded = false, retiring_after = true;
+  auto at = [&](milliseconds d, std::function<void()> f) {
+    auto t = std::make_shared<asio::steady_timer>(s.io, d);
+    t->async_wait([t, f = std::move(f)](const boost::system::error_code&) { f(); });
+  };
+  at(milliseconds(300),
+     [&] { removed = scheduler.remove("x", [&](std::shared_ptr<Check>) { stopped = true; }); });
+  at(milliseconds(400), [&] {
+    retiring_after = scheduler.retiring("x");
+    if (!retiring_after) {
+      readded = scheduler.add(
+          std::make_shared<FakeCheck>("x", milliseconds(50), milliseconds(0), record));
+    }
+    scheduler.stop();
+  });
+  asio::co_spawn(s.io, scheduler.run(), asio::detached);
+  s.io.run();
+  CHECK(record.runs["x"] >= 1);  // it ran, and its result's publication failed
+  CHECK(removed);
+  CHECK(stopped);
+  CHECK_FALSE(retiring_after);
+  CHECK(readded);
+}
