@@ -1,6 +1,7 @@
 #include "probe/fleet/config_client.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -62,9 +63,11 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::system_error(ec, "create directory " + dir.string());
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + tmp);
+  // A temporary name of its own (two probes sharing a directory never write one file at once).
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "create " + tmp);
+  ::fchmod(fd, 0640);
   try {
     write_all(fd, bytes, tmp);
     if (::fsync(fd) != 0) throw std::system_error(errno, std::generic_category(), "fsync " + tmp);
