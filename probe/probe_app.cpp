@@ -75,7 +75,17 @@ std::vector<std::string> restart_keys(const ProbeConfig& now, const ProbeConfig&
     keys.push_back("scheduler.max_concurrency");
   if (now.scheduler.shutdown_grace != next.scheduler.shutdown_grace)
     keys.push_back("scheduler.shutdown_grace");
-  if (now.collector.has_value() != next.collector.has_value()) keys.push_back("collector");
+  if (now.collector.has_value() != next.collector.has_value()) {
+    keys.push_back("collector");
+  } else if (now.collector) {
+    // The central-configuration poller and the heartbeat sender are made at start and end for
+    // good when a reload turns them off: turning them on needs a restart.
+    if (now.collector->config_url.empty() && !next.collector->config_url.empty())
+      keys.push_back("collector.config_url");
+    if (now.collector->heartbeat_interval.count() <= 0 &&
+        next.collector->heartbeat_interval.count() > 0)
+      keys.push_back("collector.heartbeat_interval");
+  }
   return keys;
 }
 
