@@ -15,6 +15,7 @@
 
 #include "common/config_node.hpp"
 #include "common/log.hpp"
+#include "probe/fleet/loop_end.hpp"
 #include "probe/net/curl_multi.hpp"
 
 namespace vantage::probe::fleet {
@@ -147,19 +148,9 @@ void ConfigClient::start() {
                 "no cached central configuration yet: running the local checks only until the "
                 "collector serves one"}});
   }
-  asio::co_spawn(
-      io_, loop(),
-      asio::bind_cancellation_slot(cancel_.slot(), [alive = alive_](std::exception_ptr e) {
-        if (!e || !*alive) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const boost::system::system_error& ex) {
-          if (ex.code() == asio::error::operation_aborted) return;
-          log::error("probe.central_config_client_failed", {{"error", ex.what()}});
-        } catch (const std::exception& ex) {
-          log::error("probe.central_config_client_failed", {{"error", ex.what()}});
-        }
-      }));
+  asio::co_spawn(io_, loop(),
+                 asio::bind_cancellation_slot(
+                     cancel_.slot(), LogLoopEnd{"probe.central_config_client_failed", alive_}));
 }
 
 void ConfigClient::stop() {

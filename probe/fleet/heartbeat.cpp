@@ -7,6 +7,7 @@
 
 #include "common/log.hpp"
 #include "common/version.hpp"
+#include "probe/fleet/loop_end.hpp"
 #include "probe/net/curl_multi.hpp"
 
 namespace vantage::probe::fleet {
@@ -48,19 +49,9 @@ void HeartbeatSender::start() {
     return;
   started_ = true;
   started_ns_ = to_unix_nanos(clock_.utc_now());
-  asio::co_spawn(
-      io_, loop(),
-      asio::bind_cancellation_slot(cancel_.slot(), [alive = alive_](std::exception_ptr e) {
-        if (!e || !*alive) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const boost::system::system_error& ex) {
-          if (ex.code() == asio::error::operation_aborted) return;
-          log::error("probe.heartbeat_sender_failed", {{"error", ex.what()}});
-        } catch (const std::exception& ex) {
-          log::error("probe.heartbeat_sender_failed", {{"error", ex.what()}});
-        }
-      }));
+  asio::co_spawn(io_, loop(),
+                 asio::bind_cancellation_slot(cancel_.slot(),
+                                              LogLoopEnd{"probe.heartbeat_sender_failed", alive_}));
 }
 
 void HeartbeatSender::stop() {
