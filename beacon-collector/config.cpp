@@ -219,8 +219,7 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
   }
   if (auto v = s.get("prune_interval"))
     c.store.prune_interval = v->as_duration(std::chrono::seconds(1), std::chrono::hours(24));
-  if (auto v = s.get("prune_batch_rows"))
-    c.store.prune_batch_rows = v->as_int(1, 1'000'000);
+  if (auto v = s.get("prune_batch_rows")) c.store.prune_batch_rows = v->as_int(1, 1'000'000);
   if (auto p = root.get("probes")) {
     for (const auto& item : p->items()) {
       item.expect_keys({"id", "token_file", "token_env", "tokens"});

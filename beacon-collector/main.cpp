@@ -12,8 +12,9 @@
 #include "common/version.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"vantage-collector: ingests Reporting API, NEL, CSP and agent reports and probe "
-               "results, enriches them with GeoIP/ASN and stores them"};
+  CLI::App app{
+      "vantage-collector: ingests Reporting API, NEL, CSP and agent reports and probe "
+      "results, enriches them with GeoIP/ASN and stores them"};
   std::string config_path, log_file;
   bool validate = false;
   app.set_version_flag("--version", vantage::version_line("vantage-collector"));
@@ -26,14 +27,17 @@ int main(int argc, char** argv) {
       "headers", "Print the Reporting-Endpoints, Report-To, NEL and CSP header lines for a site");
   headers->add_option("--site", hdr.site, "The site's origin, e.g. https://shop.example.com")
       ->required();
-  headers->add_option("--collector", hdr.collector,
-                      "The collector's base URL, e.g. https://collector.example.com")
+  headers
+      ->add_option("--collector", hdr.collector,
+                   "The collector's base URL, e.g. https://collector.example.com")
       ->required();
-  headers->add_option("--nel-success-fraction", hdr.nel_success_fraction,
-                      "Share of successful requests NEL reports (0-1)")
+  headers
+      ->add_option("--nel-success-fraction", hdr.nel_success_fraction,
+                   "Share of successful requests NEL reports (0-1)")
       ->check(CLI::Range(0.0, 1.0));
-  headers->add_option("--nel-failure-fraction", hdr.nel_failure_fraction,
-                      "Share of failed requests NEL reports (0-1)")
+  headers
+      ->add_option("--nel-failure-fraction", hdr.nel_failure_fraction,
+                   "Share of failed requests NEL reports (0-1)")
       ->check(CLI::Range(0.0, 1.0));
   headers->add_option("--max-age", hdr.max_age_s, "Policy lifetime in seconds")
       ->check(CLI::Range(0, 365 * 86400));
@@ -43,8 +47,9 @@ int main(int argc, char** argv) {
       {"apache", vantage::collector::HeaderFormat::apache},
       {"caddy", vantage::collector::HeaderFormat::caddy}};
   std::string header_format = "raw";
-  headers->add_option("--format", header_format,
-                      "raw (header lines, the default) or a server snippet: nginx, apache, caddy")
+  headers
+      ->add_option("--format", header_format,
+                   "raw (header lines, the default) or a server snippet: nginx, apache, caddy")
       ->check(CLI::IsMember({"raw", "nginx", "apache", "caddy"}));
   headers->add_option("--csp", hdr.csp,
                       "The site's CSP without report-to/report-uri (default in the server "

@@ -215,8 +215,7 @@ std::string Metrics::render() const {
       out += "# HELP " + s.name + " " + s.help + "\n# TYPE " + s.name + " " + s.type + "\n";
     }
     family_name = &s.name;
-    out += s.name + (s.labels.empty() ? "" : "{" + s.labels + "}") + " " + number(s.value()) +
-           "\n";
+    out += s.name + (s.labels.empty() ? "" : "{" + s.labels + "}") + " " + number(s.value()) + "\n";
   }
   return out;
 }

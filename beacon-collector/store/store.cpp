@@ -86,7 +86,8 @@ void Writer::run() {
         return stopping_ || depth_.load(std::memory_order_relaxed) >= batch_records_;
       });
       std::size_t n = 0;
-      while (!queue_.empty() && (taken.empty() || n + records_of(queue_.front()) <= batch_records_)) {
+      while (!queue_.empty() &&
+             (taken.empty() || n + records_of(queue_.front()) <= batch_records_)) {
         n += records_of(queue_.front());
         taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -107,11 +108,11 @@ void Writer::run() {
       const auto t0 = std::chrono::steady_clock::now();
       outcome = store_.write(batch);
       if (!outcome.error) {
-        commit_nanos_.fetch_add(static_cast<std::uint64_t>(
-                                    std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now() - t0)
-                                        .count()),
-                                std::memory_order_relaxed);
+        commit_nanos_.fetch_add(
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::steady_clock::now() - t0)
+                                           .count()),
+            std::memory_order_relaxed);
         break;
       }
       write_errors_.fetch_add(1, std::memory_order_relaxed);

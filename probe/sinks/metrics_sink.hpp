@@ -63,7 +63,7 @@ class MetricsSink final : public Sink {
   std::map<std::string, double> flaky_total_;                           // labels -> n
   std::vector<Provided> provided_;
   std::map<std::string, double> route_events_total_;  // labels -> n
-  std::map<std::string, std::string> open_alerts_;     // check + '\0' + alert_key -> labels
+  std::map<std::string, std::string> open_alerts_;    // check + '\0' + alert_key -> labels
 };
 
 // Escapes a label value (\\, \", \n) for the exposition format.

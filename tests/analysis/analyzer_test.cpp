@@ -12,54 +12,16 @@
 
 #include "analysis/app/incident_feed.hpp"
 #include "analysis/store/event_store.hpp"
+#include "tests/analysis/memory_store.hpp"
 
 namespace va = vantage::analysis;
 
 namespace {
 
-constexpr std::int64_t kS = 1'000'000'000;
-constexpr std::int64_t kT0 = 1'790'000'000 * kS;  // a whole second
-
-class MemoryStore : public va::EventStore {
- public:
-  std::vector<va::ProbeResultRow> results;
-  std::vector<va::BrowserReportRow> reports;
-  std::vector<va::BgpAlertRow> alerts;
-
-  void scan_results(std::int64_t from, std::int64_t to,
-                    const std::function<void(const va::ProbeResultRow&)>& fn) override {
-    for (const auto& r : results) {
-      if (r.time_ns >= from && r.time_ns < to) fn(r);
-    }
-  }
-  void scan_reports(std::int64_t from, std::int64_t to,
-                    const std::function<void(const va::BrowserReportRow&)>& fn) override {
-    for (const auto& r : reports) {
-      if (r.time_ns >= from && r.time_ns < to) fn(r);
-    }
-  }
-  void scan_bgp_alerts(std::int64_t from, std::int64_t to,
-                       const std::function<void(const va::BgpAlertRow&)>& fn) override {
-    for (const auto& a : alerts) {
-      if (a.time_ns >= from && a.time_ns < to) fn(a);
-    }
-  }
-  std::optional<std::pair<std::int64_t, std::int64_t>> time_span() override {
-    return std::make_pair(kT0, kT0 + 200 * kS);
-  }
-};
-
-// The lab's compressed clock: 1 s steps, 10 s windows, two results per vantage point per window.
-va::AnalyzerOptions options() {
-  va::AnalyzerOptions o;
-  o.step_ns = kS;
-  o.window_ns = 10 * kS;
-  o.min_results = 2;
-  o.open_after = 2;
-  o.resolve_after = 3;
-  o.bgp_hold_ns = 6 * kS;
-  return o;
-}
+using vantage::analysis::testing::kS;
+using vantage::analysis::testing::kT0;
+using vantage::analysis::testing::MemoryStore;
+using vantage::analysis::testing::options;
 
 // Three vantage points (AS64501..3) run an http check of the origin (198.51.100.10) at t % 5 == 0
 // and a dns check through their own resolver at t % 5 == 3, for 150 s; `fail` decides a result.

@@ -19,62 +19,17 @@
 #include "analysis/detect/analyzer.hpp"
 #include "analysis/store/event_store.hpp"
 #include "common/time.hpp"
+#include "tests/analysis/memory_store.hpp"
 
 namespace va = vantage::analysis;
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::int64_t kS = 1'000'000'000;
-constexpr std::int64_t kT0 = 1'790'000'000 * kS;  // a whole second
-
-// An in-memory store that keeps EventStore's heartbeat contract (the last one before `from`
-// first).
-class MemoryStore : public va::EventStore {
- public:
-  std::vector<va::ProbeResultRow> results;
-  std::vector<va::HeartbeatRow> heartbeats;  // in time order
-
-  void scan_results(std::int64_t from, std::int64_t to,
-                    const std::function<void(const va::ProbeResultRow&)>& fn) override {
-    for (const auto& r : results) {
-      if (r.time_ns >= from && r.time_ns < to) fn(r);
-    }
-  }
-  void scan_reports(std::int64_t, std::int64_t,
-                    const std::function<void(const va::BrowserReportRow&)>&) override {}
-  void scan_bgp_alerts(std::int64_t, std::int64_t,
-                       const std::function<void(const va::BgpAlertRow&)>&) override {}
-  void scan_heartbeats(std::int64_t from, std::int64_t to,
-                       const std::function<void(const va::HeartbeatRow&)>& fn) override {
-    std::map<std::string, va::HeartbeatRow> before;
-    for (const auto& h : heartbeats) {
-      if (h.received_ns < from) before[h.probe_id] = h;
-    }
-    std::vector<va::HeartbeatRow> out;
-    for (const auto& [id, h] : before) out.push_back(h);
-    for (const auto& h : heartbeats) {
-      if (h.received_ns >= from && h.received_ns < to) out.push_back(h);
-    }
-    std::stable_sort(out.begin(), out.end(),
-                     [](const auto& a, const auto& b) { return a.received_ns < b.received_ns; });
-    for (const auto& h : out) fn(h);
-  }
-  std::optional<std::pair<std::int64_t, std::int64_t>> time_span() override {
-    return std::make_pair(kT0, kT0 + 200 * kS);
-  }
-};
-
-// The lab's compressed clock: 1 s steps, 10 s windows.
-va::AnalyzerOptions options() {
-  va::AnalyzerOptions o;
-  o.step_ns = kS;
-  o.window_ns = 10 * kS;
-  o.min_results = 2;
-  o.open_after = 2;
-  o.resolve_after = 3;
-  return o;
-}
+using vantage::analysis::testing::kS;
+using vantage::analysis::testing::kT0;
+using vantage::analysis::testing::MemoryStore;
+using vantage::analysis::testing::options;
 
 // Vantage points vp1..vpN (AS64501..) run an http check of shop.test every 5 s and send a
 // heartbeat (interval 5 s: silent after 15 s) every 5 s, for 200 s. `alive(vp, t)` says whether

@@ -187,7 +187,9 @@ struct Rig {
           co_await scheduler.run();
           done = true;
         },
-        asio::detached);
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);  // out of io.run(): the test fails with it
+        });
     s.io.run();
     return done;
   }
@@ -354,30 +356,20 @@ TEST_CASE("a check whose loop failed can still be removed, and its id scheduled 
     }
     asio::awaitable<void> close(milliseconds) override { co_return; }
   };
-  vantage::testing::ProbeServices s;
-  Record record;
-  sinks::Fanout fanout;
-  fanout.add(std::make_shared<ThrowingSink>());
-  Scheduler scheduler(s.services, Vantage{}, fanout, {});
-  scheduler.add(std::make_shared<FakeCheck>("x", milliseconds(50), milliseconds(0), record));
+  Rig rig;
+  rig.fanout.add(std::make_shared<ThrowingSink>());
+  rig.scheduler.add(rig.check("x", milliseconds(50)));
   bool stopped = false, removed = false, readded = false, retiring_after = true;
-  auto at = [&](milliseconds d, std::function<void()> f) {
-    auto t = std::make_shared<asio::steady_timer>(s.io, d);
-    t->async_wait([t, f = std::move(f)](const boost::system::error_code&) { f(); });
-  };
-  at(milliseconds(300),
-     [&] { removed = scheduler.remove("x", [&](std::shared_ptr<Check>) { stopped = true; }); });
-  at(milliseconds(400), [&] {
-    retiring_after = scheduler.retiring("x");
-    if (!retiring_after) {
-      readded = scheduler.add(
-          std::make_shared<FakeCheck>("x", milliseconds(50), milliseconds(0), record));
-    }
-    scheduler.stop();
+  rig.at(milliseconds(300), [&] {
+    removed = rig.scheduler.remove("x", [&](std::shared_ptr<Check>) { stopped = true; });
   });
-  asio::co_spawn(s.io, scheduler.run(), asio::detached);
-  s.io.run();
-  CHECK(record.runs["x"] >= 1);  // it ran, and its result's publication failed
+  rig.at(milliseconds(400), [&] {
+    retiring_after = rig.scheduler.retiring("x");
+    if (!retiring_after) readded = rig.scheduler.add(rig.check("x", milliseconds(50)));
+    rig.scheduler.stop();
+  });
+  CHECK(rig.run());
+  CHECK(rig.record.runs["x"] >= 1);  // it ran, and its result's publication failed
   CHECK(removed);
   CHECK(stopped);
   CHECK_FALSE(retiring_after);
