@@ -5,6 +5,7 @@ import gzip
 import json
 import os
 import resource
+import select
 import socket
 import ssl
 import subprocess
@@ -52,6 +53,28 @@ def open_idle(port, n):
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
         socks.append(s)
     return socks
+
+
+def hold_busy_connections(port, n, attempts=10):
+    """Opens n connections, each with a request in progress (headers started, never finished),
+    and returns them once the collector holds all n open. A connection still closing from an
+    earlier request counts towards the limit for up to its 500 ms lingering close, so a set the
+    collector refused or evicted is closed and tried again after that window."""
+    for _ in range(attempts):
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"POST /reports/nel HTTP/1.1\r\nHost: x\r\n")  # a request in progress
+            socks.append(s)
+            time.sleep(0.1)  # read (busy, so never evicted) before the next one arrives
+        time.sleep(0.2)
+        readable, _, _ = select.select(socks, [], [], 0)
+        if not readable:  # neither answered (503) nor closed by the collector
+            return socks
+        for s in socks:
+            s.close()
+        time.sleep(0.6)
+    return None
 
 
 def closed_by_server(s, timeout=0.2):
@@ -111,11 +134,9 @@ class Descriptors(unittest.TestCase):
 
     def test_busy_connections_over_the_limit_get_503(self):
         c = start_collector(self, limits={"max_connections": 2, "request_timeout": "5s"})
-        busy = open_idle(c.port, 2)
+        busy = hold_busy_connections(c.port, 2)
+        self.assertIsNotNone(busy, "could not hold two busy connections")
         self.addCleanup(lambda: [s.close() for s in busy])
-        for s in busy:
-            s.sendall(b"POST /reports/nel HTTP/1.1\r\nHost: x\r\n")  # a request in progress
-        time.sleep(0.3)
         status, headers, _ = c.request("GET", "/healthz")
         self.assertEqual((status, headers.get("retry-after")), (503, "1"))
         for s in busy:
@@ -197,9 +218,13 @@ class BodyLimits(unittest.TestCase):
         log = os.path.join(d, "probe.log")
         probe = Probe(config, output=produced, log=log)
         # The collector is down: a few dozen results (~1 KB each) pile up, several times 8 KiB.
-        wait_for(lambda: os.path.exists(produced) and sum(1 for _ in open(produced)) >= 40, 20,
-                 what="results spooled")
-        backlog = {json.loads(line)["id"] for line in open(produced) if line.strip()}
+        def produced_lines():
+            if not os.path.exists(produced):
+                return []
+            with open(produced) as f:
+                return [line for line in f if line.strip()]
+        wait_for(lambda: len(produced_lines()) >= 40, 20, what="results spooled")
+        backlog = {json.loads(line)["id"] for line in produced_lines()}
         collector.start()
         self.addCleanup(collector.stop)
         wait_for(lambda: backlog <= {r["result_id"] for r in collector.query("SELECT result_id FROM probe_results")},
