@@ -392,6 +392,24 @@ class Demo:
         return problems
 
 
+def keep_store(db, out):
+    """Copies the collector's store into `out` (SQLite's online backup: the collector may still
+    be writing), so that the run can be replayed afterwards (`vantage incidents --db
+    OUT/collector.db`). Best effort: a demo that failed before the store existed has none."""
+    if not db or not out or not os.path.exists(db):
+        return
+    try:
+        os.makedirs(out, exist_ok=True)
+        src = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        dst = sqlite3.connect(os.path.join(out, "collector.db"))
+        with dst:
+            src.backup(dst)
+        src.close()
+        dst.close()
+    except (sqlite3.Error, OSError) as e:
+        print(f"== could not keep the collector's store: {e}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("probe")
@@ -439,6 +457,7 @@ def main():
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C: teardown goes on
             signal.signal(sig, signal.SIG_IGN)
         if demo.lab:
+            keep_store(demo.lab.db, args.out)
             demo.lab.stop()
         left = labmod.leftovers()
         demo.summary["leftovers"] = left
