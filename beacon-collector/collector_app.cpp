@@ -24,6 +24,10 @@ struct CollectorApp::Impl {
   // these; the handler holds the configuration in force (reloaded on SIGHUP).
   CollectorConfig config;
   store::SqliteStore store;
+  // Browser uploads are durable here before their 204 (store/segment_log.hpp); what a crash
+  // left unstored is replayed into `store` at start, before anything else writes to it.
+  store::SegmentLog log;
+  store::ReplayStats replayed;
   // Data retention (store.retention), run by the writer between commits; null: kept forever.
   std::unique_ptr<store::Retention> retention;
   store::Writer writer;
@@ -37,6 +41,8 @@ struct CollectorApp::Impl {
   explicit Impl(CollectorConfig c)
       : config(std::move(c)),
         store(config.store.sqlite_path),
+        log(config.store.log_dir, config.store.log_segment_bytes),
+        replayed(store::recover_log(log, store, config.store.batch_records)),
         retention(config.store.retention.any()
                       ? std::make_unique<store::Retention>(
                             config.store.sqlite_path, config.store.retention,
@@ -49,6 +55,16 @@ struct CollectorApp::Impl {
         handler(std::make_shared<const CollectorConfig>(config), metrics, writer,
                 std::make_shared<enrich::GeoIp>(config.geoip.city_db, config.geoip.asn_db,
                                                 config.geoip.isp_db)) {
+    writer.attach_log(&log);
+    metrics.add_counter("vantage_collector_store_log_syncs_total",
+                        "fdatasync calls of the segment log (each covers a group of uploads).",
+                        [this] { return static_cast<double>(log.syncs()); });
+    metrics.add_counter("vantage_collector_store_log_errors_total",
+                        "Segment log writes or syncs that failed (their uploads got 503).",
+                        [this] { return static_cast<double>(log.sync_errors()); });
+    metrics.add_counter("vantage_collector_store_log_replayed_uploads_total",
+                        "Uploads replayed from the segment log into the store at start.",
+                        [this] { return static_cast<double>(replayed.replayed); });
     metrics.add_gauge("vantage_collector_store_queue_records", "Records waiting for the writer.",
                       [this] { return static_cast<double>(writer.depth()); });
     metrics.add_gauge("vantage_collector_store_queue_capacity_records",

@@ -196,8 +196,12 @@ CollectorConfig parse_collector_config(const ConfigNode& root) {
   if (auto v = root.get("limits")) c.limits = limits(*v);
   const ConfigNode s = root.require("store");
   s.expect_keys({"sqlite", "queue_records", "batch_records", "commit_interval", "retention",
-                 "prune_interval", "prune_batch_rows"});
+                 "prune_interval", "prune_batch_rows", "log_dir", "log_segment_bytes"});
   c.store.sqlite_path = s.require("sqlite").as_nonempty_string();
+  c.store.log_dir = c.store.sqlite_path + "-log";
+  if (auto v = s.get("log_dir")) c.store.log_dir = v->as_nonempty_string();
+  if (auto v = s.get("log_segment_bytes"))
+    c.store.log_segment_bytes = v->as_bytes(64ULL << 10, 1ULL << 30);
   if (auto v = s.get("queue_records"))
     c.store.queue_records = static_cast<std::size_t>(v->as_int(1, 100'000'000));
   if (auto v = s.get("batch_records"))
@@ -266,6 +270,13 @@ std::vector<std::string> restart_only_changes(const CollectorConfig& running,
       running.limits.max_connections != next.limits.max_connections)
     keys.emplace_back("limits.max_connections");
   if (running.store.sqlite_path != next.store.sqlite_path) keys.emplace_back("store.sqlite");
+  // A log_dir derived from store.sqlite changes with it: named once, as store.sqlite.
+  const auto derived_log = [](const StoreConfig& s) { return s.log_dir == s.sqlite_path + "-log"; };
+  if (running.store.log_dir != next.store.log_dir &&
+      !(derived_log(running.store) && derived_log(next.store)))
+    keys.emplace_back("store.log_dir");
+  if (running.store.log_segment_bytes != next.store.log_segment_bytes)
+    keys.emplace_back("store.log_segment_bytes");
   if (running.store.queue_records != next.store.queue_records)
     keys.emplace_back("store.queue_records");
   if (running.store.batch_records != next.store.batch_records)

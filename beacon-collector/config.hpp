@@ -62,6 +62,10 @@ struct StoreConfig {
   std::size_t queue_records = 100'000;               // bounded queue between ingest and the writer
   std::size_t batch_records = 5'000;                 // most records per transaction
   std::chrono::microseconds commit_interval{5'000};  // group commit: wait for more records
+  // The segment log browser uploads are written to (and fdatasync'ed) before their 204
+  // (store/segment_log.hpp). "" in the file = "<sqlite>-log" beside the database; load fills it.
+  std::string log_dir;
+  std::uint64_t log_segment_bytes = 64ULL << 20;  // a segment is closed at this size (bytes)
   // Retention per table (store.retention.<table>: browser_reports, probe_results, route_events,
   // bgp_alerts, heartbeats, incidents); absent = kept forever (docs/collector.md#retention).
   store::RetentionPolicy retention;

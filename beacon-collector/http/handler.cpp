@@ -571,7 +571,8 @@ struct Handler::Impl {
           return text(200, "ok\n");
         default: {
           if (draining) return text(503, "draining\n");
-          if (writer.depth() >= writer.capacity() * 9 / 10) return text(503, "store queue full\n");
+          if (writer.depth() + writer.logging() >= writer.capacity() * 9 / 10)
+            return text(503, "store queue full\n");
           return text(200, "ready\n");
         }
       }
@@ -739,19 +740,39 @@ struct Handler::Impl {
         counts.push_back({r.kind, r.type, 1});
       }
     }
+    if (out.records.empty()) {
+      Response r;
+      r.status = 204;
+      add_cors(r, req.origin);
+      return done(std::move(r));
+    }
     store::Upload upload;
     upload.reports = std::move(out.records);
-    if (!upload.reports.empty() && !writer.submit(std::move(upload))) {
+    // The 204 waits for the segment log's sync (store/segment_log.hpp): an acknowledged report
+    // survives a crash. The answer then comes from the log's thread.
+    auto answer = [this, done, origin = req.origin,
+                   counts = std::move(counts)](std::error_code written) {
+      if (written) {
+        // A full disk, an I/O error: never a 204 for what is not on disk.
+        Response r = reject(
+            503, "store_unavailable",
+            "the report could not be written to disk (" + written.message() + "); retry later");
+        r.headers.emplace_back("Retry-After", "5");
+        add_cors(r, origin);
+        return done(std::move(r));
+      }
+      for (const auto& c : counts) metrics.record(c.kind, c.type, c.n);
+      Response r;
+      r.status = 204;
+      add_cors(r, origin);
+      done(std::move(r));
+    };
+    if (!writer.submit_durable(std::move(upload), std::move(answer))) {
       Response r = reject(503, "queue_full", "the store queue is full; retry later");
       r.headers.emplace_back("Retry-After", "1");
       add_cors(r, req.origin);
       return done(std::move(r));
     }
-    for (const auto& c : counts) metrics.record(c.kind, c.type, c.n);
-    Response r;
-    r.status = 204;
-    add_cors(r, req.origin);
-    done(std::move(r));
   }
 
   void results_upload(Request&& req, const Route& route, std::function<void(Response)> done) {

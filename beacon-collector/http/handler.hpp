@@ -2,9 +2,9 @@
 // (http/server.cpp) parses the wire, this decides. Two stages so that limits apply before the
 // body is read: on_headers() answers everything that needs no body (GET endpoints including a
 // probe's GET /v1/config, OPTIONS preflights, and every rejection: 404, 405, 413, 415, 401/403,
-// 429), on_body() parses, enriches and queues the upload and answers through `done` — at once
-// for browser uploads, after the group commit for probe uploads and heartbeats (possibly on the
-// writer thread).
+// 429), on_body() parses, enriches and queues the upload and answers through `done` — for
+// browser uploads once the segment log has synced them (store/segment_log.hpp; on the log's
+// thread), for probe uploads and heartbeats after the group commit (on the writer thread).
 //
 // Reload (SIGHUP): the settings a request reads — the configuration (tokens, origins, limits,
 // paths, trusted proxies, fleet.config_dir, privacy), the origin policy, the token buckets and

@@ -142,6 +142,11 @@ CREATE INDEX IF NOT EXISTS heartbeats_probe_time ON heartbeats(probe_id, receive
 constexpr const char* kAddUrlTemplate = "ALTER TABLE browser_reports ADD COLUMN url_template TEXT";
 constexpr const char* kHasUrlTemplate =
     "SELECT count(*) FROM pragma_table_info('browser_reports') WHERE name = 'url_template'";
+// The segment log's checkpoint (segment_log.hpp): the highest frame whose reports are stored,
+// written in the transaction that stores them. One row; absent = nothing stored from a log.
+constexpr const char* kLogCheckpointSchema =
+    "CREATE TABLE IF NOT EXISTS log_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), "
+    "seq INTEGER NOT NULL)";
 constexpr const char* kSchemaVersion = "PRAGMA user_version = 3";
 
 void bind_text(sqlite3_stmt* s, int i, const std::string& v, bool null_if_empty = true) {
@@ -219,6 +224,7 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
   }
   if (auto ec = exec(kSchema)) fail(ec.value(), "cannot create the schema");
   if (auto ec = exec(kFleetSchema)) fail(ec.value(), "cannot create the fleet tables");
+  if (auto ec = exec(kLogCheckpointSchema)) fail(ec.value(), "cannot create log_checkpoint");
   {
     sqlite3_stmt* has = nullptr;
     int hrc = sqlite3_prepare_v2(db_, kHasUrlTemplate, -1, &has, nullptr);
@@ -287,12 +293,27 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
       "last_seen_ns = max(coalesce(last_seen_ns, 0), excluded.last_seen_ns)",
       &touch_vantage_point_, "vantage point refresh");
   prepare("SELECT count(*) FROM vantage_points", &count_vantage_points_, "vantage point count");
+  prepare(
+      "INSERT INTO log_checkpoint (id, seq) VALUES (1, ?1) "
+      "ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
+      &set_log_checkpoint_, "log checkpoint update");
+  prepare("SELECT seq FROM log_checkpoint WHERE id = 1", &get_log_checkpoint_,
+          "log checkpoint query");
   count_vantage_points();
+}
+
+std::uint64_t SqliteStore::log_checkpoint() {
+  std::uint64_t seq = 0;
+  if (sqlite3_step(get_log_checkpoint_) == SQLITE_ROW) {
+    seq = static_cast<std::uint64_t>(sqlite3_column_int64(get_log_checkpoint_, 0));
+  }
+  sqlite3_reset(get_log_checkpoint_);
+  return seq;
 }
 
 void SqliteStore::finalize_fleet_statements() {
   for (sqlite3_stmt** s : {&insert_heartbeat_, &upsert_vantage_point_, &touch_vantage_point_,
-                           &count_vantage_points_}) {
+                           &count_vantage_points_, &set_log_checkpoint_, &get_log_checkpoint_}) {
     sqlite3_finalize(*s);
     *s = nullptr;
   }
@@ -504,6 +525,10 @@ WriteOutcome SqliteStore::write(const Batch& batch) {
     out.result_inserted.push_back(sqlite3_changes(db_) > 0);
   }
   if (rc == SQLITE_OK) rc = write_fleet(batch);
+  if (rc == SQLITE_OK && batch.log_seq) {
+    sqlite3_bind_int64(set_log_checkpoint_, 1, static_cast<std::int64_t>(batch.log_seq));
+    rc = step(set_log_checkpoint_);
+  }
   if (rc == SQLITE_OK) {
     if (auto ec = exec("COMMIT")) {
       rc = ec.value();

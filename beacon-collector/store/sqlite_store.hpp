@@ -20,6 +20,7 @@
 //                                          also refreshed by probe results
 //   heartbeats(id, probe_id, received_ns, time_ns, version, config_hash, spool_results,
 //              heartbeat_interval_ns)
+//   log_checkpoint(id = 1, seq)  -- the segment log's highest stored frame (segment_log.hpp)
 // Only the writer thread calls write(); readers (analysis, tests) open their own connections.
 #pragma once
 
@@ -51,6 +52,7 @@ class SqliteStore final : public Store {
 
   WriteOutcome write(const Batch& batch) override;
   std::string describe() const override { return "sqlite:" + path_; }
+  std::uint64_t log_checkpoint() override;  // the writer's thread (or before it starts)
   // Rows in vantage_points (the vantage points ever seen), as of the last commit. Any thread.
   std::size_t vantage_points() const noexcept {
     return vantage_points_.load(std::memory_order_relaxed);
@@ -74,6 +76,8 @@ class SqliteStore final : public Store {
   sqlite3_stmt* upsert_vantage_point_ = nullptr;
   sqlite3_stmt* touch_vantage_point_ = nullptr;
   sqlite3_stmt* count_vantage_points_ = nullptr;
+  sqlite3_stmt* set_log_checkpoint_ = nullptr;
+  sqlite3_stmt* get_log_checkpoint_ = nullptr;
   std::atomic<std::size_t> vantage_points_{0};
 };
 

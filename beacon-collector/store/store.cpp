@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "beacon-collector/store/record_codec.hpp"
 #include "common/log.hpp"
 
 namespace vantage::collector::store {
@@ -22,7 +23,9 @@ Writer::Writer(Store& store, std::size_t capacity_records, std::size_t batch_rec
 
 Writer::~Writer() { stop(); }
 
-bool Writer::submit(Upload&& upload) {
+bool Writer::submit(Upload&& upload) { return push(std::move(upload), false); }
+
+bool Writer::push(Upload&& upload, bool over_capacity) {
   const std::size_t n = records_of(upload);
   bool wake = false;
   {
@@ -30,7 +33,7 @@ bool Writer::submit(Upload&& upload) {
     if (stopping_) return false;
     const std::size_t depth = depth_.load(std::memory_order_relaxed);
     // An upload larger than the whole queue still goes in when the queue is empty.
-    if (depth > 0 && depth + n > capacity_) return false;
+    if (!over_capacity && depth > 0 && depth + n > capacity_) return false;
     // Wake the writer only when it sleeps on an empty queue or a batch just filled up: a wake-up
     // per upload would cost a context switch per request on a busy core.
     wake = queue_.empty() || (depth < batch_records_ && depth + n >= batch_records_);
@@ -41,7 +44,45 @@ bool Writer::submit(Upload&& upload) {
   return true;
 }
 
+bool Writer::submit_durable(Upload&& upload, std::function<void(std::error_code)> durable) {
+  if (!log_) {
+    if (!submit(std::move(upload))) return false;
+    durable({});
+    return true;
+  }
+  const std::size_t n = records_of(upload);
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+  }
+  const std::size_t waiting = depth_.load(std::memory_order_relaxed) + logging_.load();
+  if (waiting > 0 && waiting + n > capacity_) return false;
+  std::string payload;
+  payload.reserve(256 + upload.reports.size() * 1024);
+  encode_reports(upload.reports, payload);
+  logging_.fetch_add(n);
+  // std::function needs a copyable callable: the upload rides in a shared_ptr.
+  auto held = std::make_shared<Upload>(std::move(upload));
+  const std::uint64_t seq = log_->append(
+      payload, [this, held, n, durable = std::move(durable)](std::uint64_t s, std::error_code ec) {
+        if (!ec) {
+          held->log_seq = s;
+          // On disk already: queued even over capacity (the bound is checked above). A
+          // stopping writer leaves it to the replay at the next start.
+          push(std::move(*held), true);
+        }
+        logging_.fetch_sub(n);
+        durable(ec);
+      });
+  if (seq == 0) {
+    logging_.fetch_sub(n);
+    return false;
+  }
+  return true;
+}
+
 void Writer::stop(std::chrono::milliseconds give_up_after) {
+  if (log_) log_->stop();  // its last frames are queued here before the writer drains
   {
     std::lock_guard lock(mutex_);
     if (!thread_.joinable()) return;
@@ -98,6 +139,7 @@ void Writer::run() {
       for (const auto& r : u.reports) batch.reports.push_back(&r);
       for (const auto& r : u.results) batch.results.push_back(&r);
       for (const auto& h : u.heartbeats) batch.heartbeats.push_back(&h);
+      batch.log_seq = std::max(batch.log_seq, u.log_seq);
     }
     const std::size_t n = batch.reports.size() + batch.results.size() + batch.heartbeats.size();
     // Retry a failing batch (SQLITE_BUSY from another writer, a full disk) with back-off: the
@@ -130,6 +172,7 @@ void Writer::run() {
     if (!outcome.error) {
       commits_.fetch_add(1, std::memory_order_relaxed);
       committed_records_.fetch_add(n, std::memory_order_relaxed);
+      if (log_ && batch.log_seq) log_->committed(batch.log_seq);
     } else {
       log::error("store.batch_lost", {{"store", store_.describe()},
                                       {"error", outcome.error.message()},
@@ -154,6 +197,50 @@ void Writer::run() {
       housekeeping_more = housekeeping_->run(n, depth_);
     }
   }
+}
+
+ReplayStats recover_log(SegmentLog& log, Store& store, std::size_t batch_records) {
+  const std::uint64_t checkpoint = store.log_checkpoint();
+  std::vector<BrowserRecord> pending;
+  std::uint64_t pending_seq = 0, undecodable = 0;
+  auto flush = [&] {
+    if (pending_seq == 0) return;
+    Batch batch;
+    for (const auto& r : pending) batch.reports.push_back(&r);
+    batch.log_seq = pending_seq;
+    if (auto outcome = store.write(batch); outcome.error) {
+      throw std::system_error(outcome.error, "segment log \"" + log.dir() +
+                                                 "\": cannot store the replayed reports in " +
+                                                 store.describe());
+    }
+    pending.clear();
+    pending_seq = 0;
+  };
+  std::vector<BrowserRecord> records;
+  const ReplayStats stats = log.replay(checkpoint, [&](std::uint64_t seq, std::string_view bytes) {
+    if (!decode_reports(bytes, records)) {
+      ++undecodable;
+      log::error("store.log_frame_undecodable",
+                 {{"dir", log.dir()}, {"seq", static_cast<std::int64_t>(seq)}});
+      return;
+    }
+    for (auto& r : records) pending.push_back(std::move(r));
+    pending_seq = seq;
+    if (pending.size() >= batch_records) flush();
+  });
+  flush();
+  const std::uint64_t stored = std::max(checkpoint, store.log_checkpoint());
+  log::info("store.log_replayed", {{"dir", log.dir()},
+                                   {"segments", static_cast<std::int64_t>(stats.segments)},
+                                   {"frames", static_cast<std::int64_t>(stats.frames)},
+                                   {"replayed", static_cast<std::int64_t>(stats.replayed)},
+                                   {"undecodable", static_cast<std::int64_t>(undecodable)},
+                                   {"torn_bytes", static_cast<std::int64_t>(stats.torn_bytes)},
+                                   {"checkpoint", static_cast<std::int64_t>(stored)}});
+  // Frames past the checkpoint that could not be stored (undecodable) are not kept either:
+  // start() numbers on above them and drops their segments.
+  log.start(std::max(stored, stats.last_seq));
+  return stats;
 }
 
 }  // namespace vantage::collector::store

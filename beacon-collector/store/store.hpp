@@ -3,7 +3,9 @@
 // Store is the backend interface: SQLite (WAL) is the embedded default (sqlite_store.hpp); a
 // ClickHouse backend implements the same write(). Writer sits in front of it: a bounded queue
 // that ingest threads submit uploads to, and one thread that group-commits them (one
-// transaction per batch) and only then reports each upload as committed.
+// transaction per batch) and only then reports each upload as committed. Browser uploads go
+// through the segment log first (segment_log.hpp, submit_durable()): durable on disk before
+// their 204, then queued for the store like the rest.
 #pragma once
 
 #include <atomic>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "beacon-collector/store/record.hpp"
+#include "beacon-collector/store/segment_log.hpp"
 
 namespace vantage::collector::store {
 
@@ -28,6 +31,9 @@ struct Batch {
   std::vector<const ResultRecord*> results;
   // Heartbeats: a `heartbeats` row each and an upsert of the probe's `vantage_points` row.
   std::vector<const HeartbeatRecord*> heartbeats;
+  // The highest segment log sequence number among the batch's uploads (0: none came through
+  // the log). The store keeps it in the same transaction (log_checkpoint()).
+  std::uint64_t log_seq = 0;
 };
 
 struct WriteOutcome {
@@ -42,6 +48,10 @@ class Store {
   // Writes the whole batch atomically and durably (fsync before returning success).
   virtual WriteOutcome write(const Batch& batch) = 0;
   virtual std::string describe() const = 0;  // for logs: "sqlite:/var/lib/vantage/collector.db"
+  // The highest Batch::log_seq committed so far (0: none): frames of the segment log at or
+  // below it are stored. A store that does not keep it (0 always) gets the log replayed whole
+  // at each start.
+  virtual std::uint64_t log_checkpoint() { return 0; }
 };
 
 // Work the Writer does on its own thread between commits (data retention:
@@ -69,8 +79,9 @@ struct Upload {
   std::vector<BrowserRecord> reports;
   std::vector<ResultRecord> results;
   std::vector<HeartbeatRecord> heartbeats;
-  // Called on the writer thread after the commit; empty for fire-and-forget browser uploads.
+  // Called on the writer thread after the commit; empty for browser uploads.
   std::function<void(const UploadOutcome&)> done;
+  std::uint64_t log_seq = 0;  // its frame in the segment log (0: not logged)
 };
 
 class Writer {
@@ -91,7 +102,18 @@ class Writer {
   // Queues the upload; false (nothing queued, `done` not called) when it would overflow the
   // queue or the writer is stopping. Thread-safe.
   bool submit(Upload&& upload);
-  // Stops taking uploads, commits everything queued, joins the thread. A batch that keeps
+  // Browser uploads (reports only, no `done`): with a log attached, appends the upload to it
+  // and calls `durable` on the log's thread once its frame is synced (no error) or failed to be
+  // written (the error: the upload is dropped and the client must retry); a durable upload is
+  // then queued for the store (over capacity if need be: it is on disk already). Without a
+  // log: submit(), then `durable` at once. False (nothing queued, `durable` not called) when
+  // the queue plus what waits for the log is full or the writer is stopping. Thread-safe.
+  bool submit_durable(Upload&& upload, std::function<void(std::error_code)> durable);
+  // Before the first submit: browser uploads go through `log` (not owned, started, outlives
+  // the Writer), which learns of each commit (SegmentLog::committed) and is stopped by stop().
+  void attach_log(SegmentLog* log) noexcept { log_ = log; }
+  // Stops the attached log (its frames written and queued), then stops taking uploads, commits
+  // everything queued, joins the thread. A batch that keeps
   // failing is retried until `give_up_after` has passed since stop() was called, then its
   // uploads are reported as not committed.
   void stop(std::chrono::milliseconds give_up_after = std::chrono::milliseconds(5000));
@@ -106,12 +128,17 @@ class Writer {
     return write_errors_.load(std::memory_order_relaxed);
   }
   std::uint64_t duplicates() const noexcept { return duplicates_.load(std::memory_order_relaxed); }
+  // Records of browser uploads waiting for the log's sync.
+  std::size_t logging() const noexcept { return logging_.load(std::memory_order_relaxed); }
   double commit_seconds_total() const noexcept;
 
  private:
   void run();
+  bool push(Upload&& upload, bool over_capacity);
 
   Store& store_;
+  SegmentLog* log_ = nullptr;
+  std::atomic<std::size_t> logging_{0};
   const std::size_t capacity_;
   const std::size_t batch_records_;
   const std::chrono::microseconds commit_interval_;
@@ -126,5 +153,11 @@ class Writer {
   std::atomic<std::uint64_t> commit_nanos_{0};
   std::thread thread_;
 };
+
+// Start-up, before the Writer takes uploads: stores every frame of `log` above
+// store.log_checkpoint() (transactions of at most `batch_records` records), then start()s the
+// log. A frame that does not decode is logged and skipped. Throws std::system_error when a
+// transaction fails (the store cannot take what was acknowledged: do not start).
+ReplayStats recover_log(SegmentLog& log, Store& store, std::size_t batch_records);
 
 }  // namespace vantage::collector::store
