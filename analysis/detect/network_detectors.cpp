@@ -2,6 +2,7 @@
 // (some networks; probes, and users' NEL alone), dns_failure. docs/analysis.md#detectors.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "analysis/detect/detectors.hpp"
 
@@ -16,6 +17,9 @@ struct VpRuns {
   bool failing = false;  // most runs failed (as counts_as says), none passed since
   bool streak = false;   // its last runs failed, none passed since the first failure
   bool healthy = false;  // few runs failed
+  // The last passed run of any of this probe's (non-dns) checks of the check's host, UTC ns: for
+  // a dns check, the name resolved right there and then.
+  std::int64_t host_ok_ns = std::numeric_limits<std::int64_t>::min();
 };
 
 // The runs of every check's vantage points in the window: check -> vantage points.
@@ -57,6 +61,8 @@ std::map<std::string, std::vector<VpRuns>> classify(const Window& w, const Evalu
   for (auto& [check_id, vps] : by_check) {
     const std::string host = host_of(check_id);
     for (auto& vp : vps) {
+      if (const auto known = host_last_ok.find({vp.probe, host}); known != host_last_ok.end())
+        vp.host_ok_ns = known->second;
       int bad = 0;
       for (const auto& [t, n] : vp.c.types) bad += counts_as(t) ? n : 0;
       std::int64_t last_ok = vp.c.last_ok_ns;
@@ -229,10 +235,16 @@ class LocalizedDetector : public Detector {
         if (vp.failing) failing_since = std::min(failing_since, vp.c.first_fail_ns);
       }
       if (failing_since == std::numeric_limits<std::int64_t>::max()) continue;
+      // A fresh contrast: a healthy vantage point that passed after the first failure (before
+      // it, a change at the service that reaches every vantage point a probe interval apart
+      // would look local to the first to see it). For a resolver, any of that vantage point's
+      // checks of the same name that passed since counts: the name resolved right there, then
+      // (its dns check may run only once an interval, just before the failing one).
       int healthy = 0;
       std::set<std::string> healthy_ips;  // the addresses healthy vantage points reached
       for (const auto& vp : vps) {
-        if (!vp.healthy || vp.c.last_ok_ns < failing_since) continue;
+        const std::int64_t fresh = dns ? std::max(vp.c.last_ok_ns, vp.host_ok_ns) : vp.c.last_ok_ns;
+        if (!vp.healthy || fresh < failing_since) continue;
         ++healthy;
         healthy_ips.insert(vp.c.ok_ips.begin(), vp.c.ok_ips.end());
       }

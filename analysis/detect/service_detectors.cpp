@@ -247,7 +247,10 @@ class DegradedDetector final : public Detector {
       const std::map<int, RunCounts>* per_step = nullptr;
       RunCounts c;
       int bad = 0;
-      int first_bad = std::numeric_limits<int>::max();  // step of its first bad run in the span
+      // The step in which its first bad run in the span ended (not began: a journey is stamped
+      // with its start, and another network's run begun meanwhile may have passed the failing
+      // step before the failure began).
+      int first_bad = std::numeric_limits<int>::max();
     };
     const auto bad_of = [](const RunCounts& rc) {
       int bad = rc.slow;
@@ -270,16 +273,21 @@ class DegradedDetector final : public Detector {
       for (auto it = per_step.lower_bound(from); it != per_step.end() && it->first < e.to; ++it) {
         if (!unexplained(key.second, it->first)) continue;
         part.c.merge(it->second);
-        if (bad_of(it->second) > 0) part.first_bad = std::min(part.first_bad, it->first);
+        if (bad_of(it->second) > 0) {
+          const std::int64_t end = it->second.first_bad_end_ns;
+          part.first_bad = std::min(part.first_bad, end == std::numeric_limits<std::int64_t>::max()
+                                                        ? it->first
+                                                        : std::max(it->first, w.step_of(end)));
+        }
       }
       if (part.c.total == 0) continue;
       part.bad = bad_of(part.c);
       parts.push_back(std::move(part));
     }
     // A network's bad runs of a check are its evidence only against a fresh contrast: another
-    // network that ran the same check after the first of them and stayed healthy (bad share
-    // under degraded_share / 2 since then). A check every network that ran it since sees slow or
-    // failing (a slow checkout step deployed) is the service's, not this network's; and a change
+    // network that began the same check after the first of them had ended and stayed healthy (bad
+    // share under degraded_share / 2 since then). A check every network that ran it since sees slow
+    // or failing (a slow checkout step deployed) is the service's, not this network's; and a change
     // at the service reaches the vantage points a probe interval apart, so the first to run the
     // check must not look degraded before the others had their turn.
     std::map<std::string, std::vector<const Part*>> by_check;

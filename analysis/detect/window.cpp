@@ -14,6 +14,7 @@ void RunCounts::merge(const RunCounts& b) {
   first_fail_ns = std::min(first_fail_ns, b.first_fail_ns);
   last_ok_ns = std::max(last_ok_ns, b.last_ok_ns);
   last_fail_ns = std::max(last_fail_ns, b.last_fail_ns);
+  first_bad_end_ns = std::min(first_bad_end_ns, b.first_bad_end_ns);
   for (const auto& [k, n] : b.http_errors) http_errors[k] += n;
   failed_steps.insert(b.failed_steps.begin(), b.failed_steps.end());
   ok_ms.insert(ok_ms.end(), b.ok_ms.begin(), b.ok_ms.end());
@@ -80,6 +81,10 @@ void Window::add(const ProbeResultRow& r) {
   const std::string key = dns ? r.probe_id + '\0' + r.server_ip : r.probe_id;
   RunCounts& c = runs[{r.check, key}][m];
   ++c.total;
+  if (r.outcome != "ok" || r.total_ms > o_.latency_ms) {
+    c.first_bad_end_ns = std::min(
+        c.first_bad_end_ns, r.time_ns + static_cast<std::int64_t>(std::max(0.0, r.total_ms) * 1e6));
+  }
   if (r.outcome != "ok") {
     ++c.failed;
     ++c.types[r.outcome];

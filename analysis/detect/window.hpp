@@ -54,6 +54,9 @@ struct RunCounts {
   std::int64_t first_fail_ns = std::numeric_limits<std::int64_t>::max();
   std::int64_t last_ok_ns = std::numeric_limits<std::int64_t>::min();
   std::int64_t last_fail_ns = std::numeric_limits<std::int64_t>::min();
+  // When the earliest failed or slow run ended (its start plus its total time), UTC ns: a run
+  // started before then may have passed the failing part before the failure began.
+  std::int64_t first_bad_end_ns = std::numeric_limits<std::int64_t>::max();
   // http.error runs by (status, templated path of the failed request).
   std::map<std::pair<int, std::string>, int> http_errors;
   std::set<std::string> failed_steps;  // journeys: the failing steps' names

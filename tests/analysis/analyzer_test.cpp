@@ -286,6 +286,60 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "a wrong answer from one network's resolver is contrasted by another network's checks of the "
+    "name passing after it, not only by that network's next dns check",
+    "[analysis]") {
+  Stream s;
+  // AS64502's resolver answers wrong from 63 s (its dns check runs every 5 s); the other
+  // networks run their dns check every 10 s only (58, 68 s) and their http checks of the same
+  // name every 5 s (65 s: the first to pass after the wrong answer).
+  s.run([](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow& dns) {
+    http.host = "shop.test";
+    dns.host = "shop.test";
+    if (vp == 2 && t >= 60) dns.outcome = "assertion.failed";
+    if (vp != 2 && t % 10 != 5) dns.time_ns = -1;  // not run
+  });
+  std::erase_if(s.store.results, [](const va::ProbeResultRow& r) { return r.time_ns < 0; });
+  const auto r = s.analyze();
+  REQUIRE(kinds(r) == std::vector<std::string>{"dns_failure"});
+  const auto& i = r.incidents.front();
+  CHECK(i.asns == std::vector<std::uint32_t>{64502});
+  // Found with the runs of 65 s, opened an evaluation later (open_after 2) — not after 68 s,
+  // when another network's next dns check passed.
+  CHECK(i.opened_ns < kT0 + 68 * kS);
+}
+
+TEST_CASE("a run begun while another network's slow run was still going is no contrast to it",
+          "[analysis]") {
+  Stream s;
+  const double slow_ms = options().latency_ms * 3;
+  // The shop turns slow at 29.5 s, for every network, on the three checks each vantage point
+  // runs. The vantage points run them at different phases: AS64501 at 4 s past each 5 s,
+  // AS64502 at 3.8 s, AS64503 on the 5 s. AS64502's runs of 28.8 s reach the slow part after
+  // 29.5 s and come out slow; AS64501's of 29 s end before it and pass. Only 34 s (AS64501's
+  // next) shows AS64501 slow too, and AS64503 is slow from 30 s.
+  s.run([&](int t, std::uint32_t vp, va::ProbeResultRow& http, va::ProbeResultRow&) {
+    http.time_ns += vp == 1 ? 4 * kS : vp == 2 ? 3'800'000'000 : 0;
+    if (http.time_ns >= kT0 + 29'500'000'000 || (vp == 2 && t == 25)) http.total_ms = slow_ms;
+  });
+  const std::vector<va::ProbeResultRow> base = s.store.results;
+  for (const auto& r : base) {
+    if (r.check != "home") continue;
+    for (const char* check : {"cart", "pay"}) {
+      va::ProbeResultRow other = r;
+      other.check = check;
+      other.target = std::string("https://shop.test/") + check;
+      s.store.results.push_back(other);
+    }
+  }
+  auto o = options();
+  o.degraded_window_ns = 20 * kS;
+  const auto r = s.analyze(o);
+  CHECK(std::none_of(r.incidents.begin(), r.incidents.end(),
+                     [](const auto& i) { return i.key.kind == va::Kind::degraded; }));
+}
+
+TEST_CASE(
     "partial loss in one network is one degraded incident for the whole fault, never a "
     "reachability loss",
     "[analysis]") {
