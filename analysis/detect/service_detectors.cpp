@@ -292,8 +292,13 @@ class DegradedDetector final : public Detector {
     // check must not look degraded before the others had their turn.
     std::map<std::string, std::vector<const Part*>> by_check;
     for (const Part& part : parts) by_check[part.check].push_back(&part);
-    const auto contrasted = [&](const Part& part) {
-      if (part.bad == 0) return true;
+    // confirmed: such a contrast exists; pending: no other network began the check since (its
+    // turn has not come); refuted: the others that did are not healthy either. An open
+    // incident keeps its pending evidence (a 6 s journey must not resolve it while the others'
+    // next runs are still to come); an opening needs it confirmed.
+    enum class Contrast { confirmed, pending, refuted };
+    const auto contrast = [&](const Part& part) {
+      if (part.bad == 0) return Contrast::confirmed;
       std::map<std::uint32_t, std::pair<int, int>> since;  // other network: runs, bad
       for (const Part* other_part : by_check.at(part.check)) {
         const Part& other = *other_part;
@@ -306,17 +311,26 @@ class DegradedDetector final : public Detector {
           bad += bad_of(it->second);
         }
       }
-      return std::any_of(since.begin(), since.end(), [&](const auto& net) {
-        const auto& [total, bad] = net.second;
-        return total > 0 && static_cast<double>(bad) / total < o.degraded_share / 2;
-      });
+      bool ran = false;
+      for (const auto& [asn, net] : since) {
+        const auto& [total, bad] = net;
+        if (total == 0) continue;
+        ran = true;
+        if (static_cast<double>(bad) / total < o.degraded_share / 2) return Contrast::confirmed;
+      }
+      return ran ? Contrast::refuted : Contrast::pending;
     };
     std::set<std::string> all_probes;
     std::map<std::uint32_t, Net> nets;
     for (const Part& part : parts) {
       const auto check = w.checks.find(part.check);
       all_probes.insert(part.probe);
-      if (!contrasted(part)) continue;
+      const Contrast c = contrast(part);
+      if (c == Contrast::refuted) continue;
+      if (c == Contrast::pending &&
+          !h.open.count({Kind::degraded, "asn=" + std::to_string(part.asn)})) {
+        continue;
+      }
       Net& n = nets[part.asn];
       n.total += part.c.total;
       for (const auto& [t, k] : part.c.types) {
