@@ -83,6 +83,11 @@ class AresChannel {
         token, std::move(name), dns_class, dns_type);
   }
 
+  // Lookups sent over one set of (kept open) sockets before they are closed and reopened once the
+  // channel is idle, so the UDP source port keeps changing (RFC 5452 §9.2) while most queries
+  // skip socket set-up.
+  static constexpr std::uint64_t kQueriesPerSocket = 64;
+
   // "system" or the configured server list, comma-separated.
   const std::string& description() const noexcept { return description_; }
   std::size_t in_flight() const noexcept { return pending_; }
@@ -100,11 +105,14 @@ class AresChannel {
                    boost::asio::any_completion_handler<QuerySignature> handler);
   void on_socket_ready(int fd, bool readable, bool writable);
   void reschedule_timer();
+  void maybe_rotate_sockets();
 
   boost::asio::io_context& io_;
   ares_channeldata* channel_ = nullptr;
   boost::asio::steady_timer timer_;
   std::uint64_t timer_generation_ = 0;
+  bool timer_armed_ = false;
+  std::uint64_t queries_on_sockets_ = 0;
   std::unordered_map<int, std::shared_ptr<FdWatch>> sockets_;
   std::string description_;
   std::size_t pending_ = 0;

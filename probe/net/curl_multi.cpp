@@ -124,14 +124,28 @@ int CurlMulti::timer_callback(CURLM*, long timeout_ms, void* userp) {
   auto* self = static_cast<CurlMulti*>(userp);
   try {
     ++self->timer_generation_;
-    self->timer_.cancel();
+    if (self->timer_armed_) {
+      self->timer_.cancel();
+      self->timer_armed_ = false;
+    }
     if (timeout_ms < 0) return 0;
-    // A zero timeout means "call curl_multi_socket_action soon": the timer completion does it
-    // from the io_context, outside this callback.
+    if (timeout_ms == 0) {
+      // "Call curl_multi_socket_action soon" (every added transfer asks for it): a posted
+      // completion does it from the io_context, outside this callback, without arming the timer
+      // (two timerfd_settime system calls per transfer otherwise).
+      asio::post(self->io_,
+                 [self, gen = self->timer_generation_, alive = std::weak_ptr<int>(self->alive_)] {
+                   if (alive.expired() || gen != self->timer_generation_) return;
+                   self->on_timeout();
+                 });
+      return 0;
+    }
+    self->timer_armed_ = true;
     self->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
     self->timer_.async_wait(
         [self, gen = self->timer_generation_](const boost::system::error_code& ec) {
           if (ec || gen != self->timer_generation_) return;
+          self->timer_armed_ = false;
           self->on_timeout();
         });
     return 0;

@@ -3,7 +3,7 @@
 //
 // One CurlMulti owns one CURLM and must be used from the thread running its io_context.
 // It never owns the sockets libcurl opens (FdWatch), never calls libcurl from inside a libcurl
-// callback (a zero timeout is run as an ordinary timer completion; transfer completions are
+// callback (a zero timeout is run as a posted completion; transfer completions are
 // posted), and never lets an exception cross a libcurl frame.
 #pragma once
 
@@ -69,6 +69,7 @@ class CurlMulti {
   CURLM* multi_ = nullptr;
   boost::asio::steady_timer timer_;
   std::uint64_t timer_generation_ = 0;
+  bool timer_armed_ = false;
   std::uint64_t next_serial_ = 0;
   std::unordered_map<curl_socket_t, std::shared_ptr<FdWatch>> sockets_;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> transfers_;

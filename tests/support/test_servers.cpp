@@ -16,6 +16,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <vector>
 
@@ -122,6 +124,8 @@ struct TestDnsServer::Impl {
   asio::io_context io;
   udp::socket socket{io, udp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
   std::atomic<std::uint64_t>* queries;
+  mutable std::mutex ports_mutex;
+  std::set<std::uint16_t> ports;
 
   static void u16(std::vector<std::uint8_t>& b, unsigned v) {
     b.push_back(static_cast<std::uint8_t>(v >> 8));
@@ -192,6 +196,10 @@ struct TestDnsServer::Impl {
       auto [ec, n] = co_await socket.async_receive_from(asio::buffer(buf), from,
                                                         asio::as_tuple(asio::use_awaitable));
       if (ec) co_return;
+      {
+        std::lock_guard lock(ports_mutex);
+        ports.insert(from.port());
+      }
       ++*queries;
       int delay = 0;
       auto r =
@@ -215,6 +223,11 @@ TestDnsServer::TestDnsServer() : impl_(std::make_unique<Impl>()) {
   port_ = impl_->socket.local_endpoint().port();
   asio::co_spawn(impl_->io, impl_->loop(), asio::detached);
   thread_ = std::thread([this] { impl_->io.run(); });
+}
+
+std::size_t TestDnsServer::source_ports() const {
+  std::lock_guard lock(impl_->ports_mutex);
+  return impl_->ports.size();
 }
 
 TestDnsServer::~TestDnsServer() {

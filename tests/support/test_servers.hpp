@@ -41,6 +41,8 @@ class TestDnsServer {
   std::uint16_t port() const noexcept { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::uint64_t queries() const noexcept { return queries_.load(); }
+  // Distinct UDP source ports the queries came from so far.
+  std::size_t source_ports() const;
 
  private:
   struct Impl;

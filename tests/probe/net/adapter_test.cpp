@@ -102,3 +102,21 @@ TEST_CASE("a resolver that refuses connections is dns.unreachable", "[probe][ada
   REQUIRE(r.failure);
   CHECK(r.failure->type == FailureType::dns_unreachable);
 }
+
+TEST_CASE("a resolver channel keeps its UDP socket between queries and reopens it periodically",
+          "[probe][adapter][ares]") {
+  TestDnsServer dns;
+  ProbeServices s;
+  const auto resolve_ok = [&] {
+    auto r = s.run(s.resolvers.resolve("ok.test", IpFamily::ip4, {dns.address()},
+                                       steady_clock::now() + seconds(3)));
+    REQUIRE_FALSE(r.failure);
+  };
+  // One lookup at a time, as a probe's checks mostly run: the socket outlives each lookup.
+  for (int i = 0; i < 10; ++i) resolve_ok();
+  CHECK(dns.queries() == 10);
+  CHECK(dns.source_ports() == 1);
+  // ... but not forever: the source port changes every kQueriesPerSocket lookups.
+  for (std::uint64_t i = 10; i < 2 * net::AresChannel::kQueriesPerSocket + 1; ++i) resolve_ok();
+  CHECK(dns.source_ports() == 3);
+}
