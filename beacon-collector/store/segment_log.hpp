@@ -11,7 +11,8 @@
 // is durable once the fdatasync(2) that follows its write() has returned: appends that arrive
 // while a sync runs share the next one (group sync). A frame cut short by a crash (the torn
 // tail) fails its length or CRC check: replay stops that segment there and the next segment
-// starts a fresh file, so it is never appended to.
+// starts a fresh file, so it is never appended to. A segment is filled with zeros ahead of its
+// frames (a length of 0 ends the frames): a sync then writes data, not the file's metadata.
 //
 // A closed segment is deleted once the store reports (committed()) that every frame in it is
 // stored; the store keeps that sequence number in the same transaction as the rows, so replay
@@ -111,6 +112,7 @@ class SegmentLog {
   void run();
   std::error_code open_segment(std::uint64_t first_seq);
   void delete_committed();
+  void extend_zeros(std::uint64_t needed);
 
   const std::string dir_;
   const std::uint64_t segment_bytes_;
@@ -125,6 +127,7 @@ class SegmentLog {
   // Sync thread only:
   int fd_ = -1;
   std::uint64_t offset_ = 0;  // bytes of the open segment known good
+  std::uint64_t zeroed_ = 0;  // the open segment's length: frames, then zeros up to here
   std::atomic<std::uint64_t> committed_{0};
   std::atomic<std::uint64_t> syncs_{0}, sync_errors_{0}, bytes_written_{0};
   std::thread thread_;
