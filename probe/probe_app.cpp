@@ -263,9 +263,10 @@ int ProbeApp::run() {
     v.source = Source::bgp;  // route events and BGP alerts are the BGP feed's observations
     return v;
   }();
-  services.publish_record = [&fanout, record_vantage](std::string_view kind,
-                                                      nlohmann::json& record) {
-    record["vantage"] = to_json(record_vantage);
+  services.publish_record = [&fanout, record_vantage, probe_vantage = config_.vantage](
+                                std::string_view kind, nlohmann::json& record) {
+    // A path_result is the probe's own observation of the data plane.
+    record["vantage"] = to_json(kind == "path_result" ? probe_vantage : record_vantage);
     fanout.publish_record(kind,
                           record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   };

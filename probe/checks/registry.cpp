@@ -9,19 +9,21 @@
 #include "probe/checks/dns/dns_check.hpp"
 #include "probe/checks/http/http_check.hpp"
 #include "probe/checks/journey/journey_check.hpp"
+#include "probe/checks/path/path_check.hpp"
 #include "probe/checks/tcp/tcp_check.hpp"
 #include "probe/checks/tls/tls_check.hpp"
 
 namespace vantage::probe::checks {
 namespace {
 
-constexpr std::array<std::pair<std::string_view, CheckFactory>, 6> kKinds{{
+constexpr std::array<std::pair<std::string_view, CheckFactory>, 7> kKinds{{
     {"http", &http::make_http_check},
     {"dns", &dns::make_dns_check},
     {"tcp", &tcp::make_tcp_check},
     {"tls", &tls::make_tls_check},
     {"journey", &journey::make_journey_check},
     {"bgp", &bgp::make_bgp_check},
+    {"path", &path::make_path_check},
 }};
 
 nlohmann::json canonical(const ConfigNode& node) {

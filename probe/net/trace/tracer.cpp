@@ -374,7 +374,10 @@ asio::awaitable<TraceResult> run_trace(asio::io_context& io, const Clock& clock,
         if (r.kind == ReplyKind::echo_reply || r.kind == ReplyKind::tcp_syn_ack ||
             r.kind == ReplyKind::tcp_reset || target_port_unreachable) {
           result.stop_ttl = h.ttl;
-          result.detail = std::string(to_string(r.kind)) + " from the target";
+          result.detail =
+              (r.kind == ReplyKind::unreachable ? icmp_name(v6, r.icmp_type, r.icmp_code)
+                                                : std::string(to_string(r.kind))) +
+              " from the target";
           return StopReason::reached;
         }
       }
