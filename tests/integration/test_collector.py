@@ -76,7 +76,8 @@ class CaptureReplay(unittest.TestCase):
                     self.assertEqual(headers.get("access-control-allow-origin"), origin)
                     self.assertIn("content-type", headers.get("access-control-allow-headers", ""))
                 want = expected_rows(data)
-                # Browser uploads are answered once queued; the commit follows within milliseconds.
+                # Browser uploads are answered once in the segment log; the store loads them from it
+                # asynchronously, within milliseconds.
                 wait_for(lambda: len(c.query("SELECT id FROM browser_reports WHERE id > ?", (last_id,))) >= len(want),
                          5, what=f"the rows of {name}")
                 rows = c.query("SELECT * FROM browser_reports WHERE id > ? ORDER BY id", (last_id,))
@@ -112,7 +113,8 @@ def nel_report(url="https://shop.example.com/cart?id=7#x", server_ip="1.128.0.1"
 
 
 def stored(c, n, sql="SELECT * FROM browser_reports ORDER BY id"):
-    """The rows once `n` of them are committed (browser uploads are acknowledged when queued)."""
+    """The rows once `n` of them are committed (browser uploads are acknowledged once in the
+    segment log; the store loads them asynchronously)."""
     wait_for(lambda: len(c.query(sql)) >= n, 5, what=f"{n} stored rows")
     return c.query(sql)
 
