@@ -230,6 +230,22 @@ struct Faults {
 
 }  // namespace
 
+TEST_CASE("path_result records stay off the upload (the collector refuses a batch with one)",
+          "[probe][collector_sink]") {
+  TempDir dir;
+  FakeCollector collector([](const std::string& body) -> FakeCollector::Answer {
+    if (body.find("path_result") != std::string::npos) return {400, "{\"error\":\"bad\"}"};
+    return {200, ""};
+  });
+  CollectorSink sink(config_for(collector, dir));
+  publish(sink, 0, 3);
+  sink.publish_record("path_result", R"({"kind":"path_result","id":"p"})");
+  publish(sink, 3, 6);
+  REQUIRE(eventually([&] { return collector.accepted_set() == ids(0, 6); }));
+  CHECK(eventually([&] { return sink.stats().spool_results == 0; }));
+  CHECK(sink.stats().rejected == 0);
+}
+
 TEST_CASE(
     "a batch refused with 413 is halved down to one result; only that result is set aside, "
     "and the batch limit grows back",
