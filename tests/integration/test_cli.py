@@ -18,7 +18,7 @@ class Cli(IntegrationTest):
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 2)
         self.assertEqual(p.stderr.strip(), 'vantage-probe: configuration error: invalid-unknown-kind.yaml:3:22: '
-                                           'checks[0].kind: unknown check kind "icmp" (known: http, dns, tcp, tls, journey, bgp)')
+                                           'checks[0].kind: unknown check kind "icmp" (known: http, dns, tcp, tls, journey, bgp, path)')
 
     def test_config_error_also_exits_2_when_running(self):
         p = subprocess.run([PROBE, "--config", "invalid-timeout-longer-than-interval.yaml", "--once"],
