@@ -318,6 +318,8 @@ class DegradedDetector final : public Detector {
         ran = true;
         if (static_cast<double>(bad) / total < o.degraded_share / 2) return Contrast::confirmed;
       }
+      // No other network runs this check at all: nothing can ever contrast it.
+      if (since.empty()) return Contrast::refuted;
       return ran ? Contrast::refuted : Contrast::pending;
     };
     std::set<std::string> all_probes;

@@ -383,7 +383,9 @@ class LabTeardownTest(unittest.TestCase):
     def start_demo(self):
         out = tempfile.NamedTemporaryFile("w+", prefix="vantage-labtest-", suffix=".log", delete=False)
         self.addCleanup(os.unlink, out.name)
-        p = subprocess.Popen([sys.executable, DEMO, *BINARIES, "--out", tempfile.gettempdir()], stdout=out,
+        out_dir = tempfile.mkdtemp(prefix="vantage-labtest-out-")  # the demo keeps its store there
+        self.addCleanup(shutil.rmtree, out_dir, True)
+        p = subprocess.Popen([sys.executable, DEMO, *BINARIES, "--out", out_dir], stdout=out,
                              stderr=subprocess.STDOUT, text=True)
         end = time.time() + 120
         while time.time() < end:
